@@ -1,0 +1,3 @@
+from mq.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,64 @@
+"""The `mq` command: `mq serve` runs a broker, `mq stats` shows what one is doing."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from mq.server.config import DEFAULT_PORT, Config
+
+
+def _serve_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    d = Config()
+    p = sub.add_parser("serve", help="run a broker")
+    p.add_argument("--host", default=d.host, help="address to listen on (default %(default)s)")
+    p.add_argument("--port", type=int, default=d.port, help="TCP port, 0 for any free one "
+                   "(default %(default)s)")
+    p.add_argument("--db", dest="db_path", default=d.db_path,
+                   help="SQLite file of the log (default %(default)s)")
+    p.add_argument("--sync", choices=("full", "normal"), default=d.sync,
+                   help="full: a confirmation survives power loss; normal: it survives a killed "
+                   "broker only (default %(default)s)")
+    p.add_argument("--lease-s", type=float, default=d.lease_s,
+                   help="default visibility timeout of a queue, seconds (default %(default)s)")
+    p.add_argument("--retention-s", type=float, default=d.retention_s,
+                   help="default retention of a queue, seconds (default %(default)s)")
+    p.add_argument("--max-frame-bytes", type=int, default=d.max_frame_bytes,
+                   help="largest binary frame accepted (default %(default)s)")
+    p.add_argument("--max-line-bytes", type=int, default=d.max_line_bytes,
+                   help="longest text line accepted (default %(default)s)")
+
+
+def _stats_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("stats", help="print a running broker's queues as a table")
+    p.add_argument("--url", default=f"mq://127.0.0.1:{DEFAULT_PORT}")
+    p.add_argument("queue", nargs="?", help="one queue only")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="mq", description="mq: a durable message broker")
+    sub = parser.add_subparsers(dest="command", required=True)
+    _serve_parser(sub)
+    _stats_parser(sub)
+    args = parser.parse_args(argv)
+    if args.command == "serve":
+        return _serve(args)
+    if args.command == "stats":
+        from mq.stats_view import print_stats
+        return print_stats(args.url, args.queue)
+    parser.error(f"unknown command {args.command}")
+    return 2
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from mq.server.run import serve
+    try:
+        config = Config(host=args.host, port=args.port, db_path=args.db_path, sync=args.sync,
+                        lease_s=args.lease_s, retention_s=args.retention_s,
+                        max_frame_bytes=args.max_frame_bytes, max_line_bytes=args.max_line_bytes)
+    except ValueError as e:
+        print(f"mq serve: {e}", file=sys.stderr)
+        return 2
+    serve(config)
+    return 0

@@ -1,0 +1,167 @@
+"""Binary mode: 4-byte big-endian length + one msgpack map per frame (protocol.md section 2)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import msgpack
+
+from mq.codec.commands import (
+    Ack,
+    Command,
+    Declare,
+    Get,
+    ListQueues,
+    Nack,
+    Ping,
+    Publish,
+    PublishMany,
+    Quit,
+    Receipt,
+    Stats,
+    Touch,
+    check_body,
+    check_key,
+)
+from mq.errors import Code, MQError, bad_request
+
+PREFIX_BYTES = 4
+MAX_FRAME_BYTES_CEILING = 64 * 1024 * 1024  # keeps a frame's first byte 0x00-0x03 (protocol.md 1)
+
+
+@dataclass(frozen=True, slots=True)
+class Rejected:
+    """A request that could not become a command; `rid` is echoed when it could be read."""
+
+    rid: int | None
+    error: MQError
+
+
+def _rid(m: dict[str, Any]) -> int | None:
+    rid = m.get("rid")
+    if rid is None or (isinstance(rid, int) and not isinstance(rid, bool) and rid >= 0):
+        return rid
+    raise bad_request(f"rid must be a non-negative integer, got {rid!r}")
+
+
+def _opt_int(m: dict[str, Any], field: str, default: int) -> int:
+    value = m.get(field)
+    return default if value is None else value  # type checked by the command itself
+
+
+def _bodies(value: object) -> tuple[bytes, ...]:
+    if not isinstance(value, list):
+        raise bad_request("bodies must be a list of bin")
+    return tuple(check_body(b) for b in value)
+
+
+_BUILDERS: dict[str, Callable[[dict[str, Any], int | None], Command]] = {
+    "ping": lambda m, rid: Ping(rid),
+    "pub": lambda m, rid: Publish(m.get("queue"), check_body(m.get("body")), check_key(m.get("key")), rid),
+    "mpub": lambda m, rid: PublishMany(m.get("queue"), _bodies(m.get("bodies")), rid),
+    "get": lambda m, rid: Get(
+        m.get("queue"), m.get("lease_s"), m.get("wait_s") or 0.0, _opt_int(m, "max", 1), rid
+    ),
+    "ack": lambda m, rid: Ack(Receipt.parse(m.get("receipt")), rid),
+    "nack": lambda m, rid: Nack(Receipt.parse(m.get("receipt")), m.get("delay_s") or 0.0, rid),
+    "touch": lambda m, rid: Touch(Receipt.parse(m.get("receipt")), m.get("lease_s"), rid),
+    "declare": lambda m, rid: Declare(m.get("queue"), m.get("retention_s"), m.get("lease_s"), rid),
+    "queues": lambda m, rid: ListQueues(rid),
+    "stats": lambda m, rid: Stats(m.get("queue"), rid),
+    "quit": lambda m, rid: Quit(rid),
+}
+
+
+def command_from_map(m: object) -> Command | Rejected:
+    """Turn one decoded msgpack object into a command, or say why not."""
+    if not isinstance(m, dict):
+        return Rejected(None, MQError(Code.BAD_FRAME, "a frame must hold one msgpack map"))
+    try:
+        rid = _rid(m)
+    except MQError as e:
+        return Rejected(None, e)
+    op = m.get("op")
+    build = _BUILDERS.get(op) if isinstance(op, str) else None
+    if build is None:
+        return Rejected(rid, MQError(Code.UNKNOWN_OP, f"unknown op {op!r}; see protocol.md 2.3"))
+    try:
+        return build(m, rid)
+    except MQError as e:
+        return Rejected(rid, e)
+
+
+class BinaryDecoder:
+    """Splits a byte stream into frames and frames into commands.
+
+    The length prefix is checked against `max_frame_bytes` before the payload is buffered, so a
+    huge prefix costs nothing. After a fatal error the decoder is closed and ignores input.
+    """
+
+    def __init__(self, max_frame_bytes: int) -> None:
+        if not 1 <= max_frame_bytes <= MAX_FRAME_BYTES_CEILING:
+            raise ValueError(f"max_frame_bytes must be 1..{MAX_FRAME_BYTES_CEILING}")
+        self.max_frame_bytes = max_frame_bytes
+        self._buffer = bytearray()
+        self.closed = False
+
+    @property
+    def buffered_bytes(self) -> int:
+        return len(self._buffer)
+
+    def feed(self, data: bytes) -> list[Command | Rejected]:
+        if self.closed:
+            return []
+        buffer = self._buffer
+        buffer += data
+        out: list[Command | Rejected] = []
+        pos, end = 0, len(buffer)
+        while end - pos >= PREFIX_BYTES:
+            size = int.from_bytes(buffer[pos : pos + PREFIX_BYTES], "big")
+            if size > self.max_frame_bytes:
+                error = MQError(
+                    Code.FRAME_TOO_LARGE,
+                    f"frame of {size} bytes is above max_frame_bytes={self.max_frame_bytes}",
+                )
+                out.append(Rejected(None, error))
+                self.closed = True
+                buffer.clear()
+                return out
+            start = pos + PREFIX_BYTES
+            if size == 0:
+                out.append(Rejected(None, MQError(Code.BAD_FRAME, "frame length 0 is invalid")))
+                pos = start
+                continue
+            if end - start < size:
+                break
+            out.append(_decode_payload(buffer[start : start + size]))
+            pos = start + size
+        del buffer[:pos]
+        return out
+
+
+def _decode_payload(payload: bytearray) -> Command | Rejected:
+    try:
+        obj = msgpack.unpackb(payload, raw=False, strict_map_key=False)
+    except Exception as e:  # msgpack raises several unrelated types for bad input
+        return Rejected(None, MQError(Code.BAD_FRAME, f"payload is not valid msgpack ({e})"))
+    return command_from_map(obj)
+
+
+def encode_frame(payload: dict[str, Any]) -> bytes:
+    body = msgpack.packb(payload, use_bin_type=True)
+    return len(body).to_bytes(PREFIX_BYTES, "big") + body
+
+
+def encode_ok(rid: int | None, fields: dict[str, Any] | None = None) -> bytes:
+    reply: dict[str, Any] = {"rid": rid, "ok": True}
+    if fields:
+        reply.update(fields)
+    return encode_frame(reply)
+
+
+def encode_error(rid: int | None, error: MQError) -> bytes:
+    return encode_frame(
+        {"rid": rid, "ok": False, "code": error.code.value, "message": error.message, "fatal": error.fatal}
+    )

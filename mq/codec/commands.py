@@ -1,0 +1,197 @@
+"""The commands of the protocol as frozen values, shared by the binary and the text mode.
+
+Each command validates its own fields against the protocol's limits (protocol.md section 7), so
+a handler never sees a malformed request. Limits that belong to the deployment (frame and line
+sizes) live in the server's Config instead.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+from typing import Union
+
+from mq.errors import bad_request
+
+MAX_LEASE_S = 43_200.0
+MIN_LEASE_S = 0.01
+MAX_WAIT_S = 300.0
+MAX_DELAY_S = 86_400.0 * 30
+MIN_RETENTION_S = 1.0
+MAX_RETENTION_S = 86_400.0 * 365
+MAX_GET_BATCH = 1_000
+MAX_PUB_BATCH = 10_000
+MAX_KEY_BYTES = 256
+
+_QUEUE_NAME = re.compile(r"[A-Za-z0-9_.:\-]{1,200}")
+
+
+def check_queue(name: object) -> str:
+    if not isinstance(name, str) or not _QUEUE_NAME.fullmatch(name):
+        raise bad_request(
+            f"queue name {name!r} is invalid: use 1 to 200 of A-Z a-z 0-9 _ - . :"
+        )
+    return name
+
+
+def check_seconds(field: str, value: object, low: float, high: float) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value):
+        raise bad_request(f"{field} must be a number of seconds, got {value!r}")
+    if not low <= value <= high:
+        raise bad_request(f"{field}={value} is out of bounds: {low:g} to {high:g} seconds")
+    return float(value)
+
+
+def optional_seconds(field: str, value: object, low: float, high: float) -> float | None:
+    return None if value is None else check_seconds(field, value, low, high)
+
+
+def check_body(value: object) -> bytes:
+    if isinstance(value, bytes):
+        return value
+    if isinstance(value, str):
+        return value.encode()
+    raise bad_request(f"body must be bin or str, got {type(value).__name__}")
+
+
+def check_key(value: object) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str) or len(value.encode()) > MAX_KEY_BYTES:
+        raise bad_request(f"key must be a string of at most {MAX_KEY_BYTES} bytes")
+    return value
+
+
+@dataclass(frozen=True, slots=True)
+class Receipt:
+    """Names one delivery: message `msg_id`, delivery number `delivery` (the lease epoch)."""
+
+    msg_id: int
+    delivery: int
+
+    @classmethod
+    def parse(cls, text: object) -> Receipt:
+        if isinstance(text, str):
+            msg_id, dot, delivery = text.partition(".")
+            if dot and msg_id.isdigit() and delivery.isdigit():
+                return cls(int(msg_id), int(delivery))
+        raise bad_request(f"receipt {text!r} is invalid: expected <msg_id>.<delivery> like 17.2")
+
+    def __str__(self) -> str:
+        return f"{self.msg_id}.{self.delivery}"
+
+
+@dataclass(frozen=True, slots=True)
+class Ping:
+    rid: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Publish:
+    queue: str
+    body: bytes
+    key: str | None = None
+    rid: int | None = None
+
+    def __post_init__(self) -> None:
+        check_queue(self.queue)
+
+
+@dataclass(frozen=True, slots=True)
+class PublishMany:
+    queue: str
+    bodies: tuple[bytes, ...]
+    rid: int | None = None
+
+    def __post_init__(self) -> None:
+        check_queue(self.queue)
+        if not 1 <= len(self.bodies) <= MAX_PUB_BATCH:
+            raise bad_request(f"bodies must hold 1 to {MAX_PUB_BATCH} messages")
+
+
+@dataclass(frozen=True, slots=True)
+class Get:
+    queue: str
+    lease_s: float | None = None
+    wait_s: float = 0.0
+    max: int = 1
+    rid: int | None = None
+
+    def __post_init__(self) -> None:
+        check_queue(self.queue)
+        optional_seconds("lease_s", self.lease_s, MIN_LEASE_S, MAX_LEASE_S)
+        check_seconds("wait_s", self.wait_s, 0.0, MAX_WAIT_S)
+        if isinstance(self.max, bool) or not isinstance(self.max, int):
+            raise bad_request(f"max must be an integer, got {self.max!r}")
+        if not 1 <= self.max <= MAX_GET_BATCH:
+            raise bad_request(f"max={self.max} is out of bounds: 1 to {MAX_GET_BATCH}")
+
+
+@dataclass(frozen=True, slots=True)
+class Ack:
+    receipt: Receipt
+    rid: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Nack:
+    receipt: Receipt
+    delay_s: float = 0.0
+    rid: int | None = None
+
+    def __post_init__(self) -> None:
+        check_seconds("delay_s", self.delay_s, 0.0, MAX_DELAY_S)
+
+
+@dataclass(frozen=True, slots=True)
+class Touch:
+    receipt: Receipt
+    lease_s: float | None = None
+    rid: int | None = None
+
+    def __post_init__(self) -> None:
+        optional_seconds("lease_s", self.lease_s, MIN_LEASE_S, MAX_LEASE_S)
+
+
+@dataclass(frozen=True, slots=True)
+class Declare:
+    queue: str
+    retention_s: float | None = None
+    lease_s: float | None = None
+    rid: int | None = None
+
+    def __post_init__(self) -> None:
+        check_queue(self.queue)
+        optional_seconds("retention_s", self.retention_s, MIN_RETENTION_S, MAX_RETENTION_S)
+        optional_seconds("lease_s", self.lease_s, MIN_LEASE_S, MAX_LEASE_S)
+
+
+@dataclass(frozen=True, slots=True)
+class ListQueues:
+    rid: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Stats:
+    queue: str | None = None
+    rid: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.queue is not None:
+            check_queue(self.queue)
+
+
+@dataclass(frozen=True, slots=True)
+class Help:
+    rid: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Quit:
+    rid: int | None = None
+
+
+Command = Union[
+    Ping, Publish, PublishMany, Get, Ack, Nack, Touch, Declare, ListQueues, Stats, Help, Quit
+]

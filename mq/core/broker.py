@@ -1,0 +1,229 @@
+"""The broker's queue model: publish, lease, ack, nack, touch, expiry, delays and retention.
+
+Theory of operation. Every method decides synchronously, given the injected clock's `now`, and
+records what it changed as `Change` values in `pending`; the caller takes them with
+`take_changes()` and hands them to storage. Nothing here waits or touches a disk, so the rules of
+the queue are tested with a fake clock and no event loop.
+
+A lease is named by (msg_id, delivery): each lease increments the message's delivery count, so
+a receipt from an older lease can never act on a newer one (fencing).
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Iterable
+from typing import Any
+
+from mq.core.clock import Clock
+from mq.core.model import (
+    Acked,
+    Appended,
+    Change,
+    Declared,
+    Dropped,
+    Expired,
+    Leased,
+    Message,
+    Nacked,
+    QueueSettings,
+    State,
+)
+from mq.core.queue import Queue
+from mq.errors import Code, MQError
+
+RETENTION_BATCH = 1_000  # messages removed per queue per tick, so one tick stays short
+
+
+class Broker:
+    def __init__(self, clock: Clock, defaults: QueueSettings, next_id: int = 1) -> None:
+        self.clock = clock
+        self.defaults = defaults
+        self.queues: dict[str, Queue] = {}
+        self._messages: dict[int, Message] = {}
+        self._deadlines: list[tuple[float, int, int]] = []  # heap of (deadline, id, delivery)
+        self._next_id = next_id
+        self.pending: list[Change] = []
+        self.woken: set[str] = set()  # queues that gained ready messages since last asked
+
+    # --- bookkeeping for the caller ----------------------------------------------------------
+
+    def take_changes(self) -> list[Change]:
+        changes, self.pending = self.pending, []
+        return changes
+
+    def take_woken(self) -> set[str]:
+        woken, self.woken = self.woken, set()
+        return woken
+
+    def queue(self, name: str) -> Queue:
+        q = self.queues.get(name)
+        if q is None:
+            q = self.queues[name] = Queue(name, self.defaults)
+        return q
+
+    # --- recovery ----------------------------------------------------------------------------
+
+    def restore(self, settings: dict[str, QueueSettings], messages: Iterable[Message],
+                next_id: int) -> None:
+        """Load state rebuilt from the log. Leases are void after a restart: callers pass
+        formerly leased messages as READY."""
+        for name, s in settings.items():
+            self.queues[name] = Queue(name, s)
+        for msg in messages:
+            self.queue(msg.queue).add(msg)
+            self._messages[msg.id] = msg
+            if msg.state is State.READY:
+                self.woken.add(msg.queue)
+        self._next_id = max(self._next_id, next_id)
+
+    # --- commands ----------------------------------------------------------------------------
+
+    def publish(self, queue: str, body: bytes, key: str | None = None) -> int:
+        q = self.queue(queue)
+        msg = Message(self._next_id, queue, body, key, self.clock())
+        self._next_id += 1
+        q.add(msg)
+        q.counters.published += 1
+        self._messages[msg.id] = msg
+        self.pending.append(Appended(msg))
+        self.woken.add(queue)
+        return msg.id
+
+    def lease(self, queue: str, holder: str, lease_s: float | None = None, max_count: int = 1
+              ) -> list[Message]:
+        """Lease up to `max_count` ready messages, lowest ids first, for `lease_s` seconds."""
+        q = self.queue(queue)
+        now = self.clock()
+        deadline = now + (q.settings.lease_s if lease_s is None else lease_s)
+        leased: list[Message] = []
+        while len(leased) < max_count:
+            msg = q.pop_ready()
+            if msg is None:
+                break
+            q.mark_leased(msg)
+            msg.deliveries += 1
+            msg.holder = holder
+            msg.deadline = deadline
+            heapq.heappush(self._deadlines, (deadline, msg.id, msg.deliveries))
+            self.pending.append(Leased(msg.id, msg.deliveries, holder, now))
+            leased.append(msg)
+        return leased
+
+    def ack(self, msg_id: int, delivery: int, holder: str) -> None:
+        msg = self._held(msg_id, delivery, holder)
+        q = self.queues[msg.queue]
+        q.remove(msg)
+        del self._messages[msg_id]
+        q.counters.acked += 1
+        self.pending.append(Acked(msg_id, self.clock()))
+
+    def nack(self, msg_id: int, delivery: int, holder: str, delay_s: float = 0.0) -> None:
+        msg = self._held(msg_id, delivery, holder)
+        q = self.queues[msg.queue]
+        now = self.clock()
+        if delay_s > 0:
+            q.delay(msg, now + delay_s)
+        else:
+            q.make_ready(msg)
+            self.woken.add(msg.queue)
+        self.pending.append(Nacked(msg_id, now, now + delay_s))
+
+    def touch(self, msg_id: int, delivery: int, holder: str, lease_s: float | None = None
+              ) -> float:
+        """Restart the lease clock; returns the lease length granted, in seconds."""
+        msg = self._held(msg_id, delivery, holder)
+        granted = self.queues[msg.queue].settings.lease_s if lease_s is None else lease_s
+        msg.deadline = self.clock() + granted
+        heapq.heappush(self._deadlines, (msg.deadline, msg_id, delivery))
+        return granted
+
+    def declare(self, queue: str, retention_s: float | None, lease_s: float | None
+                ) -> QueueSettings:
+        q = self.queue(queue)
+        settings = QueueSettings(
+            retention_s=q.settings.retention_s if retention_s is None else retention_s,
+            lease_s=q.settings.lease_s if lease_s is None else lease_s,
+        )
+        q.settings = settings
+        self.pending.append(Declared(queue, settings))
+        return settings
+
+    def _held(self, msg_id: int, delivery: int, holder: str) -> Message:
+        """The message under lease `msg_id.delivery` held by `holder`, or the reason why not."""
+        receipt = f"{msg_id}.{delivery}"
+        msg = self._messages.get(msg_id)
+        if msg is None:
+            raise MQError(Code.LEASE_LOST,
+                          f"lease {receipt} is no longer held: message {msg_id} was acked or removed")
+        if msg.deliveries != delivery:
+            raise MQError(Code.LEASE_LOST, f"lease {receipt} is stale: message {msg_id} was "
+                          f"delivered again as {msg_id}.{msg.deliveries}")
+        if msg.state is not State.LEASED or msg.deadline <= self.clock():
+            raise MQError(Code.LEASE_LOST, f"lease {receipt} is no longer held: it expired or "
+                          "was given back, and the message waits to be delivered again")
+        if msg.holder != holder:
+            raise MQError(Code.NOT_YOUR_LEASE, f"lease {receipt} is held by another connection")
+        return msg
+
+    # --- time --------------------------------------------------------------------------------
+
+    def tick(self) -> None:
+        """Apply everything that is due now: lease expiry, delays ending, retention."""
+        now = self.clock()
+        self._expire_leases(now)
+        for q in self.queues.values():
+            if q.release_due(now):
+                self.woken.add(q.name)
+            self._apply_retention(q, now)
+
+    def next_deadline(self) -> float | None:
+        """The earliest time at which `tick` has something to do, or None."""
+        times: list[float] = []
+        if self._deadlines:
+            times.append(self._deadlines[0][0])
+        for q in self.queues.values():
+            release = q.next_release()
+            if release is not None:
+                times.append(release)
+            oldest = q.oldest()
+            if oldest is not None:
+                times.append(oldest.published_at + q.settings.retention_s)
+        return min(times, default=None)
+
+    def _expire_leases(self, now: float) -> None:
+        deadlines = self._deadlines
+        while deadlines and deadlines[0][0] <= now:
+            deadline, msg_id, delivery = heapq.heappop(deadlines)
+            msg = self._messages.get(msg_id)
+            if (msg is None or msg.state is not State.LEASED or msg.deliveries != delivery
+                    or msg.deadline != deadline):
+                continue  # acked, given back, or touched since: this entry is stale
+            q = self.queues[msg.queue]
+            q.make_ready(msg)
+            q.counters.expired += 1
+            self.woken.add(q.name)
+            self.pending.append(Expired(msg_id, now))
+
+    def _apply_retention(self, q: Queue, now: float) -> None:
+        horizon = now - q.settings.retention_s
+        old = []
+        for msg in q.messages.values():
+            if msg.published_at > horizon or len(old) >= RETENTION_BATCH:
+                break
+            old.append(msg)
+        for msg in old:
+            q.remove(msg)
+            del self._messages[msg.id]
+            q.counters.dropped += 1
+            self.pending.append(Dropped(msg.id, now))
+
+    # --- statistics --------------------------------------------------------------------------
+
+    def stats(self, queue: str | None = None) -> dict[str, dict[str, Any]]:
+        now = self.clock()
+        names = sorted(self.queues) if queue is None else [queue] if queue in self.queues else []
+        return {name: self.queues[name].stats(now) for name in names}
+
+    def queue_names(self) -> list[str]:
+        return sorted(self.queues)

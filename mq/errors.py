@@ -1,0 +1,45 @@
+"""Wire error codes and the broker's exceptions. Imports nothing of ours.
+
+Every error the broker reports carries a machine code (protocol.md section 8), a human message
+and whether the connection survives it (`fatal`).
+"""
+
+from __future__ import annotations
+
+from enum import Enum
+
+
+class Code(str, Enum):
+    BAD_FRAME = "BAD_FRAME"
+    FRAME_TOO_LARGE = "FRAME_TOO_LARGE"
+    LINE_TOO_LONG = "LINE_TOO_LONG"
+    UNKNOWN_OP = "UNKNOWN_OP"
+    BAD_REQUEST = "BAD_REQUEST"
+    LEASE_LOST = "LEASE_LOST"
+    NOT_YOUR_LEASE = "NOT_YOUR_LEASE"
+    SHUTTING_DOWN = "SHUTTING_DOWN"
+    INTERNAL = "INTERNAL"
+
+
+FATAL_CODES = frozenset({Code.FRAME_TOO_LARGE, Code.SHUTTING_DOWN})
+
+
+class MQError(Exception):
+    """An error that is reported to the client as `code` + `message`."""
+
+    def __init__(self, code: Code, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+    @property
+    def fatal(self) -> bool:
+        """True when the connection is closed after the error is reported."""
+        return self.code in FATAL_CODES
+
+    def __repr__(self) -> str:
+        return f"MQError({self.code.value}, {self.message!r})"
+
+
+def bad_request(message: str) -> MQError:
+    return MQError(Code.BAD_REQUEST, message)

@@ -1,0 +1,1 @@
+"""The asyncio adapter between sockets and the core. The only layer that awaits sockets."""

@@ -1,0 +1,43 @@
+"""Every setting of a broker and its default, in one frozen value. `mq serve` flags map onto it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from mq.codec.binary import MAX_FRAME_BYTES_CEILING
+from mq.codec.commands import MAX_LEASE_S, MAX_RETENTION_S, MIN_LEASE_S, MIN_RETENTION_S
+from mq.storage.sqlite import SYNC_MODES
+
+DEFAULT_PORT = 7711
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    host: str = "127.0.0.1"
+    port: int = DEFAULT_PORT
+    db_path: str = "data/mq.db"
+    sync: str = "full"  # "full": fsync each commit; "normal": survives a killed process only
+    max_frame_bytes: int = 8 * 1024 * 1024
+    max_line_bytes: int = 1024 * 1024
+    lease_s: float = 30.0  # default visibility timeout of a queue
+    retention_s: float = 4 * 86_400.0  # default retention of a queue
+    write_buffer_high_bytes: int = 4 * 1024 * 1024  # pause reading a client above this
+    shutdown_timeout_s: float = 10.0
+
+    def __post_init__(self) -> None:
+        if self.sync not in SYNC_MODES:
+            raise ValueError(f"sync must be one of {', '.join(SYNC_MODES)}")
+        if not 1024 <= self.max_frame_bytes <= MAX_FRAME_BYTES_CEILING:
+            raise ValueError(f"max_frame_bytes must be 1 KiB .. {MAX_FRAME_BYTES_CEILING} bytes")
+        if self.max_line_bytes < 64:
+            raise ValueError("max_line_bytes must be at least 64")
+        if not MIN_LEASE_S <= self.lease_s <= MAX_LEASE_S:
+            raise ValueError(f"lease_s must be {MIN_LEASE_S} .. {MAX_LEASE_S} seconds")
+        if not MIN_RETENTION_S <= self.retention_s <= MAX_RETENTION_S:
+            raise ValueError(f"retention_s must be {MIN_RETENTION_S} .. {MAX_RETENTION_S} seconds")
+        if not 0 <= self.port <= 65535:
+            raise ValueError("port must be 0..65535 (0 picks a free port)")
+
+    def describe(self) -> str:
+        return (f"sync={self.sync} lease_s={self.lease_s:g} retention_s={self.retention_s:g} "
+                f"max_frame_bytes={self.max_frame_bytes}")

@@ -1,0 +1,71 @@
+"""Long-poll GETs waiting for a message: first come, first served per queue, each with a deadline.
+
+Pure bookkeeping: the server decides when to look (a queue gained messages, time passed).
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+from collections import deque
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Generic, TypeVar
+
+from mq.codec.commands import Get
+
+C = TypeVar("C")
+
+
+@dataclass(eq=False, slots=True)
+class Waiter(Generic[C]):
+    conn: C
+    command: Get
+    deadline: float
+    done: bool = False
+
+
+@dataclass(slots=True)
+class Waiters(Generic[C]):
+    _by_queue: dict[str, deque[Waiter[C]]] = field(default_factory=dict)
+    _deadlines: list[tuple[float, int, Waiter[C]]] = field(default_factory=list)
+    _order: Iterator[int] = field(default_factory=itertools.count)
+    count: int = 0
+
+    def park(self, waiter: Waiter[C]) -> None:
+        self._by_queue.setdefault(waiter.command.queue, deque()).append(waiter)
+        heapq.heappush(self._deadlines, (waiter.deadline, next(self._order), waiter))
+        self.count += 1
+
+    def first(self, queue: str) -> Waiter[C] | None:
+        """The longest-waiting live waiter on `queue`, or None."""
+        line = self._by_queue.get(queue)
+        while line:
+            if not line[0].done:
+                return line[0]
+            line.popleft()
+        if line is not None:
+            del self._by_queue[queue]
+        return None
+
+    def finish(self, waiter: Waiter[C]) -> None:
+        if not waiter.done:
+            waiter.done = True
+            self.count -= 1
+
+    def expired(self, now: float) -> list[Waiter[C]]:
+        out: list[Waiter[C]] = []
+        while self._deadlines and self._deadlines[0][0] <= now:
+            waiter = heapq.heappop(self._deadlines)[2]
+            if not waiter.done:
+                self.finish(waiter)
+                out.append(waiter)
+        return out
+
+    def next_deadline(self) -> float | None:
+        while self._deadlines and self._deadlines[0][2].done:
+            heapq.heappop(self._deadlines)
+        return self._deadlines[0][0] if self._deadlines else None
+
+    def all_live(self) -> list[Waiter[C]]:
+        return [w for _, _, w in self._deadlines if not w.done]

@@ -1,0 +1,34 @@
+"""The interface between the broker and its durable log."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from mq.core.model import Change, Message, QueueSettings
+
+
+@dataclass(slots=True)
+class Recovered:
+    """The state rebuilt from the log at open: what the core needs to start serving."""
+
+    settings: dict[str, QueueSettings] = field(default_factory=dict)
+    messages: list[Message] = field(default_factory=list)
+    next_id: int = 1
+
+
+class Store(Protocol):
+    async def open(self) -> Recovered:
+        """Open (creating if needed) and rebuild the state. Leases are void: leased -> ready."""
+        ...
+
+    async def write(self, changes: Sequence[Change]) -> None:
+        """Record `changes` in one transaction; returns once it is committed."""
+        ...
+
+    async def compact(self, limit: int) -> int:
+        """Delete up to `limit` finished (acked, dropped) messages; returns how many."""
+        ...
+
+    async def close(self) -> None: ...

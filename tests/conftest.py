@@ -1,0 +1,18 @@
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.broker_process import BrokerProcess
+
+
+@pytest.fixture
+def broker(tmp_path: Path) -> Iterator[BrokerProcess]:
+    """A broker process on a fresh SQLite file, killed after the test."""
+    proc = BrokerProcess(tmp_path / "mq.db").start()
+    try:
+        yield proc
+    finally:
+        proc.kill()

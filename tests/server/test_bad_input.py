@@ -1,0 +1,130 @@
+"""Bad input costs only the connection that sent it: the broker answers or closes that one
+connection, keeps serving the others, and does not buffer what it will not accept."""
+
+from __future__ import annotations
+
+import socket
+import struct
+
+import msgpack
+
+from tests.broker_process import BrokerProcess
+from tests.textclient import TextSession
+
+
+def frame(payload: dict[str, object]) -> bytes:
+    body = msgpack.packb(payload, use_bin_type=True)
+    return struct.pack(">I", len(body)) + body
+
+
+def read_frame(sock: socket.socket) -> dict[str, object]:
+    header = _read_exact(sock, 4)
+    return msgpack.unpackb(_read_exact(sock, struct.unpack(">I", header)[0]), raw=False)
+
+
+def _read_exact(sock: socket.socket, n: int) -> bytes:
+    data = b""
+    while len(data) < n:
+        chunk = sock.recv(n - len(data))
+        if not chunk:
+            raise ConnectionError("closed")
+        data += chunk
+    return data
+
+
+def binary(port: int) -> socket.socket:
+    return socket.create_connection(("127.0.0.1", port), timeout=10)
+
+
+def closed_by_peer(sock: socket.socket) -> bool:
+    try:
+        return sock.recv(1) == b""
+    except ConnectionResetError:
+        return True
+
+
+def assert_healthy(port: int) -> None:
+    """A second, well-behaved client still gets served."""
+    t = TextSession(port)
+    assert t.ask("PUB health ok") .startswith("+OK ")
+    assert t.ask("PING") == "+PONG"
+    t.close()
+
+
+def test_huge_length_prefix_is_refused_before_allocation(broker: BrokerProcess) -> None:
+    rss_before = broker.rss_bytes()
+    s = binary(broker.port)
+    s.sendall(struct.pack(">I", 2 * 1024**3) + b"\x00" * 1000)
+    reply = read_frame(s)
+    assert reply["ok"] is False
+    assert reply["code"] == "FRAME_TOO_LARGE"
+    assert reply["fatal"] is True
+    assert closed_by_peer(s)
+    assert_healthy(broker.port)
+    assert broker.rss_bytes() - rss_before < 20 * 1024**2
+
+
+def test_garbage_payload_gets_bad_frame_and_connection_survives(broker: BrokerProcess) -> None:
+    s = binary(broker.port)
+    s.sendall(struct.pack(">I", 5) + b"\xc1\xc1\xc1\xc1\xc1")  # 0xc1 is never valid msgpack
+    assert read_frame(s)["code"] == "BAD_FRAME"
+    s.sendall(struct.pack(">I", 1) + b"\x07")  # valid msgpack, but an int, not a map
+    assert read_frame(s)["code"] == "BAD_FRAME"
+    s.sendall(frame({"op": "ping", "rid": 9}))
+    assert read_frame(s) == {"rid": 9, "ok": True}
+    assert_healthy(broker.port)
+
+
+def test_random_bytes_close_or_error_only_that_connection(broker: BrokerProcess) -> None:
+    s = binary(broker.port)
+    s.sendall(bytes(range(256)) * 4)  # starts with 0x00: binary mode, lengths are garbage
+    s.settimeout(5)
+    try:
+        while s.recv(65536):
+            pass
+    except (TimeoutError, ConnectionResetError):
+        pass
+    assert_healthy(broker.port)
+
+
+def test_unknown_op_and_bad_fields(broker: BrokerProcess) -> None:
+    s = binary(broker.port)
+    s.sendall(frame({"op": "teleport", "rid": 1}))
+    assert read_frame(s) == {"rid": 1, "ok": False, "code": "UNKNOWN_OP",
+                             "message": "unknown op 'teleport'; see protocol.md 2.3",
+                             "fatal": False}
+    s.sendall(frame({"op": "get", "rid": 2, "queue": "q", "max": 0}))
+    assert read_frame(s)["code"] == "BAD_REQUEST"
+    s.sendall(frame({"op": "pub", "rid": 3, "queue": "q", "body": 17}))
+    assert read_frame(s)["code"] == "BAD_REQUEST"
+    s.sendall(frame({"op": "pub", "rid": 4, "queue": "q", "body": b"fine"}))
+    assert read_frame(s) == {"rid": 4, "ok": True, "msg_id": 1}
+
+
+def test_truncated_frame_stores_nothing(broker: BrokerProcess) -> None:
+    whole = frame({"op": "pub", "rid": 1, "queue": "cut", "body": b"x" * 100})
+    s = binary(broker.port)
+    s.sendall(whole[: len(whole) // 2])
+    s.close()
+    t = TextSession(broker.port)
+    assert t.ask("GET cut") == "+EMPTY"
+    assert_healthy(broker.port)
+
+
+def test_ten_megabyte_text_line(broker: BrokerProcess) -> None:
+    rss_before = broker.rss_bytes()
+    t = TextSession(broker.port)
+    t.sock.sendall(b"PUB big " + b"y" * (10 * 1024 * 1024) + b"\r\n")
+    assert t.reply()[-1].startswith("-ERR LINE_TOO_LONG ")
+    assert t.ask("PING") == "+PONG"  # the rest of the long line was discarded, not parsed
+    assert t.ask("GET big") == "+EMPTY"
+    assert_healthy(broker.port)
+    assert broker.rss_bytes() - rss_before < 30 * 1024**2
+
+
+def test_half_typed_line_then_disconnect(broker: BrokerProcess) -> None:
+    t = TextSession(broker.port)
+    t.sock.sendall(b"PUB half typed")  # no line end
+    t.close()
+    t2 = TextSession(broker.port)
+    assert t2.ask("GET half") == "+EMPTY"
