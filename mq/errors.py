@@ -6,10 +6,10 @@ and whether the connection survives it (`fatal`).
 
 from __future__ import annotations
 
-from enum import Enum
+from enum import StrEnum
 
 
-class Code(str, Enum):
+class Code(StrEnum):
     BAD_FRAME = "BAD_FRAME"
     FRAME_TOO_LARGE = "FRAME_TOO_LARGE"
     LINE_TOO_LONG = "LINE_TOO_LONG"

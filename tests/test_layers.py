@@ -39,7 +39,8 @@ def forbidden_hits(where: str, banned: tuple[str, ...]) -> list[str]:
     for f in files:
         for name in imports_of(f):
             for ban in banned:
-                if name == ban.rstrip(".") or name.startswith(ban if ban.endswith(".") else ban + "."):
+                prefix = ban if ban.endswith(".") else ban + "."
+                if name == ban.rstrip(".") or name.startswith(prefix):
                     hits.append(f"{f.relative_to(ROOT)} imports {name}")
     return hits
 

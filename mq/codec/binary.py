@@ -24,6 +24,7 @@ from mq.codec.commands import (
     Touch,
     check_body,
     check_key,
+    check_queue,
 )
 from mq.errors import Code, MQError, bad_request
 
@@ -59,15 +60,17 @@ def _bodies(value: object) -> tuple[bytes, ...]:
 
 _BUILDERS: dict[str, Callable[[dict[str, Any], int | None], Command]] = {
     "ping": lambda m, rid: Ping(rid),
-    "pub": lambda m, rid: Publish(m.get("queue"), check_body(m.get("body")), check_key(m.get("key")), rid),
-    "mpub": lambda m, rid: PublishMany(m.get("queue"), _bodies(m.get("bodies")), rid),
+    "pub": lambda m, rid: Publish(
+        check_queue(m.get("queue")), check_body(m.get("body")), check_key(m.get("key")), rid
+    ),
+    "mpub": lambda m, rid: PublishMany(check_queue(m.get("queue")), _bodies(m.get("bodies")), rid),
     "get": lambda m, rid: Get(
-        m.get("queue"), m.get("lease_s"), m.get("wait_s") or 0.0, _opt_int(m, "max", 1), rid
+        check_queue(m.get("queue")), m.get("lease_s"), m.get("wait_s") or 0.0, _opt_int(m, "max", 1), rid
     ),
     "ack": lambda m, rid: Ack(Receipt.parse(m.get("receipt")), rid),
     "nack": lambda m, rid: Nack(Receipt.parse(m.get("receipt")), m.get("delay_s") or 0.0, rid),
     "touch": lambda m, rid: Touch(Receipt.parse(m.get("receipt")), m.get("lease_s"), rid),
-    "declare": lambda m, rid: Declare(m.get("queue"), m.get("retention_s"), m.get("lease_s"), rid),
+    "declare": lambda m, rid: Declare(check_queue(m.get("queue")), m.get("retention_s"), m.get("lease_s"), rid),
     "queues": lambda m, rid: ListQueues(rid),
     "stats": lambda m, rid: Stats(m.get("queue"), rid),
     "quit": lambda m, rid: Quit(rid),
@@ -150,7 +153,7 @@ def _decode_payload(payload: bytearray) -> Command | Rejected:
 
 
 def encode_frame(payload: dict[str, Any]) -> bytes:
-    body = msgpack.packb(payload, use_bin_type=True)
+    body: bytes = msgpack.packb(payload, use_bin_type=True)
     return len(body).to_bytes(PREFIX_BYTES, "big") + body
 
 
@@ -162,6 +165,5 @@ def encode_ok(rid: int | None, fields: dict[str, Any] | None = None) -> bytes:
 
 
 def encode_error(rid: int | None, error: MQError) -> bytes:
-    return encode_frame(
-        {"rid": rid, "ok": False, "code": error.code.value, "message": error.message, "fatal": error.fatal}
-    )
+    return encode_frame({"rid": rid, "ok": False, "code": error.code.value,
+                         "message": error.message, "fatal": error.fatal})

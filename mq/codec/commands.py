@@ -10,7 +10,6 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass
-from typing import Union
 
 from mq.errors import bad_request
 
@@ -192,6 +191,7 @@ class Quit:
     rid: int | None = None
 
 
-Command = Union[
-    Ping, Publish, PublishMany, Get, Ack, Nack, Touch, Declare, ListQueues, Stats, Help, Quit
-]
+Command = (
+    Ping | Publish | PublishMany | Get | Ack | Nack | Touch | Declare | ListQueues | Stats | Help
+    | Quit
+)

@@ -86,7 +86,7 @@ def unescape_body(raw: bytes) -> bytes:
             try:
                 out.append(int(raw[i + 2 : i + 4].decode("ascii"), 16))
             except (ValueError, UnicodeDecodeError):
-                raise bad_request(f"bad escape {raw[i:i + 4]!r}: \\x needs two hex digits") from None
+                raise bad_request(f"bad escape {raw[i:i + 4]!r}: \\x needs 2 hex digits") from None
             i += 4
         else:
             raise bad_request("bad escape in body: use \\\\ \\n \\r \\t or \\xHH")
@@ -243,12 +243,14 @@ def format_message(m: dict[str, Any]) -> str:
     return f"MSG {m['receipt']} {m['queue']} {m['deliveries']} {escape_body(m['body'])}"
 
 
-def _table(headers: list[str], rows: list[list[str]]) -> list[str]:
-    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(headers)]
+def table(headers: list[str], rows: list[list[str]]) -> list[str]:
+    """Aligned columns: the first left-aligned, the others (numbers) right-aligned."""
+    widths = [max([len(h)] + [len(r[i]) for r in rows]) for i, h in enumerate(headers)]
+
     def fmt(cells: list[str]) -> str:
-        return "  ".join(
-            c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths))
-        )
+        return "  ".join(c.ljust(w) if i == 0 else c.rjust(w)
+                         for i, (c, w) in enumerate(zip(cells, widths, strict=True)))
+
     return [fmt(headers)] + [fmt(r) for r in rows]
 
 
@@ -262,8 +264,9 @@ def _number_text(value: object) -> str:
 
 
 def stats_table(queues: dict[str, dict[str, Any]]) -> list[str]:
-    rows = [[name] + [_number_text(q[c]) for c in STATS_COLUMNS] for name, q in sorted(queues.items())]
-    return _table(["queue"] + STATS_COLUMNS, rows)
+    rows = [[name, *(_number_text(q[c]) for c in STATS_COLUMNS)]
+            for name, q in sorted(queues.items())]
+    return table(["queue", *STATS_COLUMNS], rows)
 
 
 def _seconds(value: float) -> str:

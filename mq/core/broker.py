@@ -33,6 +33,7 @@ from mq.core.queue import Queue
 from mq.errors import Code, MQError
 
 RETENTION_BATCH = 1_000  # messages removed per queue per tick, so one tick stays short
+MESSAGE_OVERHEAD_BYTES = 128  # the fields around a body in a reply, counted against max_bytes
 
 
 class Broker:
@@ -90,17 +91,26 @@ class Broker:
         self.woken.add(queue)
         return msg.id
 
-    def lease(self, queue: str, holder: str, lease_s: float | None = None, max_count: int = 1
-              ) -> list[Message]:
-        """Lease up to `max_count` ready messages, lowest ids first, for `lease_s` seconds."""
+    def lease(self, queue: str, holder: str, lease_s: float | None = None, max_count: int = 1,
+              max_bytes: int | None = None) -> list[Message]:
+        """Lease up to `max_count` ready messages, lowest ids first, for `lease_s` seconds.
+
+        With `max_bytes`, stop before the bodies would add up to more than that many bytes
+        (the first message is always leased, whatever its size)."""
         q = self.queue(queue)
         now = self.clock()
         deadline = now + (q.settings.lease_s if lease_s is None else lease_s)
         leased: list[Message] = []
+        budget = max_bytes
         while len(leased) < max_count:
-            msg = q.pop_ready()
+            msg = q.peek_ready()
             if msg is None:
                 break
+            if budget is not None:
+                budget -= len(msg.body) + MESSAGE_OVERHEAD_BYTES
+                if budget < 0 and leased:
+                    break
+            q.pop_ready()
             q.mark_leased(msg)
             msg.deliveries += 1
             msg.holder = holder
@@ -154,8 +164,8 @@ class Broker:
         receipt = f"{msg_id}.{delivery}"
         msg = self._messages.get(msg_id)
         if msg is None:
-            raise MQError(Code.LEASE_LOST,
-                          f"lease {receipt} is no longer held: message {msg_id} was acked or removed")
+            raise MQError(Code.LEASE_LOST, f"lease {receipt} is no longer held: "
+                          f"message {msg_id} was acked or removed")
         if msg.deliveries != delivery:
             raise MQError(Code.LEASE_LOST, f"lease {receipt} is stale: message {msg_id} was "
                           f"delivered again as {msg_id}.{msg.deliveries}")
@@ -207,7 +217,7 @@ class Broker:
 
     def _apply_retention(self, q: Queue, now: float) -> None:
         horizon = now - q.settings.retention_s
-        old = []
+        old: list[Message] = []
         for msg in q.messages.values():
             if msg.published_at > horizon or len(old) >= RETENTION_BATCH:
                 break

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import Enum
-from typing import Union
 
 
 class State(Enum):
@@ -94,4 +93,4 @@ class Declared:
     settings: QueueSettings
 
 
-Change = Union[Appended, Leased, Acked, Nacked, Expired, Dropped, Declared]
+Change = Appended | Leased | Acked | Nacked | Expired | Dropped | Declared

@@ -42,13 +42,21 @@ class Queue:
         else:
             heapq.heappush(self._ready, message.id)
 
-    def pop_ready(self) -> Message | None:
+    def peek_ready(self) -> Message | None:
+        """The ready message with the lowest id, left in place."""
         ready, messages = self._ready, self.messages
         while ready:
-            msg = messages.get(heapq.heappop(ready))
+            msg = messages.get(ready[0])
             if msg is not None and msg.state is State.READY:
                 return msg
+            heapq.heappop(ready)  # stale entry: acked, dropped or leased since it was pushed
         return None
+
+    def pop_ready(self) -> Message | None:
+        msg = self.peek_ready()
+        if msg is not None:
+            heapq.heappop(self._ready)
+        return msg
 
     def make_ready(self, message: Message) -> None:
         if message.state is State.LEASED:

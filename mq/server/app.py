@@ -11,6 +11,7 @@ pipelined publishes cost one transaction.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from typing import Any
@@ -41,7 +42,8 @@ class BrokerServer:
         self.core = Broker(clock, QueueSettings(config.retention_s, config.lease_s))
         self.group = GroupCommit(self.store, self._on_commit)
         self.waiters: Waiters[Connection] = Waiters()
-        self.handlers = Handlers(self.core, self._park, self._server_stats)
+        self.handlers = Handlers(self.core, self._park, self._server_stats,
+                                 config.max_frame_bytes)
         self.connections: set[Connection] = set()
         self._held: set[Connection] = set()  # connections with replies waiting for a commit
         self._round: list[tuple[Connection, bytes]] = []
@@ -183,7 +185,8 @@ class BrokerServer:
         for queue in queues:
             while (waiter := self.waiters.first(queue)) is not None:
                 cmd = waiter.command
-                msgs = self.core.lease(queue, waiter.conn.holder, cmd.lease_s, cmd.max)
+                msgs = self.core.lease(queue, waiter.conn.holder, cmd.lease_s, cmd.max,
+                                       self.config.max_frame_bytes)
                 if not msgs:
                     break
                 self._answer_waiter(waiter, msgs)
@@ -216,10 +219,8 @@ class BrokerServer:
             deadline = self._next_deadline()
             self._planned_tick = deadline
             timeout = None if deadline is None else max(0.0, deadline - self.clock())
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._tick_wake.wait(), timeout)
-            except TimeoutError:
-                pass
             self.core.tick()
             for waiter in self.waiters.expired(self.clock()):
                 self._answer_waiter(waiter, [])
@@ -233,6 +234,7 @@ class BrokerServer:
             "uptime_s": round(self.clock() - self._started_at, 3),
             "connections": len(self.connections),
             "sync": self.config.sync,
+            "max_frame_bytes": self.config.max_frame_bytes,
             "commits": self.group.stats.commits,
             "committed_changes": self.group.stats.committed_changes,
             "waiting_gets": self.waiters.count,

@@ -35,8 +35,9 @@ PARKED: Result = {}  # identity marks "no reply yet"
 
 class Handlers:
     def __init__(self, core: Broker, park: Callable[[Connection, Get], None],
-                 server_stats: Callable[[], dict[str, Any]]) -> None:
+                 server_stats: Callable[[], dict[str, Any]], max_reply_bytes: int) -> None:
         self.core = core
+        self.max_reply_bytes = max_reply_bytes
         self.park = park
         self.server_stats = server_stats
         self.table: dict[type, Callable[[Any, Connection], Result]] = {
@@ -60,7 +61,7 @@ class Handlers:
         return {"msg_ids": [publish(queue, body) for body in cmd.bodies]}
 
     def get(self, cmd: Get, conn: Connection) -> Result:
-        msgs = self.core.lease(cmd.queue, conn.holder, cmd.lease_s, cmd.max)
+        msgs = self.core.lease(cmd.queue, conn.holder, cmd.lease_s, cmd.max, self.max_reply_bytes)
         if msgs or cmd.wait_s <= 0:
             return {"msgs": [m.to_wire() for m in msgs]}
         self.park(conn, cmd)

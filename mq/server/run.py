@@ -31,5 +31,6 @@ async def _serve(config: Config) -> None:
 
 
 def serve(config: Config) -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(level=logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     run_loop(_serve(config))

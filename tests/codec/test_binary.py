@@ -88,7 +88,8 @@ def test_arbitrary_bytes_only_yield_commands_or_protocol_errors(data: bytes, ste
 @settings(max_examples=200, deadline=None)
 @given(st.dictionaries(st.sampled_from(["op", "rid", "queue", "body", "bodies", "receipt", "max",
                                         "lease_s", "wait_s", "delay_s", "key"]),
-                       st.one_of(st.none(), st.booleans(), st.integers(), st.floats(),
+                       st.one_of(st.none(), st.booleans(), st.integers(-(2**63), 2**64 - 1),
+                                 st.floats(),
                                  st.text(max_size=20), st.binary(max_size=20),
                                  st.lists(st.binary(max_size=4), max_size=3)),
                        max_size=6))

@@ -1,0 +1,24 @@
+"""Python client for the mq message broker; protocol.md is the contract it speaks.
+
+`AsyncClient` for asyncio code (`async with AsyncClient.connect(url) as c:`), `Client` for
+blocking scripts (`with Client.connect(url) as c:`), `consume` for a worker loop, and the typed
+errors in `mq_client.errors`. README.md has examples.
+"""
+
+from mq_client import errors
+from mq_client.aio import AsyncClient
+from mq_client.consumer import consume
+from mq_client.errors import ConnectionLost, MQError, ProtocolError
+from mq_client.message import Message
+from mq_client.sync import Client
+
+__all__ = [
+    "AsyncClient",
+    "Client",
+    "ConnectionLost",
+    "MQError",
+    "Message",
+    "ProtocolError",
+    "consume",
+    "errors",
+]

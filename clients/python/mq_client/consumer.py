@@ -1,0 +1,128 @@
+"""A consumer loop: lease, handle, ack or nack, repeat.
+
+Each of `concurrency` workers long-polls `get` for one message, runs the handler, and acks on
+success or nacks on an exception (which is logged). A budget shared by the workers is claimed
+*before* each `get`, so with `max_messages` no worker leases a message it may not handle (a
+leased but unhandled message would sit invisible until its lease expired).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from mq_client.aio import AsyncClient
+from mq_client.errors import LeaseLost, NotYourLease
+from mq_client.message import Message
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[Message], Awaitable[object]] | Callable[[Message], object]
+"""An `async def` or plain function taking a `Message`; its return value is ignored."""
+
+
+@dataclass(slots=True)
+class _Budget:
+    """How many messages the workers may still lease; None means no limit."""
+
+    remaining: int | None
+    handled: int = 0
+
+    def claim(self) -> bool:
+        if self.remaining is None:
+            return True
+        if self.remaining <= 0:
+            return False
+        self.remaining -= 1
+        return True
+
+    def release(self) -> None:
+        if self.remaining is not None:
+            self.remaining += 1
+
+
+async def consume(
+    client: AsyncClient,
+    queue: str,
+    handler: Handler,
+    *,
+    concurrency: int = 1,
+    lease_s: float | None = None,
+    wait_s: float = 5.0,
+    max_messages: int | None = None,
+    stop: asyncio.Event | None = None,
+) -> int:
+    """Handle messages of `queue` until `max_messages` are handled or `stop` is set.
+
+    Returns the number of messages handled (acked or nacked). `lease_s` is the lease per
+    message in seconds (queue default if None): a handler that runs longer loses the message
+    to another consumer. An `async def` handler runs on the loop; a plain function runs in a
+    worker thread (`asyncio.to_thread`) so it cannot block the loop. When `stop` is set, each
+    worker finishes its current message and returns within about `wait_s` seconds (its
+    long-poll); a message that arrives after `stop` is given back unhandled with `nack`.
+    Client errors (`ConnectionLost`, `ShuttingDown`, ...) stop every worker and are raised.
+    """
+    if concurrency < 1:
+        raise ValueError(f"concurrency must be at least 1, got {concurrency}")
+    if max_messages is not None and max_messages < 0:
+        raise ValueError(f"max_messages must be at least 0, got {max_messages}")
+    budget = _Budget(max_messages)
+    stopping = stop if stop is not None else asyncio.Event()
+
+    async def worker() -> None:
+        while not stopping.is_set() and budget.claim():
+            try:
+                msg = await client.lease(queue, lease_s=lease_s, wait_s=wait_s)
+            except BaseException:
+                budget.release()
+                raise
+            if msg is None:
+                budget.release()
+            elif stopping.is_set():
+                budget.release()
+                await _settle(client.nack(msg), msg, "nack")
+            else:
+                await _handle(client, handler, msg)
+                budget.handled += 1
+
+    tasks = [asyncio.create_task(worker(), name=f"mq-consume-{queue}-{i}") for i in range(concurrency)]
+    try:
+        await asyncio.gather(*tasks)
+    finally:
+        # One worker failed or consume was cancelled: the others end with it, none outlives it.
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+    return budget.handled
+
+
+async def _handle(client: AsyncClient, handler: Handler, msg: Message) -> None:
+    try:
+        if inspect.iscoroutinefunction(handler):
+            await handler(msg)
+        else:
+            result = await asyncio.to_thread(handler, msg)
+            if inspect.isawaitable(result):  # e.g. a callable object with an async __call__
+                await result
+    except Exception:
+        log.exception(
+            "handler failed on message %d (receipt %s) of queue %r; nacking it",
+            msg.msg_id,
+            msg.receipt,
+            msg.queue,
+        )
+        await _settle(client.nack(msg), msg, "nack")
+    else:
+        await _settle(client.ack(msg), msg, "ack")
+
+
+async def _settle(call: Awaitable[None], msg: Message, what: str) -> None:
+    # A lost lease is the broker saying the message went (or will go) to someone else: at-least-
+    # once delivery covers it, so it must not stop the consumer. Anything else propagates.
+    try:
+        await call
+    except (LeaseLost, NotYourLease) as exc:
+        log.warning("%s of message %d (receipt %s) failed: %s", what, msg.msg_id, msg.receipt, exc)

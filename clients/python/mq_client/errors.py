@@ -1,0 +1,153 @@
+"""Typed errors of the mq client.
+
+Errors the broker reports (protocol.md section 8) arrive as a reply map with `code`, `message`
+and `fatal`; each code has its own `MQError` subclass so callers can write
+`except LeaseLost:`. Failures the client detects itself (the connection dropped, the peer sent
+bytes that are not the protocol) are `ConnectionLost` and `ProtocolError`; their codes never
+appear on the wire.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+
+class MQError(Exception):
+    """An error with a machine `code`, a human `message` and whether the connection is gone.
+
+    `fatal` is the broker's word: True means the broker closes the connection after its reply.
+    """
+
+    CODE: ClassVar[str] = ""
+
+    def __init__(self, code: str, message: str, fatal: bool = False) -> None:
+        # args carry all three fields so the exception pickles and reprs faithfully.
+        super().__init__(code, message, fatal)
+        self.code = code
+        self.message = message
+        self.fatal = fatal
+
+    def __str__(self) -> str:
+        return f"{self.code}: {self.message}" if self.code else self.message
+
+
+class BadFrame(MQError):
+    """The broker could not read a binary payload as one msgpack map."""
+
+    CODE = "BAD_FRAME"
+
+
+class FrameTooLarge(MQError):
+    """A frame is above `max_frame_bytes`; from the broker this is fatal."""
+
+    CODE = "FRAME_TOO_LARGE"
+
+
+class LineTooLong(MQError):
+    """A text-mode line is above `max_line_bytes` (never seen in binary mode)."""
+
+    CODE = "LINE_TOO_LONG"
+
+
+class UnknownOp(MQError):
+    """The broker does not know the operation."""
+
+    CODE = "UNKNOWN_OP"
+
+
+class BadRequest(MQError):
+    """A field is missing, of the wrong type or out of bounds."""
+
+    CODE = "BAD_REQUEST"
+
+
+class LeaseLost(MQError):
+    """The receipt's lease is no longer held: expired, or the message was acked, nacked or removed."""
+
+    CODE = "LEASE_LOST"
+
+
+class NotYourLease(MQError):
+    """The lease belongs to another connection."""
+
+    CODE = "NOT_YOUR_LEASE"
+
+
+class ShuttingDown(MQError):
+    """The broker is stopping; the connection closes after this reply."""
+
+    CODE = "SHUTTING_DOWN"
+
+
+class InternalError(MQError):
+    """A bug in the broker (it logged the traceback)."""
+
+    CODE = "INTERNAL"
+
+
+class ClientError(MQError):
+    """A failure detected by the client itself rather than reported by the broker."""
+
+    def __init__(self, message: str) -> None:
+        # Client-side failures always leave the connection unusable, hence fatal=True.
+        MQError.__init__(self, self.CODE, message, True)
+        self.args = (message,)
+
+
+class ConnectionLost(ClientError):
+    """The connection could not be made or dropped; pending requests may or may not have run."""
+
+    CODE = "CONNECTION_LOST"
+
+
+class ProtocolError(ClientError):
+    """The peer sent bytes that do not follow protocol.md (bad framing, bad msgpack, bad reply)."""
+
+    CODE = "PROTOCOL_ERROR"
+
+
+_BY_CODE: dict[str, type[MQError]] = {
+    cls.CODE: cls
+    for cls in (
+        BadFrame,
+        FrameTooLarge,
+        LineTooLong,
+        UnknownOp,
+        BadRequest,
+        LeaseLost,
+        NotYourLease,
+        ShuttingDown,
+        InternalError,
+    )
+}
+
+
+def error_class(code: str) -> type[MQError]:
+    """The exception class for a wire error code; unknown codes map to `MQError` itself."""
+    return _BY_CODE.get(code, MQError)
+
+
+def clone_error(error: MQError) -> MQError:
+    """A fresh copy of `error`, to raise one failure in many calls without sharing tracebacks."""
+    copy = type(error)(*error.args)
+    copy.__cause__ = error.__cause__
+    return copy
+
+
+def error_from_reply(reply: Mapping[str, Any]) -> MQError:
+    """Build the typed exception for a reply with `ok: false`.
+
+    Raises `ProtocolError` if the reply lacks a string `code`; a missing message or fatal flag
+    is tolerated (empty message, not fatal) since the code alone says what went wrong.
+    """
+    code = reply.get("code")
+    if not isinstance(code, str):
+        raise ProtocolError(f"error reply without a string code: {dict(reply)!r}")
+    message = reply.get("message")
+    fatal = reply.get("fatal")
+    return error_class(code)(
+        code,
+        message if isinstance(message, str) else "",
+        fatal if isinstance(fatal, bool) else False,
+    )

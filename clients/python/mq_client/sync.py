@@ -1,0 +1,285 @@
+"""The blocking client, for scripts: a plain socket, no event loop.
+
+Theory of operation: a call encodes its frames, then runs one loop over a selector that writes
+whatever is left to send and reads whatever has arrived, until every reply it waits for is in.
+Sending and reading together (rather than "send all, then read all") matters for
+`publish_many`: a broker that pauses reading while its replies pile up would otherwise deadlock
+against a client that is still sending. Replies are matched by `rid`; a reply nobody waits for
+(left over from a call that timed out) is dropped.
+
+The socket stays usable after a timeout only if every byte of the request went out; after a
+timeout or interrupt mid-send the broker holds half a frame, so the connection is closed.
+"""
+
+from __future__ import annotations
+
+import itertools
+import selectors
+import socket
+from collections import deque
+from collections.abc import Iterable, Sequence
+from types import TracebackType
+from typing import Any, TypeVar
+
+from mq_client import ops
+from mq_client.codec import DEFAULT_MAX_FRAME_BYTES, FrameDecoder, encode_frame
+from mq_client.errors import ConnectionLost, MQError, ProtocolError, clone_error, error_from_reply
+from mq_client.message import Message
+from mq_client.ops import Body, ReceiptLike, Request
+from mq_client.url import DEFAULT_URL, parse_url
+
+T = TypeVar("T")
+
+READ_CHUNK_BYTES = 256 * 1024
+DEFAULT_TIMEOUT_S = 30.0
+DEFAULT_CONNECT_TIMEOUT_S = 10.0
+
+
+class Client:
+    """A blocking connection to an mq broker: `with Client.connect(url) as c: ...`.
+
+    Same methods and semantics as `AsyncClient`, without `await`. Not thread-safe: use one
+    client per thread. `timeout_s` bounds how long, in seconds, a call may go without any byte
+    moving on the socket; a `get` with `wait_s` adds that wait. On timeout a call raises
+    TimeoutError; None waits forever.
+    """
+
+    def __init__(
+        self,
+        sock: socket.socket,
+        *,
+        timeout_s: float | None = DEFAULT_TIMEOUT_S,
+        max_frame_bytes: int = DEFAULT_MAX_FRAME_BYTES,
+    ) -> None:
+        """Wrap a connected socket; most code should use `Client.connect` instead.
+
+        `max_frame_bytes`: the broker's limit, in bytes; larger requests are refused locally
+        with `FrameTooLarge` instead of having the broker close the connection.
+        """
+        self.timeout_s = timeout_s
+        self.max_frame_bytes = max_frame_bytes
+        sock.setblocking(False)
+        self._sock = sock
+        self._selector = selectors.DefaultSelector()
+        self._selector.register(sock, selectors.EVENT_READ)
+        self._events = selectors.EVENT_READ
+        self._decoder = FrameDecoder()
+        self._rids = itertools.count(1)
+        self._closed: MQError | None = None
+
+    @classmethod
+    def connect(
+        cls,
+        url: str = DEFAULT_URL,
+        *,
+        timeout_s: float | None = DEFAULT_TIMEOUT_S,
+        connect_timeout_s: float = DEFAULT_CONNECT_TIMEOUT_S,
+        max_frame_bytes: int = DEFAULT_MAX_FRAME_BYTES,
+    ) -> Client:
+        """Connect to the broker at `url` (`mq://host:port`).
+
+        Raises ValueError for a bad URL and `ConnectionLost` if the connection cannot be made
+        within `connect_timeout_s` seconds.
+        """
+        address = parse_url(url)
+        try:
+            sock = socket.create_connection((address.host, address.port), timeout=connect_timeout_s)
+        except OSError as exc:
+            raise ConnectionLost(f"cannot connect to {address}: {exc}") from exc
+        # Small request frames must not wait for Nagle's algorithm.
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        return cls(sock, timeout_s=timeout_s, max_frame_bytes=max_frame_bytes)
+
+    @property
+    def closed(self) -> bool:
+        """True once the connection is closed or lost; every call then raises."""
+        return self._closed is not None
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close the connection. Safe to call twice."""
+        self._shut(ConnectionLost("the client was closed"))
+
+    # -- operations (protocol.md section 2.3) -----------------------------------------------
+
+    def ping(self) -> None:
+        """Round trip to the broker."""
+        self._call(ops.ping())
+
+    def publish(self, queue: str, body: Body, key: str | None = None) -> int:
+        """Publish one message; returns its msg_id once the broker has committed it."""
+        return self._call(ops.publish(queue, body, key))
+
+    def publish_many(self, queue: str, bodies: Iterable[Body], batch_size: int = 1000) -> list[int]:
+        """Publish many messages, pipelined; returns their msg_ids in the order of `bodies`.
+
+        Bodies go out as `mpub` frames of at most `batch_size` bodies (1..10,000), all sent
+        without waiting for replies. If any batch fails, its error is raised after every batch
+        has answered; the other batches may have been stored (the broker commits each `mpub`
+        on its own).
+        """
+        requests = ops.publish_batches(queue, bodies, batch_size, self.max_frame_bytes)
+        replies = self._exchange(requests)
+        ids: list[int] = []
+        for request, reply in zip(requests, replies, strict=True):
+            ids.extend(request.parse(ops.check_reply(reply)))
+        return ids
+
+    def get(self, queue: str, lease_s: float | None = None, wait_s: float | None = None, max: int = 1) -> list[Message]:
+        """Lease up to `max` ready messages (1..1,000) for `lease_s` seconds (queue default if None).
+
+        With `wait_s`, waits up to that many seconds for a message; returns [] if none came.
+        """
+        return self._call(ops.get(queue, lease_s, wait_s, max))
+
+    def lease(self, queue: str, lease_s: float | None = None, wait_s: float | None = None) -> Message | None:
+        """Lease one message, or return None if none is ready (within `wait_s` seconds)."""
+        msgs = self.get(queue, lease_s, wait_s, 1)
+        return msgs[0] if msgs else None
+
+    def ack(self, receipt: ReceiptLike) -> None:
+        """Acknowledge a delivery: the message is gone for good once this returns."""
+        self._call(ops.ack(receipt))
+
+    def nack(self, receipt: ReceiptLike, delay_s: float | None = None) -> None:
+        """Give a delivery back: ready again now, or after `delay_s` seconds."""
+        self._call(ops.nack(receipt, delay_s))
+
+    def touch(self, receipt: ReceiptLike, lease_s: float | None = None) -> float:
+        """Extend a lease to `lease_s` seconds from now (queue default if None); returns that length."""
+        return self._call(ops.touch(receipt, lease_s))
+
+    def declare(self, queue: str, retention_s: float | None = None, lease_s: float | None = None) -> dict[str, Any]:
+        """Set a queue's retention and default lease, in seconds; returns the queue's settings."""
+        return self._call(ops.declare(queue, retention_s, lease_s))
+
+    def queues(self) -> list[str]:
+        """The names of all queues, sorted."""
+        return self._call(ops.queues())
+
+    def stats(self, queue: str | None = None) -> dict[str, Any]:
+        """Broker statistics: `{"server": {...}, "queues": {name: {...}}}` (protocol.md section 6)."""
+        return self._call(ops.stats(queue))
+
+    # -- machinery --------------------------------------------------------------------------
+
+    def _call(self, request: Request[T]) -> T:
+        (reply,) = self._exchange([request])
+        return request.parse(ops.check_reply(reply))
+
+    def _exchange(self, requests: Sequence[Request[Any]]) -> list[dict[str, Any]]:
+        """Send every request and return their replies, in request order."""
+        if self._closed is not None:
+            raise clone_error(self._closed)
+        rids: list[int] = []
+        outgoing: deque[memoryview] = deque()
+        # Encode everything first: a frame that cannot be encoded fails before any byte is sent.
+        for request in requests:
+            rid = next(self._rids)
+            frame = encode_frame(request.to_wire(rid), max_frame_bytes=self.max_frame_bytes)
+            rids.append(rid)
+            outgoing.append(memoryview(frame))
+        timeout_s = None if self.timeout_s is None else self.timeout_s + max((r.wait_s for r in requests), default=0.0)
+        replies: dict[int, dict[str, Any]] = {}
+        try:
+            self._pump(outgoing, set(rids), replies, timeout_s)
+        except _RepliesLate:
+            # Every byte went out, so the stream is intact: later calls drop the late replies.
+            raise TimeoutError(f"no reply from the broker within {timeout_s} s") from None
+        except MQError as exc:
+            self._shut(exc)
+            raise
+        except OSError as exc:
+            if isinstance(exc, TimeoutError):  # mid-send: the broker holds half a frame
+                self._shut(ConnectionLost("timed out in the middle of sending a request"))
+                raise
+            lost = ConnectionLost(f"connection lost: {exc}")
+            self._shut(lost)
+            raise lost from exc
+        except BaseException:
+            # An interrupt mid-send, or between a read and its decoding, leaves the stream out of
+            # step: the connection cannot be used again.
+            self._shut(ConnectionLost("the connection was abandoned in the middle of a call"))
+            raise
+        return [replies[rid] for rid in rids]
+
+    def _pump(
+        self,
+        outgoing: deque[memoryview],
+        wanted: set[int],
+        replies: dict[int, dict[str, Any]],
+        timeout_s: float | None,
+    ) -> None:
+        while outgoing or len(replies) < len(wanted):
+            self._want_write(bool(outgoing))
+            ready = self._selector.select(timeout_s)
+            if not ready:
+                if outgoing:
+                    raise TimeoutError(f"could not send to the broker within {timeout_s} s")
+                raise _RepliesLate
+            mask = ready[0][1]
+            if mask & selectors.EVENT_WRITE and outgoing:
+                self._send_some(outgoing)
+            if mask & selectors.EVENT_READ:
+                self._receive_some(wanted, replies)
+
+    def _want_write(self, write: bool) -> None:
+        events = selectors.EVENT_READ | (selectors.EVENT_WRITE if write else 0)
+        if events != self._events:
+            self._selector.modify(self._sock, events)
+            self._events = events
+
+    def _send_some(self, outgoing: deque[memoryview]) -> None:
+        try:
+            sent = self._sock.send(outgoing[0])
+        except BlockingIOError:
+            return
+        outgoing[0] = outgoing[0][sent:]
+        if not outgoing[0]:
+            outgoing.popleft()
+
+    def _receive_some(self, wanted: set[int], replies: dict[int, dict[str, Any]]) -> None:
+        try:
+            data = self._sock.recv(READ_CHUNK_BYTES)
+        except BlockingIOError:
+            return
+        if not data:
+            raise ConnectionLost("the broker closed the connection")
+        # feed(b"") again until it returns nothing: a bad frame behind good ones is only reported
+        # by the next feed, and the reply we wait for may be that bad frame.
+        frames = self._decoder.feed(data)
+        while frames:
+            for reply in frames:
+                self._dispatch(reply, wanted, replies)
+            frames = self._decoder.feed(b"")
+
+    def _dispatch(self, reply: dict[str, Any], wanted: set[int], replies: dict[int, dict[str, Any]]) -> None:
+        rid = reply.get("rid")
+        if rid is None:
+            # The broker could not read one of our requests and cannot say which: no reply we
+            # wait for can be trusted to come, so the connection ends here.
+            if reply.get("ok") is not False:
+                raise ProtocolError(f"reply without rid: {reply!r}")
+            raise error_from_reply(reply)
+        if rid in wanted:
+            replies[rid] = reply
+        if reply.get("fatal") is True:
+            raise error_from_reply(reply)  # the broker closes after a fatal reply
+
+    def _shut(self, reason: MQError) -> None:
+        if self._closed is not None:
+            return
+        self._closed = reason
+        self._selector.close()
+        self._sock.close()
+
+
+class _RepliesLate(Exception):
+    """Internal: the timeout passed after the whole request was sent."""

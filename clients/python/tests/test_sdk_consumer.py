@@ -1,0 +1,196 @@
+"""The consumer loop, driven by an in-memory stand-in for AsyncClient (no sockets)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from typing import cast
+
+import pytest
+
+from mq_client import AsyncClient, Message, consume
+from mq_client.errors import ConnectionLost, LeaseLost
+from mq_client.ops import ReceiptLike
+
+
+def _msg(i: int) -> Message:
+    return Message(f"{i}.1", i, "jobs", 1, str(i).encode(), None, 0.0)
+
+
+class StubClient:
+    """Hands out queued messages and records acks and nacks; an empty queue idles briefly."""
+
+    def __init__(self, count: int, fail_lease_after: int | None = None) -> None:
+        self.ready = [_msg(i) for i in range(1, count + 1)]
+        self.leased: list[str] = []
+        self.acked: list[str] = []
+        self.nacked: list[str] = []
+        self.fail_lease_after = fail_lease_after
+        self.ack_error: Exception | None = None
+
+    async def lease(self, queue: str, lease_s: float | None = None, wait_s: float | None = None) -> Message | None:
+        await asyncio.sleep(0)
+        if self.fail_lease_after is not None and len(self.leased) >= self.fail_lease_after:
+            raise ConnectionLost("the broker closed the connection")
+        if not self.ready:
+            await asyncio.sleep(0.01)  # a long-poll that came back empty
+            return None
+        msg = self.ready.pop(0)
+        self.leased.append(msg.receipt)
+        return msg
+
+    async def ack(self, receipt: ReceiptLike) -> None:
+        await asyncio.sleep(0)
+        if self.ack_error is not None:
+            raise self.ack_error
+        self.acked.append(_receipt(receipt))
+
+    async def nack(self, receipt: ReceiptLike, delay_s: float | None = None) -> None:
+        await asyncio.sleep(0)
+        self.nacked.append(_receipt(receipt))
+
+
+def _receipt(receipt: ReceiptLike) -> str:
+    return receipt.receipt if isinstance(receipt, Message) else receipt
+
+
+def _client(stub: StubClient) -> AsyncClient:
+    return cast(AsyncClient, stub)
+
+
+def _run_consume(stub: StubClient, handler: object, **kwargs: object) -> int:
+    async def main() -> int:
+        n = await consume(_client(stub), "jobs", handler, **kwargs)  # type: ignore[arg-type]
+        assert asyncio.all_tasks() == {asyncio.current_task()}  # no worker outlives consume
+        return n
+
+    return asyncio.run(main())
+
+
+def test_async_handler_acks_until_max_messages() -> None:
+    stub = StubClient(10)
+    seen: list[bytes] = []
+
+    async def handler(msg: Message) -> None:
+        seen.append(msg.body)
+
+    assert _run_consume(stub, handler, max_messages=4) == 4
+    assert seen == [b"1", b"2", b"3", b"4"]
+    assert stub.acked == ["1.1", "2.1", "3.1", "4.1"]
+    assert stub.leased == stub.acked  # nothing leased beyond the budget
+
+
+def test_sync_handler_runs_in_a_thread() -> None:
+    stub = StubClient(2)
+    threads: list[int] = []
+
+    def handler(msg: Message) -> None:
+        threads.append(threading.get_ident())
+
+    assert _run_consume(stub, handler, max_messages=2) == 2
+    assert threading.get_ident() not in threads
+    assert stub.acked == ["1.1", "2.1"]
+
+
+def test_failing_handler_nacks_logs_and_goes_on(caplog: pytest.LogCaptureFixture) -> None:
+    stub = StubClient(3)
+
+    async def handler(msg: Message) -> None:
+        if msg.msg_id == 2:
+            raise RuntimeError("boom")
+
+    with caplog.at_level(logging.ERROR, logger="mq_client.consumer"):
+        assert _run_consume(stub, handler, max_messages=3) == 3
+    assert stub.acked == ["1.1", "3.1"]
+    assert stub.nacked == ["2.1"]
+    assert "boom" in caplog.text and "2.1" in caplog.text
+
+
+def test_concurrency_never_leases_beyond_max_messages() -> None:
+    stub = StubClient(50)
+    running = 0
+    peak = 0
+
+    async def handler(msg: Message) -> None:
+        nonlocal running, peak
+        running += 1
+        peak = max(peak, running)
+        await asyncio.sleep(0.005)
+        running -= 1
+
+    assert _run_consume(stub, handler, concurrency=4, max_messages=10) == 10
+    assert len(stub.leased) == 10 and sorted(stub.acked) == sorted(stub.leased)
+    assert peak == 4
+
+
+def test_stop_event_ends_consume() -> None:
+    stub = StubClient(100)
+
+    async def main() -> int:
+        stop = asyncio.Event()
+
+        async def handler(msg: Message) -> None:
+            if msg.msg_id == 3:
+                stop.set()
+
+        return await consume(_client(stub), "jobs", handler, stop=stop, concurrency=2)
+
+    handled = asyncio.run(main())
+    assert 3 <= handled <= 4  # the other worker may finish the message it holds
+    assert len(stub.leased) == handled + len(stub.nacked)
+
+
+def test_stop_while_idle_returns() -> None:
+    stub = StubClient(0)
+
+    async def main() -> int:
+        stop = asyncio.Event()
+        asyncio.get_running_loop().call_later(0.05, stop.set)
+        return await consume(_client(stub), "jobs", lambda m: None, stop=stop, concurrency=3)
+
+    assert asyncio.run(main()) == 0
+
+
+def test_connection_lost_stops_every_worker_and_is_raised_plainly() -> None:
+    stub = StubClient(100, fail_lease_after=5)
+
+    async def handler(msg: Message) -> None:
+        await asyncio.sleep(0.001)
+
+    with pytest.raises(ConnectionLost):
+        _run_consume(stub, handler, concurrency=3)
+
+
+def test_lost_lease_on_ack_is_logged_not_raised(caplog: pytest.LogCaptureFixture) -> None:
+    stub = StubClient(2)
+    stub.ack_error = LeaseLost("LEASE_LOST", "lease 1.1 is no longer held", False)
+    with caplog.at_level(logging.WARNING, logger="mq_client.consumer"):
+        assert _run_consume(stub, lambda m: None, max_messages=2) == 2
+    assert "no longer held" in caplog.text
+
+
+def test_cancelling_consume_cancels_its_workers() -> None:
+    stub = StubClient(0)
+
+    async def main() -> None:
+        task = asyncio.create_task(consume(_client(stub), "jobs", lambda m: None, concurrency=3))
+        await asyncio.sleep(0.03)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        assert asyncio.all_tasks() == {asyncio.current_task()}
+
+    asyncio.run(main())
+
+
+def test_zero_max_messages_does_nothing() -> None:
+    stub = StubClient(3)
+    assert _run_consume(stub, lambda m: None, max_messages=0) == 0
+    assert stub.leased == []
+
+
+@pytest.mark.parametrize("kwargs", [{"concurrency": 0}, {"max_messages": -1}])
+def test_bad_arguments(kwargs: dict[str, int]) -> None:
+    with pytest.raises(ValueError):
+        _run_consume(StubClient(0), lambda m: None, **kwargs)

@@ -1,0 +1,97 @@
+"""Error codes map to typed exceptions."""
+
+from __future__ import annotations
+
+import pickle
+
+import pytest
+from sdk_vectors import vector
+
+from mq_client import errors
+from mq_client.errors import (
+    BadFrame,
+    BadRequest,
+    ConnectionLost,
+    FrameTooLarge,
+    InternalError,
+    LeaseLost,
+    LineTooLong,
+    MQError,
+    NotYourLease,
+    ProtocolError,
+    ShuttingDown,
+    UnknownOp,
+    clone_error,
+    error_class,
+    error_from_reply,
+)
+
+WIRE_CODES = {
+    "BAD_FRAME": BadFrame,
+    "FRAME_TOO_LARGE": FrameTooLarge,
+    "LINE_TOO_LONG": LineTooLong,
+    "UNKNOWN_OP": UnknownOp,
+    "BAD_REQUEST": BadRequest,
+    "LEASE_LOST": LeaseLost,
+    "NOT_YOUR_LEASE": NotYourLease,
+    "SHUTTING_DOWN": ShuttingDown,
+    "INTERNAL": InternalError,
+}
+
+
+@pytest.mark.parametrize(("code", "cls"), WIRE_CODES.items())
+def test_each_protocol_code_has_its_class(code: str, cls: type[MQError]) -> None:
+    assert error_class(code) is cls
+    assert code == cls.CODE
+    assert issubclass(cls, MQError)
+
+
+def test_unknown_code_maps_to_the_base_class() -> None:
+    assert error_class("SOMETHING_NEW") is MQError
+    err = error_from_reply({"rid": 1, "ok": False, "code": "SOMETHING_NEW", "message": "m", "fatal": False})
+    assert type(err) is MQError and err.code == "SOMETHING_NEW"
+
+
+def test_error_reply_vector() -> None:
+    err = error_from_reply(vector("error reply")["meaning"])
+    assert isinstance(err, LeaseLost)
+    assert err.code == "LEASE_LOST"
+    assert err.message == "lease 1.1 is no longer held: message 1 was acked or removed"
+    assert err.fatal is False
+    assert str(err) == "LEASE_LOST: lease 1.1 is no longer held: message 1 was acked or removed"
+
+
+def test_fatal_error_reply_vector() -> None:
+    err = error_from_reply(vector("fatal error reply without rid")["meaning"])
+    assert isinstance(err, FrameTooLarge)
+    assert err.fatal is True
+
+
+def test_error_reply_without_code_is_a_protocol_error() -> None:
+    with pytest.raises(ProtocolError):
+        error_from_reply({"rid": 1, "ok": False})
+
+
+def test_error_reply_with_missing_message_and_fatal_is_tolerated() -> None:
+    err = error_from_reply({"rid": 1, "ok": False, "code": "BAD_REQUEST"})
+    assert isinstance(err, BadRequest) and err.message == "" and err.fatal is False
+
+
+@pytest.mark.parametrize("cls", [ConnectionLost, ProtocolError])
+def test_client_side_errors(cls: type[errors.ClientError]) -> None:
+    err = cls("gone")
+    assert isinstance(err, MQError)
+    assert err.fatal is True
+    assert err.code == cls.CODE and err.code not in WIRE_CODES
+    assert err.message == "gone"
+
+
+@pytest.mark.parametrize(
+    "err",
+    [LeaseLost("LEASE_LOST", "m", False), ShuttingDown("SHUTTING_DOWN", "bye", True), ConnectionLost("gone")],
+)
+def test_errors_pickle_and_clone(err: MQError) -> None:
+    for copy in (pickle.loads(pickle.dumps(err)), clone_error(err)):
+        assert type(copy) is type(err)
+        assert (copy.code, copy.message, copy.fatal) == (err.code, err.message, err.fatal)
+        assert copy is not err

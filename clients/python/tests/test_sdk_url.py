@@ -1,0 +1,49 @@
+"""Broker URLs."""
+
+from __future__ import annotations
+
+import pytest
+
+from mq_client.url import DEFAULT_URL, Address, parse_url
+
+
+@pytest.mark.parametrize(
+    ("url", "host", "port"),
+    [
+        ("mq://127.0.0.1:7711", "127.0.0.1", 7711),
+        ("mq://broker.local:9000", "broker.local", 9000),
+        ("mq://broker.local", "broker.local", 7711),
+        ("mq://:9000", "127.0.0.1", 9000),
+        ("mq://", "127.0.0.1", 7711),
+        ("mq://[::1]:7711", "::1", 7711),
+        ("mq://host:7711/", "host", 7711),
+        ("MQ://host:1", "host", 1),
+        (DEFAULT_URL, "127.0.0.1", 7711),
+    ],
+)
+def test_parse(url: str, host: str, port: int) -> None:
+    assert parse_url(url) == Address(host, port)
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["http://host:7711", "tcp://host:7711", "host:7711", "127.0.0.1:7711", "mq:host", "", "mqs://host"],
+)
+def test_other_schemes_are_rejected(url: str) -> None:
+    with pytest.raises(ValueError, match=r"mq://host:port"):
+        parse_url(url)
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["mq://host:0", "mq://host:65536", "mq://host:port", "mq://host/queue", "mq://u:p@host", "mq://h?x=1", "mq://[::1"],
+)
+def test_malformed_urls_are_rejected(url: str) -> None:
+    with pytest.raises(ValueError):
+        parse_url(url)
+
+
+def test_address_prints_as_a_url() -> None:
+    assert str(Address("127.0.0.1", 7711)) == "mq://127.0.0.1:7711"
+    assert str(Address("::1", 1)) == "mq://[::1]:1"
+    assert parse_url(str(Address("::1", 1))) == Address("::1", 1)
