@@ -28,6 +28,18 @@ def _serve_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
                    help="largest binary frame accepted (default %(default)s)")
     p.add_argument("--max-line-bytes", type=int, default=d.max_line_bytes,
                    help="longest text line accepted (default %(default)s)")
+    p.add_argument("--heartbeat-s", type=float, default=d.heartbeat_s,
+                   help="default heartbeat interval of consumer sessions (default %(default)s)")
+    p.add_argument("--heartbeat-misses", type=int, default=d.heartbeat_misses,
+                   help="missed heartbeats before a session is dead (default %(default)s)")
+    p.add_argument("--grace-s", type=float, default=d.grace_s,
+                   help="how long a disconnected session waits for its consumer to reconnect "
+                   "(default %(default)s)")
+    p.add_argument("--poison-deaths", type=int, default=d.poison_deaths,
+                   help="consumer deaths with a message before it is set aside "
+                   "(default %(default)s)")
+    p.add_argument("--prefetch", type=int, default=d.default_prefetch,
+                   help="default credit of a group member (default %(default)s)")
 
 
 def _stats_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -56,7 +68,10 @@ def _serve(args: argparse.Namespace) -> int:
     try:
         config = Config(host=args.host, port=args.port, db_path=args.db_path, sync=args.sync,
                         lease_s=args.lease_s, retention_s=args.retention_s,
-                        max_frame_bytes=args.max_frame_bytes, max_line_bytes=args.max_line_bytes)
+                        max_frame_bytes=args.max_frame_bytes, max_line_bytes=args.max_line_bytes,
+                        heartbeat_s=args.heartbeat_s, heartbeat_misses=args.heartbeat_misses,
+                        grace_s=args.grace_s, poison_deaths=args.poison_deaths,
+                        default_prefetch=args.prefetch)
     except ValueError as e:
         print(f"mq serve: {e}", file=sys.stderr)
         return 2

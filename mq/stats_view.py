@@ -8,7 +8,7 @@ from typing import Any
 from mq_client import Client
 from mq_client.errors import MQError
 
-from mq.codec.text import stats_table
+from mq.codec.text import group_table, stats_table
 
 
 def render(stats: dict[str, Any]) -> str:
@@ -18,7 +18,8 @@ def render(stats: dict[str, Any]) -> str:
               f"commits {server['commits']}  waiting GETs {server['waiting_gets']}")
     queues = stats["queues"]
     body = stats_table(queues) if queues else ["(no queues yet)"]
-    return "\n".join([header, "", *body])
+    groups = group_table(queues)
+    return "\n".join([header, "", *body, *(["", *groups] if groups else [])])
 
 
 def print_stats(url: str, queue: str | None) -> int:

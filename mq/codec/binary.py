@@ -13,6 +13,10 @@ from mq.codec.commands import (
     Command,
     Declare,
     Get,
+    Heartbeat,
+    Hello,
+    Join,
+    Leave,
     ListQueues,
     Nack,
     Ping,
@@ -24,6 +28,7 @@ from mq.codec.commands import (
     Touch,
     check_body,
     check_key,
+    check_name,
     check_queue,
 )
 from mq.errors import Code, MQError, bad_request
@@ -65,15 +70,28 @@ _BUILDERS: dict[str, Callable[[dict[str, Any], int | None], Command]] = {
     ),
     "mpub": lambda m, rid: PublishMany(check_queue(m.get("queue")), _bodies(m.get("bodies")), rid),
     "get": lambda m, rid: Get(
-        check_queue(m.get("queue")), m.get("lease_s"), m.get("wait_s") or 0.0, _opt_int(m, "max", 1), rid
+        check_queue(m.get("queue")), m.get("lease_s"), m.get("wait_s") or 0.0,
+        _opt_int(m, "max", 1), rid,
     ),
     "ack": lambda m, rid: Ack(Receipt.parse(m.get("receipt")), rid),
     "nack": lambda m, rid: Nack(Receipt.parse(m.get("receipt")), m.get("delay_s") or 0.0, rid),
     "touch": lambda m, rid: Touch(Receipt.parse(m.get("receipt")), m.get("lease_s"), rid),
-    "declare": lambda m, rid: Declare(check_queue(m.get("queue")), m.get("retention_s"), m.get("lease_s"), rid),
+    "declare": lambda m, rid: Declare(
+        check_queue(m.get("queue")), m.get("retention_s"), m.get("lease_s"), rid
+    ),
     "queues": lambda m, rid: ListQueues(rid),
     "stats": lambda m, rid: Stats(m.get("queue"), rid),
     "quit": lambda m, rid: Quit(rid),
+    "hello": lambda m, rid: Hello(
+        check_name("consumer", m.get("consumer")), m.get("heartbeat_s"), m.get("session"),
+        rid,
+    ),
+    "heartbeat": lambda m, rid: Heartbeat(rid),
+    "join": lambda m, rid: Join(
+        check_queue(m.get("queue")), check_name("group", m.get("group")), m.get("prefetch"),
+        rid,
+    ),
+    "leave": lambda m, rid: Leave(check_queue(m.get("queue")), rid),
 }
 
 

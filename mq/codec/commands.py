@@ -22,6 +22,9 @@ MAX_RETENTION_S = 86_400.0 * 365
 MAX_GET_BATCH = 1_000
 MAX_PUB_BATCH = 10_000
 MAX_KEY_BYTES = 256
+MIN_HEARTBEAT_S = 0.05
+MAX_HEARTBEAT_S = 300.0
+MAX_PREFETCH = 10_000
 
 _QUEUE_NAME = re.compile(r"[A-Za-z0-9_.:\-]{1,200}")
 
@@ -31,6 +34,13 @@ def check_queue(name: object) -> str:
         raise bad_request(
             f"queue name {name!r} is invalid: use 1 to 200 of A-Z a-z 0-9 _ - . :"
         )
+    return name
+
+
+def check_name(field: str, name: object) -> str:
+    """Consumer and group names follow the rules of queue names."""
+    if not isinstance(name, str) or not _QUEUE_NAME.fullmatch(name):
+        raise bad_request(f"{field} {name!r} is invalid: use 1 to 200 of A-Z a-z 0-9 _ - . :")
     return name
 
 
@@ -167,6 +177,53 @@ class Declare:
 
 
 @dataclass(frozen=True, slots=True)
+class Hello:
+    """Identify as a consumer and start (or resume, with `session`) a heartbeat session."""
+
+    consumer: str
+    heartbeat_s: float | None = None
+    session: str | None = None
+    rid: int | None = None
+
+    def __post_init__(self) -> None:
+        check_name("consumer", self.consumer)
+        optional_seconds("heartbeat_s", self.heartbeat_s, MIN_HEARTBEAT_S, MAX_HEARTBEAT_S)
+        if self.session is not None and (not isinstance(self.session, str)
+                                         or not 1 <= len(self.session) <= 64):
+            raise bad_request("session must be the token a previous hello returned")
+
+
+@dataclass(frozen=True, slots=True)
+class Heartbeat:
+    rid: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Join:
+    queue: str
+    group: str
+    prefetch: int | None = None
+    rid: int | None = None
+
+    def __post_init__(self) -> None:
+        check_queue(self.queue)
+        check_name("group", self.group)
+        p = self.prefetch
+        if p is not None and (isinstance(p, bool) or not isinstance(p, int)
+                              or not 1 <= p <= MAX_PREFETCH):
+            raise bad_request(f"prefetch must be an integer from 1 to {MAX_PREFETCH}")
+
+
+@dataclass(frozen=True, slots=True)
+class Leave:
+    queue: str
+    rid: int | None = None
+
+    def __post_init__(self) -> None:
+        check_queue(self.queue)
+
+
+@dataclass(frozen=True, slots=True)
 class ListQueues:
     rid: int | None = None
 
@@ -193,5 +250,5 @@ class Quit:
 
 Command = (
     Ping | Publish | PublishMany | Get | Ack | Nack | Touch | Declare | ListQueues | Stats | Help
-    | Quit
+    | Quit | Hello | Heartbeat | Join | Leave
 )

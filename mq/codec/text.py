@@ -15,7 +15,11 @@ from mq.codec.commands import (
     Command,
     Declare,
     Get,
+    Heartbeat,
+    Hello,
     Help,
+    Join,
+    Leave,
     ListQueues,
     Nack,
     Ping,
@@ -31,12 +35,16 @@ EOL = b"\r\n"
 
 USAGE: dict[str, str] = {
     "PING": "PING                                   check the connection",
-    "PUB": "PUB <queue> <body>                     store a message; body is the rest of the line",
+    "PUB": "PUB <queue> [key=K] <body>             store a message; body is the rest of the line",
     "GET": "GET <queue> [lease_s] [wait_s]         lease the next ready message",
     "ACK": "ACK <receipt>                          done with a message: remove it",
     "NACK": "NACK <receipt> [delay_s]               give a message back, now or after a delay",
     "TOUCH": "TOUCH <receipt> [lease_s]              extend a lease",
     "DECLARE": "DECLARE <queue> [retention_s=N] [lease_s=N]  create a queue or change its settings",
+    "HELLO": "HELLO <consumer> [heartbeat_s] [session] start or resume a consumer session",
+    "HEARTBEAT": "HEARTBEAT                              a sign of life for your session",
+    "JOIN": "JOIN <queue> <group> [prefetch]        join a consumer group (after HELLO)",
+    "LEAVE": "LEAVE <queue>                          leave the group on a queue",
     "QUEUES": "QUEUES                                 list the queues",
     "STATS": "STATS [queue]                          counts per queue",
     "HELP": "HELP                                   this list",
@@ -120,6 +128,15 @@ def _parse_declare(args: list[str]) -> Declare:
     return Declare(args[0], settings.get("retention_s"), settings.get("lease_s"))
 
 
+def _int(args: list[str], i: int, name: str) -> int | None:
+    if len(args) <= i:
+        return None
+    try:
+        return int(args[i])
+    except ValueError:
+        raise bad_request(f"{name} must be an integer, got {args[i]!r}") from None
+
+
 def _opt(args: list[str], i: int, name: str) -> float | None:
     return _number(args[i], name) if len(args) > i else None
 
@@ -141,11 +158,49 @@ _PARSERS: dict[str, Callable[[list[str]], Command]] = {
     "NACK": lambda a: Nack(Receipt.parse(_args("NACK", a, 1, 2)[0]), _opt(a, 1, "delay_s") or 0.0),
     "TOUCH": lambda a: Touch(Receipt.parse(_args("TOUCH", a, 1, 2)[0]), _opt(a, 1, "lease_s")),
     "DECLARE": _parse_declare,
+    "HELLO": lambda a: Hello(_args("HELLO", a, 1, 3)[0], _opt(a, 1, "heartbeat_s"),
+                             a[2] if len(a) > 2 else None),
+    "HEARTBEAT": _bare("HEARTBEAT", Heartbeat()),
+    "HB": _bare("HEARTBEAT", Heartbeat()),
+    "JOIN": lambda a: Join(_args("JOIN", a, 2, 3)[0], a[1], _int(a, 2, "prefetch")),
+    "LEAVE": lambda a: Leave(_args("LEAVE", a, 1, 1)[0]),
     "QUEUES": _bare("QUEUES", ListQueues()),
     "STATS": lambda a: Stats(_args("STATS", a, 0, 1)[0] if a else None),
     "HELP": _bare("HELP", Help()),
     "QUIT": _bare("QUIT", Quit()),
 }
+
+
+PUB_OPTIONS = (b"key",)
+
+
+def _parse_pub(rest: bytes) -> Publish:
+    """`PUB <queue> [option=value ...] [--] <body>`: options are known names only; `--` ends
+    them, for a body that itself starts like an option."""
+    queue, space, body = rest.partition(b" ")
+    if not space:
+        raise bad_request("usage: PUB <queue> [key=K] <body>")
+    options: dict[bytes, bytes] = {}
+    while True:
+        token, space, remainder = body.partition(b" ")
+        option, eq, value = token.partition(b"=")
+        if token == b"--":
+            body = remainder
+            break
+        if not (eq and option in PUB_OPTIONS and space):
+            break
+        options[option] = value
+        body = remainder
+    key = options.get(b"key")
+    return Publish(queue.decode("ascii", errors="replace"), unescape_body(body),
+                   None if key is None else _utf8(key, "key"))
+
+
+def _utf8(raw: bytes, name: str) -> str:
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise bad_request(f"{name} must be UTF-8 text") from None
 
 
 def parse_line(line: bytes) -> Command | None:
@@ -155,10 +210,7 @@ def parse_line(line: bytes) -> Command | None:
         return None
     name = head.decode("ascii", errors="replace").upper()
     if name == "PUB":
-        queue, space, body = rest.partition(b" ")
-        if not space:
-            raise bad_request("usage: PUB <queue> <body>")
-        return Publish(queue.decode("ascii", errors="replace"), unescape_body(body))
+        return _parse_pub(rest)
     parse = _PARSERS.get(name)
     if parse is None:
         raise MQError(Code.UNKNOWN_OP, f"unknown command {name!r}; type HELP for the list")
@@ -260,13 +312,31 @@ STATS_COLUMNS = [
 
 
 def _number_text(value: object) -> str:
-    return f"{value:.1f}" if isinstance(value, float) else str(value)
+    if value is None:
+        return "-"
+    return f"{value:.2f}" if isinstance(value, float) else str(value)
 
 
 def stats_table(queues: dict[str, dict[str, Any]]) -> list[str]:
     rows = [[name, *(_number_text(q[c]) for c in STATS_COLUMNS)]
             for name, q in sorted(queues.items())]
     return table(["queue", *STATS_COLUMNS], rows)
+
+
+GROUP_COLUMNS = ["leases", "prefetch", "keys", "ring_share", "last_heartbeat_s_ago"]
+
+
+def group_table(queues: dict[str, dict[str, Any]]) -> list[str]:
+    """One row per member of each queue's consumer group; empty when there are no groups."""
+    rows = []
+    for name, q in sorted(queues.items()):
+        group = q.get("group")
+        if not group:
+            continue
+        for consumer, m in group["members"].items():
+            rows.append([f"{name}/{group['group']}", consumer,
+                         *(_number_text(m[c]) for c in GROUP_COLUMNS)])
+    return table(["queue/group", "consumer", *GROUP_COLUMNS], rows) if rows else []
 
 
 def _seconds(value: float) -> str:
@@ -294,13 +364,23 @@ def encode_text_reply(command: Command, result: dict[str, Any]) -> bytes:
         return b"".join(_line(n) for n in names) + _line(f"+OK {len(names)} queues")
     if isinstance(command, Stats):
         queues = result["queues"]
-        return b"".join(_line(row) for row in stats_table(queues)) + _line(
-            f"+OK {len(queues)} queues"
-        )
+        groups = group_table(queues)
+        rows = stats_table(queues) + (["", *groups] if groups else [])
+        return b"".join(_line(row) for row in rows) + _line(f"+OK {len(queues)} queues")
     if isinstance(command, Help):
         return b"".join(_line(u) for u in USAGE.values()) + _line("+OK")
     if isinstance(command, Quit):
         return _line("+BYE")
+    if isinstance(command, Hello):
+        return _line(
+            f"+OK session {result['session']} heartbeat_s={_seconds(result['heartbeat_s'])}"
+            f" dead_after_s={_seconds(result['dead_after_s'])}"
+            f" grace_s={_seconds(result['grace_s'])}"
+            f" resumed={'yes' if result['resumed'] else 'no'}"
+        )
+    if isinstance(command, Join):
+        return _line(f"+OK joined {result['queue']}/{result['group']} as {result['consumer']}"
+                     f" prefetch={result['prefetch']} members={result['members']}")
     return _line("+OK")
 
 

@@ -6,7 +6,9 @@ records what it changed as `Change` values in `pending`; the caller takes them w
 the queue are tested with a fake clock and no event loop.
 
 A lease is named by (msg_id, delivery): each lease increments the message's delivery count, so
-a receipt from an older lease can never act on a newer one (fencing).
+a receipt from an older lease can never act on a newer one (fencing). A lease belongs to a
+holder (a connection, or a consumer session that outlives its connections); when a holder dies,
+`release_holder` gives all of its leases back at once.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from mq.core.clock import Clock
+from mq.core.group import Group, Member, RingFactory
 from mq.core.model import (
     Acked,
     Appended,
@@ -26,7 +29,9 @@ from mq.core.model import (
     Leased,
     Message,
     Nacked,
+    Poisoned,
     QueueSettings,
+    Released,
     State,
 )
 from mq.core.queue import Queue
@@ -37,9 +42,12 @@ MESSAGE_OVERHEAD_BYTES = 128  # the fields around a body in a reply, counted aga
 
 
 class Broker:
-    def __init__(self, clock: Clock, defaults: QueueSettings, next_id: int = 1) -> None:
+    def __init__(self, clock: Clock, defaults: QueueSettings, next_id: int = 1,
+                 ring_factory: RingFactory | None = None, poison_deaths: int = 3) -> None:
         self.clock = clock
         self.defaults = defaults
+        self.ring_factory = ring_factory
+        self.poison_deaths = poison_deaths  # holders dying with a message before it is poison
         self.queues: dict[str, Queue] = {}
         self._messages: dict[int, Message] = {}
         self._deadlines: list[tuple[float, int, int]] = []  # heap of (deadline, id, delivery)
@@ -102,18 +110,20 @@ class Broker:
         deadline = now + (q.settings.lease_s if lease_s is None else lease_s)
         leased: list[Message] = []
         budget = max_bytes
+        credit = q.credit(holder)
+        if credit is not None:
+            max_count = min(max_count, credit)
         while len(leased) < max_count:
-            msg = q.peek_ready()
+            msg = q.peek_ready(holder)
             if msg is None:
                 break
             if budget is not None:
                 budget -= len(msg.body) + MESSAGE_OVERHEAD_BYTES
                 if budget < 0 and leased:
                     break
-            q.pop_ready()
-            q.mark_leased(msg)
+            q.take(msg)
+            q.mark_leased(msg, holder)
             msg.deliveries += 1
-            msg.holder = holder
             msg.deadline = deadline
             heapq.heappush(self._deadlines, (deadline, msg.id, msg.deliveries))
             self.pending.append(Leased(msg.id, msg.deliveries, holder, now))
@@ -127,6 +137,7 @@ class Broker:
         del self._messages[msg_id]
         q.counters.acked += 1
         self.pending.append(Acked(msg_id, self.clock()))
+        self._credit_freed(q)
 
     def nack(self, msg_id: int, delivery: int, holder: str, delay_s: float = 0.0) -> None:
         msg = self._held(msg_id, delivery, holder)
@@ -134,6 +145,7 @@ class Broker:
         now = self.clock()
         if delay_s > 0:
             q.delay(msg, now + delay_s)
+            self._credit_freed(q)
         else:
             q.make_ready(msg)
             self.woken.add(msg.queue)
@@ -158,6 +170,74 @@ class Broker:
         q.settings = settings
         self.pending.append(Declared(queue, settings))
         return settings
+
+    def _credit_freed(self, q: Queue) -> None:
+        # A group member may lease again, and a key it held may now go to its owner.
+        if q.group is not None and q.group.members:
+            self.woken.add(q.name)
+
+    # --- consumer groups and holders ----------------------------------------------------------
+
+    def join(self, queue: str, group: str, name: str, holder: str, prefetch: int) -> Group:
+        """Make consumer `name` (leases held by `holder`) a member of `group` on `queue`."""
+        if self.ring_factory is None:
+            raise MQError(Code.BAD_REQUEST, "this broker has no consumer groups")
+        q = self.queue(queue)
+        g = q.ensure_group(group, self.ring_factory)
+        if g.name != group:
+            if g.members:
+                raise MQError(Code.BAD_REQUEST, f"queue {queue} is consumed by group {g.name!r} "
+                              f"({len(g.members)} members); join that group")
+            g.name = group
+        current = g.members.get(name)
+        if current is not None and current.holder != holder:
+            raise MQError(Code.NAME_TAKEN, f"consumer {name!r} is already a live member of "
+                          f"{queue}/{group}; pick another name or resume its session")
+        g.join(Member(name, holder, prefetch, self.clock()))
+        self.woken.add(queue)  # keys may have moved to the newcomer
+        return g
+
+    def leave(self, queue: str, name: str) -> None:
+        q = self.queues.get(queue)
+        if q is not None and q.group is not None and name in q.group.members:
+            q.group.leave(name)
+            self.woken.add(queue)  # its keys moved to the others
+
+    def release_holder(self, holder: str, died: bool = True) -> tuple[int, int]:
+        """`holder` is gone: every lease it holds goes back at once, and it leaves its groups.
+
+        When it `died` (rather than said goodbye), each message counts one more death, and a
+        message whose holders died `poison_deaths` times is poisoned instead of requeued.
+        Returns (released, poisoned) counts."""
+        now = self.clock()
+        released = poisoned = 0
+        for q in self.queues.values():
+            for msg_id in sorted(q.held_by.get(holder, ())):
+                msg = q.messages[msg_id]
+                if not died:
+                    q.make_ready(msg)
+                    self.pending.append(Nacked(msg_id, now, now))
+                    released += 1
+                    self.woken.add(q.name)
+                    continue
+                msg.deaths += 1
+                self.pending.append(Released(msg_id, now, holder))
+                if msg.deaths >= self.poison_deaths:
+                    q.poison(msg)
+                    poisoned += 1
+                    self.pending.append(Poisoned(msg_id, now, f"{msg.deaths} consumers died "
+                                                 "while processing it"))
+                else:
+                    q.make_ready(msg)
+                    q.counters.released += 1
+                    released += 1
+                    self.woken.add(q.name)
+            group = q.group
+            member = group.member_for(holder) if group is not None else None
+            if group is not None and member is not None:
+                group.leave(member.name)
+                self.woken.add(q.name)
+        return released, poisoned
 
     def _held(self, msg_id: int, delivery: int, holder: str) -> Message:
         """The message under lease `msg_id.delivery` held by `holder`, or the reason why not."""
@@ -234,6 +314,25 @@ class Broker:
         now = self.clock()
         names = sorted(self.queues) if queue is None else [queue] if queue in self.queues else []
         return {name: self.queues[name].stats(now) for name in names}
+
+    def group_stats(self, queue: str) -> dict[str, Any] | None:
+        """The group on `queue`: each member's prefetch, leases held, ring share and keys."""
+        q = self.queues.get(queue)
+        if q is None or q.group is None or not q.group.members:
+            return None
+        g = q.group
+        keys = {m.key for m in q.messages.values() if m.key is not None}
+        owned = g.keys_owned(keys)
+        shares = g.ring.shares()
+        return {
+            "group": g.name,
+            "members": {
+                name: {"holder": m.holder, "prefetch": m.prefetch,
+                       "leases": len(q.held_by.get(m.holder, ())),
+                       "ring_share": round(shares.get(name, 0.0), 4), "keys": owned[name]}
+                for name, m in sorted(g.members.items())
+            },
+        }
 
     def queue_names(self) -> list[str]:
         return sorted(self.queues)

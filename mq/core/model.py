@@ -10,6 +10,7 @@ class State(Enum):
     READY = "ready"
     DELAYED = "delayed"
     LEASED = "leased"
+    POISONED = "poisoned"  # its holders died too often: kept aside, never delivered again
 
 
 @dataclass(slots=True, eq=False)
@@ -26,6 +27,7 @@ class Message:
     ready_at: float = 0.0  # when DELAYED: when it becomes ready (Unix s)
     holder: str | None = None  # when LEASED: who holds the lease
     deadline: float = 0.0  # when LEASED: when the lease ends (Unix s)
+    deaths: int = 0  # how many holders died while leasing it
 
     def to_wire(self) -> dict[str, object]:
         """The message map of protocol.md 2.3, for the delivery being made now."""
@@ -82,6 +84,22 @@ class Expired:
 
 
 @dataclass(frozen=True, slots=True)
+class Released:
+    """A lease given back because its holder died."""
+
+    msg_id: int
+    at: float
+    holder: str
+
+
+@dataclass(frozen=True, slots=True)
+class Poisoned:
+    msg_id: int
+    at: float
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
 class Dropped:
     msg_id: int
     at: float
@@ -93,4 +111,4 @@ class Declared:
     settings: QueueSettings
 
 
-Change = Appended | Leased | Acked | Nacked | Expired | Dropped | Declared
+Change = Appended | Leased | Acked | Nacked | Expired | Released | Poisoned | Dropped | Declared

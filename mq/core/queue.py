@@ -1,4 +1,4 @@
-"""One queue: its messages in id order, which are ready, which wait for a delay, and its counts.
+"""One queue: its messages in id order, which are ready, which wait for a delay, who holds what.
 
 Heaps are lazy: an entry whose message has since changed state is skipped when it surfaces,
 which keeps every operation O(log n) without searching the heaps.
@@ -10,6 +10,7 @@ import heapq
 from dataclasses import dataclass
 from typing import Any
 
+from mq.core.group import Group, Member
 from mq.core.model import Message, QueueSettings, State
 
 
@@ -21,6 +22,8 @@ class QueueCounters:
     acked: int = 0
     expired: int = 0
     dropped: int = 0
+    released: int = 0  # leases given back because their holder died
+    poisoned: int = 0
 
 
 class Queue:
@@ -30,20 +33,95 @@ class Queue:
         self.messages: dict[int, Message] = {}  # every live message; ids ascend
         self._ready: list[int] = []  # heap of ids
         self._delayed: list[tuple[float, int]] = []  # heap of (ready_at, id)
+        self.held_by: dict[str, set[int]] = {}  # holder -> ids of the messages it leases
+        self.inflight: dict[str, dict[str, int]] = {}  # key -> holder -> leases of that key
+        self.group: Group | None = None
         self.leased = 0
         self.delayed = 0
+        self.poisoned = 0
         self.counters = QueueCounters()
+
+    # --- states -------------------------------------------------------------------------------
 
     def add(self, message: Message) -> None:
         self.messages[message.id] = message
         if message.state is State.DELAYED:
             self.delayed += 1
             heapq.heappush(self._delayed, (message.ready_at, message.id))
+        elif message.state is State.POISONED:
+            self.poisoned += 1
         else:
-            heapq.heappush(self._ready, message.id)
+            self._push_ready(message)
 
-    def peek_ready(self) -> Message | None:
-        """The ready message with the lowest id, left in place."""
+    def _push_ready(self, message: Message) -> None:
+        heapq.heappush(self._ready, message.id)
+        if self.group is not None:
+            self.group.push(message)
+
+    def make_ready(self, message: Message) -> None:
+        self._leave_state(message)
+        message.state = State.READY
+        self._push_ready(message)
+
+    def delay(self, message: Message, ready_at: float) -> None:
+        self._leave_state(message)
+        message.state = State.DELAYED
+        message.ready_at = ready_at
+        self.delayed += 1
+        heapq.heappush(self._delayed, (ready_at, message.id))
+
+    def poison(self, message: Message) -> None:
+        self._leave_state(message)
+        message.state = State.POISONED
+        self.poisoned += 1
+        self.counters.poisoned += 1
+
+    def mark_leased(self, message: Message, holder: str) -> None:
+        message.state = State.LEASED
+        message.holder = holder
+        self.leased += 1
+        self.held_by.setdefault(holder, set()).add(message.id)
+        if message.key is not None:
+            holders = self.inflight.setdefault(message.key, {})
+            holders[holder] = holders.get(holder, 0) + 1
+
+    def remove(self, message: Message) -> None:
+        del self.messages[message.id]
+        self._leave_state(message)
+
+    def _leave_state(self, message: Message) -> None:
+        if message.state is State.LEASED:
+            self.leased -= 1
+            self._unlease(message)
+        elif message.state is State.DELAYED:
+            self.delayed -= 1
+        elif message.state is State.POISONED:
+            self.poisoned -= 1
+
+    def _unlease(self, message: Message) -> None:
+        holder = message.holder
+        assert holder is not None
+        message.holder = None
+        held = self.held_by[holder]
+        held.discard(message.id)
+        if not held:
+            del self.held_by[holder]
+        if message.key is not None:
+            holders = self.inflight[message.key]
+            holders[holder] -= 1
+            if not holders[holder]:
+                del holders[holder]
+                if not holders:
+                    del self.inflight[message.key]
+
+    # --- choosing what to lease ----------------------------------------------------------------
+
+    def peek_ready(self, holder: str) -> Message | None:
+        """The next message `holder` may lease: the lowest ready id, within the group's rules."""
+        group = self.group
+        if group is not None and group.members:
+            return group.pick(group.member_for(holder), self.messages,
+                              lambda key: self._busy_elsewhere(key, holder))
         ready, messages = self._ready, self.messages
         while ready:
             msg = messages.get(ready[0])
@@ -52,39 +130,38 @@ class Queue:
             heapq.heappop(ready)  # stale entry: acked, dropped or leased since it was pushed
         return None
 
-    def pop_ready(self) -> Message | None:
-        msg = self.peek_ready()
-        if msg is not None:
+    def take(self, msg: Message) -> None:
+        """Take `msg`, just returned by `peek_ready`, off the heap it tops."""
+        group = self.group
+        if group is not None and group.members:
+            group.take(msg)
+        else:
             heapq.heappop(self._ready)
-        return msg
 
-    def make_ready(self, message: Message) -> None:
-        if message.state is State.LEASED:
-            self.leased -= 1
-        elif message.state is State.DELAYED:
-            self.delayed -= 1
-        message.state = State.READY
-        message.holder = None
-        heapq.heappush(self._ready, message.id)
+    def _busy_elsewhere(self, key: str, holder: str) -> bool:
+        holders = self.inflight.get(key)
+        return holders is not None and (len(holders) > 1 or holder not in holders)
 
-    def delay(self, message: Message, ready_at: float) -> None:
-        self.leased -= 1
-        message.state = State.DELAYED
-        message.holder = None
-        message.ready_at = ready_at
-        self.delayed += 1
-        heapq.heappush(self._delayed, (ready_at, message.id))
+    def credit(self, holder: str) -> int | None:
+        """How many more messages a group member may lease now; None when unlimited."""
+        member = self.group.member_for(holder) if self.group is not None else None
+        if member is None:
+            return None
+        return max(0, member.prefetch - len(self.held_by.get(holder, ())))
 
-    def mark_leased(self, message: Message) -> None:
-        message.state = State.LEASED
-        self.leased += 1
+    def ensure_group(self, name: str, ring_factory: Any) -> Group:
+        if self.group is None:
+            self.group = Group(name, ring_factory())
+            for msg in self.messages.values():
+                if msg.state is State.READY:
+                    self.group.push(msg)
+        return self.group
 
-    def remove(self, message: Message) -> None:
-        del self.messages[message.id]
-        if message.state is State.LEASED:
-            self.leased -= 1
-        elif message.state is State.DELAYED:
-            self.delayed -= 1
+    def join(self, member: Member) -> None:
+        assert self.group is not None
+        self.group.join(member)
+
+    # --- time ---------------------------------------------------------------------------------
 
     def release_due(self, now: float) -> bool:
         """Move delayed messages whose time has come to ready; True if any moved."""
@@ -104,9 +181,11 @@ class Queue:
     def oldest(self) -> Message | None:
         return next(iter(self.messages.values()), None)
 
+    # --- statistics ---------------------------------------------------------------------------
+
     @property
     def ready(self) -> int:
-        return len(self.messages) - self.leased - self.delayed
+        return len(self.messages) - self.leased - self.delayed - self.poisoned
 
     def stats(self, now: float) -> dict[str, Any]:
         oldest_ready = 0.0
@@ -119,10 +198,12 @@ class Queue:
             "ready": self.ready,
             "delayed": self.delayed,
             "leased": self.leased,
+            "poisoned": self.poisoned,
             "published": c.published,
             "acked": c.acked,
             "expired": c.expired,
             "dropped": c.dropped,
+            "released": c.released,
             "oldest_ready_s": round(oldest_ready, 3),
             "retention_s": self.settings.retention_s,
             "lease_s": self.settings.lease_s,

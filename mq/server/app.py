@@ -24,9 +24,11 @@ from mq.core.broker import Broker
 from mq.core.clock import Clock
 from mq.core.model import Message, QueueSettings
 from mq.errors import Code, MQError
+from mq.ring import HashRing
 from mq.server.config import Config
 from mq.server.connection import Connection
 from mq.server.handlers import PARKED, Handlers
+from mq.server.sessions import Session, Sessions
 from mq.server.waiters import Waiter, Waiters
 from mq.storage.group_commit import GroupCommit
 from mq.storage.sqlite import SQLiteStore
@@ -39,11 +41,13 @@ class BrokerServer:
         self.config = config
         self.clock = clock
         self.store = SQLiteStore(config.db_path, config.sync)
-        self.core = Broker(clock, QueueSettings(config.retention_s, config.lease_s))
+        self.core = Broker(clock, QueueSettings(config.retention_s, config.lease_s),
+                           ring_factory=lambda: HashRing(vnodes=config.ring_vnodes),
+                           poison_deaths=config.poison_deaths)
         self.group = GroupCommit(self.store, self._on_commit)
         self.waiters: Waiters[Connection] = Waiters()
-        self.handlers = Handlers(self.core, self._park, self._server_stats,
-                                 config.max_frame_bytes)
+        self.sessions: Sessions[Connection] = Sessions(config.heartbeat_misses, config.grace_s)
+        self.handlers = Handlers(self.core, self.sessions, config, self._park, self._server_stats)
         self.connections: set[Connection] = set()
         self._held: set[Connection] = set()  # connections with replies waiting for a commit
         self._round: list[tuple[Connection, bytes]] = []
@@ -116,10 +120,19 @@ class BrokerServer:
         self._held.discard(conn)
         for waiter in conn.waiters:
             self.waiters.finish(waiter)
+        session = conn.session
+        if session is not None:
+            if session.conn is conn:  # it may have moved to a newer connection already
+                self.sessions.detach(session, self.clock())
+        else:
+            self.core.release_holder(conn.anonymous_holder)
+        self._finish_round()
 
     # --- rounds -------------------------------------------------------------------------------
 
     def run_round(self, conn: Connection, items: list[Command | Rejected]) -> None:
+        if conn.session is not None:
+            self.sessions.beat(conn.session, self.clock())  # any request is a sign of life
         if conn.mode is Mode.TEXT:
             conn.backlog.extend(items)
             self._drain_backlog(conn)
@@ -203,8 +216,8 @@ class BrokerServer:
     # --- time ---------------------------------------------------------------------------------
 
     def _next_deadline(self) -> float | None:
-        times = [t for t in (self.core.next_deadline(), self.waiters.next_deadline())
-                 if t is not None]
+        times = [t for t in (self.core.next_deadline(), self.waiters.next_deadline(),
+                             self.sessions.next_deadline()) if t is not None]
         return min(times, default=None)
 
     def _reschedule_tick(self) -> None:
@@ -221,10 +234,23 @@ class BrokerServer:
             timeout = None if deadline is None else max(0.0, deadline - self.clock())
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._tick_wake.wait(), timeout)
+            now = self.clock()
             self.core.tick()
-            for waiter in self.waiters.expired(self.clock()):
+            for session in self.sessions.dead(now):
+                self._bury(session)
+            for waiter in self.waiters.expired(now):
                 self._answer_waiter(waiter, [])
             self._finish_round()
+
+    def _bury(self, session: Session[Connection]) -> None:
+        """A session missed its heartbeats or its grace ran out: all its leases go back now."""
+        released, poisoned = self.core.release_holder(session.holder)
+        state = "disconnected" if session.conn is None else "silent (missed heartbeats)"
+        log.warning("consumer %s died, %s: %d leases requeued, %d messages poisoned",
+                    session.holder, state, released, poisoned)
+        if session.conn is not None:
+            session.conn.session = None
+            session.conn.abort()
 
     # --- statistics ---------------------------------------------------------------------------
 
@@ -238,5 +264,6 @@ class BrokerServer:
             "commits": self.group.stats.commits,
             "committed_changes": self.group.stats.committed_changes,
             "waiting_gets": self.waiters.count,
+            "sessions": len(self.sessions),
             "compaction_backlog": self.store.compaction_backlog,
         }

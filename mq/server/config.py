@@ -5,7 +5,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from mq.codec.binary import MAX_FRAME_BYTES_CEILING
-from mq.codec.commands import MAX_LEASE_S, MAX_RETENTION_S, MIN_LEASE_S, MIN_RETENTION_S
+from mq.codec.commands import (
+    MAX_HEARTBEAT_S,
+    MAX_LEASE_S,
+    MAX_PREFETCH,
+    MAX_RETENTION_S,
+    MIN_HEARTBEAT_S,
+    MIN_LEASE_S,
+    MIN_RETENTION_S,
+)
 from mq.storage.sqlite import SYNC_MODES
 
 DEFAULT_PORT = 7711
@@ -21,6 +29,12 @@ class Config:
     max_line_bytes: int = 1024 * 1024
     lease_s: float = 30.0  # default visibility timeout of a queue
     retention_s: float = 4 * 86_400.0  # default retention of a queue
+    heartbeat_s: float = 1.0  # default heartbeat interval of a consumer session
+    heartbeat_misses: int = 3  # missed intervals before a session is dead
+    grace_s: float = 3.0  # how long a session whose connection dropped waits for a reconnect
+    poison_deaths: int = 3  # consumers dying with a message before it is set aside as poison
+    default_prefetch: int = 100  # unacked messages a group member may hold at once
+    ring_vnodes: int = 512  # points per member on a group's hash ring
     write_buffer_high_bytes: int = 4 * 1024 * 1024  # pause reading a client above this
     shutdown_timeout_s: float = 10.0
 
@@ -35,9 +49,19 @@ class Config:
             raise ValueError(f"lease_s must be {MIN_LEASE_S} .. {MAX_LEASE_S} seconds")
         if not MIN_RETENTION_S <= self.retention_s <= MAX_RETENTION_S:
             raise ValueError(f"retention_s must be {MIN_RETENTION_S} .. {MAX_RETENTION_S} seconds")
+        if not MIN_HEARTBEAT_S <= self.heartbeat_s <= MAX_HEARTBEAT_S:
+            raise ValueError(f"heartbeat_s must be {MIN_HEARTBEAT_S} .. {MAX_HEARTBEAT_S} seconds")
+        if self.heartbeat_misses < 1 or self.poison_deaths < 1 or self.ring_vnodes < 1:
+            raise ValueError("heartbeat_misses, poison_deaths and ring_vnodes must be at least 1")
+        if self.grace_s < 0:
+            raise ValueError("grace_s must be >= 0")
+        if not 1 <= self.default_prefetch <= MAX_PREFETCH:
+            raise ValueError(f"default_prefetch must be 1 .. {MAX_PREFETCH}")
         if not 0 <= self.port <= 65535:
             raise ValueError("port must be 0..65535 (0 picks a free port)")
 
     def describe(self) -> str:
         return (f"sync={self.sync} lease_s={self.lease_s:g} retention_s={self.retention_s:g} "
+                f"heartbeat_s={self.heartbeat_s:g}x{self.heartbeat_misses} "
+                f"grace_s={self.grace_s:g} "
                 f"max_frame_bytes={self.max_frame_bytes}")

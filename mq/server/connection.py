@@ -21,6 +21,7 @@ from mq.errors import MQError
 
 if TYPE_CHECKING:
     from mq.server.app import BrokerServer
+    from mq.server.sessions import Session
     from mq.server.waiters import Waiter
 
 log = logging.getLogger(__name__)
@@ -31,7 +32,8 @@ class Connection(asyncio.Protocol):
     def __init__(self, server: BrokerServer) -> None:
         self.server = server
         self.id = next(_ids)
-        self.holder = f"c{self.id}"
+        self.anonymous_holder = f"c{self.id}"
+        self.session: Session[Connection] | None = None
         self.peer = "?"
         self.mode: Mode | None = None
         self._decoder: BinaryDecoder | TextDecoder | None = None
@@ -43,13 +45,18 @@ class Connection(asyncio.Protocol):
         self.closing = False  # no more requests are read; close once replies are flushed
         self._reading_paused = False
 
+    @property
+    def holder(self) -> str:
+        """Who holds the leases taken here: the session if there is one, else this connection."""
+        return self.session.holder if self.session is not None else self.anonymous_holder
+
     # --- asyncio.Protocol ---------------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._transport = cast(asyncio.Transport, transport)  # uvloop's is not a subclass
         peer = transport.get_extra_info("peername")
         self.peer = f"{peer[0]}:{peer[1]}" if peer else "?"
-        self.holder = f"c{self.id}@{self.peer}"
+        self.anonymous_holder = f"c{self.id}@{self.peer}"
         self._transport.set_write_buffer_limits(high=self.server.config.write_buffer_high_bytes)
         self.server.connection_opened(self)
 
@@ -120,6 +127,12 @@ class Connection(asyncio.Protocol):
     def close_if_done(self) -> None:
         if self.closing and not self._held and self._transport is not None:
             self._transport.close()
+
+    def abort(self) -> None:
+        """Close now, dropping unsent bytes: for a peer that stopped reading (half-open)."""
+        self.closing = True
+        if self._transport is not None:
+            self._transport.abort()
 
     def close(self) -> None:
         """Close once buffered replies are written."""

@@ -14,7 +14,11 @@ from mq.codec.commands import (
     Command,
     Declare,
     Get,
+    Heartbeat,
+    Hello,
     Help,
+    Join,
+    Leave,
     ListQueues,
     Nack,
     Ping,
@@ -25,6 +29,9 @@ from mq.codec.commands import (
     Touch,
 )
 from mq.core.broker import Broker
+from mq.errors import Code, MQError
+from mq.server.config import Config
+from mq.server.sessions import Session, Sessions
 
 if TYPE_CHECKING:
     from mq.server.connection import Connection
@@ -34,17 +41,21 @@ PARKED: Result = {}  # identity marks "no reply yet"
 
 
 class Handlers:
-    def __init__(self, core: Broker, park: Callable[[Connection, Get], None],
-                 server_stats: Callable[[], dict[str, Any]], max_reply_bytes: int) -> None:
+    def __init__(self, core: Broker, sessions: Sessions[Connection], config: Config,
+                 park: Callable[[Connection, Get], None],
+                 server_stats: Callable[[], dict[str, Any]]) -> None:
         self.core = core
-        self.max_reply_bytes = max_reply_bytes
+        self.sessions = sessions
+        self.config = config
+        self.max_reply_bytes = config.max_frame_bytes
         self.park = park
         self.server_stats = server_stats
         self.table: dict[type, Callable[[Any, Connection], Result]] = {
             Ping: self.ping, Publish: self.publish, PublishMany: self.publish_many,
             Get: self.get, Ack: self.ack, Nack: self.nack, Touch: self.touch,
             Declare: self.declare, ListQueues: self.list_queues, Stats: self.stats,
-            Help: self.ping, Quit: self.ping,
+            Help: self.ping, Quit: self.quit, Hello: self.hello, Heartbeat: self.ping,
+            Join: self.join, Leave: self.leave,
         }
 
     def handle(self, command: Command, conn: Connection) -> Result:
@@ -87,4 +98,58 @@ class Handlers:
         return {"queues": self.core.queue_names()}
 
     def stats(self, cmd: Stats, conn: Connection) -> Result:
-        return {"server": self.server_stats(), "queues": self.core.stats(cmd.queue)}
+        queues = self.core.stats(cmd.queue)
+        for name, queue_stats in queues.items():
+            group = self.core.group_stats(name)
+            if group is not None:
+                now = self.core.clock()
+                for member in group["members"].values():
+                    session = self.sessions.by_holder(member["holder"])
+                    beat = self.sessions.last_beat(session) if session is not None else None
+                    member["last_heartbeat_s_ago"] = None if beat is None else round(now - beat, 3)
+                queue_stats["group"] = group
+        return {"server": self.server_stats(), "queues": queues}
+
+    def hello(self, cmd: Hello, conn: Connection) -> Result:
+        if conn.session is not None and cmd.session != conn.session.token:
+            raise MQError(Code.BAD_REQUEST, f"this connection is already consumer "
+                          f"{conn.session.consumer!r}; open another connection for another one")
+        heartbeat_s = cmd.heartbeat_s or self.config.heartbeat_s
+        session, previous = self.sessions.open(conn, cmd.consumer, heartbeat_s, self.core.clock(),
+                                               cmd.session)
+        if previous is not None and previous is not conn:
+            previous.session = None  # a stale connection of the same consumer: cut it off
+            previous.abort()
+        conn.session = session
+        return {"session": session.token, "heartbeat_s": heartbeat_s,
+                "dead_after_s": self.sessions.dead_after_s(heartbeat_s),
+                "grace_s": self.sessions.grace_s, "resumed": cmd.session == session.token}
+
+    def _session(self, conn: Connection) -> Session[Connection]:
+        if conn.session is None:
+            raise MQError(Code.NO_SESSION, "say HELLO <consumer> first: groups need a consumer "
+                          "session")
+        return conn.session
+
+    def join(self, cmd: Join, conn: Connection) -> Result:
+        session = self._session(conn)
+        prefetch = cmd.prefetch or self.config.default_prefetch
+        group = self.core.join(cmd.queue, cmd.group, session.consumer, session.holder, prefetch)
+        session.queues.add(cmd.queue)
+        return {"queue": cmd.queue, "group": group.name, "consumer": session.consumer,
+                "prefetch": prefetch, "members": len(group.members)}
+
+    def leave(self, cmd: Leave, conn: Connection) -> Result:
+        session = self._session(conn)
+        self.core.leave(cmd.queue, session.consumer)
+        session.queues.discard(cmd.queue)
+        return {}
+
+    def quit(self, cmd: Quit, conn: Connection) -> Result:
+        """A consumer that says goodbye ends its session: its leases go back at once."""
+        session = conn.session
+        if session is not None:
+            self.sessions.end(session)
+            conn.session = None
+            self.core.release_holder(session.holder, died=False)
+        return {}

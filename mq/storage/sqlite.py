@@ -1,9 +1,10 @@
 """The append-only log in SQLite (WAL mode), through aiosqlite so the event loop never waits.
 
 Layout. `messages` gets one row per publish and is never updated. `events` gets one row per
-state change of a message (leased, acked, nacked, expired, dropped). The current state of a
-message is the fold of its events, which is what `open` computes. A message whose last event is
-final (acked, dropped) is deleted with its events later, in bounded chunks (`compact`).
+state change of a message (leased, acked, nacked, expired, released, poisoned, dropped). The
+current state of a message is the fold of its events, which is what `open` computes. A message
+whose last event is final (acked, dropped) is deleted with its events later, in bounded chunks
+(`compact`).
 """
 
 from __future__ import annotations
@@ -26,7 +27,9 @@ from mq.core.model import (
     Leased,
     Message,
     Nacked,
+    Poisoned,
     QueueSettings,
+    Released,
     State,
 )
 from mq.storage.base import Recovered
@@ -48,7 +51,8 @@ CREATE TABLE IF NOT EXISTS events (
     at REAL NOT NULL,
     delivery INTEGER,
     holder TEXT,
-    ready_at REAL
+    ready_at REAL,
+    detail TEXT
 );
 CREATE INDEX IF NOT EXISTS events_by_msg ON events (msg_id);
 CREATE TABLE IF NOT EXISTS queues (
@@ -65,6 +69,8 @@ class Event(IntEnum):
     NACKED = 3
     EXPIRED = 4
     DROPPED = 5
+    RELEASED = 6  # the holder died; the message went back to ready
+    POISONED = 7
 
 
 FINAL = (Event.ACKED, Event.DROPPED)
@@ -108,6 +114,8 @@ class SQLiteStore:
         }
         deliveries: dict[int, int] = {}
         delayed_until: dict[int, float] = {}
+        deaths: dict[int, int] = {}
+        poisoned: set[int] = set()
         finished: set[int] = set()
         async with db.execute("SELECT msg_id, kind, delivery, ready_at FROM events ORDER BY seq"
                               ) as cursor:
@@ -117,6 +125,10 @@ class SQLiteStore:
                     delayed_until.pop(msg_id, None)
                 elif kind == Event.NACKED:
                     delayed_until[msg_id] = ready_at
+                elif kind == Event.RELEASED:
+                    deaths[msg_id] = deaths.get(msg_id, 0) + 1
+                elif kind == Event.POISONED:
+                    poisoned.add(msg_id)
                 elif kind in FINAL:
                     finished.add(msg_id)
         messages: list[Message] = []
@@ -125,9 +137,12 @@ class SQLiteStore:
             for msg_id, queue, body, key, published_at in await cursor.fetchall():
                 if msg_id in finished:
                     continue
-                msg = Message(msg_id, queue, body, key, published_at, deliveries.get(msg_id, 0))
+                msg = Message(msg_id, queue, body, key, published_at, deliveries.get(msg_id, 0),
+                              deaths=deaths.get(msg_id, 0))
                 ready_at = delayed_until.get(msg_id)
-                if ready_at is not None:
+                if msg_id in poisoned:
+                    msg.state = State.POISONED
+                elif ready_at is not None:
                     msg.state, msg.ready_at = State.DELAYED, ready_at
                 messages.append(msg)
         self._finished = sorted(finished)
@@ -148,16 +163,20 @@ class SQLiteStore:
                 m = c.message
                 appended.append((m.id, m.queue, m.body, m.key, m.published_at))
             elif isinstance(c, Leased):
-                events.append((c.msg_id, Event.LEASED, c.at, c.delivery, c.holder, None))
+                events.append((c.msg_id, Event.LEASED, c.at, c.delivery, c.holder, None, None))
             elif isinstance(c, Acked):
-                events.append((c.msg_id, Event.ACKED, c.at, None, None, None))
+                events.append((c.msg_id, Event.ACKED, c.at, None, None, None, None))
                 self._finished.append(c.msg_id)
             elif isinstance(c, Nacked):
-                events.append((c.msg_id, Event.NACKED, c.at, None, None, c.ready_at))
+                events.append((c.msg_id, Event.NACKED, c.at, None, None, c.ready_at, None))
             elif isinstance(c, Expired):
-                events.append((c.msg_id, Event.EXPIRED, c.at, None, None, None))
+                events.append((c.msg_id, Event.EXPIRED, c.at, None, None, None, None))
+            elif isinstance(c, Released):
+                events.append((c.msg_id, Event.RELEASED, c.at, None, c.holder, None, None))
+            elif isinstance(c, Poisoned):
+                events.append((c.msg_id, Event.POISONED, c.at, None, None, None, c.reason))
             elif isinstance(c, Dropped):
-                events.append((c.msg_id, Event.DROPPED, c.at, None, None, None))
+                events.append((c.msg_id, Event.DROPPED, c.at, None, None, None, None))
                 self._finished.append(c.msg_id)
             elif isinstance(c, Declared):
                 declared.append((c.queue, c.settings.retention_s, c.settings.lease_s))
@@ -168,8 +187,8 @@ class SQLiteStore:
                 appended)
         if events:
             await db.executemany(
-                "INSERT INTO events (msg_id, kind, at, delivery, holder, ready_at)"
-                " VALUES (?, ?, ?, ?, ?, ?)", events)
+                "INSERT INTO events (msg_id, kind, at, delivery, holder, ready_at, detail)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?)", events)
         if declared:
             await db.executemany(
                 "INSERT OR REPLACE INTO queues (name, retention_s, lease_s) VALUES (?, ?, ?)",

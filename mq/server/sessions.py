@@ -1,0 +1,99 @@
+"""Consumer sessions: a name, a token, a heartbeat, and the leases they hold across reconnects.
+
+A connection that says HELLO gets a session. Its leases belong to the session, not to the
+connection, so a consumer that reconnects within the grace period and presents its token keeps
+them. The liveness monitor declares a session dead when it misses its heartbeats or its grace
+runs out; the server then gives back all of its leases. A connection without a session is its
+own holder and dies with its connection, but is never killed for being idle.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass, field
+from typing import Generic, TypeVar
+
+from mq.liveness import Liveness
+
+C = TypeVar("C")
+
+
+@dataclass(slots=True, eq=False)
+class Session(Generic[C]):
+    token: str
+    consumer: str
+    heartbeat_s: float
+    conn: C | None
+    queues: set[str] = field(default_factory=set)  # queues whose group it joined
+
+    @property
+    def holder(self) -> str:
+        """Who holds the session's leases, as the log and STATS show it."""
+        return f"{self.consumer}/{self.token[:8]}"
+
+
+class Sessions(Generic[C]):
+    def __init__(self, heartbeat_misses: int, grace_s: float) -> None:
+        self.liveness = Liveness(heartbeat_misses)
+        self.grace_s = grace_s
+        self._by_token: dict[str, Session[C]] = {}
+        self._by_holder: dict[str, Session[C]] = {}
+
+    def __len__(self) -> int:
+        return len(self._by_token)
+
+    def dead_after_s(self, heartbeat_s: float) -> float:
+        return heartbeat_s * self.liveness.misses
+
+    def open(self, conn: C, consumer: str, heartbeat_s: float, now: float,
+             token: str | None) -> tuple[Session[C], C | None]:
+        """Resume the session `token` names, or start a new one.
+
+        Returns the session and, when resuming, the connection it was attached to before
+        (which the caller detaches), if any."""
+        session = self._by_token.get(token) if token is not None else None
+        if session is not None and session.consumer == consumer:
+            previous, session.conn = session.conn, conn
+            session.heartbeat_s = heartbeat_s
+            self.liveness.beat(session.token, now)
+            return session, previous
+        session = Session(secrets.token_hex(16), consumer, heartbeat_s, conn)
+        self._by_token[session.token] = session
+        self._by_holder[session.holder] = session
+        self.liveness.track(session.token, heartbeat_s, now)
+        return session, None
+
+    def is_resumed(self, session: Session[C], token: str | None) -> bool:
+        return token == session.token
+
+    def beat(self, session: Session[C], now: float) -> None:
+        self.liveness.beat(session.token, now)
+
+    def detach(self, session: Session[C], now: float) -> None:
+        """Its connection is gone: the session waits `grace_s` for a reconnect."""
+        session.conn = None
+        self.liveness.disconnected(session.token, now, self.grace_s)
+
+    def end(self, session: Session[C]) -> None:
+        self.liveness.forget(session.token)
+        self._by_token.pop(session.token, None)
+        self._by_holder.pop(session.holder, None)
+
+    def dead(self, now: float) -> list[Session[C]]:
+        """Sessions whose heartbeats or grace ran out; they are ended."""
+        out = []
+        for token in self.liveness.due(now):
+            session = self._by_token.get(token)
+            if session is not None:
+                self.end(session)
+                out.append(session)
+        return out
+
+    def by_holder(self, holder: str) -> Session[C] | None:
+        return self._by_holder.get(holder)
+
+    def last_beat(self, session: Session[C]) -> float | None:
+        return self.liveness.last_beat(session.token)
+
+    def next_deadline(self) -> float | None:
+        return self.liveness.next_deadline()

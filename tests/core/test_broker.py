@@ -1,0 +1,602 @@
+"""The queue core driven by hand: a FakeClock, no sleeps, no event loop (protocol.md sections 4, 6).
+
+Time moves only through `clock.advance`; due work (lease expiry, delays ending, retention) is
+applied only by `tick()`, except that a lease whose deadline has passed can no longer be used
+even before the tick that puts its message back.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from mq.core.broker import RETENTION_BATCH, Broker
+from mq.core.clock import FakeClock
+from mq.core.model import (
+    Acked,
+    Appended,
+    Declared,
+    Dropped,
+    Expired,
+    Leased,
+    Message,
+    Nacked,
+    QueueSettings,
+    State,
+)
+from mq.errors import Code, MQError
+
+T0 = 1_800_000_000.0
+RETENTION_S = 1_000.0
+LEASE_S = 30.0
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock(T0)
+
+
+@pytest.fixture
+def broker(clock: FakeClock) -> Broker:
+    return Broker(clock, QueueSettings(retention_s=RETENTION_S, lease_s=LEASE_S))
+
+
+def publish_n(broker: Broker, n: int, queue: str = "q") -> list[int]:
+    return [broker.publish(queue, f"m{i}".encode()) for i in range(n)]
+
+
+def lease_one(broker: Broker, holder: str = "h1", queue: str = "q",
+              lease_s: float | None = None) -> tuple[int, int]:
+    """Lease one message and return its receipt as (msg_id, delivery), captured now: the core
+    hands out its live Message, whose delivery count moves on with later leases."""
+    [msg] = broker.lease(queue, holder, lease_s)
+    return msg.id, msg.deliveries
+
+
+def code_of(excinfo: pytest.ExceptionInfo[MQError]) -> Code:
+    return excinfo.value.code
+
+
+# --- leasing order and visibility ------------------------------------------------------------
+
+
+def test_publish_returns_ascending_ids_and_lease_is_fifo_by_id(broker: Broker) -> None:
+    """Ids ascend from 1; each lease takes the ready message with the lowest id."""
+    assert publish_n(broker, 3) == [1, 2, 3]
+    leased = [broker.lease("q", "h1")[0].id for _ in range(3)]
+    assert leased == [1, 2, 3]
+    assert broker.lease("q", "h1") == []
+
+
+def test_lease_max_count_returns_a_batch_in_id_order(broker: Broker) -> None:
+    """`max_count` leases up to that many at once, lowest ids first, fewer when fewer are ready."""
+    publish_n(broker, 5)
+    first = broker.lease("q", "h1", max_count=3)
+    assert [m.id for m in first] == [1, 2, 3]
+    assert all(m.deliveries == 1 and m.state is State.LEASED for m in first)
+    rest = broker.lease("q", "h1", max_count=3)
+    assert [m.id for m in rest] == [4, 5]
+    assert broker.lease("q", "h1", max_count=3) == []
+
+
+def test_first_lease_is_delivery_one_and_receipt_names_it(broker: Broker) -> None:
+    """The receipt is `<msg_id>.<deliveries>`, and the first delivery counts 1."""
+    broker.publish("q", b"body", key="k")
+    [msg] = broker.lease("q", "h1")
+    wire = msg.to_wire()
+    assert wire["receipt"] == "1.1"
+    assert wire["deliveries"] == 1
+    assert wire["body"] == b"body"
+    assert wire["key"] == "k"
+    assert wire["published_at"] == T0
+
+
+def test_lease_hides_the_message_from_other_holders(broker: Broker) -> None:
+    """A leased message is not handed to anyone else while its lease runs."""
+    publish_n(broker, 1)
+    assert lease_one(broker, "h1") == (1, 1)
+    assert broker.lease("q", "h2") == []
+    assert broker.lease("q", "h1") == []
+
+
+def test_queues_are_independent(broker: Broker) -> None:
+    """A lease on one queue never returns another queue's messages."""
+    broker.publish("a", b"x")
+    assert broker.lease("b", "h1") == []
+    assert [m.queue for m in broker.lease("a", "h1")] == ["a"]
+
+
+# --- lease expiry and touch ------------------------------------------------------------------
+
+
+def test_expired_lease_is_ready_again_with_a_new_delivery_number(
+        broker: Broker, clock: FakeClock) -> None:
+    """After the deadline and a tick, the message is ready; its next lease counts one more."""
+    publish_n(broker, 1)
+    assert lease_one(broker, "h1") == (1, 1)
+    clock.advance(LEASE_S)
+    broker.tick()
+    assert broker.stats("q")["q"]["expired"] == 1
+    [msg] = broker.lease("q", "h2")
+    assert (msg.id, msg.deliveries) == (1, 2)
+    assert msg.to_wire()["receipt"] == "1.2"
+
+
+def test_lease_is_kept_until_its_deadline(broker: Broker, clock: FakeClock) -> None:
+    """Just before the deadline a tick changes nothing: the lease holds and ack works."""
+    publish_n(broker, 1)
+    receipt = lease_one(broker, "h1")
+    clock.advance(LEASE_S - 0.5)
+    broker.tick()
+    assert broker.lease("q", "h2") == []
+    broker.ack(*receipt, "h1")
+    assert broker.stats("q")["q"]["acked"] == 1
+
+
+def test_explicit_lease_s_overrides_the_queue_default(broker: Broker, clock: FakeClock) -> None:
+    """`lease_s` given to lease sets this lease's length instead of the queue's."""
+    publish_n(broker, 1)
+    [msg] = broker.lease("q", "h1", lease_s=5)
+    assert msg.deadline == T0 + 5
+    clock.advance(5)
+    broker.tick()
+    assert lease_one(broker, "h2") == (1, 2)
+
+
+def test_touch_extends_the_deadline(broker: Broker, clock: FakeClock) -> None:
+    """Without touch the lease would expire at T0+30; a touch at T0+20 moves it to T0+50."""
+    publish_n(broker, 2)
+    touched = lease_one(broker, "h1")
+    untouched = lease_one(broker, "h1")
+    clock.advance(20)
+    assert broker.touch(*touched, "h1") == LEASE_S
+    clock.advance(LEASE_S - 20)  # the original deadline
+    broker.tick()
+    stats = broker.stats("q")["q"]
+    assert (stats["leased"], stats["ready"], stats["expired"]) == (1, 1, 1)
+    assert lease_one(broker, "h2") == (untouched[0], 2)  # only the untouched one came back
+    broker.ack(*touched, "h1")  # still held
+    assert broker.stats("q")["q"]["acked"] == 1
+
+
+def test_touch_with_lease_s_grants_that_length_from_now(
+        broker: Broker, clock: FakeClock) -> None:
+    """`touch(lease_s=...)` returns the granted length; the deadline becomes now + lease_s."""
+    publish_n(broker, 1)
+    receipt = lease_one(broker, "h1")
+    clock.advance(10)
+    assert broker.touch(*receipt, "h1", lease_s=100) == 100
+    clock.advance(99.5)
+    broker.tick()
+    assert broker.stats("q")["q"]["leased"] == 1
+    clock.advance(0.5)
+    broker.tick()
+    assert broker.stats("q")["q"]["leased"] == 0
+    assert broker.stats("q")["q"]["expired"] == 1
+
+
+def test_touch_after_the_deadline_is_lease_lost(broker: Broker, clock: FakeClock) -> None:
+    """A touch cannot revive a lease whose deadline has passed, tick or not."""
+    publish_n(broker, 1)
+    receipt = lease_one(broker, "h1")
+    clock.advance(LEASE_S)
+    with pytest.raises(MQError) as excinfo:
+        broker.touch(*receipt, "h1")
+    assert code_of(excinfo) is Code.LEASE_LOST
+
+
+# --- ack ------------------------------------------------------------------------------------
+
+
+def test_ack_removes_the_message(broker: Broker, clock: FakeClock) -> None:
+    """An acked message is gone: never leased again, not even after its lease would expire."""
+    publish_n(broker, 1)
+    receipt = lease_one(broker, "h1")
+    broker.ack(*receipt, "h1")
+    clock.advance(LEASE_S * 2)
+    broker.tick()
+    assert broker.lease("q", "h1") == []
+    stats = broker.stats("q")["q"]
+    assert (stats["ready"], stats["leased"], stats["acked"], stats["expired"]) == (0, 0, 1, 0)
+
+
+def test_ack_twice_is_lease_lost(broker: Broker) -> None:
+    """The second ack of the same receipt finds no message."""
+    publish_n(broker, 1)
+    receipt = lease_one(broker, "h1")
+    broker.ack(*receipt, "h1")
+    with pytest.raises(MQError) as excinfo:
+        broker.ack(*receipt, "h1")
+    assert code_of(excinfo) is Code.LEASE_LOST
+    assert not excinfo.value.fatal
+
+
+def test_ack_of_a_stale_receipt_is_lease_lost(broker: Broker, clock: FakeClock) -> None:
+    """Once 1.1 expired and went out again as 1.2, `ack 1.1` fails and 1.2 is untouched."""
+    publish_n(broker, 1)
+    old = lease_one(broker, "h1")
+    clock.advance(LEASE_S)
+    broker.tick()
+    new = lease_one(broker, "h2")
+    assert (old, new) == ((1, 1), (1, 2))
+    for holder in ("h1", "h2"):
+        with pytest.raises(MQError) as excinfo:
+            broker.ack(*old, holder)
+        assert code_of(excinfo) is Code.LEASE_LOST
+    assert broker.stats("q")["q"]["leased"] == 1
+    broker.ack(*new, "h2")
+    assert broker.stats("q")["q"]["acked"] == 1
+
+
+def test_ack_after_the_deadline_before_tick_is_lease_lost(
+        broker: Broker, clock: FakeClock) -> None:
+    """The deadline is enforced at ack time, not only when a tick notices it."""
+    publish_n(broker, 1)
+    receipt = lease_one(broker, "h1")
+    clock.advance(LEASE_S)
+    with pytest.raises(MQError) as excinfo:
+        broker.ack(*receipt, "h1")
+    assert code_of(excinfo) is Code.LEASE_LOST
+    broker.tick()
+    assert lease_one(broker, "h2") == (1, 2)  # the failed ack did not remove it
+
+
+def test_ack_by_another_holder_is_not_your_lease(broker: Broker) -> None:
+    """A live lease can be acked, nacked or touched only by its holder."""
+    publish_n(broker, 1)
+    receipt = lease_one(broker, "h1")
+    for op in (broker.ack, broker.nack, broker.touch):
+        with pytest.raises(MQError) as excinfo:
+            op(*receipt, "h2")
+        assert code_of(excinfo) is Code.NOT_YOUR_LEASE
+    broker.ack(*receipt, "h1")
+    assert broker.stats("q")["q"]["acked"] == 1
+
+
+def test_ack_of_unknown_message_is_lease_lost(broker: Broker) -> None:
+    """A receipt naming a message that never existed is LEASE_LOST, not a crash."""
+    with pytest.raises(MQError) as excinfo:
+        broker.ack(42, 1, "h1")
+    assert code_of(excinfo) is Code.LEASE_LOST
+
+
+# --- nack -----------------------------------------------------------------------------------
+
+
+def test_nack_requeues_at_once_keeping_its_place_by_id(broker: Broker) -> None:
+    """A nacked message is ready at once and comes before higher ids still waiting."""
+    publish_n(broker, 3)
+    first, second = broker.lease("q", "h1", max_count=2)
+    receipt = (first.id, first.deliveries)
+    broker.nack(*receipt, "h1")
+    assert lease_one(broker, "h2") == (1, 2)
+    assert lease_one(broker, "h2") == (3, 1)
+    assert second.state is State.LEASED
+
+
+def test_ack_after_nack_is_lease_lost(broker: Broker) -> None:
+    """A receipt given back with nack no longer holds the message."""
+    publish_n(broker, 1)
+    receipt = lease_one(broker, "h1")
+    broker.nack(*receipt, "h1")
+    with pytest.raises(MQError) as excinfo:
+        broker.ack(*receipt, "h1")
+    assert code_of(excinfo) is Code.LEASE_LOST
+
+
+def test_nack_with_delay_is_delayed_until_the_delay_passes(
+        broker: Broker, clock: FakeClock) -> None:
+    """`nack(delay_s)` makes it DELAYED and invisible; a tick at the delay's end makes it ready."""
+    publish_n(broker, 1)
+    receipt = lease_one(broker, "h1")
+    broker.nack(*receipt, "h1", delay_s=10)
+    [msg] = broker.queue("q").messages.values()
+    assert (msg.state, msg.ready_at) == (State.DELAYED, T0 + 10)
+    stats = broker.stats("q")["q"]
+    assert (stats["ready"], stats["delayed"], stats["leased"]) == (0, 1, 0)
+    clock.advance(9.5)
+    broker.tick()
+    assert broker.lease("q", "h2") == []
+    clock.advance(0.5)
+    broker.tick()
+    assert broker.stats("q")["q"]["delayed"] == 0
+    assert lease_one(broker, "h2") == (1, 2)
+
+
+def test_delayed_message_does_not_expire_as_a_lease(broker: Broker, clock: FakeClock) -> None:
+    """The lease deadline of a nacked delivery is void: no Expired, not counted as expired."""
+    publish_n(broker, 1)
+    receipt = lease_one(broker, "h1")
+    broker.nack(*receipt, "h1", delay_s=LEASE_S * 2)
+    broker.take_changes()
+    clock.advance(LEASE_S)
+    broker.tick()
+    assert broker.take_changes() == []
+    assert broker.stats("q")["q"]["delayed"] == 1
+    assert broker.stats("q")["q"]["expired"] == 0
+
+
+# --- retention ------------------------------------------------------------------------------
+
+
+def test_retention_drops_ready_delayed_and_leased_messages(
+        broker: Broker, clock: FakeClock) -> None:
+    """Messages older than retention_s go whatever their state, counted as dropped."""
+    publish_n(broker, 4)  # 1 delayed, 2 leased, 3 and 4 ready
+    delayed = lease_one(broker, "h1")
+    leased = lease_one(broker, "h1", lease_s=RETENTION_S * 2)
+    broker.nack(*delayed, "h1", delay_s=RETENTION_S * 2)
+    assert broker.queue("q").messages[delayed[0]].state is State.DELAYED
+    clock.advance(RETENTION_S - 0.5)
+    broker.tick()
+    assert broker.stats("q")["q"]["dropped"] == 0
+    clock.advance(0.5)
+    broker.tick()
+    stats = broker.stats("q")["q"]
+    assert (stats["ready"], stats["delayed"], stats["leased"]) == (0, 0, 0)
+    assert stats["dropped"] == 4
+    with pytest.raises(MQError) as excinfo:
+        broker.ack(*leased, "h1")
+    assert code_of(excinfo) is Code.LEASE_LOST
+
+
+def test_retention_drops_only_messages_past_their_age(broker: Broker, clock: FakeClock) -> None:
+    """Each message is judged by its own publish time."""
+    broker.publish("q", b"old")
+    clock.advance(RETENTION_S / 2)
+    broker.publish("q", b"young")
+    clock.advance(RETENTION_S / 2)
+    broker.tick()
+    [msg] = broker.lease("q", "h1")
+    assert msg.body == b"young"
+    assert broker.stats("q")["q"]["dropped"] == 1
+
+
+def test_retention_is_bounded_per_tick(broker: Broker, clock: FakeClock) -> None:
+    """One tick drops at most RETENTION_BATCH messages per queue; the next tick continues."""
+    publish_n(broker, RETENTION_BATCH + 1)
+    clock.advance(RETENTION_S)
+    broker.tick()
+    assert broker.stats("q")["q"]["dropped"] == RETENTION_BATCH
+    due = broker.next_deadline()
+    assert due is not None and due <= clock()  # the rest is due at once
+    broker.tick()
+    assert broker.stats("q")["q"]["dropped"] == RETENTION_BATCH + 1
+
+
+def test_retention_uses_the_queue_setting(broker: Broker, clock: FakeClock) -> None:
+    """A declared retention_s applies to that queue only."""
+    broker.declare("short", retention_s=10, lease_s=None)
+    broker.publish("short", b"a")
+    broker.publish("long", b"b")
+    clock.advance(10)
+    broker.tick()
+    stats = broker.stats()
+    assert stats["short"]["dropped"] == 1
+    assert stats["long"]["dropped"] == 0
+    assert stats["long"]["ready"] == 1
+
+
+# --- declare and stats ----------------------------------------------------------------------
+
+
+def test_declare_changes_settings_and_lease_uses_its_lease_s(
+        broker: Broker, clock: FakeClock) -> None:
+    """Declared lease_s becomes the default lease; a None field keeps the current value."""
+    settings = broker.declare("q", retention_s=None, lease_s=5)
+    assert settings == QueueSettings(retention_s=RETENTION_S, lease_s=5)
+    publish_n(broker, 1)
+    [msg] = broker.lease("q", "h1")
+    assert msg.deadline == T0 + 5
+    assert broker.declare("q", retention_s=50, lease_s=None) == QueueSettings(50, 5)
+    stats = broker.stats("q")["q"]
+    assert (stats["retention_s"], stats["lease_s"]) == (50, 5)
+    clock.advance(5)
+    broker.tick()
+    assert broker.stats("q")["q"]["expired"] == 1
+
+
+def test_touch_without_lease_s_uses_the_declared_default(
+        broker: Broker, clock: FakeClock) -> None:
+    """`touch` with no lease_s grants the queue's declared lease_s."""
+    broker.declare("q", retention_s=None, lease_s=7)
+    publish_n(broker, 1)
+    receipt = lease_one(broker, "h1")
+    assert broker.touch(*receipt, "h1") == 7
+
+
+def test_new_queue_gets_the_defaults(broker: Broker) -> None:
+    """A queue created on first use has the broker's default settings and zero counts."""
+    broker.publish("fresh", b"x")
+    assert broker.queue_names() == ["fresh"]
+    stats = broker.stats("fresh")["fresh"]
+    assert (stats["retention_s"], stats["lease_s"]) == (RETENTION_S, LEASE_S)
+    assert broker.stats("missing") == {}
+
+
+def test_stats_counts_every_field(broker: Broker, clock: FakeClock) -> None:
+    """ready, delayed, leased, published, acked, expired, dropped and oldest_ready_s add up."""
+    broker.declare("q", retention_s=100, lease_s=None)
+    publish_n(broker, 2)  # 1 and 2 will be dropped by retention
+    clock.advance(60)
+    publish_n(broker, 6)  # 3..8
+    broker.lease("q", "h1", lease_s=500, max_count=2)  # 1, 2 stay leased until dropped
+    acked = lease_one(broker, "h1")  # 3
+    broker.ack(*acked, "h1")
+    expiring = lease_one(broker, "h1", lease_s=1)  # 4
+    delayed = lease_one(broker, "h1")  # 5
+    broker.nack(*delayed, "h1", delay_s=500)
+    lease_one(broker, "h1", lease_s=500)  # 6 stays leased
+    clock.advance(40)  # T0+100: 1 and 2 reach retention, 4's lease expired
+    broker.tick()
+    assert expiring[0] == 4
+    assert broker.stats("q")["q"] == {
+        "ready": 3,  # 4, 7, 8
+        "delayed": 1,  # 5
+        "leased": 1,  # 6
+        "poisoned": 0,
+        "published": 8,
+        "acked": 1,
+        "expired": 1,
+        "dropped": 2,
+        "released": 0,
+        "oldest_ready_s": 40.0,  # 4 was published at T0+60
+        "retention_s": 100,
+        "lease_s": LEASE_S,
+    }
+
+
+def test_oldest_ready_s_is_zero_without_ready_messages(broker: Broker, clock: FakeClock) -> None:
+    """oldest_ready_s ignores leased messages and is 0 when nothing is ready."""
+    publish_n(broker, 2)
+    clock.advance(12.5)
+    assert broker.stats("q")["q"]["oldest_ready_s"] == 12.5
+    lease_one(broker, "h1")
+    clock.advance(1)
+    assert broker.stats("q")["q"]["oldest_ready_s"] == 13.5
+    lease_one(broker, "h1")
+    assert broker.stats("q")["q"]["oldest_ready_s"] == 0.0
+
+
+# --- deadlines ------------------------------------------------------------------------------
+
+
+def test_next_deadline_is_none_when_nothing_is_due(broker: Broker) -> None:
+    """A broker without messages has nothing to wake for."""
+    assert broker.next_deadline() is None
+    broker.declare("q", retention_s=None, lease_s=None)
+    assert broker.next_deadline() is None
+
+
+def test_next_deadline_is_the_earliest_of_retention_leases_and_delays(
+        broker: Broker, clock: FakeClock) -> None:
+    """Retention of the oldest message, then a lease deadline, then a delay end, whichever first."""
+    broker.publish("q", b"a")
+    assert broker.next_deadline() == T0 + RETENTION_S
+    broker.publish("q", b"b")
+    a = lease_one(broker, "h1", lease_s=60)
+    assert broker.next_deadline() == T0 + 60
+    b = lease_one(broker, "h1", lease_s=500)
+    broker.nack(*b, "h1", delay_s=20)
+    assert broker.next_deadline() == T0 + 20
+    clock.advance(20)
+    broker.tick()
+    assert broker.next_deadline() == T0 + 60
+    broker.declare("other", retention_s=50, lease_s=None)
+    broker.publish("other", b"c")  # published at T0+20, retained until T0+70
+    clock.advance(10)
+    assert broker.next_deadline() == T0 + 60
+    broker.touch(*a, "h1", lease_s=900)
+    clock.advance(30)  # T0+60: the old deadline passes; the touched lease holds
+    broker.tick()
+    assert broker.next_deadline() == T0 + 70
+    assert broker.stats("q")["q"]["leased"] == 1
+
+
+# --- changes and wake-ups -------------------------------------------------------------------
+
+
+def test_take_changes_reports_each_change_in_order(broker: Broker, clock: FakeClock) -> None:
+    """Every state change is reported once, in the order it happened, and then cleared."""
+    broker.declare("q", retention_s=100, lease_s=None)
+    broker.publish("q", b"a", key="k")  # 1
+    broker.publish("q", b"b")  # 2
+    one = lease_one(broker, "h1")
+    broker.ack(*one, "h1")
+    two = lease_one(broker, "h1", lease_s=10)
+    broker.nack(*two, "h1", delay_s=5)
+    clock.advance(5)
+    broker.tick()
+    lease_one(broker, "h2", lease_s=10)
+    clock.advance(10)  # T0+15
+    broker.tick()
+    clock.advance(85)  # T0+100
+    broker.tick()
+    changes = broker.take_changes()
+    assert [type(c) for c in changes] == [
+        Declared, Appended, Appended, Leased, Acked, Leased, Nacked, Leased, Expired, Dropped,
+    ]
+    declared, app1, app2, leased1, acked, leased2, nacked, leased3, expired, dropped = changes
+    assert declared == Declared("q", QueueSettings(100, LEASE_S))
+    assert isinstance(app1, Appended) and isinstance(app2, Appended)
+    assert (app1.message.id, app1.message.body, app1.message.key) == (1, b"a", "k")
+    assert app2.message.id == 2
+    assert leased1 == Leased(1, 1, "h1", T0)
+    assert acked == Acked(1, T0)
+    assert leased2 == Leased(2, 1, "h1", T0)
+    assert nacked == Nacked(2, T0, T0 + 5)
+    assert leased3 == Leased(2, 2, "h2", T0 + 5)
+    assert expired == Expired(2, T0 + 15)
+    assert dropped == Dropped(2, T0 + 100)
+    assert broker.take_changes() == []
+
+
+def test_touch_is_not_a_change(broker: Broker) -> None:
+    """A touch only moves an in-memory deadline (leases are void after restart): nothing to log."""
+    publish_n(broker, 1)
+    receipt = lease_one(broker, "h1")
+    broker.take_changes()
+    broker.touch(*receipt, "h1")
+    assert broker.take_changes() == []
+
+
+def test_take_woken_lists_queues_that_gained_ready_messages(
+        broker: Broker, clock: FakeClock) -> None:
+    """Publish, nack, lease expiry and a delay ending wake the queue; leasing and ack do not."""
+    broker.publish("a", b"x")
+    broker.publish("b", b"y")
+    assert broker.take_woken() == {"a", "b"}
+    assert broker.take_woken() == set()
+    ra = lease_one(broker, "h1", queue="a")
+    rb = lease_one(broker, "h1", queue="b", lease_s=10)
+    assert broker.take_woken() == set()
+    broker.nack(*ra, "h1")
+    assert broker.take_woken() == {"a"}
+    ra = lease_one(broker, "h1", queue="a")
+    broker.nack(*ra, "h1", delay_s=20)
+    assert broker.take_woken() == set()
+    clock.advance(10)
+    broker.tick()  # b's lease expires
+    assert broker.take_woken() == {"b"}
+    clock.advance(10)
+    broker.tick()  # a's delay ends
+    assert broker.take_woken() == {"a"}
+    rb = lease_one(broker, "h1", queue="b")
+    broker.ack(*rb, "h1")
+    assert broker.take_woken() == set()
+
+
+# --- restore --------------------------------------------------------------------------------
+
+
+def test_restore_makes_messages_available_with_deliveries_kept(
+        broker: Broker, clock: FakeClock) -> None:
+    """Restored READY messages lease in id order with their delivery counts going on; DELAYED
+    ones wait for their ready_at; settings apply; new ids start at next_id."""
+    delayed = Message(3, "q", b"c", None, T0 - 10, deliveries=1, state=State.DELAYED,
+                      ready_at=T0 + 5)
+    messages = [
+        Message(1, "q", b"a", "k", T0 - 30, deliveries=2),
+        Message(2, "q", b"b", None, T0 - 20),
+        delayed,
+    ]
+    broker.restore({"q": QueueSettings(retention_s=500, lease_s=8)}, messages, next_id=10)
+    assert broker.take_woken() == {"q"}
+    stats = broker.stats("q")["q"]
+    assert (stats["ready"], stats["delayed"], stats["leased"]) == (2, 1, 0)
+    assert (stats["retention_s"], stats["lease_s"]) == (500, 8)
+    assert stats["oldest_ready_s"] == 30.0
+    first = broker.lease("q", "h1", max_count=5)
+    assert [(m.id, m.deliveries, m.deadline) for m in first] == [(1, 3, T0 + 8), (2, 1, T0 + 8)]
+    assert first[0].to_wire()["receipt"] == "1.3"
+    clock.advance(5)
+    broker.tick()
+    assert lease_one(broker, "h1") == (3, 2)
+    assert broker.publish("q", b"d") == 10
+    assert broker.take_changes()[-1] == Appended(broker.queue("q").messages[10])
+
+
+def test_restore_never_moves_next_id_backwards(broker: Broker) -> None:
+    """An id already handed out by this broker is not reused when restore says lower."""
+    publish_n(broker, 3)
+    broker.restore({}, [], next_id=2)
+    assert broker.publish("q", b"x") == 4

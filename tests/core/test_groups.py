@@ -1,0 +1,172 @@
+"""Consumer groups in the core, with a fake clock: key ownership, credit, keys in flight,
+holders dying, and poison. The ring is the real one (it is pure)."""
+
+from __future__ import annotations
+
+import pytest
+
+from mq.core.broker import Broker
+from mq.core.clock import FakeClock
+from mq.core.model import Poisoned, QueueSettings, Released, State
+from mq.errors import Code, MQError
+from mq.ring import HashRing
+
+
+@pytest.fixture
+def core() -> Broker:
+    return Broker(FakeClock(), QueueSettings(retention_s=3600, lease_s=60),
+                  ring_factory=lambda: HashRing(vnodes=64), poison_deaths=2)
+
+
+def join(core: Broker, *names: str, prefetch: int = 1000) -> None:
+    for name in names:
+        core.join("orders", "cooks", name, f"{name}/s", prefetch)
+
+
+def publish_keyed(core: Broker, keys: int, per_key: int) -> dict[int, str]:
+    ids = {}
+    for round_ in range(per_key):
+        for k in range(keys):
+            ids[core.publish("orders", f"{k}:{round_}".encode(), key=f"store-{k}")] = f"store-{k}"
+    return ids
+
+
+def drain(core: Broker, name: str) -> list[int]:
+    return [m.id for m in core.lease("orders", f"{name}/s", max_count=1000)]
+
+
+def owner(core: Broker, key: str) -> str | None:
+    group = core.queues["orders"].group
+    assert group is not None
+    return group.owner(key)
+
+
+def test_keyed_messages_go_only_to_their_owner() -> None:
+    core = Broker(FakeClock(), QueueSettings(3600, 60), ring_factory=lambda: HashRing(vnodes=64))
+    join(core, "alice", "bob", "carol")
+    ids = publish_keyed(core, keys=30, per_key=3)
+    got = {name: drain(core, name) for name in ("alice", "bob", "carol")}
+    assert sorted(i for ids_ in got.values() for i in ids_) == sorted(ids)
+    for name, leased in got.items():
+        assert leased == sorted(leased)  # FIFO within what a member may take
+        assert {owner(core, ids[i]) for i in leased} == {name}
+
+
+def test_unkeyed_messages_go_to_anyone_with_credit(core: Broker) -> None:
+    join(core, "alice", prefetch=2)
+    join(core, "bob", prefetch=5)
+    ids = [core.publish("orders", b"x") for _ in range(6)]
+    assert drain(core, "alice") == ids[:2]  # credit 2
+    assert drain(core, "bob") == ids[2:6]
+    assert drain(core, "alice") == []
+
+
+def test_credit_returns_with_acks(core: Broker) -> None:
+    join(core, "alice", prefetch=1)
+    core.publish("orders", b"a")
+    core.publish("orders", b"b")
+    [first] = core.lease("orders", "alice/s", max_count=10)
+    assert core.lease("orders", "alice/s") == []
+    core.take_woken()
+    core.ack(first.id, first.deliveries, "alice/s")
+    assert "orders" in core.take_woken()  # a waiting GET of the member may be served now
+    assert [m.body for m in core.lease("orders", "alice/s")] == [b"b"]
+
+
+def test_a_key_in_flight_is_not_handed_to_the_new_owner(core: Broker) -> None:
+    join(core, "alice")
+    first = core.publish("orders", b"1", key="k")
+    second = core.publish("orders", b"2", key="k")
+    [m] = core.lease("orders", "alice/s")
+    assert m.id == first
+    # bob joins; find a name that takes over key k
+    newcomer = next(n for n in (f"bob{i}" for i in range(200))
+                    if HashRing([n, "alice"], vnodes=64).owner("k") == n)
+    join(core, newcomer)
+    assert owner(core, "k") == newcomer
+    assert drain(core, newcomer) == []  # k is still in flight on alice
+    assert drain(core, "alice") == []  # and alice no longer owns it
+    core.ack(m.id, m.deliveries, "alice/s")
+    assert drain(core, newcomer) == [second]
+
+
+def test_removing_a_member_moves_only_its_keys(core: Broker) -> None:
+    join(core, "alice", "bob", "carol")
+    before = {f"store-{k}": owner(core, f"store-{k}") for k in range(200)}
+    core.leave("orders", "bob")
+    after = {k: owner(core, k) for k in before}
+    assert {k for k in before if before[k] != after[k]} == {k for k in before if before[k] == "bob"}
+
+
+def test_dead_holder_releases_everything_at_once(core: Broker) -> None:
+    join(core, "alice", "bob")
+    ids = publish_keyed(core, keys=20, per_key=2)
+    bob_had = drain(core, "bob")
+    alice_had = drain(core, "alice")
+    assert bob_had and alice_had
+    core.take_changes()
+    released, poisoned = core.release_holder("bob/s")
+    assert (released, poisoned) == (len(bob_had), 0)
+    assert [c.msg_id for c in core.take_changes() if isinstance(c, Released)] == sorted(bob_had)
+    assert set(core.queues["orders"].group.members) == {"alice"}  # type: ignore[union-attr]
+    # alice now owns every key, but bob's keys were not in flight elsewhere: she gets them all
+    again = drain(core, "alice")
+    assert sorted(again) == sorted(bob_had)
+    assert all(core.queues["orders"].messages[i].deliveries == 2 for i in again)
+    assert set(ids) == set(alice_had) | set(again)
+
+
+def test_poison_after_repeated_deaths(core: Broker) -> None:
+    core.publish("orders", b"kills workers")
+    for n, holder in enumerate(("w1", "w2"), start=1):
+        [m] = core.lease("orders", holder)
+        core.take_changes()
+        core.release_holder(holder)
+        changes = core.take_changes()
+        if n < 2:
+            assert m.state is State.READY and not any(isinstance(c, Poisoned) for c in changes)
+    assert m.state is State.POISONED
+    assert any(isinstance(c, Poisoned) for c in changes)
+    assert core.lease("orders", "w3") == []
+    stats = core.stats("orders")["orders"]
+    assert (stats["poisoned"], stats["ready"], stats["released"]) == (1, 0, 1)
+
+
+def test_goodbye_is_not_a_death(core: Broker) -> None:
+    core.publish("orders", b"x")
+    for holder in ("w1", "w2", "w3"):
+        [m] = core.lease("orders", holder)
+        core.release_holder(holder, died=False)
+    assert m.state is State.READY and m.deaths == 0
+
+
+def test_non_members_get_only_unkeyed_while_the_group_has_members(core: Broker) -> None:
+    keyed = core.publish("orders", b"k", key="k")
+    plain = core.publish("orders", b"p")
+    join(core, "alice")
+    assert [m.id for m in core.lease("orders", "outsider", max_count=10)] == [plain]
+    core.leave("orders", "alice")
+    assert [m.id for m in core.lease("orders", "outsider", max_count=10)] == [keyed]
+
+
+def test_name_taken_and_group_name(core: Broker) -> None:
+    join(core, "alice")
+    with pytest.raises(MQError) as e:
+        core.join("orders", "cooks", "alice", "impostor/s", 10)
+    assert e.value.code is Code.NAME_TAKEN
+    with pytest.raises(MQError) as e:
+        core.join("orders", "waiters", "bob", "bob/s", 10)
+    assert e.value.code is Code.BAD_REQUEST
+
+
+def test_group_stats(core: Broker) -> None:
+    join(core, "alice", "bob", prefetch=7)
+    publish_keyed(core, keys=10, per_key=1)
+    drain(core, "alice")
+    stats = core.group_stats("orders")
+    assert stats is not None and stats["group"] == "cooks"
+    members = stats["members"]
+    assert members["alice"]["prefetch"] == 7
+    assert members["alice"]["keys"] + members["bob"]["keys"] == 10
+    assert members["alice"]["leases"] == min(7, members["alice"]["keys"])
+    assert abs(members["alice"]["ring_share"] + members["bob"]["ring_share"] - 1) < 0.001

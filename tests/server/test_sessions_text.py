@@ -1,0 +1,131 @@
+"""Consumer sessions and groups through text mode, as a telnet user would drive them."""
+
+from __future__ import annotations
+
+import re
+import time
+from pathlib import Path
+
+from tests.broker_process import BrokerProcess
+from tests.textclient import TextSession
+
+SESSION = re.compile(r"\+OK session (\w+) heartbeat_s=(\S+) dead_after_s=(\S+) grace_s=(\S+) "
+                     r"resumed=(yes|no)")
+
+
+def hello(t: TextSession, name: str, heartbeat_s: float = 5, token: str = "") -> str:
+    match = SESSION.fullmatch(t.ask(f"HELLO {name} {heartbeat_s} {token}".strip()))
+    assert match, "unexpected HELLO reply"
+    return match.group(1)
+
+
+def test_join_needs_hello_and_names_are_unique(broker: BrokerProcess) -> None:
+    a, b = TextSession(broker.port), TextSession(broker.port)
+    assert a.ask("JOIN orders cooks").startswith("-ERR NO_SESSION ")
+    hello(a, "alice")
+    assert a.ask("JOIN orders cooks 5") == "+OK joined orders/cooks as alice prefetch=5 members=1"
+    hello(b, "alice")
+    assert b.ask("JOIN orders cooks").startswith("-ERR NAME_TAKEN ")
+    assert a.ask("LEAVE orders") == "+OK"
+    assert b.ask("JOIN orders cooks").endswith("members=1")
+
+
+def test_keys_stay_with_their_owner(broker: BrokerProcess) -> None:
+    a, b, producer = (TextSession(broker.port) for _ in range(3))
+    hello(a, "alice")
+    hello(b, "bob")
+    a.ask("JOIN orders cooks")
+    b.ask("JOIN orders cooks")
+    for round_ in range(3):
+        for k in range(10):
+            producer.ask(f"PUB orders key=store-{k} order {round_}")
+    taken: dict[str, set[int]] = {}
+    for name, t in (("alice", a), ("bob", b)):
+        ids = []
+        while (line := t.ask("GET orders")).startswith("MSG "):
+            ids.append(int(line.split()[1].split(".")[0]))
+        taken[name] = set(ids)
+    assert taken["alice"] and taken["bob"]
+    assert len(taken["alice"] | taken["bob"]) == 30
+    # message ids map to keys round-robin: id i has key store-((i - 1) % 10)
+    keys = {name: {(i - 1) % 10 for i in ids} for name, ids in taken.items()}
+    assert not keys["alice"] & keys["bob"]
+    producer.send("STATS orders")
+    lines = producer.reply()
+    assert any(line.split()[:2] == ["orders/cooks", "alice"] for line in lines)
+
+
+def test_closed_connection_requeues_after_grace(tmp_path: Path) -> None:
+    broker = BrokerProcess(tmp_path / "mq.db", "--grace-s", "0.5").start()
+    try:
+        worker, other = TextSession(broker.port), TextSession(broker.port)
+        hello(worker, "w1")
+        worker.ask("PUB jobs render")
+        assert worker.ask("GET jobs 600").startswith("MSG 1.1 ")
+        worker.close()  # gone without QUIT; the lease is 600 s but the session ends in 0.5 s
+        started = time.monotonic()
+        assert other.ask("GET jobs 600 5").startswith("MSG 1.2 jobs 2 ")
+        assert time.monotonic() - started < 3
+        assert any("consumer w1/" in line and "1 leases requeued" in line for line in broker.log)
+    finally:
+        broker.kill()
+
+
+def test_resume_within_grace_keeps_leases(tmp_path: Path) -> None:
+    broker = BrokerProcess(tmp_path / "mq.db", "--grace-s", "5").start()
+    try:
+        first = TextSession(broker.port)
+        token = hello(first, "w1")
+        first.ask("PUB jobs a")
+        assert first.ask("GET jobs 600").startswith("MSG 1.1 ")
+        first.close()
+        second = TextSession(broker.port)
+        assert SESSION.fullmatch(second.ask(f"HELLO w1 5 {token}")).group(5) == "yes"  # type: ignore[union-attr]
+        assert second.ask("ACK 1.1") == "+OK"
+        unknown = TextSession(broker.port)
+        assert SESSION.fullmatch(unknown.ask("HELLO w1 5 nosuchtoken")).group(5) == "no"  # type: ignore[union-attr]
+    finally:
+        broker.kill()
+
+
+def test_silent_session_is_declared_dead(broker: BrokerProcess) -> None:
+    worker, other = TextSession(broker.port), TextSession(broker.port)
+    hello(worker, "sleepy", heartbeat_s=0.1)
+    worker.ask("PUB jobs x")
+    assert worker.ask("GET jobs 600").startswith("MSG 1.1 ")
+    # no more words from the worker: after 3 x 0.1 s its lease is given back
+    assert other.ask("GET jobs 600 5").startswith("MSG 1.2 ")
+    assert worker.sock.recv(100) == b""  # the broker closed the silent session's connection
+    assert other.ask("ACK 1.2") == "+OK"
+
+
+def test_idle_plain_connection_is_never_killed(tmp_path: Path) -> None:
+    broker = BrokerProcess(tmp_path / "mq.db", "--heartbeat-s", "0.1").start()
+    try:
+        idle = TextSession(broker.port)
+        idle.ask("PUB q x")
+        assert idle.ask("GET q 600").startswith("MSG 1.1")
+        time.sleep(1.0)
+        assert idle.ask("ACK 1.1") == "+OK"
+    finally:
+        broker.kill()
+
+
+def test_plain_connection_close_requeues_at_once(broker: BrokerProcess) -> None:
+    a, b = TextSession(broker.port), TextSession(broker.port)
+    a.ask("PUB q x")
+    assert a.ask("GET q 600").startswith("MSG 1.1")
+    a.close()
+    assert b.ask("GET q 600 3").startswith("MSG 1.2")
+
+
+def test_quit_gives_leases_back_without_counting_a_death(broker: BrokerProcess) -> None:
+    a, b = TextSession(broker.port), TextSession(broker.port)
+    hello(a, "polite")
+    a.ask("PUB q x")
+    a.ask("GET q 600")
+    assert a.ask("QUIT") == "+BYE"
+    assert b.ask("GET q 600 3").startswith("MSG 1.2")
+    b.send("STATS q")
+    row = b.reply()[1].split()
+    assert row[0] == "q"

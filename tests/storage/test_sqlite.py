@@ -1,0 +1,529 @@
+"""The SQLite log against a real file, with a reopen: what a restart recovers (protocol.md 4, 5).
+
+Changes are made by a real Broker on a FakeClock and written with `store.write(take_changes())`,
+exactly as the server does; each test then opens the file with a fresh store and checks the
+`Recovered` state.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import Sequence
+from pathlib import Path
+
+import pytest
+
+from mq.core.broker import Broker
+from mq.core.clock import FakeClock
+from mq.core.model import Change, Message, QueueSettings, State
+from mq.storage.base import Recovered
+from mq.storage.group_commit import GroupCommit
+from mq.storage.sqlite import SQLiteStore
+
+T0 = 1_800_000_000.0
+DEFAULTS = QueueSettings(retention_s=1_000.0, lease_s=30.0)
+
+
+@pytest.fixture
+def db_path(tmp_path: Path) -> Path:
+    return tmp_path / "mq.db"
+
+
+def new_broker(clock: FakeClock | None = None) -> Broker:
+    return Broker(clock or FakeClock(T0), DEFAULTS)
+
+
+async def write_once(path: Path, broker: Broker, sync: str = "full") -> None:
+    """Open the store, write what the broker changed, close."""
+    store = SQLiteStore(path, sync)
+    await store.open()
+    await store.write(broker.take_changes())
+    await store.close()
+
+
+async def reopen(path: Path) -> Recovered:
+    """Open the file with a fresh store, as a restarted broker would, and close it again."""
+    store = SQLiteStore(path)
+    recovered = await store.open()
+    await store.close()
+    return recovered
+
+
+def by_id(recovered: Recovered) -> dict[int, Message]:
+    return {m.id: m for m in recovered.messages}
+
+
+def lease_one(broker: Broker, holder: str = "h1", lease_s: float | None = None
+              ) -> tuple[int, int]:
+    """Lease one message of queue "q"; its receipt as (msg_id, delivery), captured now."""
+    [msg] = broker.lease("q", holder, lease_s)
+    return msg.id, msg.deliveries
+
+
+def rows(path: Path, sql: str) -> list[tuple[object, ...]]:
+    """Read the file with the plain sqlite3 module, outside the store."""
+    conn = sqlite3.connect(path)
+    try:
+        return conn.execute(sql).fetchall()
+    finally:
+        conn.close()
+
+
+# --- recovery -------------------------------------------------------------------------------
+
+
+def test_fresh_file_recovers_nothing_and_starts_ids_at_one(db_path: Path) -> None:
+    """A new log is empty: no queues, no messages, next_id 1."""
+    recovered = asyncio.run(reopen(db_path))
+    assert recovered.settings == {}
+    assert recovered.messages == []
+    assert recovered.next_id == 1
+    assert db_path.exists()
+
+
+def test_unacked_messages_come_back_ready_with_deliveries_kept(db_path: Path) -> None:
+    """Leases are void after a restart: leased, expired and never-leased messages are READY,
+    each with the delivery count it had, and no holder."""
+    clock = FakeClock(T0)
+    broker = new_broker(clock)
+    for body in (b"a", b"b", b"c"):
+        broker.publish("q", body)
+    lease_one(broker)  # 1: leased at restart, 1 delivery
+    lease_one(broker, lease_s=5)  # 2: leased, expires, leased again -> 2 deliveries
+    clock.advance(5)
+    broker.tick()
+    assert lease_one(broker, "h2") == (2, 2)
+    asyncio.run(write_once(db_path, broker))
+
+    recovered = asyncio.run(reopen(db_path))
+    assert [(m.id, m.queue, m.body, m.deliveries) for m in recovered.messages] == [
+        (1, "q", b"a", 1), (2, "q", b"b", 2), (3, "q", b"c", 0),
+    ]
+    assert all(m.state is State.READY and m.holder is None for m in recovered.messages)
+    assert recovered.next_id == 4
+
+    restarted = new_broker(clock)
+    restarted.restore(recovered.settings, recovered.messages, recovered.next_id)
+    got = restarted.lease("q", "h3", max_count=3)
+    assert [m.to_wire()["receipt"] for m in got] == ["1.2", "2.3", "3.1"]  # never reused
+
+
+def test_acked_and_dropped_messages_do_not_come_back(db_path: Path) -> None:
+    """Acked and retention-dropped messages are final: gone after a restart."""
+    clock = FakeClock(T0)
+    broker = new_broker(clock)
+    broker.declare("short", retention_s=10, lease_s=None)
+    broker.publish("q", b"acked")
+    broker.publish("q", b"kept")
+    broker.publish("short", b"dropped")
+    broker.ack(*lease_one(broker), "h1")
+    clock.advance(10)
+    broker.tick()
+    assert broker.stats("short")["short"]["dropped"] == 1
+    asyncio.run(write_once(db_path, broker))
+
+    recovered = asyncio.run(reopen(db_path))
+    assert [(m.id, m.body) for m in recovered.messages] == [(2, b"kept")]
+    assert recovered.next_id == 4
+
+
+def test_changes_written_in_several_commits_fold_in_order(db_path: Path) -> None:
+    """State is the fold of events across transactions: publish, lease, then ack in later
+    writes leaves nothing; a lease in a later write than its publish counts."""
+
+    async def scenario() -> None:
+        broker = new_broker()
+        store = SQLiteStore(db_path)
+        await store.open()
+        broker.publish("q", b"a")
+        broker.publish("q", b"b")
+        await store.write(broker.take_changes())
+        one = lease_one(broker)
+        lease_one(broker)
+        await store.write(broker.take_changes())
+        broker.ack(*one, "h1")
+        await store.write(broker.take_changes())
+        await store.close()
+
+    asyncio.run(scenario())
+    recovered = asyncio.run(reopen(db_path))
+    assert [(m.id, m.deliveries, m.state) for m in recovered.messages] == [(2, 1, State.READY)]
+
+
+def test_running_nack_delay_comes_back_delayed(db_path: Path) -> None:
+    """A nack delay still running at restart is kept, with its ready_at; a restored broker
+    hands the message out only once the delay has passed."""
+    clock = FakeClock(T0)
+    broker = new_broker(clock)
+    broker.publish("q", b"later")
+    broker.nack(*lease_one(broker), "h1", delay_s=60)
+    asyncio.run(write_once(db_path, broker))
+
+    recovered = asyncio.run(reopen(db_path))
+    [msg] = recovered.messages
+    assert (msg.state, msg.ready_at, msg.deliveries) == (State.DELAYED, T0 + 60, 1)
+
+    restarted = new_broker(clock)
+    restarted.restore(recovered.settings, recovered.messages, recovered.next_id)
+    clock.advance(30)
+    restarted.tick()
+    assert restarted.lease("q", "h2") == []
+    clock.advance(30)
+    restarted.tick()
+    assert lease_one(restarted, "h2") == (1, 2)
+
+
+def test_a_later_lease_ends_an_earlier_nack_delay(db_path: Path) -> None:
+    """Nacked with a delay, delivered again after it: the message recovers READY, not DELAYED."""
+    clock = FakeClock(T0)
+    broker = new_broker(clock)
+    broker.publish("q", b"x")
+    broker.nack(*lease_one(broker), "h1", delay_s=5)
+    clock.advance(5)
+    broker.tick()
+    assert lease_one(broker) == (1, 2)
+    asyncio.run(write_once(db_path, broker))
+
+    [msg] = asyncio.run(reopen(db_path)).messages
+    assert (msg.state, msg.deliveries) == (State.READY, 2)
+
+
+def test_declared_settings_survive_and_the_last_declare_wins(db_path: Path) -> None:
+    """Queue settings from Declared are recovered; a re-declare replaces the earlier row."""
+    broker = new_broker()
+    broker.declare("orders", retention_s=60, lease_s=5)
+    broker.declare("orders", retention_s=None, lease_s=9)
+    broker.declare("empty", retention_s=7_200, lease_s=None)
+    asyncio.run(write_once(db_path, broker))
+
+    recovered = asyncio.run(reopen(db_path))
+    assert recovered.settings == {
+        "orders": QueueSettings(retention_s=60, lease_s=9),
+        "empty": QueueSettings(retention_s=7_200, lease_s=30),
+    }
+    assert recovered.messages == []
+    restarted = new_broker()
+    restarted.restore(recovered.settings, recovered.messages, recovered.next_id)
+    assert restarted.queue_names() == ["empty", "orders"]
+    restarted.publish("orders", b"x")
+    [msg] = restarted.lease("orders", "h1")
+    assert msg.deadline == T0 + 9
+
+
+def test_next_id_continues_after_everything_was_acked_and_compacted(db_path: Path) -> None:
+    """With every row acked and compacted away, the next id is still one past the highest ever
+    used: ids (and so receipts) are never reused."""
+
+    async def scenario() -> None:
+        broker = new_broker()
+        for i in range(3):
+            broker.publish("q", b"%d" % i)
+        for receipt in [lease_one(broker) for _ in range(3)]:
+            broker.ack(*receipt, "h1")
+        store = SQLiteStore(db_path)
+        await store.open()
+        await store.write(broker.take_changes())
+        assert await store.compact(100) == 3
+        await store.close()
+
+    asyncio.run(scenario())
+    assert rows(db_path, "SELECT COUNT(*) FROM messages") == [(0,)]
+    recovered = asyncio.run(reopen(db_path))
+    assert recovered.messages == []
+    assert recovered.next_id == 4
+    restarted = new_broker()
+    restarted.restore(recovered.settings, recovered.messages, recovered.next_id)
+    assert restarted.publish("q", b"new") == 4
+
+
+def test_ids_keep_ascending_across_several_restarts(db_path: Path) -> None:
+    """Restore, publish, write, reopen, twice: ids keep going up from where they were."""
+    for expected in ([1, 2], [3, 4]):
+        recovered = asyncio.run(reopen(db_path))
+        broker = new_broker()
+        broker.restore(recovered.settings, recovered.messages, recovered.next_id)
+        assert [broker.publish("q", b"x"), broker.publish("q", b"y")] == expected
+        asyncio.run(write_once(db_path, broker))
+    assert [m.id for m in asyncio.run(reopen(db_path)).messages] == [1, 2, 3, 4]
+
+
+# --- compaction -----------------------------------------------------------------------------
+
+
+def test_compact_deletes_finished_messages_in_bounded_chunks(db_path: Path) -> None:
+    """Each compact(limit) deletes at most `limit` finished messages with all their events;
+    live messages and their events stay; the backlog shrinks to zero."""
+
+    async def scenario() -> None:
+        broker = new_broker()
+        for i in range(6):
+            broker.publish("q", b"%d" % i)
+        for _ in range(5):
+            broker.ack(*lease_one(broker), "h1")  # 1..5 acked
+        lease_one(broker)  # 6 stays, leased
+        store = SQLiteStore(db_path)
+        await store.open()
+        await store.write(broker.take_changes())
+        assert store.compaction_backlog == 5
+        assert rows(db_path, "SELECT COUNT(*) FROM events") == [(11,)]
+
+        assert await store.compact(2) == 2
+        assert store.compaction_backlog == 3
+        assert rows(db_path, "SELECT id FROM messages ORDER BY id") == [(3,), (4,), (5,), (6,)]
+        assert rows(db_path, "SELECT DISTINCT msg_id FROM events ORDER BY msg_id") == [
+            (3,), (4,), (5,), (6,)]
+
+        assert await store.compact(2) == 2
+        assert await store.compact(2) == 1
+        assert store.compaction_backlog == 0
+        assert await store.compact(2) == 0
+        await store.close()
+
+    asyncio.run(scenario())
+    assert rows(db_path, "SELECT id FROM messages") == [(6,)]
+    assert rows(db_path, "SELECT msg_id, kind FROM events") == [(6, 1)]  # its Leased event
+    assert [(m.id, m.deliveries) for m in asyncio.run(reopen(db_path)).messages] == [(6, 1)]
+
+
+def test_finished_messages_not_yet_compacted_are_compacted_after_reopen(db_path: Path) -> None:
+    """The compaction backlog is rebuilt from the log at open, so a restart does not leak rows."""
+    broker = new_broker()
+    broker.publish("q", b"a")
+    broker.publish("q", b"b")
+    broker.ack(*lease_one(broker), "h1")
+    asyncio.run(write_once(db_path, broker))
+
+    async def compact_after_reopen() -> tuple[int, int]:
+        store = SQLiteStore(db_path)
+        await store.open()
+        backlog = store.compaction_backlog
+        done = await store.compact(10)
+        await store.close()
+        return backlog, done
+
+    assert asyncio.run(compact_after_reopen()) == (1, 1)
+    assert rows(db_path, "SELECT id FROM messages") == [(2,)]
+    assert rows(db_path, "SELECT COUNT(*) FROM events WHERE msg_id = 1") == [(0,)]
+
+
+# --- bytes and modes ------------------------------------------------------------------------
+
+
+def test_bodies_and_keys_round_trip_exactly(db_path: Path) -> None:
+    """Binary bodies (NUL, 0xff, invalid UTF-8, empty, large), keys (None, non-ASCII) and
+    publish times come back byte for byte."""
+    clock = FakeClock(T0 + 0.123456)
+    broker = new_broker(clock)
+    sent = [
+        (b"\x00", None),
+        (b"\xff\xfe\x00\x80 tail\x00", "clé-ü-鍵"),
+        (b"", ""),
+        (bytes(range(256)) * 1_000, "k" * 256),
+    ]
+    for body, key in sent:
+        broker.publish("q", body, key)
+        clock.advance(0.25)
+    asyncio.run(write_once(db_path, broker))
+
+    recovered = asyncio.run(reopen(db_path))
+    got = [(m.body, m.key) for m in recovered.messages]
+    assert got == sent
+    assert all(type(m.body) is bytes for m in recovered.messages)
+    assert [m.published_at for m in recovered.messages] == [
+        T0 + 0.123456 + 0.25 * i for i in range(4)]
+
+
+@pytest.mark.parametrize(("sync", "synchronous"), [("full", 2), ("normal", 1)])
+def test_sync_modes_open_in_wal(db_path: Path, sync: str, synchronous: int) -> None:
+    """Both sync modes open the log in WAL mode with the matching `synchronous` setting
+    (protocol.md 5), and what they write survives a reopen."""
+
+    async def scenario() -> tuple[str, int]:
+        broker = new_broker()
+        broker.publish("q", b"x")
+        store = SQLiteStore(db_path, sync)
+        await store.open()
+        await store.write(broker.take_changes())
+        async with store.db.execute("PRAGMA journal_mode") as cursor:
+            (mode,) = await cursor.fetchone()  # type: ignore[misc]
+        async with store.db.execute("PRAGMA synchronous") as cursor:
+            (level,) = await cursor.fetchone()  # type: ignore[misc]
+        await store.close()
+        return mode, level
+
+    assert asyncio.run(scenario()) == ("wal", synchronous)
+    assert rows(db_path, "PRAGMA journal_mode") == [("wal",)]  # persistent in the file
+    assert [m.body for m in asyncio.run(reopen(db_path)).messages] == [b"x"]
+
+
+def test_unknown_sync_mode_is_refused() -> None:
+    """Only "full" and "normal" exist; anything else fails before touching a file."""
+    with pytest.raises(ValueError, match="sync"):
+        SQLiteStore("unused.db", "off")
+
+
+def test_store_refuses_use_before_open(db_path: Path) -> None:
+    """Writing to a store that is not open is an error, not a silent no-op."""
+    with pytest.raises(RuntimeError, match="not open"):
+        asyncio.run(SQLiteStore(db_path).write([]))
+
+
+# --- group commit ---------------------------------------------------------------------------
+
+
+class CountingStore(SQLiteStore):
+    """A real store that also records the size of every transaction it writes."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(path)
+        self.writes: list[int] = []
+
+    async def write(self, changes: Sequence[Change]) -> None:
+        self.writes.append(len(changes))
+        await super().write(changes)
+
+
+def test_group_commit_puts_requests_submitted_together_in_one_transaction(
+        db_path: Path) -> None:
+    """Changes of several requests submitted before `run` gets to them share one batch: one
+    write, one commit, one on_commit(1); all of them are durable."""
+    committed: list[int] = []
+
+    async def scenario() -> CountingStore:
+        broker = new_broker()
+        store = CountingStore(db_path)
+        await store.open()
+        group = GroupCommit(store, committed.append)
+        broker.publish("q", b"a")
+        first = group.submit(broker.take_changes())
+        broker.publish("q", b"b")
+        broker.publish("q", b"c")
+        second = group.submit(broker.take_changes())
+        lease_one(broker)
+        third = group.submit(broker.take_changes())
+        assert (first, second, third) == (1, 1, 1)
+        group.close()
+        await asyncio.wait_for(group.run(), timeout=5)
+        assert (group.stats.commits, group.stats.committed_changes) == (1, 4)
+        assert group.committed == 1
+        await store.close()
+        return store
+
+    store = asyncio.run(scenario())
+    assert store.writes == [4]
+    assert committed == [1]
+    recovered = asyncio.run(reopen(db_path))
+    assert [(m.body, m.deliveries) for m in recovered.messages] == [
+        (b"a", 1), (b"b", 0), (b"c", 0)]
+
+
+def test_group_commit_numbers_batches_in_increasing_order(db_path: Path) -> None:
+    """A submit after a commit goes into the next batch; on_commit sees 1, 2, 3 in order."""
+    committed: list[int] = []
+
+    async def scenario() -> GroupCommit:
+        broker = new_broker()
+        store = SQLiteStore(db_path)
+        await store.open()
+        commit_seen = asyncio.Event()
+
+        def on_commit(number: int) -> None:
+            committed.append(number)
+            commit_seen.set()
+
+        group = GroupCommit(store, on_commit)
+        runner = asyncio.create_task(group.run())
+        for expected in (1, 2, 3):
+            broker.publish("q", b"%d" % expected)
+            assert group.submit(broker.take_changes()) == expected
+            assert group.last_submitted == expected
+            await asyncio.wait_for(commit_seen.wait(), timeout=5)
+            commit_seen.clear()
+            assert group.committed == expected
+        assert group.submit([]) == 3  # nothing new: no new batch
+        group.close()
+        await asyncio.wait_for(runner, timeout=5)
+        await store.close()
+        return group
+
+    group = asyncio.run(scenario())
+    assert committed == [1, 2, 3]
+    assert group.stats.commits == 3
+    assert [m.id for m in asyncio.run(reopen(db_path)).messages] == [1, 2, 3]
+
+
+def test_close_makes_run_return_after_committing_what_was_submitted(db_path: Path) -> None:
+    """`close` while `run` is waiting: what was submitted before is committed, then run returns
+    (well before its 0.5 s idle timeout would matter)."""
+    committed: list[int] = []
+
+    async def scenario() -> None:
+        broker = new_broker()
+        store = SQLiteStore(db_path)
+        await store.open()
+        group = GroupCommit(store, committed.append)
+        runner = asyncio.create_task(group.run())
+        await asyncio.sleep(0)  # let run start waiting
+        assert not runner.done()
+        broker.publish("q", b"last words")
+        group.submit(broker.take_changes())
+        group.close()
+        await asyncio.wait_for(runner, timeout=5)
+        assert group.committed == 1
+        await store.close()
+
+    asyncio.run(scenario())
+    assert committed == [1]
+    assert [m.body for m in asyncio.run(reopen(db_path)).messages] == [b"last words"]
+
+
+def test_close_with_nothing_submitted_returns_without_a_commit(db_path: Path) -> None:
+    """An idle group commit stops on close and writes no empty transaction."""
+
+    async def scenario() -> CountingStore:
+        store = CountingStore(db_path)
+        await store.open()
+        group = GroupCommit(store, lambda number: None)
+        runner = asyncio.create_task(group.run())
+        await asyncio.sleep(0)
+        group.close()
+        await asyncio.wait_for(runner, timeout=5)
+        assert group.stats.commits == 0
+        await store.close()
+        return store
+
+    assert asyncio.run(scenario()).writes == []
+
+
+def test_group_commit_compacts_every_n_commits(db_path: Path) -> None:
+    """Under load, every `compact_every`-th commit is followed by a compaction chunk."""
+
+    async def scenario() -> GroupCommit:
+        broker = new_broker()
+        store = SQLiteStore(db_path)
+        await store.open()
+        commit_seen = asyncio.Event()
+
+        def on_commit(number: int) -> None:
+            commit_seen.set()
+
+        group = GroupCommit(store, on_commit, compact_chunk=10, compact_every=2)
+        runner = asyncio.create_task(group.run())
+        broker.publish("q", b"a")
+        broker.ack(*lease_one(broker), "h1")
+        group.submit(broker.take_changes())
+        await asyncio.wait_for(commit_seen.wait(), timeout=5)
+        commit_seen.clear()
+        assert group.stats.compacted == 0  # commit 1: not yet
+        broker.publish("q", b"b")
+        group.submit(broker.take_changes())
+        group.close()
+        await asyncio.wait_for(runner, timeout=5)
+        await store.close()
+        return group
+
+    group = asyncio.run(scenario())
+    assert group.stats.commits == 2
+    assert group.stats.compacted == 1
+    assert rows(db_path, "SELECT id FROM messages") == [(2,)]
