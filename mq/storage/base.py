@@ -27,6 +27,11 @@ class Store(Protocol):
         """Record `changes` in one transaction; returns once it is committed."""
         ...
 
+    @property
+    def compaction_backlog(self) -> int:
+        """Finished messages whose rows `compact` has not deleted yet."""
+        ...
+
     async def compact(self, limit: int) -> int:
         """Delete up to `limit` finished (acked, dropped) messages; returns how many."""
         ...

@@ -52,16 +52,18 @@ class GroupCommit:
         return self.last_submitted
 
     async def run(self) -> None:
-        """Write batches until `close` is called and the last batch is committed."""
+        """Write batches until `close` is called and the last batch is committed.
+
+        Compaction runs in the gaps: whenever there is nothing to commit, and under steady
+        load once every `compact_every` commits, one bounded chunk at a time."""
         while True:
             if not self._open:
                 if self._closing:
                     return
-                try:
-                    await asyncio.wait_for(self._wake.wait(), timeout=0.5)
-                except TimeoutError:
-                    await self._compact()  # idle: catch up on compaction
+                if self.store_backlog():
+                    await self._compact()
                     continue
+                await self._wake.wait()
             self._wake.clear()
             if not self._open:
                 continue
@@ -74,6 +76,9 @@ class GroupCommit:
             self.on_commit(number)
             if number % self.compact_every == 0:
                 await self._compact()
+
+    def store_backlog(self) -> int:
+        return self.store.compaction_backlog
 
     async def _compact(self) -> None:
         self.stats.compacted += await self.store.compact(self.compact_chunk)

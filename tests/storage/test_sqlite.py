@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import pytest
@@ -34,20 +35,27 @@ def new_broker(clock: FakeClock | None = None) -> Broker:
     return Broker(clock or FakeClock(T0), DEFAULTS)
 
 
+@asynccontextmanager
+async def opened(store: SQLiteStore) -> AsyncIterator[Recovered]:
+    """Open `store` and always close it, even when open itself fails: a live aiosqlite thread
+    (not a daemon) would otherwise hang the test process at exit."""
+    try:
+        yield await store.open()
+    finally:
+        await store.close()
+
+
 async def write_once(path: Path, broker: Broker, sync: str = "full") -> None:
     """Open the store, write what the broker changed, close."""
     store = SQLiteStore(path, sync)
-    await store.open()
-    await store.write(broker.take_changes())
-    await store.close()
+    async with opened(store):
+        await store.write(broker.take_changes())
 
 
 async def reopen(path: Path) -> Recovered:
     """Open the file with a fresh store, as a restarted broker would, and close it again."""
-    store = SQLiteStore(path)
-    recovered = await store.open()
-    await store.close()
-    return recovered
+    async with opened(SQLiteStore(path)) as recovered:
+        return recovered
 
 
 def by_id(recovered: Recovered) -> dict[int, Message]:
@@ -135,16 +143,15 @@ def test_changes_written_in_several_commits_fold_in_order(db_path: Path) -> None
     async def scenario() -> None:
         broker = new_broker()
         store = SQLiteStore(db_path)
-        await store.open()
-        broker.publish("q", b"a")
-        broker.publish("q", b"b")
-        await store.write(broker.take_changes())
-        one = lease_one(broker)
-        lease_one(broker)
-        await store.write(broker.take_changes())
-        broker.ack(*one, "h1")
-        await store.write(broker.take_changes())
-        await store.close()
+        async with opened(store):
+            broker.publish("q", b"a")
+            broker.publish("q", b"b")
+            await store.write(broker.take_changes())
+            one = lease_one(broker)
+            lease_one(broker)
+            await store.write(broker.take_changes())
+            broker.ack(*one, "h1")
+            await store.write(broker.take_changes())
 
     asyncio.run(scenario())
     recovered = asyncio.run(reopen(db_path))
@@ -222,13 +229,12 @@ def test_next_id_continues_after_everything_was_acked_and_compacted(db_path: Pat
         for receipt in [lease_one(broker) for _ in range(3)]:
             broker.ack(*receipt, "h1")
         store = SQLiteStore(db_path)
-        await store.open()
-        await store.write(broker.take_changes())
-        assert await store.compact(100) == 3
-        await store.close()
+        async with opened(store):
+            await store.write(broker.take_changes())
+            assert await store.compact(100) == 3
 
     asyncio.run(scenario())
-    assert rows(db_path, "SELECT COUNT(*) FROM messages") == [(0,)]
+    assert rows(db_path, "SELECT COUNT(*) FROM log") == [(0,)]
     recovered = asyncio.run(reopen(db_path))
     assert recovered.messages == []
     assert recovered.next_id == 4
@@ -263,26 +269,25 @@ def test_compact_deletes_finished_messages_in_bounded_chunks(db_path: Path) -> N
             broker.ack(*lease_one(broker), "h1")  # 1..5 acked
         lease_one(broker)  # 6 stays, leased
         store = SQLiteStore(db_path)
-        await store.open()
-        await store.write(broker.take_changes())
-        assert store.compaction_backlog == 5
-        assert rows(db_path, "SELECT COUNT(*) FROM events") == [(11,)]
+        async with opened(store):
+            await store.write(broker.take_changes())
+            assert store.compaction_backlog == 5
+            assert rows(db_path, "SELECT COUNT(*) FROM log WHERE kind != 0") == [(11,)]
 
-        assert await store.compact(2) == 2
-        assert store.compaction_backlog == 3
-        assert rows(db_path, "SELECT id FROM messages ORDER BY id") == [(3,), (4,), (5,), (6,)]
-        assert rows(db_path, "SELECT DISTINCT msg_id FROM events ORDER BY msg_id") == [
-            (3,), (4,), (5,), (6,)]
+            assert await store.compact(2) == 2
+            assert store.compaction_backlog == 3
+            assert rows(db_path, "SELECT msg_id FROM log WHERE kind = 0 ORDER BY msg_id") == [
+                (3,), (4,), (5,), (6,)]
+            assert rows(db_path, "SELECT DISTINCT msg_id FROM log ORDER BY msg_id") == [
+                (3,), (4,), (5,), (6,)]
 
-        assert await store.compact(2) == 2
-        assert await store.compact(2) == 1
-        assert store.compaction_backlog == 0
-        assert await store.compact(2) == 0
-        await store.close()
+            assert await store.compact(2) == 2
+            assert await store.compact(2) == 1
+            assert store.compaction_backlog == 0
+            assert await store.compact(2) == 0
 
     asyncio.run(scenario())
-    assert rows(db_path, "SELECT id FROM messages") == [(6,)]
-    assert rows(db_path, "SELECT msg_id, kind FROM events") == [(6, 1)]  # its Leased event
+    assert rows(db_path, "SELECT msg_id, kind FROM log ORDER BY seq") == [(6, 0), (6, 1)]
     assert [(m.id, m.deliveries) for m in asyncio.run(reopen(db_path)).messages] == [(6, 1)]
 
 
@@ -296,15 +301,14 @@ def test_finished_messages_not_yet_compacted_are_compacted_after_reopen(db_path:
 
     async def compact_after_reopen() -> tuple[int, int]:
         store = SQLiteStore(db_path)
-        await store.open()
-        backlog = store.compaction_backlog
-        done = await store.compact(10)
-        await store.close()
+        async with opened(store):
+            backlog = store.compaction_backlog
+            done = await store.compact(10)
         return backlog, done
 
     assert asyncio.run(compact_after_reopen()) == (1, 1)
-    assert rows(db_path, "SELECT id FROM messages") == [(2,)]
-    assert rows(db_path, "SELECT COUNT(*) FROM events WHERE msg_id = 1") == [(0,)]
+    assert rows(db_path, "SELECT msg_id FROM log WHERE kind = 0") == [(2,)]
+    assert rows(db_path, "SELECT COUNT(*) FROM log WHERE msg_id = 1") == [(0,)]
 
 
 # --- bytes and modes ------------------------------------------------------------------------
@@ -343,13 +347,12 @@ def test_sync_modes_open_in_wal(db_path: Path, sync: str, synchronous: int) -> N
         broker = new_broker()
         broker.publish("q", b"x")
         store = SQLiteStore(db_path, sync)
-        await store.open()
-        await store.write(broker.take_changes())
-        async with store.db.execute("PRAGMA journal_mode") as cursor:
-            (mode,) = await cursor.fetchone()  # type: ignore[misc]
-        async with store.db.execute("PRAGMA synchronous") as cursor:
-            (level,) = await cursor.fetchone()  # type: ignore[misc]
-        await store.close()
+        async with opened(store):
+            await store.write(broker.take_changes())
+            async with store.db.execute("PRAGMA journal_mode") as cursor:
+                (mode,) = await cursor.fetchone()  # type: ignore[misc]
+            async with store.db.execute("PRAGMA synchronous") as cursor:
+                (level,) = await cursor.fetchone()  # type: ignore[misc]
         return mode, level
 
     assert asyncio.run(scenario()) == ("wal", synchronous)
@@ -393,21 +396,20 @@ def test_group_commit_puts_requests_submitted_together_in_one_transaction(
     async def scenario() -> CountingStore:
         broker = new_broker()
         store = CountingStore(db_path)
-        await store.open()
-        group = GroupCommit(store, committed.append)
-        broker.publish("q", b"a")
-        first = group.submit(broker.take_changes())
-        broker.publish("q", b"b")
-        broker.publish("q", b"c")
-        second = group.submit(broker.take_changes())
-        lease_one(broker)
-        third = group.submit(broker.take_changes())
-        assert (first, second, third) == (1, 1, 1)
-        group.close()
-        await asyncio.wait_for(group.run(), timeout=5)
-        assert (group.stats.commits, group.stats.committed_changes) == (1, 4)
-        assert group.committed == 1
-        await store.close()
+        async with opened(store):
+            group = GroupCommit(store, committed.append)
+            broker.publish("q", b"a")
+            first = group.submit(broker.take_changes())
+            broker.publish("q", b"b")
+            broker.publish("q", b"c")
+            second = group.submit(broker.take_changes())
+            lease_one(broker)
+            third = group.submit(broker.take_changes())
+            assert (first, second, third) == (1, 1, 1)
+            group.close()
+            await asyncio.wait_for(group.run(), timeout=5)
+            assert (group.stats.commits, group.stats.committed_changes) == (1, 4)
+            assert group.committed == 1
         return store
 
     store = asyncio.run(scenario())
@@ -425,26 +427,25 @@ def test_group_commit_numbers_batches_in_increasing_order(db_path: Path) -> None
     async def scenario() -> GroupCommit:
         broker = new_broker()
         store = SQLiteStore(db_path)
-        await store.open()
-        commit_seen = asyncio.Event()
+        async with opened(store):
+            commit_seen = asyncio.Event()
 
-        def on_commit(number: int) -> None:
-            committed.append(number)
-            commit_seen.set()
+            def on_commit(number: int) -> None:
+                committed.append(number)
+                commit_seen.set()
 
-        group = GroupCommit(store, on_commit)
-        runner = asyncio.create_task(group.run())
-        for expected in (1, 2, 3):
-            broker.publish("q", b"%d" % expected)
-            assert group.submit(broker.take_changes()) == expected
-            assert group.last_submitted == expected
-            await asyncio.wait_for(commit_seen.wait(), timeout=5)
-            commit_seen.clear()
-            assert group.committed == expected
-        assert group.submit([]) == 3  # nothing new: no new batch
-        group.close()
-        await asyncio.wait_for(runner, timeout=5)
-        await store.close()
+            group = GroupCommit(store, on_commit)
+            runner = asyncio.create_task(group.run())
+            for expected in (1, 2, 3):
+                broker.publish("q", b"%d" % expected)
+                assert group.submit(broker.take_changes()) == expected
+                assert group.last_submitted == expected
+                await asyncio.wait_for(commit_seen.wait(), timeout=5)
+                commit_seen.clear()
+                assert group.committed == expected
+            assert group.submit([]) == 3  # nothing new: no new batch
+            group.close()
+            await asyncio.wait_for(runner, timeout=5)
         return group
 
     group = asyncio.run(scenario())
@@ -461,17 +462,16 @@ def test_close_makes_run_return_after_committing_what_was_submitted(db_path: Pat
     async def scenario() -> None:
         broker = new_broker()
         store = SQLiteStore(db_path)
-        await store.open()
-        group = GroupCommit(store, committed.append)
-        runner = asyncio.create_task(group.run())
-        await asyncio.sleep(0)  # let run start waiting
-        assert not runner.done()
-        broker.publish("q", b"last words")
-        group.submit(broker.take_changes())
-        group.close()
-        await asyncio.wait_for(runner, timeout=5)
-        assert group.committed == 1
-        await store.close()
+        async with opened(store):
+            group = GroupCommit(store, committed.append)
+            runner = asyncio.create_task(group.run())
+            await asyncio.sleep(0)  # let run start waiting
+            assert not runner.done()
+            broker.publish("q", b"last words")
+            group.submit(broker.take_changes())
+            group.close()
+            await asyncio.wait_for(runner, timeout=5)
+            assert group.committed == 1
 
     asyncio.run(scenario())
     assert committed == [1]
@@ -483,14 +483,13 @@ def test_close_with_nothing_submitted_returns_without_a_commit(db_path: Path) ->
 
     async def scenario() -> CountingStore:
         store = CountingStore(db_path)
-        await store.open()
-        group = GroupCommit(store, lambda number: None)
-        runner = asyncio.create_task(group.run())
-        await asyncio.sleep(0)
-        group.close()
-        await asyncio.wait_for(runner, timeout=5)
-        assert group.stats.commits == 0
-        await store.close()
+        async with opened(store):
+            group = GroupCommit(store, lambda number: None)
+            runner = asyncio.create_task(group.run())
+            await asyncio.sleep(0)
+            group.close()
+            await asyncio.wait_for(runner, timeout=5)
+            assert group.stats.commits == 0
         return store
 
     assert asyncio.run(scenario()).writes == []
@@ -502,28 +501,27 @@ def test_group_commit_compacts_every_n_commits(db_path: Path) -> None:
     async def scenario() -> GroupCommit:
         broker = new_broker()
         store = SQLiteStore(db_path)
-        await store.open()
-        commit_seen = asyncio.Event()
+        async with opened(store):
+            commit_seen = asyncio.Event()
 
-        def on_commit(number: int) -> None:
-            commit_seen.set()
+            def on_commit(number: int) -> None:
+                commit_seen.set()
 
-        group = GroupCommit(store, on_commit, compact_chunk=10, compact_every=2)
-        runner = asyncio.create_task(group.run())
-        broker.publish("q", b"a")
-        broker.ack(*lease_one(broker), "h1")
-        group.submit(broker.take_changes())
-        await asyncio.wait_for(commit_seen.wait(), timeout=5)
-        commit_seen.clear()
-        assert group.stats.compacted == 0  # commit 1: not yet
-        broker.publish("q", b"b")
-        group.submit(broker.take_changes())
-        group.close()
-        await asyncio.wait_for(runner, timeout=5)
-        await store.close()
+            group = GroupCommit(store, on_commit, compact_chunk=10, compact_every=2)
+            runner = asyncio.create_task(group.run())
+            broker.publish("q", b"a")
+            broker.ack(*lease_one(broker), "h1")
+            group.submit(broker.take_changes())
+            await asyncio.wait_for(commit_seen.wait(), timeout=5)
+            commit_seen.clear()
+            assert group.stats.compacted == 0  # commit 1: not yet
+            broker.publish("q", b"b")
+            group.submit(broker.take_changes())
+            group.close()
+            await asyncio.wait_for(runner, timeout=5)
         return group
 
     group = asyncio.run(scenario())
     assert group.stats.commits == 2
     assert group.stats.compacted == 1
-    assert rows(db_path, "SELECT id FROM messages") == [(2,)]
+    assert rows(db_path, "SELECT msg_id FROM log WHERE kind = 0") == [(2,)]
