@@ -10,6 +10,7 @@ import msgpack
 
 from mq.codec.commands import (
     Ack,
+    AckMany,
     Command,
     Declare,
     Get,
@@ -57,6 +58,12 @@ def _opt_int(m: dict[str, Any], field: str, default: int) -> int:
     return default if value is None else value  # type checked by the command itself
 
 
+def _receipts(value: object) -> tuple[Receipt, ...]:
+    if not isinstance(value, list):
+        raise bad_request("receipts must be a list of receipt strings")
+    return tuple(Receipt.parse(r) for r in value)
+
+
 def _bodies(value: object) -> tuple[bytes, ...]:
     if not isinstance(value, list):
         raise bad_request("bodies must be a list of bin")
@@ -73,7 +80,10 @@ _BUILDERS: dict[str, Callable[[dict[str, Any], int | None], Command]] = {
         check_queue(m.get("queue")), m.get("lease_s"), m.get("wait_s") or 0.0,
         _opt_int(m, "max", 1), rid,
     ),
-    "ack": lambda m, rid: Ack(Receipt.parse(m.get("receipt")), rid),
+    "ack": lambda m, rid: (
+        Ack(Receipt.parse(m.get("receipt")), rid) if "receipts" not in m
+        else AckMany(_receipts(m.get("receipts")), rid)
+    ),
     "nack": lambda m, rid: Nack(Receipt.parse(m.get("receipt")), m.get("delay_s") or 0.0, rid),
     "touch": lambda m, rid: Touch(Receipt.parse(m.get("receipt")), m.get("lease_s"), rid),
     "declare": lambda m, rid: Declare(

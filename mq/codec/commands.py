@@ -21,6 +21,7 @@ MIN_RETENTION_S = 1.0
 MAX_RETENTION_S = 86_400.0 * 365
 MAX_GET_BATCH = 1_000
 MAX_PUB_BATCH = 10_000
+MAX_ACK_BATCH = 10_000
 MAX_KEY_BYTES = 256
 MIN_HEARTBEAT_S = 0.05
 MAX_HEARTBEAT_S = 300.0
@@ -144,6 +145,18 @@ class Ack:
 
 
 @dataclass(frozen=True, slots=True)
+class AckMany:
+    """Ack a batch: each receipt succeeds or fails on its own; one commit for all."""
+
+    receipts: tuple[Receipt, ...]
+    rid: int | None = None
+
+    def __post_init__(self) -> None:
+        if not 1 <= len(self.receipts) <= MAX_ACK_BATCH:
+            raise bad_request(f"receipts must hold 1 to {MAX_ACK_BATCH} receipts")
+
+
+@dataclass(frozen=True, slots=True)
 class Nack:
     receipt: Receipt
     delay_s: float = 0.0
@@ -249,6 +262,6 @@ class Quit:
 
 
 Command = (
-    Ping | Publish | PublishMany | Get | Ack | Nack | Touch | Declare | ListQueues | Stats | Help
+    Ping | Publish | PublishMany | Get | Ack | AckMany | Nack | Touch | Declare | ListQueues | Stats | Help
     | Quit | Hello | Heartbeat | Join | Leave
 )

@@ -12,6 +12,7 @@ from typing import Any
 from mq.codec.binary import Rejected
 from mq.codec.commands import (
     Ack,
+    AckMany,
     Command,
     Declare,
     Get,
@@ -37,7 +38,7 @@ USAGE: dict[str, str] = {
     "PING": "PING                                   check the connection",
     "PUB": "PUB <queue> [key=K] <body>             store a message; body is the rest of the line",
     "GET": "GET <queue> [lease_s] [wait_s]         lease the next ready message",
-    "ACK": "ACK <receipt>                          done with a message: remove it",
+    "ACK": "ACK <receipt> [receipt ...]            done with messages: remove them",
     "NACK": "NACK <receipt> [delay_s]               give a message back, now or after a delay",
     "TOUCH": "TOUCH <receipt> [lease_s]              extend a lease",
     "DECLARE": "DECLARE <queue> [retention_s=N] [lease_s=N]  create a queue or change its settings",
@@ -154,7 +155,8 @@ _PARSERS: dict[str, Callable[[list[str]], Command]] = {
     "GET": lambda a: Get(
         _args("GET", a, 1, 3)[0], _opt(a, 1, "lease_s"), _opt(a, 2, "wait_s") or 0.0
     ),
-    "ACK": lambda a: Ack(Receipt.parse(_args("ACK", a, 1, 1)[0])),
+    "ACK": lambda a: (Ack(Receipt.parse(a[0])) if len(_args("ACK", a, 1, 10_000)) == 1
+                      else AckMany(tuple(Receipt.parse(r) for r in a))),
     "NACK": lambda a: Nack(Receipt.parse(_args("NACK", a, 1, 2)[0]), _opt(a, 1, "delay_s") or 0.0),
     "TOUCH": lambda a: Touch(Receipt.parse(_args("TOUCH", a, 1, 2)[0]), _opt(a, 1, "lease_s")),
     "DECLARE": _parse_declare,
@@ -352,6 +354,11 @@ def encode_text_reply(command: Command, result: dict[str, Any]) -> bytes:
     if isinstance(command, Get):
         msgs = result["msgs"]
         return _line(format_message(msgs[0])) if msgs else _line("+EMPTY")
+    if isinstance(command, AckMany):
+        failed = result["failed"]
+        return b"".join(_line(f"failed {f['receipt']} {f['code']} {f['message']}")
+                        for f in failed) + _line(f"+OK {result['acked']} acked, "
+                                                 f"{len(failed)} failed")
     if isinstance(command, Touch):
         return _line(f"+OK {_seconds(result['lease_s'])}")
     if isinstance(command, Declare):

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from mq.codec.commands import (
     Ack,
+    AckMany,
     Command,
     Declare,
     Get,
@@ -52,7 +53,8 @@ class Handlers:
         self.server_stats = server_stats
         self.table: dict[type, Callable[[Any, Connection], Result]] = {
             Ping: self.ping, Publish: self.publish, PublishMany: self.publish_many,
-            Get: self.get, Ack: self.ack, Nack: self.nack, Touch: self.touch,
+            Get: self.get, Ack: self.ack, AckMany: self.ack_many, Nack: self.nack,
+            Touch: self.touch,
             Declare: self.declare, ListQueues: self.list_queues, Stats: self.stats,
             Help: self.ping, Quit: self.quit, Hello: self.hello, Heartbeat: self.ping,
             Join: self.join, Leave: self.leave,
@@ -81,6 +83,16 @@ class Handlers:
     def ack(self, cmd: Ack, conn: Connection) -> Result:
         self.core.ack(cmd.receipt.msg_id, cmd.receipt.delivery, conn.holder)
         return {}
+
+    def ack_many(self, cmd: AckMany, conn: Connection) -> Result:
+        ack, holder = self.core.ack, conn.holder
+        failed = []
+        for r in cmd.receipts:
+            try:
+                ack(r.msg_id, r.delivery, holder)
+            except MQError as e:
+                failed.append({"receipt": str(r), "code": e.code.value, "message": e.message})
+        return {"acked": len(cmd.receipts) - len(failed), "failed": failed}
 
     def nack(self, cmd: Nack, conn: Connection) -> Result:
         self.core.nack(cmd.receipt.msg_id, cmd.receipt.delivery, conn.holder, cmd.delay_s)

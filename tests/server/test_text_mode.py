@@ -122,3 +122,16 @@ def test_quit_says_bye_and_closes(broker: BrokerProcess) -> None:
     t = TextSession(broker.port)
     assert t.ask("QUIT") == "+BYE"
     assert t.sock.recv(10) == b""
+
+
+def test_batch_ack(broker: BrokerProcess) -> None:
+    t = TextSession(broker.port)
+    for body in ("a", "b", "c"):
+        t.ask(f"PUB q {body}")
+    for _ in range(3):
+        t.ask("GET q")
+    t.send("ACK 1.1 2.1 9.1 3.1")
+    assert t.reply() == [
+        "failed 9.1 LEASE_LOST lease 9.1 is no longer held: message 9 was acked or removed",
+        "+OK 3 acked, 1 failed",
+    ]
