@@ -262,6 +262,6 @@ class Quit:
 
 
 Command = (
-    Ping | Publish | PublishMany | Get | Ack | AckMany | Nack | Touch | Declare | ListQueues | Stats | Help
-    | Quit | Hello | Heartbeat | Join | Leave
+    Ping | Publish | PublishMany | Get | Ack | AckMany | Nack | Touch | Declare | ListQueues
+    | Stats | Help | Quit | Hello | Heartbeat | Join | Leave
 )
