@@ -1,4 +1,5 @@
-"""The `mq` command: `mq serve` runs a broker, `mq stats` shows what one is doing."""
+"""The `mq` command: `mq serve` runs a broker, `mq stats` shows what one is doing, `mq bench`
+load-tests one."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
+from mq.bench.cli import add_parser as _bench_parser
 from mq.server.config import DEFAULT_PORT, Config
 
 
@@ -53,12 +55,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     _serve_parser(sub)
     _stats_parser(sub)
+    _bench_parser(sub)
     args = parser.parse_args(argv)
     if args.command == "serve":
         return _serve(args)
     if args.command == "stats":
         from mq.stats_view import print_stats
         return print_stats(args.url, args.queue)
+    if args.command == "bench":
+        from mq.bench.cli import run as run_bench
+        return run_bench(args)
     parser.error(f"unknown command {args.command}")
     return 2
 

@@ -1,0 +1,94 @@
+"""Every knob of a bench run and its default, in one frozen value; `mq bench` flags map onto it."""
+
+from __future__ import annotations
+
+import re
+import secrets
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+SCENARIOS = ("publish", "consume", "e2e")
+SYNC_MODES = ("full", "normal")
+STAMP_BYTES = 8  # e2e bodies start with the publish time, time.time_ns() as 8 bytes big-endian
+MAX_MPUB_BODIES = 10_000  # protocol.md section 7
+MAX_GET_MAX = 1_000  # protocol.md section 7
+_QUEUE_NAME = re.compile(r"[A-Za-z0-9_\-.:]{1,200}")
+
+
+def _fresh_queue() -> str:
+    # A queue of its own per run: leftovers of earlier runs on a shared broker never count.
+    return f"bench-{secrets.token_hex(4)}"
+
+
+@dataclass(frozen=True, slots=True)
+class BenchOptions:
+    """One bench run.
+
+    Counts are messages, sizes bytes, rates messages per second, times seconds.
+    `batch` is the messages per `mpub` (or, with keys, the `pub` requests in flight) of each
+    producer; 1 means one at a time: send, wait for the confirmation, send the next.
+    `inflight` is how many `mpub` requests each producer keeps in flight when batch > 1.
+    `rate` switches producers to open loop: sends happen at fixed times, and latencies are
+    measured from those scheduled times, so a slow broker cannot hide its delays.
+    """
+
+    scenario: str = "e2e"
+    producers: int = 1
+    consumers: int = 1
+    size: int = 100
+    count: int = 100_000
+    duration_s: float | None = None
+    batch: int = 100
+    inflight: int = 2
+    prefetch: int = 100
+    keys: int = 0
+    sync: str = "full"
+    rate: float | None = None
+    queue: str = field(default_factory=_fresh_queue)
+    url: str | None = None
+    broker_pid: int | None = None
+    json_path: str | None = None
+    timeout_s: float = 300.0
+    floor: bool = False
+    floor_duration_s: float = 2.0
+    data_dir: str | None = None
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        problems = [message for ok, message in self._checks() if not ok]
+        if problems:
+            raise ValueError("; ".join(problems))
+
+    def _checks(self) -> list[tuple[bool, str]]:
+        return [
+            (self.scenario in SCENARIOS, f"scenario must be one of {', '.join(SCENARIOS)}"),
+            (self.sync in SYNC_MODES, f"sync must be one of {', '.join(SYNC_MODES)}"),
+            (self.producers >= 1, "producers must be at least 1"),
+            (self.consumers >= 1, "consumers must be at least 1"),
+            (self.size >= 0, "size must be at least 0 bytes"),
+            (self.scenario != "e2e" or self.size >= STAMP_BYTES,
+             f"e2e needs --size >= {STAMP_BYTES}: the body carries the publish time"),
+            (self.count >= 1, "count must be at least 1"),
+            (self.duration_s is None or self.duration_s > 0, "duration must be above 0 seconds"),
+            (1 <= self.batch <= MAX_MPUB_BODIES, f"batch must be 1..{MAX_MPUB_BODIES}"),
+            (self.inflight >= 1, "inflight must be at least 1"),
+            (1 <= self.prefetch <= MAX_GET_MAX, f"prefetch must be 1..{MAX_GET_MAX}"),
+            (self.keys >= 0, "keys must be at least 0"),
+            (self.rate is None or self.rate > 0, "rate must be above 0 msgs/s"),
+            (self.scenario != "consume" or self.rate is None, "--rate applies to producers; "
+             "the consume scenario has none"),
+            (bool(_QUEUE_NAME.fullmatch(self.queue)), "queue must be 1..200 of A-Z a-z 0-9 _-.:"),
+            (self.timeout_s > 0, "timeout must be above 0 seconds"),
+            (self.floor_duration_s > 0, "floor duration must be above 0 seconds"),
+        ]
+
+    @property
+    def has_producers(self) -> bool:
+        return self.scenario in ("publish", "e2e")
+
+    @property
+    def has_consumers(self) -> bool:
+        return self.scenario in ("consume", "e2e")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)

@@ -1,0 +1,270 @@
+"""One bench run from start to end: broker, preparation, workers, collection, report.
+
+Order: measure the floor (if asked) while the machine is quiet; start a broker on a temp
+database (unless `--url`); declare the queue and, for the consume scenario, prefill it; start
+the workers, wait until every one is connected, then give the common start signal and begin the
+broker's CPU window; collect every worker's result; read the broker's commit counters; stop the
+broker and remove its directory. Every wait is bounded: workers enforce their own duration and
+timeout, and the harness terminates any worker still alive `GRACE_S` seconds after that.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import multiprocessing
+import queue
+import sys
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, TextIO
+
+from mq_client import AsyncClient
+from mq_client.errors import MQError
+
+from mq.bench.broker import BrokerMonitor, LocalBroker
+from mq.bench.floor import run_floor
+from mq.bench.options import BenchOptions
+from mq.bench.progress import Progress, Sample
+from mq.bench.report import build_report
+from mq.bench.shared import Shared
+from mq.bench.workers import (
+    START_TIMEOUT_S,
+    Report,
+    WorkerResult,
+    WorkerSpec,
+    run_async,
+    run_worker,
+    worker_process_main,
+)
+
+GRACE_S = 15.0  # beyond the timeout, before a worker process is terminated
+CALL_TIMEOUT_S = 10.0  # declare and stats, outside the measured window
+PREFILL_CHUNK = 10_000  # messages per publish_many call while prefilling
+PREFILL_BATCH = 1_000  # bodies per mpub while prefilling
+MB = 1e6
+
+
+@dataclass(frozen=True, slots=True)
+class BrokerStats:
+    """What the broker's `stats` says about itself (protocol.md section 6)."""
+
+    sync: str | None
+    commits: int | None
+    committed_changes: int | None
+
+
+def run_bench(opts: BenchOptions, log: TextIO | None = None) -> dict[str, Any]:
+    """Run the scenario of `opts` and return the report (see report.py); notes go to `log`."""
+    out = log if log is not None else sys.stderr
+    floor = None
+    if opts.floor:
+        print(f"measuring the floor ({opts.floor_duration_s:g} s per figure) ...", file=out)
+        floor = run_floor(opts.floor_duration_s, opts.data_dir)
+    if opts.url is not None:
+        return _run(opts, opts.url, opts.broker_pid, False, floor, out)
+    with LocalBroker(opts.sync, opts.data_dir) as broker:
+        print(f"started a broker on {broker.url} (pid {broker.pid}, sync {opts.sync}, "
+              f"db {broker.db_path})", file=out)
+        report = _run(opts, broker.url, broker.pid, True, floor, out)
+        if report["counts"]["errors"]:
+            # What the broker said is the first clue to the errors; its database is about to go.
+            report["broker_log_tail"] = list(broker.log)
+        return report
+
+
+def _run(opts: BenchOptions, url: str, pid: int | None, started: bool,
+         floor: dict[str, Any] | None, out: TextIO) -> dict[str, Any]:
+    monitor = BrokerMonitor(pid) if pid is not None else None
+    if monitor is not None:
+        monitor.start()
+    try:
+        run_async(_declare(url, opts.queue))
+        prefill = _prefill(opts, url, out) if opts.scenario == "consume" else None
+        before = run_async(_broker_stats(url, opts.queue))
+        expected = opts.count if prefill is None else int(prefill["messages"])
+        results, failures, timeline = _run_workers(opts, url, expected, monitor)
+        after = run_async(_broker_stats(url, opts.queue))
+    finally:
+        if monitor is not None:
+            monitor.stop()
+    broker: dict[str, Any] = {
+        "url": url, "started_by_bench": started, "pid": pid,
+        "sync": after.sync or before.sync or (opts.sync if started else None),
+        "cpu_s": monitor.cpu_s if monitor else None,
+        "rss_start_mb": monitor.rss_start_bytes / MB if monitor else None,
+        "rss_peak_mb": monitor.rss_peak_bytes / MB if monitor else None,
+        "commits": _delta(before.commits, after.commits),
+        "committed_changes": _delta(before.committed_changes, after.committed_changes),
+    }
+    return build_report(opts, broker, prefill, results, failures, floor, timeline)
+
+
+def _delta(before: int | None, after: int | None) -> int | None:
+    return after - before if before is not None and after is not None else None
+
+
+async def _declare(url: str, queue_name: str) -> None:
+    async with asyncio.timeout(CALL_TIMEOUT_S), AsyncClient.connect(url) as client:
+        await client.declare(queue_name)  # created before the run, outside the measured window
+
+
+async def _broker_stats(url: str, queue_name: str) -> BrokerStats:
+    """The broker's own counters; all None if it cannot tell (it may have died mid-run)."""
+    try:
+        async with asyncio.timeout(CALL_TIMEOUT_S), AsyncClient.connect(url) as client:
+            server = (await client.stats(queue_name))["server"]
+    except (MQError, TimeoutError):
+        return BrokerStats(None, None, None)
+    return BrokerStats(server.get("sync"), server.get("commits"), server.get("committed_changes"))
+
+
+def _prefill(opts: BenchOptions, url: str, out: TextIO) -> dict[str, Any]:
+    print(f"prefilling {opts.queue} with {opts.count:,} messages ...", file=out)
+    seconds = run_async(_publish_prefill(opts, url))
+    print(f"prefilled in {seconds:.2f} s ({opts.count / seconds:,.0f} msgs/s)", file=out)
+    return {"messages": opts.count, "seconds": seconds, "msgs_per_s": opts.count / seconds}
+
+
+async def _publish_prefill(opts: BenchOptions, url: str) -> float:
+    body = bytes(opts.size)
+    started = time.perf_counter()
+    async with asyncio.timeout(opts.timeout_s), AsyncClient.connect(url) as client:
+        for first in range(0, opts.count, PREFILL_CHUNK):
+            n = min(PREFILL_CHUNK, opts.count - first)
+            await client.publish_many(opts.queue, [body] * n, batch_size=PREFILL_BATCH)
+    return time.perf_counter() - started
+
+
+def worker_specs(opts: BenchOptions, url: str) -> list[WorkerSpec]:
+    """The producers (slots first) and consumers of a run."""
+    specs: list[WorkerSpec] = []
+    common: dict[str, Any] = {"url": url, "queue": opts.queue, "size": opts.size,
+                              "timeout_s": opts.timeout_s}
+    if opts.has_producers:
+        n = opts.producers
+        for i in range(n):
+            specs.append(WorkerSpec(
+                "producer", i, i, count=opts.count // n + (1 if i < opts.count % n else 0),
+                batch=opts.batch, inflight=opts.inflight, keys=opts.keys,
+                rate=opts.rate / n if opts.rate else None,
+                rate_offset_s=i / opts.rate if opts.rate else 0.0,
+                duration_s=opts.duration_s, **common))
+    if opts.has_consumers:
+        first_slot = len(specs)
+        for i in range(opts.consumers):
+            specs.append(WorkerSpec(
+                "consumer", i, first_slot + i, prefetch=opts.prefetch,
+                # In e2e consumers drain what was confirmed, so only producers stop at duration.
+                duration_s=opts.duration_s if opts.scenario == "consume" else None,
+                stamped=opts.scenario == "e2e", **common))
+    return specs
+
+
+def _run_workers(opts: BenchOptions, url: str, expected: int, monitor: BrokerMonitor | None,
+                 ) -> tuple[list[WorkerResult], list[str], list[Sample]]:
+    specs = worker_specs(opts, url)
+    producers = sum(1 for s in specs if s.role == "producer")
+    shared = Shared.create(producers, len(specs) - producers, expected)
+    progress = Progress(shared, sys.stderr if opts.progress else None)
+
+    def begin() -> None:
+        if monitor is not None:
+            monitor.mark_start()
+        progress.start()
+        shared.start.set()
+
+    try:
+        if len(specs) == 1:
+            results, failures = _inline(specs[0], shared, begin)
+        else:
+            results, failures = _in_processes(specs, shared, begin, opts.timeout_s)
+    finally:
+        if monitor is not None:
+            monitor.mark_end()
+        progress.stop()
+    return results, failures, progress.timeline
+
+
+def _inline(spec: WorkerSpec, shared: Shared, begin: Callable[[], None],
+            ) -> tuple[list[WorkerResult], list[str]]:
+    try:
+        return [run_worker(spec, shared, begin)], []
+    except Exception:
+        return [], [f"{spec.role} {spec.index} failed:\n{traceback.format_exc()}"]
+
+
+def _in_processes(specs: list[WorkerSpec], shared: Shared, begin: Callable[[], None],
+                  timeout_s: float) -> tuple[list[WorkerResult], list[str]]:
+    fleet = _Fleet(specs, shared)
+    try:
+        if fleet.collect("ready", START_TIMEOUT_S) == len(specs):
+            begin()
+            fleet.collect("done", timeout_s + GRACE_S)
+    finally:
+        fleet.stop()
+    return fleet.results, fleet.failures
+
+
+class _Fleet:
+    """Worker processes, each in its own spawned interpreter, and what they report back."""
+
+    def __init__(self, specs: list[WorkerSpec], shared: Shared) -> None:
+        ctx = multiprocessing.get_context("spawn")
+        self._shared = shared
+        self._reports: multiprocessing.Queue[Report] = ctx.Queue()
+        self._procs = {s.slot: ctx.Process(target=worker_process_main,
+                                           args=(s, shared, self._reports),
+                                           name=f"mq-bench-{s.role}-{s.index}", daemon=True)
+                       for s in specs}
+        self._names = {s.slot: f"{s.role} {s.index}" for s in specs}
+        self._failed: set[int] = set()
+        self.results: list[WorkerResult] = []
+        self.failures: list[str] = []
+        for proc in self._procs.values():
+            proc.start()
+
+    def collect(self, wanted: str, limit_s: float) -> int:
+        """Read reports until every live worker has sent `wanted`; returns how many did.
+
+        A worker that fails, dies without a word, or is silent beyond `limit_s` seconds is a
+        failure, and the others are asked to stop.
+        """
+        deadline = time.monotonic() + limit_s
+        got: set[int] = set()
+        while missing := set(self._procs) - got - self._failed:
+            left_s = deadline - time.monotonic()
+            try:
+                kind, slot, payload = self._reports.get(timeout=min(1.0, max(left_s, 0.01)))
+            except queue.Empty:
+                for s in missing:
+                    code = self._procs[s].exitcode
+                    if left_s <= 0:
+                        self._fail(s, "did not report in time")
+                    elif code is not None:
+                        self._fail(s, f"exited with code {code} without a report")
+                continue
+            if kind == "failed":
+                self._fail(slot, f"failed:\n{payload}")
+                continue
+            if kind == "done":  # also when it finished before the others were ready
+                self.results.append(payload)
+            if kind == wanted:
+                got.add(slot)
+        return len(got)
+
+    def _fail(self, slot: int, what: str) -> None:
+        self._failed.add(slot)
+        self.failures.append(f"{self._names[slot]} {what}")
+        self._shared.request_stop()
+
+    def stop(self) -> None:
+        """Ask every worker to stop, then join them; terminate those that do not stop in time."""
+        self._shared.request_stop()
+        self._shared.start.set()  # a worker still waiting for the start leaves at once
+        for proc in self._procs.values():
+            proc.join(GRACE_S)
+            if proc.is_alive():
+                proc.terminate()
+                proc.join(GRACE_S)

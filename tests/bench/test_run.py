@@ -1,0 +1,125 @@
+"""Tiny bench runs against real brokers, through the entry point of the `mq` command.
+
+No test asserts a speed: they check that every message sent was received exactly once, that
+the figures are consistent, and that every run ends by itself and cleans up after itself.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from mq.cli import main
+from tests.broker_process import BrokerProcess
+
+
+def bench(tmp_path: Path, *args: str) -> tuple[int, dict[str, Any]]:
+    out = tmp_path / "report.json"
+    code = main(["bench", "--no-progress", "--dir", str(tmp_path), "--timeout", "60",
+                 "--json", str(out), *args])
+    return code, json.loads(out.read_text())
+
+
+def assert_ordered(latency: dict[str, Any], count: int) -> None:
+    assert latency["count"] == count
+    assert 0 < latency["p50"] <= latency["p90"] <= latency["p99"] <= latency["p99.9"]
+    assert latency["p99.9"] <= latency["max"]
+
+
+def test_e2e_in_processes_receives_every_message_exactly_once(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, r = bench(tmp_path, "--scenario", "e2e", "--producers", "2", "--consumers", "2",
+                    "--count", "2000", "--size", "64", "--batch", "50", "--prefetch", "50")
+    assert code == 0
+    c = r["counts"]
+    assert c["sent"] == c["confirmed"] == c["received"] == c["unique"] == c["acked"] == 2000
+    assert c["errors"] == c["duplicates"] == c["not_received"] == 0
+    assert r["errors"] == []
+    assert r["harness"] == {**r["harness"], "workers": 4, "processes": True}
+    assert_ordered(r["publish"]["latency_us"], 2000)
+    assert_ordered(r["consume"]["latency_us"], 2000)
+    assert r["publish"]["msgs_per_s"] > 0 and r["consume"]["mb_per_s"] > 0
+    broker = r["broker"]
+    assert broker["started_by_bench"] and broker["sync"] == "full"
+    assert broker["cpu_s"] > 0 and broker["rss_peak_mb"] >= broker["rss_start_mb"] > 0
+    printed = capsys.readouterr().out
+    assert "publish->deliver" in printed and "duplicates 0" in printed
+    assert not list(tmp_path.glob("mq-bench-*")), "the broker's temp dir was not removed"
+
+
+def test_open_loop_measures_from_the_schedule(tmp_path: Path) -> None:
+    code, r = bench(tmp_path, "--scenario", "e2e", "--rate", "4000", "--count", "1000",
+                    "--sync", "normal")
+    assert code == 0
+    assert r["options"]["batch"] == 1  # --rate makes one message per request the default
+    c = r["counts"]
+    assert c["confirmed"] == c["received"] == c["unique"] == 1000
+    assert r["harness"]["send_lag_us"]["count"] == 1000
+    assert r["broker"]["sync"] == "normal"
+    assert r["publish"]["seconds"] >= 0.2  # 1,000 messages at 4,000/s take a quarter second
+
+
+def test_consume_scenario_prefills_then_drains_in_process(tmp_path: Path) -> None:
+    code, r = bench(tmp_path, "--scenario", "consume", "--count", "1500", "--prefetch", "200")
+    assert code == 0
+    assert r["prefill"]["messages"] == 1500
+    assert r["publish"] is None
+    assert r["consume"]["latency_us"] is None  # prefilled bodies carry no useful publish time
+    c = r["counts"]
+    assert c["received"] == c["unique"] == c["acked"] == 1500
+    assert r["harness"]["processes"] is False
+
+
+@pytest.mark.parametrize(("batch", "keys"), [("1", "0"), ("8", "3")])
+def test_publish_one_at_a_time_and_keyed_pipeline(tmp_path: Path, batch: str, keys: str) -> None:
+    code, r = bench(tmp_path, "--scenario", "publish", "--count", "300", "--batch", batch,
+                    "--keys", keys)
+    assert code == 0
+    assert r["consume"] is None
+    assert r["counts"]["confirmed"] == 300
+    assert_ordered(r["publish"]["latency_us"], 300)
+
+
+def test_duration_stops_the_producers_and_consumers_drain(tmp_path: Path) -> None:
+    code, r = bench(tmp_path, "--scenario", "e2e", "--count", "1000000000", "--duration", "0.5",
+                    "--batch", "20")
+    assert code == 0
+    c = r["counts"]
+    assert 0 < c["confirmed"] < 1_000_000_000
+    assert c["received"] == c["unique"] == c["confirmed"]
+    assert r["publish"]["seconds"] < 5
+
+
+def test_url_targets_a_running_broker(tmp_path: Path, broker: BrokerProcess) -> None:
+    assert broker.proc is not None
+    code, r = bench(tmp_path, "--url", broker.url, "--broker-pid", str(broker.proc.pid),
+                    "--scenario", "publish", "--count", "500", "--queue", "mine")
+    assert code == 0
+    assert r["broker"]["started_by_bench"] is False
+    assert r["broker"]["cpu_s"] is not None and r["options"]["queue"] == "mine"
+    assert r["counts"]["confirmed"] == 500
+
+
+def test_floor_ratios_come_with_the_run(tmp_path: Path) -> None:
+    code, r = bench(tmp_path, "--scenario", "publish", "--count", "500", "--floor",
+                    "--floor-duration", "0.1")
+    assert code == 0
+    [ratio] = r["ratios"]
+    assert ratio["figure"] == "publish msgs/s" and ratio["floor"] == "SQLite rows/s (full)"
+    assert ratio["ratio"] == pytest.approx(ratio["value"] / ratio["floor_value"])
+
+
+@pytest.mark.parametrize("args", [
+    ["--scenario", "e2e", "--size", "4"],  # too small for the publish time
+    ["--prefetch", "5000"],
+    ["--batch", "0"],
+    ["--scenario", "consume", "--rate", "10"],
+])
+def test_bad_options_exit_2_before_starting_anything(
+        tmp_path: Path, args: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["bench", "--dir", str(tmp_path), *args]) == 2
+    assert "mq bench:" in capsys.readouterr().err
+    assert not list(tmp_path.iterdir())
