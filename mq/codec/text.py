@@ -309,7 +309,8 @@ def table(headers: list[str], rows: list[list[str]]) -> list[str]:
 
 
 STATS_COLUMNS = [
-    "ready", "delayed", "leased", "published", "acked", "expired", "dropped", "oldest_ready_s"
+    "ready", "delayed", "leased", "poisoned", "published", "acked", "expired", "released",
+    "dropped", "oldest_ready_s",
 ]
 
 

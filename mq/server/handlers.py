@@ -126,15 +126,16 @@ class Handlers:
         if conn.session is not None and cmd.session != conn.session.token:
             raise MQError(Code.BAD_REQUEST, f"this connection is already consumer "
                           f"{conn.session.consumer!r}; open another connection for another one")
-        heartbeat_s = cmd.heartbeat_s or self.config.heartbeat_s
-        session, previous = self.sessions.open(conn, cmd.consumer, heartbeat_s, self.core.clock(),
+        session, previous = self.sessions.open(conn, cmd.consumer, cmd.heartbeat_s,
+                                               self.config.heartbeat_s, self.core.clock(),
                                                cmd.session)
+        heartbeat_s = session.heartbeat_s
         if previous is not None and previous is not conn:
             previous.session = None  # a stale connection of the same consumer: cut it off
             previous.abort()
         conn.session = session
         return {"session": session.token, "heartbeat_s": heartbeat_s,
-                "dead_after_s": self.sessions.dead_after_s(heartbeat_s),
+                "dead_after_s": round(self.sessions.dead_after_s(heartbeat_s), 6),
                 "grace_s": self.sessions.grace_s, "resumed": cmd.session == session.token}
 
     def _session(self, conn: Connection) -> Session[Connection]:

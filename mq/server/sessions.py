@@ -45,22 +45,26 @@ class Sessions(Generic[C]):
     def dead_after_s(self, heartbeat_s: float) -> float:
         return heartbeat_s * self.liveness.misses
 
-    def open(self, conn: C, consumer: str, heartbeat_s: float, now: float,
-             token: str | None) -> tuple[Session[C], C | None]:
-        """Resume the session `token` names, or start a new one.
+    def open(self, conn: C, consumer: str, heartbeat_s: float | None, default_heartbeat_s: float,
+             now: float, token: str | None) -> tuple[Session[C], C | None]:
+        """Resume the session `token` names (keeping its interval unless a new one is asked
+        for), or start a new one.
 
         Returns the session and, when resuming, the connection it was attached to before
         (which the caller detaches), if any."""
         session = self._by_token.get(token) if token is not None else None
         if session is not None and session.consumer == consumer:
             previous, session.conn = session.conn, conn
-            session.heartbeat_s = heartbeat_s
+            if heartbeat_s is not None:
+                session.heartbeat_s = heartbeat_s
+                self.liveness.track(session.token, heartbeat_s, now)
             self.liveness.beat(session.token, now)
             return session, previous
-        session = Session(secrets.token_hex(16), consumer, heartbeat_s, conn)
+        session = Session(secrets.token_hex(16), consumer, heartbeat_s or default_heartbeat_s,
+                          conn)
         self._by_token[session.token] = session
         self._by_holder[session.holder] = session
-        self.liveness.track(session.token, heartbeat_s, now)
+        self.liveness.track(session.token, session.heartbeat_s, now)
         return session, None
 
     def is_resumed(self, session: Session[C], token: str | None) -> bool:

@@ -1,8 +1,8 @@
 """Python client for the mq message broker; protocol.md is the contract it speaks.
 
 `AsyncClient` for asyncio code (`async with AsyncClient.connect(url) as c:`), `Client` for
-blocking scripts (`with Client.connect(url) as c:`), `consume` for a worker loop, and the typed
-errors in `mq_client.errors`. README.md has examples.
+blocking scripts (`with Client.connect(url) as c:`), `consume` for a worker loop, `Session` for
+what `hello` returns, and the typed errors in `mq_client.errors`. README.md has examples.
 """
 
 from mq_client import errors
@@ -10,6 +10,7 @@ from mq_client.aio import AsyncClient
 from mq_client.consumer import consume
 from mq_client.errors import ConnectionLost, MQError, ProtocolError
 from mq_client.message import Message
+from mq_client.session import Session
 from mq_client.sync import Client
 
 __all__ = [
@@ -19,6 +20,7 @@ __all__ = [
     "MQError",
     "Message",
     "ProtocolError",
+    "Session",
     "consume",
     "errors",
 ]

@@ -1,39 +1,31 @@
-"""The asyncio client.
+"""The asyncio client: the operations of protocol.md, as coroutines.
 
-Theory of operation: one connection, one background reader task. A call assigns the next
-`rid`, registers a future under it, writes its frame and awaits the future; the reader decodes
-replies and resolves the future whose `rid` the reply echoes. Replies may come back in any
-order (protocol.md section 2.2), so many calls (from many tasks, or `publish_many`) can be in
-flight at once. When the connection ends, for whatever reason, every pending future fails with
-the same kind of error, so no call is left waiting forever.
-
-A reply that cannot be matched to a call (an error without `rid`) is treated as the end of the
-connection: the broker could not read one of our requests, and since we cannot tell which, the
-only way to keep the no-hang promise is to fail them all.
+The wire work is elsewhere: `connection.Connection` matches replies to requests on one TCP
+connection, and `link.Link` keeps the current connection, the consumer session (heartbeats)
+and, with `reconnect=True`, replaces a lost connection and restores the session on it.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import itertools
-import logging
+import functools
 from collections.abc import Generator, Iterable
 from types import TracebackType
 from typing import Any, TypeVar
 
 from mq_client import ops
-from mq_client.codec import DEFAULT_MAX_FRAME_BYTES, FrameDecoder, encode_frame
-from mq_client.errors import ConnectionLost, MQError, ProtocolError, clone_error, error_from_reply
+from mq_client.codec import DEFAULT_MAX_FRAME_BYTES
+from mq_client.connection import Connection
+from mq_client.link import Link
 from mq_client.message import Message
 from mq_client.ops import Body, ReceiptLike, Request
+from mq_client.session import Session
 from mq_client.url import DEFAULT_URL, parse_url
 
 T = TypeVar("T")
-log = logging.getLogger(__name__)
 
-READ_CHUNK_BYTES = 256 * 1024
 DEFAULT_CONNECT_TIMEOUT_S = 10.0
+DEFAULT_RECONNECT_TIMEOUT_S = 30.0
 
 
 class AsyncClient:
@@ -41,31 +33,15 @@ class AsyncClient:
 
     Create it with `await AsyncClient.connect(url)` or `async with AsyncClient.connect(url) as c`.
     Methods may be called concurrently from many tasks; each awaits its own reply. Leases
-    belong to the connection (protocol.md section 4): ack what you got on the same client.
-    To bound a call's time, wrap it in `asyncio.timeout(...)`; a call cancelled that way still
-    gets its reply from the broker, which the client discards (a message leased by a cancelled
-    `get` comes back when its lease expires).
+    belong to the connection, or to the consumer session after `hello` (protocol.md section 4):
+    ack what you got on the same client. To bound a call's time, wrap it in
+    `asyncio.timeout(...)`; a call cancelled that way still gets its reply from the broker, which
+    the client discards (a message leased by a cancelled `get` comes back when its lease expires).
     """
 
-    def __init__(
-        self,
-        reader: asyncio.StreamReader,
-        writer: asyncio.StreamWriter,
-        *,
-        max_frame_bytes: int = DEFAULT_MAX_FRAME_BYTES,
-    ) -> None:
-        """Wrap an open stream pair; most code should use `AsyncClient.connect` instead.
-
-        `max_frame_bytes`: the broker's limit, in bytes; larger requests are refused locally
-        with `FrameTooLarge` instead of having the broker close the connection.
-        """
-        self.max_frame_bytes = max_frame_bytes
-        self._reader = reader
-        self._writer = writer
-        self._rids = itertools.count(1)
-        self._pending: dict[int, asyncio.Future[dict[str, Any]]] = {}
-        self._closed: MQError | None = None
-        self._reader_task = asyncio.create_task(self._read_replies(), name="mq-client-reader")
+    def __init__(self, link: Link) -> None:
+        """Wrap a `Link`; code should use `AsyncClient.connect` instead."""
+        self._link = link
 
     @classmethod
     def connect(
@@ -74,20 +50,57 @@ class AsyncClient:
         *,
         connect_timeout_s: float = DEFAULT_CONNECT_TIMEOUT_S,
         max_frame_bytes: int = DEFAULT_MAX_FRAME_BYTES,
+        reconnect: bool = False,
+        reconnect_timeout_s: float = DEFAULT_RECONNECT_TIMEOUT_S,
     ) -> _Connect:
         """Connect to the broker at `url` (`mq://host:port`).
 
         The result can be awaited (`c = await AsyncClient.connect(url)`, then `await c.close()`)
         or used as `async with AsyncClient.connect(url) as c:`, which closes on exit.
         Raises ValueError for a bad URL and `ConnectionLost` if the connection cannot be made
-        within `connect_timeout_s` seconds.
+        within `connect_timeout_s` seconds. `max_frame_bytes` is the broker's limit, in bytes:
+        larger requests are refused locally with `FrameTooLarge`.
+
+        With `reconnect=True`, a lost connection is replaced in the background (jittered
+        exponential backoff, 0.05 s to 2 s) until `close()`, and the consumer session is
+        resumed on it, or its groups joined again if the broker started a new one. Calls in
+        flight when the connection drops still fail with `ConnectionLost`; calls made while it
+        is down wait up to `reconnect_timeout_s` seconds for the new one, then raise
+        `ConnectionLost`.
         """
-        return _Connect(cls, url, connect_timeout_s, max_frame_bytes)
+        return _Connect(
+            cls,
+            url,
+            connect_timeout_s=connect_timeout_s,
+            max_frame_bytes=max_frame_bytes,
+            reconnect=reconnect,
+            reconnect_timeout_s=reconnect_timeout_s,
+        )
 
     @property
     def closed(self) -> bool:
-        """True once the connection is closed or lost; every call then raises."""
-        return self._closed is not None
+        """True once every call will raise: closed, or lost without `reconnect`."""
+        return self._link.closed
+
+    @property
+    def will_reconnect(self) -> bool:
+        """True if a lost connection will be replaced: `reconnect=True` and not closed."""
+        return self._link.will_reconnect
+
+    @property
+    def session(self) -> Session | None:
+        """The consumer session, after `hello`; it changes when a reconnect starts a new one."""
+        return self._link.session
+
+    @property
+    def reconnects(self) -> int:
+        """How many times a lost connection was replaced."""
+        return self._link.reconnects
+
+    @property
+    def max_frame_bytes(self) -> int:
+        """The broker's frame limit the client checks requests against, in bytes."""
+        return self._link.max_frame_bytes
 
     async def __aenter__(self) -> AsyncClient:
         return self
@@ -98,13 +111,12 @@ class AsyncClient:
         await self.close()
 
     async def close(self) -> None:
-        """Close the connection; pending calls fail with `ConnectionLost`. Safe to call twice."""
-        self._shut(ConnectionLost("the client was closed"))
-        if self._reader_task is not asyncio.current_task():
-            await asyncio.gather(self._reader_task, return_exceptions=True)
-        # The peer may already have reset the connection; it is closed either way.
-        with contextlib.suppress(OSError):
-            await self._writer.wait_closed()
+        """Close the client; calls still pending then fail with `ConnectionLost`. Safe to call twice.
+
+        Stops heartbeats and reconnecting. With a session, says `quit` first (waiting up to
+        1 s), so the broker gives its leases back at once rather than after `grace_s`.
+        """
+        await self._link.close()
 
     # -- operations (protocol.md section 2.3) -----------------------------------------------
 
@@ -125,10 +137,11 @@ class AsyncClient:
         on its own).
         """
         requests = ops.publish_batches(queue, bodies, batch_size, self.max_frame_bytes)
+        conn = await self._link.connection()  # every batch on one connection, even if it drops
         pending: list[tuple[Request[list[int]], asyncio.Future[dict[str, Any]]]] = []
         try:
             for request in requests:
-                pending.append((request, await self._send(request)))
+                pending.append((request, await conn.send(request)))
         finally:
             # Wait for every sent batch even if a later send failed: none is left unobserved.
             replies = await asyncio.gather(*(f for _, f in pending), return_exceptions=True)
@@ -179,105 +192,79 @@ class AsyncClient:
         """Broker statistics: `{"server": {...}, "queues": {name: {...}}}` (protocol.md section 6)."""
         return await self._call(ops.stats(queue))
 
+    # -- consumer sessions and groups (protocol.md sections 4.1, 4.2) ------------------------
+
+    async def hello(self, consumer: str, heartbeat_s: float | None = None) -> Session:
+        """Start a consumer session named `consumer`; leases taken from now on belong to it.
+
+        `heartbeat_s` is the heartbeat interval asked for, in seconds (0.05..300; the broker's
+        default if None). From then on the client sends a `heartbeat` whenever nothing else
+        went out for `heartbeat_s / 2`, so the session stays alive while the client idles.
+        Saying hello again with the same name keeps the session (and can change `heartbeat_s`).
+        """
+        return await self._link.hello(consumer, heartbeat_s)
+
+    async def heartbeat(self) -> None:
+        """A sign of life for the session; the client already sends these when idle."""
+        await self._call(ops.heartbeat())
+
+    async def join(self, queue: str, group: str, prefetch: int | None = None) -> dict[str, Any]:
+        """Join the consumer group `group` of `queue`, holding at most `prefetch` leases (1..10,000).
+
+        Returns the broker's answer: `queue`, `group`, `consumer`, `prefetch`, `members`.
+        Needs `hello` first (`NoSession`); `NameTaken` if a live member of the group already
+        uses this consumer name. Members then `get` (or `consume`) as usual; keyed messages go
+        only to the member that owns the key.
+        """
+        return await self._link.join(queue, group, prefetch)
+
+    async def leave(self, queue: str) -> None:
+        """Leave the group of `queue` (nothing happens if not a member); needs `hello` first."""
+        await self._link.leave(queue)
+
     # -- machinery --------------------------------------------------------------------------
 
     async def _call(self, request: Request[T]) -> T:
-        reply = await (await self._send(request))
-        return request.parse(ops.check_reply(reply))
-
-    async def _send(self, request: Request[Any]) -> asyncio.Future[dict[str, Any]]:
-        """Write one request; return the future its reply will resolve."""
-        if self._closed is not None:
-            raise clone_error(self._closed)
-        rid = next(self._rids)
-        frame = encode_frame(request.to_wire(rid), max_frame_bytes=self.max_frame_bytes)
-        future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
-        # Registered before writing: the reply may be read before drain() returns.
-        self._pending[rid] = future
-        future.add_done_callback(lambda _: self._pending.pop(rid, None))
-        try:
-            self._writer.write(frame)
-            await self._writer.drain()
-        except OSError as exc:
-            # Fails this call too: _shut sets the error on every pending future, this one included.
-            self._shut(ConnectionLost(f"connection lost while sending: {exc}"))
-        except BaseException:
-            future.cancel()
-            raise
-        return future
-
-    def _shut(self, reason: MQError) -> None:
-        """Mark the connection dead, fail every pending call with `reason`, stop I/O."""
-        if self._closed is None:
-            self._closed = reason
-            self._writer.close()
-        if self._reader_task is not asyncio.current_task():
-            self._reader_task.cancel()
-        for future in list(self._pending.values()):
-            if not future.done():
-                future.set_exception(clone_error(reason))
-        self._pending.clear()
-
-    async def _read_replies(self) -> None:
-        decoder = FrameDecoder()
-        try:
-            while self._closed is None:
-                data = await self._reader.read(READ_CHUNK_BYTES)
-                if not data:
-                    self._shut(ConnectionLost("the broker closed the connection"))
-                    return
-                # feed(b"") again until it returns nothing: a bad frame behind good ones is only
-                # reported by the next feed, and no more bytes may ever come to trigger it.
-                replies = decoder.feed(data)
-                while replies:
-                    for reply in replies:
-                        self._dispatch(reply)
-                    replies = decoder.feed(b"")
-        except asyncio.CancelledError:
-            raise
-        except OSError as exc:
-            self._shut(ConnectionLost(f"connection lost: {exc}"))
-        except MQError as exc:  # ProtocolError from the decoder or a malformed error reply
-            self._shut(exc)
-        except Exception as exc:
-            log.exception("mq client reader failed")
-            self._shut(ConnectionLost(f"reader failed: {exc!r}"))
-
-    def _dispatch(self, reply: dict[str, Any]) -> None:
-        rid = reply.get("rid")
-        if rid is None:
-            if reply.get("ok") is not False:
-                raise ProtocolError(f"reply without rid: {reply!r}")
-            raise error_from_reply(reply)  # fails every pending call: see the module docstring
-        # A reply whose caller gave up (cancelled) has nobody to go to and is dropped.
-        future = self._pending.get(rid) if isinstance(rid, int) else None
-        if future is not None and not future.done():
-            future.set_result(reply)
-        if reply.get("fatal") is True:
-            # The broker closes after a fatal reply; fail the rest now rather than at EOF.
-            self._shut(error_from_reply(reply))
+        return await self._link.call(request)
 
 
 class _Connect:
     """What `AsyncClient.connect` returns: awaitable, and an async context manager."""
 
-    __slots__ = ("_address", "_client", "_cls", "_connect_timeout_s", "_max_frame_bytes")
+    __slots__ = ("_address", "_client", "_cls", "_connect_timeout_s", "_max_frame_bytes", "_reconnect",
+                 "_reconnect_timeout_s")
 
-    def __init__(self, cls: type[AsyncClient], url: str, connect_timeout_s: float, max_frame_bytes: int) -> None:
+    def __init__(
+        self,
+        cls: type[AsyncClient],
+        url: str,
+        *,
+        connect_timeout_s: float,
+        max_frame_bytes: int,
+        reconnect: bool,
+        reconnect_timeout_s: float,
+    ) -> None:
         self._address = parse_url(url)  # a bad URL fails at the call site, not at the first await
         self._cls = cls
         self._connect_timeout_s = connect_timeout_s
         self._max_frame_bytes = max_frame_bytes
+        self._reconnect = reconnect
+        self._reconnect_timeout_s = reconnect_timeout_s
         self._client: AsyncClient | None = None
 
     async def _open(self) -> AsyncClient:
-        address = self._address
-        try:
-            async with asyncio.timeout(self._connect_timeout_s):
-                reader, writer = await asyncio.open_connection(address.host, address.port)
-        except (OSError, TimeoutError) as exc:
-            raise ConnectionLost(f"cannot connect to {address}: {str(exc) or 'timed out'}") from exc
-        return self._cls(reader, writer, max_frame_bytes=self._max_frame_bytes)
+        dial = functools.partial(
+            Connection.open,
+            self._address,
+            connect_timeout_s=self._connect_timeout_s,
+            max_frame_bytes=self._max_frame_bytes,
+        )
+        link = Link(
+            await dial(),
+            dial=dial if self._reconnect else None,
+            reconnect_timeout_s=self._reconnect_timeout_s,
+        )
+        return self._cls(link)
 
     def __await__(self) -> Generator[Any, None, AsyncClient]:
         return self._open().__await__()

@@ -4,6 +4,12 @@ Each of `concurrency` workers long-polls `get` for one message, runs the handler
 success or nacks on an exception (which is logged). A budget shared by the workers is claimed
 *before* each `get`, so with `max_messages` no worker leases a message it may not handle (a
 leased but unhandled message would sit invisible until its lease expired).
+
+With a client that reconnects (`connect(..., reconnect=True)`), a call that fails because the
+connection dropped is tried again on the next connection: a `get` simply polls again, and an
+`ack` or `nack` is repeated, which works if the session was resumed (its leases survived) and
+fails with `LeaseLost` (logged, not raised) if not. A group member consumes like anyone else:
+the broker decides which messages its `get` may take.
 """
 
 from __future__ import annotations
@@ -15,7 +21,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from mq_client.aio import AsyncClient
-from mq_client.errors import LeaseLost, NotYourLease
+from mq_client.errors import LeaseLost, MQError, NotYourLease
 from mq_client.message import Message
 
 log = logging.getLogger(__name__)
@@ -63,7 +69,8 @@ async def consume(
     worker thread (`asyncio.to_thread`) so it cannot block the loop. When `stop` is set, each
     worker finishes its current message and returns within about `wait_s` seconds (its
     long-poll); a message that arrives after `stop` is given back unhandled with `nack`.
-    Client errors (`ConnectionLost`, `ShuttingDown`, ...) stop every worker and are raised.
+    Client errors (`ConnectionLost`, `ShuttingDown`, ...) stop every worker and are raised,
+    unless the client reconnects: then the failed call is tried again once it has.
     """
     if concurrency < 1:
         raise ValueError(f"concurrency must be at least 1, got {concurrency}")
@@ -76,6 +83,12 @@ async def consume(
         while not stopping.is_set() and budget.claim():
             try:
                 msg = await client.lease(queue, lease_s=lease_s, wait_s=wait_s)
+            except MQError as exc:
+                budget.release()
+                if not _recoverable(client, exc):
+                    raise
+                log.warning("get from queue %r failed: %s; polling again once reconnected", queue, exc)
+                continue
             except BaseException:
                 budget.release()
                 raise
@@ -83,7 +96,7 @@ async def consume(
                 budget.release()
             elif stopping.is_set():
                 budget.release()
-                await _settle(client.nack(msg), msg, "nack")
+                await _settle(client, client.nack, msg)
             else:
                 await _handle(client, handler, msg)
                 budget.handled += 1
@@ -114,15 +127,31 @@ async def _handle(client: AsyncClient, handler: Handler, msg: Message) -> None:
             msg.receipt,
             msg.queue,
         )
-        await _settle(client.nack(msg), msg, "nack")
+        await _settle(client, client.nack, msg)
     else:
-        await _settle(client.ack(msg), msg, "ack")
+        await _settle(client, client.ack, msg)
 
 
-async def _settle(call: Awaitable[None], msg: Message, what: str) -> None:
-    # A lost lease is the broker saying the message went (or will go) to someone else: at-least-
-    # once delivery covers it, so it must not stop the consumer. Anything else propagates.
-    try:
-        await call
-    except (LeaseLost, NotYourLease) as exc:
-        log.warning("%s of message %d (receipt %s) failed: %s", what, msg.msg_id, msg.receipt, exc)
+def _recoverable(client: AsyncClient, exc: MQError) -> bool:
+    # fatal: the connection is gone with this error; a reconnecting client will bring another.
+    return exc.fatal and client.will_reconnect
+
+
+async def _settle(client: AsyncClient, settle: Callable[[Message], Awaitable[None]], msg: Message) -> None:
+    """`settle` (ack or nack) the message, again after each reconnect if the connection drops.
+
+    A lost lease is the broker saying the message went (or will go) to someone else: at-least-
+    once delivery covers it, so it must not stop the consumer. Anything else propagates.
+    """
+    what = settle.__name__
+    while True:
+        try:
+            await settle(msg)
+            return
+        except (LeaseLost, NotYourLease) as exc:
+            log.warning("%s of message %d (receipt %s) failed: %s", what, msg.msg_id, msg.receipt, exc)
+            return
+        except MQError as exc:
+            if not _recoverable(client, exc):
+                raise
+            log.warning("%s of message %d failed: %s; trying again once reconnected", what, msg.msg_id, exc)

@@ -69,9 +69,21 @@ class LeaseLost(MQError):
 
 
 class NotYourLease(MQError):
-    """The lease belongs to another connection."""
+    """The lease belongs to another holder: another connection, or another consumer session."""
 
     CODE = "NOT_YOUR_LEASE"
+
+
+class NameTaken(MQError):
+    """`join` with a consumer name that a live member of the group already uses."""
+
+    CODE = "NAME_TAKEN"
+
+
+class NoSession(MQError):
+    """`join` or `leave` before `hello`: groups need a consumer session."""
+
+    CODE = "NO_SESSION"
 
 
 class ShuttingDown(MQError):
@@ -117,6 +129,8 @@ _BY_CODE: dict[str, type[MQError]] = {
         BadRequest,
         LeaseLost,
         NotYourLease,
+        NameTaken,
+        NoSession,
         ShuttingDown,
         InternalError,
     )

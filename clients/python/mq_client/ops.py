@@ -13,6 +13,7 @@ from typing import Any, Generic, TypeVar
 
 from mq_client.errors import FrameTooLarge, ProtocolError, error_from_reply
 from mq_client.message import Message
+from mq_client.session import Session
 
 T = TypeVar("T")
 
@@ -221,3 +222,45 @@ def stats(queue: str | None = None) -> Request[dict[str, Any]]:
         return _result_fields(reply)
 
     return Request(_request("stats", queue=queue), parse)
+
+
+def quit() -> Request[None]:
+    """`quit`: goodbye; the broker then closes the connection and ends the session, if any."""
+    return Request(_request("quit"), lambda reply: None)
+
+
+def hello(consumer: str, heartbeat_s: float | None = None, session: str | None = None) -> Request[Session]:
+    """`hello`: start a consumer session, or resume the one whose token is `session`.
+
+    `heartbeat_s` is the heartbeat interval asked for, in seconds (the broker's default if None).
+    """
+    return Request(
+        _request("hello", consumer=consumer, heartbeat_s=heartbeat_s, session=session),
+        lambda reply: Session.from_wire(reply, consumer),
+    )
+
+
+def heartbeat() -> Request[None]:
+    """`heartbeat`: a sign of life for the connection's session."""
+    return Request(_request("heartbeat"), lambda reply: None)
+
+
+def join(queue: str, group: str, prefetch: int | None = None) -> Request[dict[str, Any]]:
+    """`join`: the session's consumer joins the queue's group, holding at most `prefetch` leases.
+
+    The reply gives `queue`, `group`, `consumer`, `prefetch` and `members` (the group's size).
+    """
+
+    def parse(reply: dict[str, Any]) -> dict[str, Any]:
+        for name in ("queue", "group", "consumer"):
+            _field(reply, name, str)
+        for name in ("prefetch", "members"):
+            _field(reply, name, int)
+        return _result_fields(reply)
+
+    return Request(_request("join", queue=queue, group=group, prefetch=prefetch), parse)
+
+
+def leave(queue: str) -> Request[None]:
+    """`leave`: the session's consumer leaves the queue's group (a no-op if not a member)."""
+    return Request(_request("leave", queue=queue), lambda reply: None)

@@ -27,11 +27,14 @@ class StubClient:
         self.acked: list[str] = []
         self.nacked: list[str] = []
         self.fail_lease_after = fail_lease_after
-        self.ack_error: Exception | None = None
+        self.ack_errors: list[Exception] = []  # raised by the next acks, one each
+        self.will_reconnect = False
 
     async def lease(self, queue: str, lease_s: float | None = None, wait_s: float | None = None) -> Message | None:
         await asyncio.sleep(0)
         if self.fail_lease_after is not None and len(self.leased) >= self.fail_lease_after:
+            if self.will_reconnect:
+                self.fail_lease_after = None  # the next connection works
             raise ConnectionLost("the broker closed the connection")
         if not self.ready:
             await asyncio.sleep(0.01)  # a long-poll that came back empty
@@ -42,8 +45,8 @@ class StubClient:
 
     async def ack(self, receipt: ReceiptLike) -> None:
         await asyncio.sleep(0)
-        if self.ack_error is not None:
-            raise self.ack_error
+        if self.ack_errors:
+            raise self.ack_errors.pop(0)
         self.acked.append(_receipt(receipt))
 
     async def nack(self, receipt: ReceiptLike, delay_s: float | None = None) -> None:
@@ -162,9 +165,34 @@ def test_connection_lost_stops_every_worker_and_is_raised_plainly() -> None:
         _run_consume(stub, handler, concurrency=3)
 
 
+def test_reconnecting_client_polls_again_after_a_lost_connection(caplog: pytest.LogCaptureFixture) -> None:
+    stub = StubClient(10, fail_lease_after=3)
+    stub.will_reconnect = True
+    with caplog.at_level(logging.WARNING, logger="mq_client.consumer"):
+        assert _run_consume(stub, lambda m: None, max_messages=10) == 10
+    assert stub.acked == [f"{i}.1" for i in range(1, 11)]
+    assert "polling again" in caplog.text
+
+
+def test_reconnecting_client_repeats_an_ack_the_connection_lost() -> None:
+    stub = StubClient(2)
+    stub.will_reconnect = True
+    stub.ack_errors = [ConnectionLost("connection lost while sending"), ConnectionLost("not reconnected yet")]
+    assert _run_consume(stub, lambda m: None, max_messages=2) == 2
+    assert stub.acked == ["1.1", "2.1"]
+
+
+def test_ack_lost_without_reconnect_is_raised() -> None:
+    stub = StubClient(2)
+    stub.ack_errors = [ConnectionLost("connection lost while sending")]
+    with pytest.raises(ConnectionLost):
+        _run_consume(stub, lambda m: None, max_messages=2)
+    assert stub.acked == []
+
+
 def test_lost_lease_on_ack_is_logged_not_raised(caplog: pytest.LogCaptureFixture) -> None:
     stub = StubClient(2)
-    stub.ack_error = LeaseLost("LEASE_LOST", "lease 1.1 is no longer held", False)
+    stub.ack_errors = [LeaseLost("LEASE_LOST", "lease 1.1 is no longer held", False)]
     with caplog.at_level(logging.WARNING, logger="mq_client.consumer"):
         assert _run_consume(stub, lambda m: None, max_messages=2) == 2
     assert "no longer held" in caplog.text

@@ -17,6 +17,8 @@ from mq_client.errors import (
     LeaseLost,
     LineTooLong,
     MQError,
+    NameTaken,
+    NoSession,
     NotYourLease,
     ProtocolError,
     ShuttingDown,
@@ -34,6 +36,8 @@ WIRE_CODES = {
     "BAD_REQUEST": BadRequest,
     "LEASE_LOST": LeaseLost,
     "NOT_YOUR_LEASE": NotYourLease,
+    "NAME_TAKEN": NameTaken,
+    "NO_SESSION": NoSession,
     "SHUTTING_DOWN": ShuttingDown,
     "INTERNAL": InternalError,
 }

@@ -1,0 +1,162 @@
+"""One TCP connection to the broker, for asyncio: requests out, replies matched back by `rid`.
+
+Theory of operation: one connection, one background reader task. A request gets the next `rid`,
+registers a future under it and writes its frame; the reader decodes replies and resolves the
+future whose `rid` the reply echoes. Replies may come back in any order (protocol.md section
+2.2), so many requests (from many tasks) can be in flight at once. When the connection ends, for
+whatever reason, every pending future fails with the same kind of error, so no call is left
+waiting forever; `lost` is set at that moment, for whoever reconnects.
+
+A reply that cannot be matched to a request (an error without `rid`) is treated as the end of
+the connection: the broker could not read one of our requests, and since we cannot tell which,
+the only way to keep the no-hang promise is to fail them all.
+
+A `Connection` is never reused after it ends: `AsyncClient` opens a new one to reconnect.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import logging
+from typing import Any, TypeVar
+
+from mq_client import ops
+from mq_client.codec import FrameDecoder, encode_frame
+from mq_client.errors import ConnectionLost, MQError, ProtocolError, clone_error, error_from_reply
+from mq_client.ops import Request
+from mq_client.url import Address
+
+T = TypeVar("T")
+log = logging.getLogger(__name__)
+
+READ_CHUNK_BYTES = 256 * 1024
+
+
+class Connection:
+    """A connected stream pair with its reader task; see the module docstring."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, *, max_frame_bytes: int) -> None:
+        """`max_frame_bytes`: the broker's limit, in bytes; larger requests fail locally."""
+        self.max_frame_bytes = max_frame_bytes
+        self.lost = asyncio.Event()
+        """Set once the connection has ended (closed by either side, or broken)."""
+        self.error: MQError | None = None
+        """Why the connection ended; None while it is up."""
+        self._loop = asyncio.get_running_loop()
+        self.last_send_s = self._loop.time()
+        """Loop time of the last request written, in seconds: what heartbeats are timed from."""
+        self._reader = reader
+        self._writer = writer
+        self._rids = itertools.count(1)
+        self._pending: dict[int, asyncio.Future[dict[str, Any]]] = {}
+        self._reader_task = asyncio.create_task(self._read_replies(), name="mq-client-reader")
+
+    @classmethod
+    async def open(cls, address: Address, *, connect_timeout_s: float, max_frame_bytes: int) -> Connection:
+        """Connect to `address`; raises `ConnectionLost` if that fails within `connect_timeout_s` seconds."""
+        try:
+            async with asyncio.timeout(connect_timeout_s):
+                reader, writer = await asyncio.open_connection(address.host, address.port)
+        except (OSError, TimeoutError) as exc:
+            raise ConnectionLost(f"cannot connect to {address}: {str(exc) or 'timed out'}") from exc
+        return cls(reader, writer, max_frame_bytes=max_frame_bytes)
+
+    @property
+    def closed(self) -> bool:
+        """True once the connection has ended; every request then raises `error`."""
+        return self.error is not None
+
+    async def call(self, request: Request[T]) -> T:
+        """Send `request`, wait for its reply and return the parsed value (or raise its error)."""
+        reply = await (await self.send(request))
+        return request.parse(ops.check_reply(reply))
+
+    async def send(self, request: Request[Any]) -> asyncio.Future[dict[str, Any]]:
+        """Write one request; return the future its reply will resolve."""
+        if self.error is not None:
+            raise clone_error(self.error)
+        rid = next(self._rids)
+        frame = encode_frame(request.to_wire(rid), max_frame_bytes=self.max_frame_bytes)
+        future: asyncio.Future[dict[str, Any]] = self._loop.create_future()
+        # Registered before writing: the reply may be read before drain() returns.
+        self._pending[rid] = future
+        future.add_done_callback(lambda _: self._pending.pop(rid, None))
+        try:
+            self._writer.write(frame)  # one write per frame: frames of concurrent calls never interleave
+            self.last_send_s = self._loop.time()
+            await self._writer.drain()
+        except OSError as exc:
+            # Fails this call too: shut sets the error on every pending future, this one included.
+            self.shut(ConnectionLost(f"connection lost while sending: {exc}"))
+        except BaseException:
+            future.cancel()
+            raise
+        return future
+
+    async def close(self) -> None:
+        """Close the connection; pending requests fail with `ConnectionLost`. Safe to call twice."""
+        self.shut(ConnectionLost("the client was closed"))
+        if self._reader_task is not asyncio.current_task():
+            await asyncio.gather(self._reader_task, return_exceptions=True)
+        # The peer may already have reset the connection; it is closed either way.
+        with contextlib.suppress(OSError):
+            await self._writer.wait_closed()
+
+    def abort(self) -> None:
+        """Drop the connection at once (a TCP reset, no goodbye), as a network failure would."""
+        self._writer.transport.abort()
+        self.shut(ConnectionLost("the connection was aborted"))
+
+    def shut(self, reason: MQError) -> None:
+        """Mark the connection dead, fail every pending request with `reason`, stop I/O."""
+        if self.error is None:
+            self.error = reason
+            self._writer.close()
+            self.lost.set()
+        if self._reader_task is not asyncio.current_task():
+            self._reader_task.cancel()
+        for future in list(self._pending.values()):
+            if not future.done():
+                future.set_exception(clone_error(reason))
+        self._pending.clear()
+
+    async def _read_replies(self) -> None:
+        decoder = FrameDecoder()
+        try:
+            while self.error is None:
+                data = await self._reader.read(READ_CHUNK_BYTES)
+                if not data:
+                    self.shut(ConnectionLost("the broker closed the connection"))
+                    return
+                # feed(b"") again until it returns nothing: a bad frame behind good ones is only
+                # reported by the next feed, and no more bytes may ever come to trigger it.
+                replies = decoder.feed(data)
+                while replies:
+                    for reply in replies:
+                        self._dispatch(reply)
+                    replies = decoder.feed(b"")
+        except asyncio.CancelledError:
+            raise
+        except OSError as exc:
+            self.shut(ConnectionLost(f"connection lost: {exc}"))
+        except MQError as exc:  # ProtocolError from the decoder or a malformed error reply
+            self.shut(exc)
+        except Exception as exc:
+            log.exception("mq client reader failed")
+            self.shut(ConnectionLost(f"reader failed: {exc!r}"))
+
+    def _dispatch(self, reply: dict[str, Any]) -> None:
+        rid = reply.get("rid")
+        if rid is None:
+            if reply.get("ok") is not False:
+                raise ProtocolError(f"reply without rid: {reply!r}")
+            raise error_from_reply(reply)  # fails every pending request: see the module docstring
+        # A reply whose caller gave up (cancelled) has nobody to go to and is dropped.
+        future = self._pending.get(rid) if isinstance(rid, int) else None
+        if future is not None and not future.done():
+            future.set_result(reply)
+        if reply.get("fatal") is True:
+            # The broker closes after a fatal reply; fail the rest now rather than at EOF.
+            self.shut(error_from_reply(reply))

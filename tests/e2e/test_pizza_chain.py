@@ -1,0 +1,134 @@
+"""The pizza chain, end to end with real processes: a broker, three workers in one group, 600
+orders keyed by 30 stores; one worker is SIGKILLed (or SIGSTOPped) while it holds leases.
+
+The visibility timeout is 60 s, so only the liveness monitor can save the dead worker's orders
+within the test's time. Pass: every order is acked exactly once by a live worker or was in
+flight on the dead one; the dead worker's unfinished orders go to the survivors within the
+heartbeat deadline; no order a survivor started is ever delivered to another worker.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+from mq_client import Client
+
+from tests.broker_process import BrokerProcess, wait_until
+
+ORDERS, STORES = 600, 30
+HEARTBEAT_S, GRACE_S = 0.25, 0.5
+ROOT = Path(__file__).parents[2]
+
+
+@dataclass
+class WorkerLog:
+    leases: list[tuple[float, int, int, str]] = field(default_factory=list)
+    starts: list[tuple[float, int, int, str]] = field(default_factory=list)
+    acks: dict[int, float] = field(default_factory=dict)
+    joined: bool = False
+
+
+def read_log(path: Path) -> WorkerLog:
+    log = WorkerLog()
+    if not path.exists():
+        return log
+    for line in path.read_text().splitlines():
+        parts = line.split()
+        if parts[0] == "JOINED":
+            log.joined = True
+        elif parts[0] in ("LEASE", "START"):
+            entry = (float(parts[1]), int(parts[2]), int(parts[3]), parts[4])
+            (log.leases if parts[0] == "LEASE" else log.starts).append(entry)
+        elif parts[0] == "ACK":
+            log.acks[int(parts[2])] = float(parts[1])
+    return log
+
+
+def start_worker(broker: BrokerProcess, name: str, tmp: Path) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "tests.e2e.pizza_worker", "--url", broker.url, "--name", name,
+         "--log", str(tmp / f"{name}.log"), "--stop-file", str(tmp / "stop"),
+         "--heartbeat-s", str(HEARTBEAT_S)],
+        cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
+
+
+@pytest.mark.parametrize("how", ["SIGKILL", "SIGSTOP"])
+def test_dead_workers_orders_move_and_nothing_is_made_twice(tmp_path: Path, how: str) -> None:
+    broker = BrokerProcess(tmp_path / "mq.db", "--grace-s", str(GRACE_S), "--lease-s", "60"
+                           ).start()
+    names = ["w1", "w2", "w3"]
+    workers = {n: start_worker(broker, n, tmp_path) for n in names}
+    try:
+        assert wait_until(lambda: all(read_log(tmp_path / f"{n}.log").joined for n in names), 20)
+        with Client.connect(broker.url) as producer:
+            for start in range(0, ORDERS, 100):
+                for i in range(start, start + 100):
+                    producer.publish("orders", f"order {i}".encode(), key=f"store-{i % STORES}")
+        victim = "w2"
+        # wait until the victim is in the middle of its work: started orders it has not acked
+        assert wait_until(lambda: len(read_log(tmp_path / f"{victim}.log").starts) >= 10, 20)
+        workers[victim].send_signal(signal.SIGKILL if how == "SIGKILL" else signal.SIGSTOP)
+        killed_at = time.time()
+        if how == "SIGKILL":
+            workers[victim].wait(5)
+        victim_log = read_log(tmp_path / f"{victim}.log")  # frozen from now on
+        in_flight = {m for _, m, _, _ in victim_log.leases} - set(victim_log.acks)
+        assert in_flight, "the victim held no lease when it was stopped"
+
+        survivors = [n for n in names if n != victim]
+
+        def all_done() -> bool:
+            acked = set(victim_log.acks)
+            for n in survivors:
+                acked |= set(read_log(tmp_path / f"{n}.log").acks)
+            return len(acked) == ORDERS
+
+        assert wait_until(all_done, 60), "not every order was acked"
+        (tmp_path / "stop").touch()
+        for n in survivors:
+            workers[n].wait(10)
+
+        logs = {n: read_log(tmp_path / f"{n}.log") for n in survivors}
+        # acked exactly once, by a survivor or by the victim before it died
+        ack_count: dict[int, int] = defaultdict(int)
+        for log in [*logs.values(), victim_log]:
+            for msg_id in log.acks:
+                ack_count[msg_id] += 1
+        assert len(ack_count) == ORDERS and set(ack_count.values()) == {1}
+
+        # who received each order: a survivor's order never went to another worker
+        started_by: dict[int, set[str]] = defaultdict(set)
+        for n, log in [*logs.items(), (victim, victim_log)]:
+            for _, msg_id, _, _ in log.leases:
+                started_by[msg_id].add(n)
+        for msg_id, who in started_by.items():
+            assert len(who - {victim}) <= 1, f"order {msg_id} was started by {who}"
+            if len(who) > 1:
+                assert msg_id in in_flight
+
+        # the victim's unfinished orders were redelivered to survivors, within the deadline
+        redelivered_at = {msg_id: t for log in logs.values() for t, msg_id, d, _ in log.leases
+                          if msg_id in in_flight and d >= 2}
+        assert set(redelivered_at) == in_flight
+        delay = min(redelivered_at.values()) - killed_at
+        deadline = GRACE_S if how == "SIGKILL" else 3 * HEARTBEAT_S
+        assert delay < deadline + 1.0
+        print(f"\n{how}: {len(in_flight)} orders in flight on {victim}; first redelivered "
+              f"{delay * 1000:.0f} ms after the signal (deadline {deadline * 1000:.0f} ms)")
+        assert any(f"consumer {victim}/" in line and "requeued" in line for line in broker.log)
+    finally:
+        (tmp_path / "stop").touch()
+        for proc in workers.values():
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGCONT)
+                proc.kill()
+                proc.wait(5)
+        broker.kill()
