@@ -11,7 +11,7 @@ import json
 import sys
 from typing import Any
 
-from mq.bench.options import SCENARIOS, SYNC_MODES, BenchOptions
+from mq.bench.options import ACK_MODES, SCENARIOS, SYNC_MODES, BenchOptions
 
 _D = BenchOptions(queue="default")  # the defaults, for the help texts
 
@@ -73,7 +73,11 @@ def _add_load_flags(p: argparse.ArgumentParser) -> None:
                    help="mpub requests in flight per producer when batch > 1 "
                    "(default %(default)s)")
     p.add_argument("--prefetch", type=int, default=_D.prefetch, metavar="N",
-                   help="messages per get, acked pipelined (default %(default)s)")
+                   help="messages per get, acked while the next get is in flight "
+                   "(default %(default)s)")
+    p.add_argument("--ack", choices=ACK_MODES, default=_D.ack,
+                   help="how consumers ack the messages of a get: one batch ack request, or "
+                   "one ack request per message, all in flight at once (default %(default)s)")
     p.add_argument("--keys", type=int, default=_D.keys, metavar="N",
                    help="publish with keys cycling over N keys; 0 = none (default %(default)s)")
     p.add_argument("--rate", type=float, metavar="R",

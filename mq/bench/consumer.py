@@ -1,16 +1,19 @@
-"""A consumer's load loop: lease up to `prefetch` messages, ack them pipelined, repeat.
+"""A consumer's load loop: lease up to `prefetch` messages, ack them, repeat.
 
-The acks of one batch are in flight while the `get` of the next one is: a two-stage pipeline,
-so the broker always has work from this connection. The loop stops once the consumers together
-have received what the producers got confirmed (or the prefilled count), at `duration_s`, on a
-stop request, or at `timeout_s`. Every message id received is kept so the harness can count
-duplicates across consumers; a delivery with `deliveries > 1` is a redelivery.
+A batch is acked with one batch `ack` (`ack_many`; the default), or, with `--ack each`, with one
+`ack` per message, all in flight at once. The acks of one batch are in flight while the `get` of
+the next one is: a two-stage pipeline, so the broker always has work from this connection. The
+loop stops once the consumers together have received what the producers got confirmed (or the
+prefilled count), at `duration_s`, on a stop request, or at `timeout_s`. Every message id
+received is kept so the harness can count duplicates across consumers; a delivery with
+`deliveries > 1` is a redelivery.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
+from dataclasses import dataclass
 
 from mq_client import AsyncClient, Message
 from mq_client.errors import MQError
@@ -20,6 +23,17 @@ from mq.bench.shared import Counter, Shared
 from mq.bench.workers import WorkerResult, WorkerSpec
 
 POLL_S = 0.1  # long-poll of an empty queue: also how late a consumer notices it is done
+
+
+@dataclass(frozen=True, slots=True)
+class Acked:
+    """How the acks of one batch went: messages acked and failed, the first failure, and
+    whether it ended the connection."""
+
+    acked: int
+    failed: int = 0
+    first_failure: str | None = None
+    fatal: bool = False
 
 
 class Consumer:
@@ -37,7 +51,7 @@ class Consumer:
 
     async def run(self) -> None:
         spec = self._spec
-        acks: asyncio.Future[list[BaseException | None]] | None = None
+        acks: asyncio.Task[Acked] | None = None
         try:
             async with asyncio.timeout(spec.timeout_s):
                 while not self._finished():
@@ -45,10 +59,10 @@ class Consumer:
                     if msgs:
                         self._received(msgs)
                     if acks is not None:
-                        await self._settle(acks)
-                    acks = self._ack_all(msgs) if msgs else None
+                        self._settle(await acks)
+                    acks = asyncio.create_task(self._ack(msgs)) if msgs else None
                 if acks is not None:
-                    await self._settle(acks)
+                    self._settle(await acks)
         except TimeoutError:
             self._result.error(0, f"stopped by the {spec.timeout_s:g} s timeout")
         finally:
@@ -86,21 +100,33 @@ class Consumer:
         result.received += len(msgs)
         self._shared.add(self._spec.slot, Counter.RECEIVED, len(msgs))
 
-    def _ack_all(self, msgs: list[Message]) -> asyncio.Future[list[BaseException | None]]:
-        # One ack request per message, all in flight at once: the SDK has no batch ack.
-        return asyncio.gather(*(self._client.ack(m) for m in msgs), return_exceptions=True)
+    async def _ack(self, msgs: list[Message]) -> Acked:
+        if self._spec.ack == "each":
+            return await self._ack_each(msgs)
+        try:
+            result = await self._client.ack_many(msgs)
+        except MQError as exc:
+            return Acked(0, len(msgs), str(exc), exc.fatal)
+        first = result.failed[0] if result.failed else None
+        return Acked(result.acked, len(result.failed),
+                     None if first is None else f"{first.receipt}: {first.error()}")
 
-    async def _settle(self, acks: asyncio.Future[list[BaseException | None]]) -> None:
-        outcomes = await acks
+    async def _ack_each(self, msgs: list[Message]) -> Acked:
+        outcomes = await asyncio.gather(*(self._client.ack(m) for m in msgs),
+                                        return_exceptions=True)
         failures = [o for o in outcomes if o is not None]
-        done = len(outcomes) - len(failures)
-        self._result.acked += done
-        self._shared.add(self._spec.slot, Counter.ACKED, done)
-        if done:
+        return Acked(len(outcomes) - len(failures), len(failures),
+                     str(failures[0]) if failures else None,
+                     any(isinstance(f, MQError) and f.fatal for f in failures))
+
+    def _settle(self, acked: Acked) -> None:
+        self._result.acked += acked.acked
+        self._shared.add(self._spec.slot, Counter.ACKED, acked.acked)
+        if acked.acked:
             self._result.last_ns = time.time_ns()
-        for failure in failures[:1]:
-            self._failed(len(failures), f"ack: {failure}")
-        if any(isinstance(f, MQError) and f.fatal for f in failures):
+        if acked.failed:
+            self._failed(acked.failed, f"ack: {acked.first_failure}")
+        if acked.fatal:
             self._halted = True
 
     def _failed(self, n: int, what: str) -> None:

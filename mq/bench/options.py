@@ -9,6 +9,7 @@ from typing import Any
 
 SCENARIOS = ("publish", "consume", "e2e")
 SYNC_MODES = ("full", "normal")
+ACK_MODES = ("batch", "each")
 STAMP_BYTES = 8  # e2e bodies start with the publish time, time.time_ns() as 8 bytes big-endian
 MAX_MPUB_BODIES = 10_000  # protocol.md section 7
 MAX_GET_MAX = 1_000  # protocol.md section 7
@@ -28,6 +29,8 @@ class BenchOptions:
     `batch` is the messages per `mpub` (or, with keys, the `pub` requests in flight) of each
     producer; 1 means one at a time: send, wait for the confirmation, send the next.
     `inflight` is how many `mpub` requests each producer keeps in flight when batch > 1.
+    `ack` is how consumers ack the messages of one `get`: "batch" (one batch `ack` request) or
+    "each" (one `ack` request per message, all in flight at once).
     `rate` switches producers to open loop: sends happen at fixed times, and latencies are
     measured from those scheduled times, so a slow broker cannot hide its delays.
     """
@@ -41,6 +44,7 @@ class BenchOptions:
     batch: int = 100
     inflight: int = 2
     prefetch: int = 100
+    ack: str = "batch"
     keys: int = 0
     sync: str = "full"
     rate: float | None = None
@@ -73,6 +77,7 @@ class BenchOptions:
             (1 <= self.batch <= MAX_MPUB_BODIES, f"batch must be 1..{MAX_MPUB_BODIES}"),
             (self.inflight >= 1, "inflight must be at least 1"),
             (1 <= self.prefetch <= MAX_GET_MAX, f"prefetch must be 1..{MAX_GET_MAX}"),
+            (self.ack in ACK_MODES, f"ack must be one of {', '.join(ACK_MODES)}"),
             (self.keys >= 0, "keys must be at least 0"),
             (self.rate is None or self.rate > 0, "rate must be above 0 msgs/s"),
             (self.scenario != "consume" or self.rate is None, "--rate applies to producers; "

@@ -128,7 +128,8 @@ def _headline(report: dict[str, Any]) -> list[str]:
         how.append(f"batch {o['batch']}" + (f" ({o['inflight']} in flight)"
                                             if o["batch"] > 1 and not o["keys"] else ""))
     if report["consume"] is not None:
-        how.append(f"prefetch {o['prefetch']}")
+        how.append(f"prefetch {o['prefetch']}, "
+                   + ("one ack per message" if o.get("ack") == "each" else "batch acks"))
     if o["keys"]:
         how.append(f"{o['keys']} keys")
     if o["rate"]:

@@ -155,7 +155,7 @@ def worker_specs(opts: BenchOptions, url: str) -> list[WorkerSpec]:
         first_slot = len(specs)
         for i in range(opts.consumers):
             specs.append(WorkerSpec(
-                "consumer", i, first_slot + i, prefetch=opts.prefetch,
+                "consumer", i, first_slot + i, prefetch=opts.prefetch, ack=opts.ack,
                 # In e2e consumers drain what was confirmed, so only producers stop at duration.
                 duration_s=opts.duration_s if opts.scenario == "consume" else None,
                 stamped=opts.scenario == "e2e", **common))

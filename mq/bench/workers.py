@@ -53,6 +53,7 @@ class WorkerSpec:
     rate: float | None = None
     rate_offset_s: float = 0.0
     prefetch: int = 1
+    ack: str = "batch"  # consumers: "batch" (one ack_many per get) or "each" (one ack a message)
     duration_s: float | None = None
     stamped: bool = False  # consumers: bodies carry their publish time (e2e)
 

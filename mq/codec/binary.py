@@ -2,36 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import msgpack
 
-from mq.codec.commands import (
-    Ack,
-    AckMany,
-    Command,
-    Declare,
-    Get,
-    Heartbeat,
-    Hello,
-    Join,
-    Leave,
-    ListQueues,
-    Nack,
-    Ping,
-    Publish,
-    PublishMany,
-    Quit,
-    Receipt,
-    Stats,
-    Touch,
-    check_body,
-    check_key,
-    check_name,
-    check_queue,
-)
+from mq.codec.binary_ops import BUILDERS
+from mq.codec.commands import Command
 from mq.errors import Code, MQError, bad_request
 
 PREFIX_BYTES = 4
@@ -53,58 +30,6 @@ def _rid(m: dict[str, Any]) -> int | None:
     raise bad_request(f"rid must be a non-negative integer, got {rid!r}")
 
 
-def _opt_int(m: dict[str, Any], field: str, default: int) -> int:
-    value = m.get(field)
-    return default if value is None else value  # type checked by the command itself
-
-
-def _receipts(value: object) -> tuple[Receipt, ...]:
-    if not isinstance(value, list):
-        raise bad_request("receipts must be a list of receipt strings")
-    return tuple(Receipt.parse(r) for r in value)
-
-
-def _bodies(value: object) -> tuple[bytes, ...]:
-    if not isinstance(value, list):
-        raise bad_request("bodies must be a list of bin")
-    return tuple(check_body(b) for b in value)
-
-
-_BUILDERS: dict[str, Callable[[dict[str, Any], int | None], Command]] = {
-    "ping": lambda m, rid: Ping(rid),
-    "pub": lambda m, rid: Publish(
-        check_queue(m.get("queue")), check_body(m.get("body")), check_key(m.get("key")), rid
-    ),
-    "mpub": lambda m, rid: PublishMany(check_queue(m.get("queue")), _bodies(m.get("bodies")), rid),
-    "get": lambda m, rid: Get(
-        check_queue(m.get("queue")), m.get("lease_s"), m.get("wait_s") or 0.0,
-        _opt_int(m, "max", 1), rid,
-    ),
-    "ack": lambda m, rid: (
-        Ack(Receipt.parse(m.get("receipt")), rid) if "receipts" not in m
-        else AckMany(_receipts(m.get("receipts")), rid)
-    ),
-    "nack": lambda m, rid: Nack(Receipt.parse(m.get("receipt")), m.get("delay_s") or 0.0, rid),
-    "touch": lambda m, rid: Touch(Receipt.parse(m.get("receipt")), m.get("lease_s"), rid),
-    "declare": lambda m, rid: Declare(
-        check_queue(m.get("queue")), m.get("retention_s"), m.get("lease_s"), rid
-    ),
-    "queues": lambda m, rid: ListQueues(rid),
-    "stats": lambda m, rid: Stats(m.get("queue"), rid),
-    "quit": lambda m, rid: Quit(rid),
-    "hello": lambda m, rid: Hello(
-        check_name("consumer", m.get("consumer")), m.get("heartbeat_s"), m.get("session"),
-        rid,
-    ),
-    "heartbeat": lambda m, rid: Heartbeat(rid),
-    "join": lambda m, rid: Join(
-        check_queue(m.get("queue")), check_name("group", m.get("group")), m.get("prefetch"),
-        rid,
-    ),
-    "leave": lambda m, rid: Leave(check_queue(m.get("queue")), rid),
-}
-
-
 def command_from_map(m: object) -> Command | Rejected:
     """Turn one decoded msgpack object into a command, or say why not."""
     if not isinstance(m, dict):
@@ -114,7 +39,7 @@ def command_from_map(m: object) -> Command | Rejected:
     except MQError as e:
         return Rejected(None, e)
     op = m.get("op")
-    build = _BUILDERS.get(op) if isinstance(op, str) else None
+    build = BUILDERS.get(op) if isinstance(op, str) else None
     if build is None:
         return Rejected(rid, MQError(Code.UNKNOWN_OP, f"unknown op {op!r}; see protocol.md 2.3"))
     try:

@@ -26,6 +26,12 @@ MAX_KEY_BYTES = 256
 MIN_HEARTBEAT_S = 0.05
 MAX_HEARTBEAT_S = 300.0
 MAX_PREFETCH = 10_000
+MAX_PRIORITY = 9
+MAX_TTL_S = MAX_RETENTION_S
+MAX_DEDUP_BYTES = 128
+MAX_ERROR_BYTES = 4_096
+MAX_PEEK = 1_000
+MAX_DELIVERIES = 1_000_000
 
 _QUEUE_NAME = re.compile(r"[A-Za-z0-9_.:\-]{1,200}")
 
@@ -92,6 +98,48 @@ class Receipt:
         return f"{self.msg_id}.{self.delivery}"
 
 
+def check_int(field: str, value: object, low: int, high: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise bad_request(f"{field} must be an integer from {low} to {high}, got {value!r}")
+    return value
+
+
+def check_text(field: str, value: object, max_bytes: int) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str) or len(value.encode()) > max_bytes:
+        raise bad_request(f"{field} must be a string of at most {max_bytes} bytes")
+    return value
+
+
+@dataclass(frozen=True, slots=True)
+class PublishOptions:
+    """How a message is published: priority, delay, TTL and deduplication."""
+
+    priority: int = 0
+    delay_s: float = 0.0
+    ttl_s: float | None = None
+    dedup_id: str | None = None
+    not_before: float | None = None  # Unix s; the later of this and now + delay_s counts
+
+    def __post_init__(self) -> None:
+        check_int("priority", self.priority, 0, MAX_PRIORITY)
+        check_seconds("delay_s", self.delay_s, 0.0, MAX_DELAY_S)
+        optional_seconds("not_before", self.not_before, 0.0, 2**40)
+        optional_seconds("ttl_s", self.ttl_s, 0.001, MAX_TTL_S)
+        check_text("dedup_id", self.dedup_id, MAX_DEDUP_BYTES)
+
+
+    def delay_from(self, now: float) -> float:
+        """Seconds from `now` until the message may be delivered."""
+        if self.not_before is None:
+            return self.delay_s
+        return max(self.delay_s, self.not_before - now)
+
+
+PLAIN = PublishOptions()
+
+
 @dataclass(frozen=True, slots=True)
 class Ping:
     rid: int | None = None
@@ -103,6 +151,7 @@ class Publish:
     body: bytes
     key: str | None = None
     rid: int | None = None
+    options: PublishOptions = PLAIN
 
     def __post_init__(self) -> None:
         check_queue(self.queue)
@@ -113,11 +162,28 @@ class PublishMany:
     queue: str
     bodies: tuple[bytes, ...]
     rid: int | None = None
+    options: PublishOptions = PLAIN
 
     def __post_init__(self) -> None:
         check_queue(self.queue)
         if not 1 <= len(self.bodies) <= MAX_PUB_BATCH:
             raise bad_request(f"bodies must hold 1 to {MAX_PUB_BATCH} messages")
+        if self.options.dedup_id is not None:
+            raise bad_request("dedup_id names one message: use pub, not mpub")
+
+
+@dataclass(frozen=True, slots=True)
+class Fanout:
+    """Publish once to a topic: one copy per bound queue."""
+
+    topic: str
+    body: bytes
+    key: str | None = None
+    rid: int | None = None
+    options: PublishOptions = PLAIN
+
+    def __post_init__(self) -> None:
+        check_name("topic", self.topic)
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,9 +227,11 @@ class Nack:
     receipt: Receipt
     delay_s: float = 0.0
     rid: int | None = None
+    error: str | None = None  # why the consumer gave up; kept with the message
 
     def __post_init__(self) -> None:
         check_seconds("delay_s", self.delay_s, 0.0, MAX_DELAY_S)
+        check_text("error", self.error, MAX_ERROR_BYTES)
 
 
 @dataclass(frozen=True, slots=True)
@@ -182,10 +250,139 @@ class Declare:
     retention_s: float | None = None
     lease_s: float | None = None
     rid: int | None = None
+    max_deliveries: int | None = None
+    dead_letter: str | None = None
+    dedup_window_s: float | None = None
 
     def __post_init__(self) -> None:
         check_queue(self.queue)
         optional_seconds("retention_s", self.retention_s, MIN_RETENTION_S, MAX_RETENTION_S)
+        optional_seconds("lease_s", self.lease_s, MIN_LEASE_S, MAX_LEASE_S)
+        if self.max_deliveries is not None:
+            check_int("max_deliveries", self.max_deliveries, 0, MAX_DELIVERIES)
+        if self.dead_letter is not None:
+            check_queue(self.dead_letter)
+        optional_seconds("dedup_window_s", self.dedup_window_s, 0.0, MAX_RETENTION_S)
+
+    def settings(self) -> dict[str, object]:
+        """The settings this declare changes (None: left as they are)."""
+        return {"retention_s": self.retention_s, "lease_s": self.lease_s,
+                "max_deliveries": self.max_deliveries, "dead_letter": self.dead_letter,
+                "dedup_window_s": self.dedup_window_s}
+
+
+@dataclass(frozen=True, slots=True)
+class QueueOp:
+    """Base of the commands that name one queue and nothing else."""
+
+    queue: str
+    rid: int | None = None
+
+    def __post_init__(self) -> None:
+        check_queue(self.queue)
+
+
+class Purge(QueueOp):
+    __slots__ = ()
+
+
+class DeleteQueue(QueueOp):
+    __slots__ = ()
+
+
+class Unsubscribe(QueueOp):
+    __slots__ = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Peek:
+    queue: str
+    count: int = 10
+    rid: int | None = None
+
+    def __post_init__(self) -> None:
+        check_queue(self.queue)
+        check_int("count", self.count, 1, MAX_PEEK)
+
+
+@dataclass(frozen=True, slots=True)
+class Redrive:
+    queue: str
+    count: int = MAX_PEEK
+    to: str | None = None
+    rid: int | None = None
+
+    def __post_init__(self) -> None:
+        check_queue(self.queue)
+        check_int("count", self.count, 1, MAX_PUB_BATCH)
+        if self.to is not None:
+            check_queue(self.to)
+
+
+@dataclass(frozen=True, slots=True)
+class Bind:
+    topic: str
+    queue: str
+    unbind: bool = False
+    rid: int | None = None
+
+    def __post_init__(self) -> None:
+        check_name("topic", self.topic)
+        check_queue(self.queue)
+
+
+@dataclass(frozen=True, slots=True)
+class Bindings:
+    topic: str | None = None
+    rid: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.topic is not None:
+            check_name("topic", self.topic)
+
+
+@dataclass(frozen=True, slots=True)
+class Explain:
+    msg_id: int
+    rid: int | None = None
+
+    def __post_init__(self) -> None:
+        check_int("msg_id", self.msg_id, 1, 2**63 - 1)
+
+
+@dataclass(frozen=True, slots=True)
+class History:
+    msg_id: int
+    rid: int | None = None
+
+    def __post_init__(self) -> None:
+        check_int("msg_id", self.msg_id, 1, 2**63 - 1)
+
+
+@dataclass(frozen=True, slots=True)
+class Monitor:
+    """Stream a line for every committed message event (of one queue, or all)."""
+
+    queue: str | None = None
+    rid: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.queue is not None:
+            check_queue(self.queue)
+
+
+@dataclass(frozen=True, slots=True)
+class Subscribe:
+    """Push consumption: the broker sends up to `prefetch` unacked messages, more as acks come."""
+
+    queue: str
+    prefetch: int = 100
+    lease_s: float | None = None
+    rid: int | None = None
+
+    def __post_init__(self) -> None:
+        check_queue(self.queue)
+        check_int("prefetch", self.prefetch, 1, MAX_PREFETCH)
         optional_seconds("lease_s", self.lease_s, MIN_LEASE_S, MAX_LEASE_S)
 
 
@@ -262,6 +459,7 @@ class Quit:
 
 
 Command = (
-    Ping | Publish | PublishMany | Get | Ack | AckMany | Nack | Touch | Declare | ListQueues
-    | Stats | Help | Quit | Hello | Heartbeat | Join | Leave
+    Ping | Publish | PublishMany | Fanout | Get | Ack | AckMany | Nack | Touch | Declare
+    | ListQueues | Stats | Help | Quit | Hello | Heartbeat | Join | Leave | Purge | DeleteQueue
+    | Peek | Redrive | Bind | Bindings | Explain | History | Monitor | Subscribe | Unsubscribe
 )

@@ -1,55 +1,82 @@
-"""Text mode for people at a telnet prompt (protocol.md section 3).
+"""Text mode for people at a telnet prompt (protocol.md section 3): lines to commands.
 
-One command per line (LF or CRLF). Every reply ends with a line that starts with `+`, `-ERR `
-or `MSG `, so a program can read a reply without knowing its length in advance.
+One command per line (LF or CRLF). Replies are made in text_reply.py. Every reply ends with a
+line that starts with `+`, `-ERR ` or `MSG `, so a program can read a reply without knowing its
+length in advance.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
 from mq.codec.binary import Rejected
 from mq.codec.commands import (
+    PLAIN,
     Ack,
     AckMany,
+    Bind,
+    Bindings,
     Command,
     Declare,
+    DeleteQueue,
+    Explain,
+    Fanout,
     Get,
     Heartbeat,
     Hello,
     Help,
+    History,
     Join,
     Leave,
     ListQueues,
+    Monitor,
     Nack,
+    Peek,
     Ping,
     Publish,
+    PublishOptions,
+    Purge,
     Quit,
     Receipt,
+    Redrive,
     Stats,
+    Subscribe,
     Touch,
+    Unsubscribe,
 )
 from mq.errors import Code, MQError, bad_request
 
-EOL = b"\r\n"
-
 USAGE: dict[str, str] = {
-    "PING": "PING                                   check the connection",
-    "PUB": "PUB <queue> [key=K] <body>             store a message; body is the rest of the line",
-    "GET": "GET <queue> [lease_s] [wait_s]         lease the next ready message",
-    "ACK": "ACK <receipt> [receipt ...]            done with messages: remove them",
-    "NACK": "NACK <receipt> [delay_s]               give a message back, now or after a delay",
-    "TOUCH": "TOUCH <receipt> [lease_s]              extend a lease",
-    "DECLARE": "DECLARE <queue> [retention_s=N] [lease_s=N]  create a queue or change its settings",
-    "HELLO": "HELLO <consumer> [heartbeat_s] [session] start or resume a consumer session",
-    "HEARTBEAT": "HEARTBEAT                              a sign of life for your session",
-    "JOIN": "JOIN <queue> <group> [prefetch]        join a consumer group (after HELLO)",
-    "LEAVE": "LEAVE <queue>                          leave the group on a queue",
-    "QUEUES": "QUEUES                                 list the queues",
-    "STATS": "STATS [queue]                          counts per queue",
-    "HELP": "HELP                                   this list",
-    "QUIT": "QUIT                                   close the connection",
+    "PING": "PING                                      check the connection",
+    "PUB": "PUB <queue> [option=V ...] [--] <body>    store a message; options: key priority "
+           "delay_s not_before ttl_s dedup",
+    "FANOUT": "FANOUT <topic> [option=V ...] <body>      publish to every queue bound to topic",
+    "GET": "GET <queue> [lease_s] [wait_s]            lease the next ready message",
+    "ACK": "ACK <receipt> [receipt ...]               done with messages: remove them",
+    "NACK": "NACK <receipt> [delay_s] [error text]     give a message back, now or after a delay",
+    "TOUCH": "TOUCH <receipt> [lease_s]                 extend a lease",
+    "SUB": "SUB <queue> [prefetch] [lease_s]          have messages pushed as MSG lines",
+    "UNSUB": "UNSUB <queue>                             stop pushing",
+    "HELLO": "HELLO <consumer> [heartbeat_s] [session]  start or resume a consumer session",
+    "HEARTBEAT": "HEARTBEAT                                 a sign of life for your session",
+    "JOIN": "JOIN <queue> <group> [prefetch]           join a consumer group (after HELLO)",
+    "LEAVE": "LEAVE <queue>                             leave the group on a queue",
+    "DECLARE": "DECLARE <queue> [setting=V ...]           settings: retention_s lease_s "
+               "max_deliveries dead_letter dedup_window_s",
+    "PEEK": "PEEK <queue> [count]                      the next messages, without leasing them",
+    "PURGE": "PURGE <queue>                             remove every message of a queue",
+    "DELETE": "DELETE <queue>                            remove a queue and its messages",
+    "REDRIVE": "REDRIVE <dead-letter queue> [count] [to]  move dead letters back",
+    "BIND": "BIND <topic> <queue>                      copy what FANOUT sends to topic here",
+    "UNBIND": "UNBIND <topic> <queue>                    stop that",
+    "BINDINGS": "BINDINGS [topic]                          which queues each topic feeds",
+    "EXPLAIN": "EXPLAIN <msg_id>                          why is this message (not) delivered?",
+    "HISTORY": "HISTORY <msg_id>                          its life, from the log",
+    "MONITOR": "MONITOR [queue]                           a live line for every message event",
+    "QUEUES": "QUEUES                                    list the queues",
+    "STATS": "STATS [queue]                             counts per queue",
+    "HELP": "HELP                                      this list",
+    "QUIT": "QUIT                                      close the connection",
 }
 
 
@@ -109,7 +136,14 @@ def _number(token: str, name: str) -> float:
     try:
         return float(token)
     except ValueError:
-        raise bad_request(f"{name} must be a number of seconds, got {token!r}") from None
+        raise bad_request(f"{name} must be a number, got {token!r}") from None
+
+
+def _integer(token: str, name: str) -> int:
+    try:
+        return int(token)
+    except ValueError:
+        raise bad_request(f"{name} must be an integer, got {token!r}") from None
 
 
 def _args(cmd: str, args: list[str], low: int, high: int) -> list[str]:
@@ -118,24 +152,8 @@ def _args(cmd: str, args: list[str], low: int, high: int) -> list[str]:
     return args
 
 
-def _parse_declare(args: list[str]) -> Declare:
-    _args("DECLARE", args, 1, 3)
-    settings: dict[str, float] = {}
-    for token in args[1:]:
-        name, eq, value = token.partition("=")
-        if not eq or name not in ("retention_s", "lease_s"):
-            raise bad_request(f"unknown setting {token!r}: use retention_s=N or lease_s=N")
-        settings[name] = _number(value, name)
-    return Declare(args[0], settings.get("retention_s"), settings.get("lease_s"))
-
-
 def _int(args: list[str], i: int, name: str) -> int | None:
-    if len(args) <= i:
-        return None
-    try:
-        return int(args[i])
-    except ValueError:
-        raise bad_request(f"{name} must be an integer, got {args[i]!r}") from None
+    return _integer(args[i], name) if len(args) > i else None
 
 
 def _opt(args: list[str], i: int, name: str) -> float | None:
@@ -150,6 +168,32 @@ def _bare(cmd: str, command: Command) -> Callable[[list[str]], Command]:
     return parse
 
 
+DECLARE_SETTINGS: dict[str, Callable[[str, str], object]] = {
+    "retention_s": _number, "lease_s": _number, "max_deliveries": _integer,
+    "dead_letter": lambda v, n: v, "dedup_window_s": _number,
+}
+
+
+def _parse_declare(args: list[str]) -> Declare:
+    _args("DECLARE", args, 1, 1 + len(DECLARE_SETTINGS))
+    settings: dict[str, object] = {}
+    for token in args[1:]:
+        name, eq, value = token.partition("=")
+        convert = DECLARE_SETTINGS.get(name)
+        if not eq or convert is None:
+            raise bad_request(f"unknown setting {token!r}: use "
+                              + " ".join(f"{n}=V" for n in DECLARE_SETTINGS))
+        settings[name] = convert(value, name)
+    return Declare(args[0], **settings)  # type: ignore[arg-type]
+
+
+def _parse_nack(args: list[str], rest: str) -> Nack:
+    receipt = Receipt.parse(_args("NACK", args, 1, 10_000)[0])
+    delay = _opt(args, 1, "delay_s") or 0.0
+    error = rest.split(None, 2)[2].strip() if len(args) > 2 else None
+    return Nack(receipt, delay, None, error)
+
+
 _PARSERS: dict[str, Callable[[list[str]], Command]] = {
     "PING": _bare("PING", Ping()),
     "GET": lambda a: Get(
@@ -157,8 +201,10 @@ _PARSERS: dict[str, Callable[[list[str]], Command]] = {
     ),
     "ACK": lambda a: (Ack(Receipt.parse(a[0])) if len(_args("ACK", a, 1, 10_000)) == 1
                       else AckMany(tuple(Receipt.parse(r) for r in a))),
-    "NACK": lambda a: Nack(Receipt.parse(_args("NACK", a, 1, 2)[0]), _opt(a, 1, "delay_s") or 0.0),
     "TOUCH": lambda a: Touch(Receipt.parse(_args("TOUCH", a, 1, 2)[0]), _opt(a, 1, "lease_s")),
+    "SUB": lambda a: Subscribe(_args("SUB", a, 1, 3)[0], _int(a, 1, "prefetch") or 100,
+                               _opt(a, 2, "lease_s")),
+    "UNSUB": lambda a: Unsubscribe(_args("UNSUB", a, 1, 1)[0]),
     "DECLARE": _parse_declare,
     "HELLO": lambda a: Hello(_args("HELLO", a, 1, 3)[0], _opt(a, 1, "heartbeat_s"),
                              a[2] if len(a) > 2 else None),
@@ -166,36 +212,53 @@ _PARSERS: dict[str, Callable[[list[str]], Command]] = {
     "HB": _bare("HEARTBEAT", Heartbeat()),
     "JOIN": lambda a: Join(_args("JOIN", a, 2, 3)[0], a[1], _int(a, 2, "prefetch")),
     "LEAVE": lambda a: Leave(_args("LEAVE", a, 1, 1)[0]),
+    "PEEK": lambda a: Peek(_args("PEEK", a, 1, 2)[0], _int(a, 1, "count") or 10),
+    "PURGE": lambda a: Purge(_args("PURGE", a, 1, 1)[0]),
+    "DELETE": lambda a: DeleteQueue(_args("DELETE", a, 1, 1)[0]),
+    "REDRIVE": lambda a: Redrive(_args("REDRIVE", a, 1, 3)[0], _int(a, 1, "count") or 1000,
+                                 a[2] if len(a) > 2 else None),
+    "BIND": lambda a: Bind(_args("BIND", a, 2, 2)[0], a[1]),
+    "UNBIND": lambda a: Bind(_args("UNBIND", a, 2, 2)[0], a[1], unbind=True),
+    "BINDINGS": lambda a: Bindings(_args("BINDINGS", a, 0, 1)[0] if a else None),
+    "EXPLAIN": lambda a: Explain(_integer(_args("EXPLAIN", a, 1, 1)[0], "msg_id")),
+    "HISTORY": lambda a: History(_integer(_args("HISTORY", a, 1, 1)[0], "msg_id")),
+    "MONITOR": lambda a: Monitor(_args("MONITOR", a, 0, 1)[0] if a else None),
     "QUEUES": _bare("QUEUES", ListQueues()),
     "STATS": lambda a: Stats(_args("STATS", a, 0, 1)[0] if a else None),
     "HELP": _bare("HELP", Help()),
     "QUIT": _bare("QUIT", Quit()),
 }
 
+PUB_OPTIONS: dict[bytes, Callable[[str, str], object]] = {
+    b"key": lambda v, n: v, b"priority": _integer, b"delay_s": _number,
+    b"not_before": _number, b"ttl_s": _number, b"dedup": lambda v, n: v,
+}
 
-PUB_OPTIONS = (b"key",)
 
-
-def _parse_pub(rest: bytes) -> Publish:
-    """`PUB <queue> [option=value ...] [--] <body>`: options are known names only; `--` ends
-    them, for a body that itself starts like an option."""
-    queue, space, body = rest.partition(b" ")
+def _publish_parts(cmd: str, rest: bytes) -> tuple[str, str | None, PublishOptions, bytes]:
+    """`<name> [option=value ...] [--] <body>`: options are known names only; `--` ends them,
+    for a body that itself starts like an option."""
+    name, space, body = rest.partition(b" ")
     if not space:
-        raise bad_request("usage: PUB <queue> [key=K] <body>")
-    options: dict[bytes, bytes] = {}
+        raise bad_request(f"usage: {USAGE[cmd].split('  ')[0].strip()}")
+    options: dict[str, object] = {}
     while True:
         token, space, remainder = body.partition(b" ")
         option, eq, value = token.partition(b"=")
         if token == b"--":
             body = remainder
             break
-        if not (eq and option in PUB_OPTIONS and space):
+        convert = PUB_OPTIONS.get(option)
+        if not (eq and convert is not None and space):
             break
-        options[option] = value
+        options[option.decode()] = convert(_utf8(value, option.decode()), option.decode())
         body = remainder
-    key = options.get(b"key")
-    return Publish(queue.decode("ascii", errors="replace"), unescape_body(body),
-                   None if key is None else _utf8(key, "key"))
+    key = options.pop("key", None)
+    if "dedup" in options:
+        options["dedup_id"] = options.pop("dedup")
+    publish_options = PublishOptions(**options) if options else PLAIN  # type: ignore[arg-type]
+    return (name.decode("ascii", errors="replace"), key if isinstance(key, str) else None,
+            publish_options, unescape_body(body))
 
 
 def _utf8(raw: bytes, name: str) -> str:
@@ -212,15 +275,18 @@ def parse_line(line: bytes) -> Command | None:
         return None
     name = head.decode("ascii", errors="replace").upper()
     if name == "PUB":
-        return _parse_pub(rest)
+        queue, key, options, body = _publish_parts("PUB", rest)
+        return Publish(queue, body, key, None, options)
+    if name == "FANOUT":
+        topic, key, options, body = _publish_parts("FANOUT", rest)
+        return Fanout(topic, body, key, None, options)
+    text = _utf8(rest, "arguments")
+    if name == "NACK":
+        return _parse_nack(text.split(), text)
     parse = _PARSERS.get(name)
     if parse is None:
         raise MQError(Code.UNKNOWN_OP, f"unknown command {name!r}; type HELP for the list")
-    try:
-        args = rest.decode("utf-8").split()
-    except UnicodeDecodeError:
-        raise bad_request("arguments must be UTF-8 text") from None
-    return parse(args)
+    return parse(text.split())
 
 
 class TextDecoder:
@@ -284,113 +350,3 @@ class TextDecoder:
                 f"line is longer than max_line_bytes={self.max_line_bytes}; it was discarded",
             ),
         )
-
-
-# --- replies ------------------------------------------------------------------------------
-
-
-def _line(text: str) -> bytes:
-    return text.encode("utf-8", errors="surrogateescape") + EOL
-
-
-def format_message(m: dict[str, Any]) -> str:
-    return f"MSG {m['receipt']} {m['queue']} {m['deliveries']} {escape_body(m['body'])}"
-
-
-def table(headers: list[str], rows: list[list[str]]) -> list[str]:
-    """Aligned columns: the first left-aligned, the others (numbers) right-aligned."""
-    widths = [max([len(h)] + [len(r[i]) for r in rows]) for i, h in enumerate(headers)]
-
-    def fmt(cells: list[str]) -> str:
-        return "  ".join(c.ljust(w) if i == 0 else c.rjust(w)
-                         for i, (c, w) in enumerate(zip(cells, widths, strict=True)))
-
-    return [fmt(headers)] + [fmt(r) for r in rows]
-
-
-STATS_COLUMNS = [
-    "ready", "delayed", "leased", "poisoned", "published", "acked", "expired", "released",
-    "dropped", "oldest_ready_s",
-]
-
-
-def _number_text(value: object) -> str:
-    if value is None:
-        return "-"
-    return f"{value:.2f}" if isinstance(value, float) else str(value)
-
-
-def stats_table(queues: dict[str, dict[str, Any]]) -> list[str]:
-    rows = [[name, *(_number_text(q[c]) for c in STATS_COLUMNS)]
-            for name, q in sorted(queues.items())]
-    return table(["queue", *STATS_COLUMNS], rows)
-
-
-GROUP_COLUMNS = ["leases", "prefetch", "keys", "ring_share", "last_heartbeat_s_ago"]
-
-
-def group_table(queues: dict[str, dict[str, Any]]) -> list[str]:
-    """One row per member of each queue's consumer group; empty when there are no groups."""
-    rows = []
-    for name, q in sorted(queues.items()):
-        group = q.get("group")
-        if not group:
-            continue
-        for consumer, m in group["members"].items():
-            rows.append([f"{name}/{group['group']}", consumer,
-                         *(_number_text(m[c]) for c in GROUP_COLUMNS)])
-    return table(["queue/group", "consumer", *GROUP_COLUMNS], rows) if rows else []
-
-
-def _seconds(value: float) -> str:
-    return f"{value:g}"
-
-
-def encode_text_reply(command: Command, result: dict[str, Any]) -> bytes:
-    """The text reply to `command` given the same result fields a binary reply carries."""
-    if isinstance(command, Ping):
-        return _line("+PONG")
-    if isinstance(command, Publish):
-        return _line(f"+OK {result['msg_id']}")
-    if isinstance(command, Get):
-        msgs = result["msgs"]
-        return _line(format_message(msgs[0])) if msgs else _line("+EMPTY")
-    if isinstance(command, AckMany):
-        failed = result["failed"]
-        return b"".join(_line(f"failed {f['receipt']} {f['code']} {f['message']}")
-                        for f in failed) + _line(f"+OK {result['acked']} acked, "
-                                                 f"{len(failed)} failed")
-    if isinstance(command, Touch):
-        return _line(f"+OK {_seconds(result['lease_s'])}")
-    if isinstance(command, Declare):
-        return _line(
-            f"+OK {result['queue']} retention_s={_seconds(result['retention_s'])}"
-            f" lease_s={_seconds(result['lease_s'])}"
-        )
-    if isinstance(command, ListQueues):
-        names = result["queues"]
-        return b"".join(_line(n) for n in names) + _line(f"+OK {len(names)} queues")
-    if isinstance(command, Stats):
-        queues = result["queues"]
-        groups = group_table(queues)
-        rows = stats_table(queues) + (["", *groups] if groups else [])
-        return b"".join(_line(row) for row in rows) + _line(f"+OK {len(queues)} queues")
-    if isinstance(command, Help):
-        return b"".join(_line(u) for u in USAGE.values()) + _line("+OK")
-    if isinstance(command, Quit):
-        return _line("+BYE")
-    if isinstance(command, Hello):
-        return _line(
-            f"+OK session {result['session']} heartbeat_s={_seconds(result['heartbeat_s'])}"
-            f" dead_after_s={_seconds(result['dead_after_s'])}"
-            f" grace_s={_seconds(result['grace_s'])}"
-            f" resumed={'yes' if result['resumed'] else 'no'}"
-        )
-    if isinstance(command, Join):
-        return _line(f"+OK joined {result['queue']}/{result['group']} as {result['consumer']}"
-                     f" prefetch={result['prefetch']} members={result['members']}")
-    return _line("+OK")
-
-
-def encode_text_error(error: MQError) -> bytes:
-    return _line(f"-ERR {error.code.value} {error.message}")

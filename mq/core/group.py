@@ -4,9 +4,9 @@ Keyed messages go only to the live member that owns the key on the hash ring, an
 no other holder has a message of that key in flight (so a key is never worked on by two
 members at once, even while the ring rebalances). Unkeyed messages go to any member with credit.
 
-The group keeps its own lazy heaps of ready message ids: one for unkeyed messages and one per
-key, plus, for each member, the keys it owns that have ready messages. A heap entry whose
-message is no longer ready is dropped when it surfaces.
+The group keeps its own lazy heaps of ready message ranks (priority, then id): one for unkeyed
+messages and one per key, plus, for each member, the keys it owns that have ready messages. A
+heap entry whose message is no longer ready is dropped when it surfaces.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Protocol
 
-from mq.core.model import Message, State
+from mq.core.model import Message, State, id_of
 
 
 class KeyRing(Protocol):
@@ -63,12 +63,12 @@ class Group:
     def push(self, msg: Message) -> None:
         """Index a message that just became ready."""
         if msg.key is None:
-            heapq.heappush(self._unkeyed, msg.id)
+            heapq.heappush(self._unkeyed, msg.rank)
             return
         heap = self._by_key.get(msg.key)
         if heap is None:
             heap = self._by_key[msg.key] = []
-        heapq.heappush(heap, msg.id)
+        heapq.heappush(heap, msg.rank)
         self._ready_keys.setdefault(self.owner(msg.key), set()).add(msg.key)
 
     def join(self, member: Member) -> None:
@@ -96,7 +96,7 @@ class Group:
 
     def pick(self, member: Member | None, messages: dict[int, Message],
              blocked: Callable[[str], bool]) -> Message | None:
-        """The ready message with the lowest id that `member` may take (None: unkeyed only).
+        """The best-ranked ready message that `member` may take (None: unkeyed only).
 
         `blocked(key)` says whether another holder has that key in flight."""
         best = _top(self._unkeyed, messages)
@@ -112,7 +112,7 @@ class Group:
                 keys.discard(key)
                 del self._by_key[key]
                 continue
-            if (best is None or top.id < best.id) and not blocked(key):
+            if (best is None or top.rank < best.rank) and not blocked(key):
                 best = top
         return best
 
@@ -132,7 +132,7 @@ class Group:
 
 def _top(heap: list[int], messages: dict[int, Message]) -> Message | None:
     while heap:
-        msg = messages.get(heap[0])
+        msg = messages.get(id_of(heap[0]))
         if msg is not None and msg.state is State.READY:
             return msg
         heapq.heappop(heap)

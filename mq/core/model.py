@@ -10,7 +10,28 @@ class State(Enum):
     READY = "ready"
     DELAYED = "delayed"
     LEASED = "leased"
-    POISONED = "poisoned"  # its holders died too often: kept aside, never delivered again
+
+
+MAX_PRIORITY = 9
+_ID_BITS = 44  # ids below 2**44 (17.6 trillion): room for the priority above them
+
+
+def rank(priority: int, msg_id: int) -> int:
+    """Heap order as one int: higher priority first, then lower id (FIFO within a level)."""
+    return ((MAX_PRIORITY - priority) << _ID_BITS) | msg_id
+
+
+def id_of(rank_: int) -> int:
+    return rank_ & ((1 << _ID_BITS) - 1)
+
+
+@dataclass(slots=True)
+class DeadLetter:
+    """Why a message was moved to a dead-letter queue, and from where."""
+
+    origin: str
+    reason: str
+    at: float
 
 
 @dataclass(slots=True, eq=False)
@@ -28,6 +49,16 @@ class Message:
     holder: str | None = None  # when LEASED: who holds the lease
     deadline: float = 0.0  # when LEASED: when the lease ends (Unix s)
     deaths: int = 0  # how many holders died while leasing it
+    priority: int = 0  # 0..MAX_PRIORITY, higher first
+    expires_at: float | None = None  # per-message TTL: never delivered after this (Unix s)
+    dedup_id: str | None = None
+    last_error: str | None = None  # from the last NACK that gave one
+    dead: DeadLetter | None = None  # set while it sits in a dead-letter queue
+    delivery_base: int = 0  # deliveries before the last redrive: max_deliveries counts from here
+
+    @property
+    def rank(self) -> int:
+        return rank(self.priority, self.id)
 
     def to_wire(self) -> dict[str, object]:
         """The message map of protocol.md 2.3, for the delivery being made now."""
@@ -39,6 +70,7 @@ class Message:
             "body": self.body,
             "key": self.key,
             "published_at": self.published_at,
+            "priority": self.priority,
         }
 
 
@@ -46,6 +78,15 @@ class Message:
 class QueueSettings:
     retention_s: float
     lease_s: float
+    max_deliveries: int = 0  # 0: unlimited; else dead-letter a message after that many
+    dead_letter: str | None = None  # where; None: "<queue>.dlq"
+    dedup_window_s: float = 300.0  # a dedup id is remembered this long after its publish
+
+    def dead_letter_for(self, queue: str) -> str:
+        return self.dead_letter or f"{queue}{DLQ_SUFFIX}"
+
+
+DLQ_SUFFIX = ".dlq"
 
 
 # Changes: what happened, in order, for the log. Storage turns each into rows.
@@ -54,6 +95,33 @@ class QueueSettings:
 @dataclass(frozen=True, slots=True)
 class Appended:
     message: Message
+    body_of: int | None = None  # fan-out copy: the message whose log row holds the body
+
+
+@dataclass(frozen=True, slots=True)
+class Moved:
+    """To a dead-letter queue (reason says why) or back from one (a redrive)."""
+
+    msg_id: int
+    at: float
+    queue: str
+    reason: str
+    delivery_base: int
+    redrive: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Purged:
+    """A queue deleted with all its messages and settings."""
+
+    queue: str
+
+
+@dataclass(frozen=True, slots=True)
+class Bound:
+    topic: str
+    queue: str
+    bound: bool  # False: unbound
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +136,7 @@ class Leased:
 class Acked:
     msg_id: int
     at: float
+    queue: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +144,7 @@ class Nacked:
     msg_id: int
     at: float
     ready_at: float
+    error: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,16 +163,11 @@ class Released:
 
 
 @dataclass(frozen=True, slots=True)
-class Poisoned:
-    msg_id: int
-    at: float
-    reason: str
-
-
-@dataclass(frozen=True, slots=True)
 class Dropped:
     msg_id: int
     at: float
+    reason: str = "retention"  # or "ttl", "purge"
+    queue: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,4 +176,7 @@ class Declared:
     settings: QueueSettings
 
 
-Change = Appended | Leased | Acked | Nacked | Expired | Released | Poisoned | Dropped | Declared
+Change = (
+    Appended | Leased | Acked | Nacked | Expired | Released | Moved | Dropped | Declared | Purged
+    | Bound
+)

@@ -1,7 +1,8 @@
 """One queue: its messages in id order, which are ready, which wait for a delay, who holds what.
 
 Heaps are lazy: an entry whose message has since changed state is skipped when it surfaces,
-which keeps every operation O(log n) without searching the heaps.
+which keeps every operation O(log n) without searching the heaps. Ready heaps hold ranks
+(priority, then id, packed in one int: see model.rank).
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from mq.core.group import Group, Member
-from mq.core.model import Message, QueueSettings, State
+from mq.core.model import Message, QueueSettings, State, id_of
 
 
 @dataclass(slots=True)
@@ -20,10 +21,13 @@ class QueueCounters:
 
     published: int = 0
     acked: int = 0
-    expired: int = 0
-    dropped: int = 0
+    expired: int = 0  # leases whose deadline passed
+    dropped: int = 0  # removed by retention
+    ttl_expired: int = 0  # removed because their own TTL passed
     released: int = 0  # leases given back because their holder died
-    poisoned: int = 0
+    poisoned: int = 0  # moved to the dead-letter queue because their holders kept dying
+    dead_lettered: int = 0  # moved to the dead-letter queue, for any reason
+    deduplicated: int = 0  # publishes answered with an earlier message's id
 
 
 class Queue:
@@ -31,14 +35,15 @@ class Queue:
         self.name = name
         self.settings = settings
         self.messages: dict[int, Message] = {}  # every live message; ids ascend
-        self._ready: list[int] = []  # heap of ids
+        self._ready: list[int] = []  # heap of ranks
         self._delayed: list[tuple[float, int]] = []  # heap of (ready_at, id)
         self.held_by: dict[str, set[int]] = {}  # holder -> ids of the messages it leases
         self.inflight: dict[str, dict[str, int]] = {}  # key -> holder -> leases of that key
+        self.dedup: dict[str, tuple[int, float]] = {}  # dedup id -> (msg id, remembered until)
+        self._dedup_order: list[tuple[float, str]] = []  # heap of (until, dedup id)
         self.group: Group | None = None
         self.leased = 0
         self.delayed = 0
-        self.poisoned = 0
         self.counters = QueueCounters()
 
     # --- states -------------------------------------------------------------------------------
@@ -48,13 +53,12 @@ class Queue:
         if message.state is State.DELAYED:
             self.delayed += 1
             heapq.heappush(self._delayed, (message.ready_at, message.id))
-        elif message.state is State.POISONED:
-            self.poisoned += 1
         else:
+            message.state = State.READY
             self._push_ready(message)
 
     def _push_ready(self, message: Message) -> None:
-        heapq.heappush(self._ready, message.id)
+        heapq.heappush(self._ready, message.rank)
         if self.group is not None:
             self.group.push(message)
 
@@ -69,12 +73,6 @@ class Queue:
         message.ready_at = ready_at
         self.delayed += 1
         heapq.heappush(self._delayed, (ready_at, message.id))
-
-    def poison(self, message: Message) -> None:
-        self._leave_state(message)
-        message.state = State.POISONED
-        self.poisoned += 1
-        self.counters.poisoned += 1
 
     def mark_leased(self, message: Message, holder: str) -> None:
         message.state = State.LEASED
@@ -95,8 +93,6 @@ class Queue:
             self._unlease(message)
         elif message.state is State.DELAYED:
             self.delayed -= 1
-        elif message.state is State.POISONED:
-            self.poisoned -= 1
 
     def _unlease(self, message: Message) -> None:
         holder = message.holder
@@ -117,14 +113,15 @@ class Queue:
     # --- choosing what to lease ----------------------------------------------------------------
 
     def peek_ready(self, holder: str) -> Message | None:
-        """The next message `holder` may lease: the lowest ready id, within the group's rules."""
+        """The next message `holder` may lease: the best-ranked ready one, within the group's
+        rules. (Expired messages are the caller's business: see Broker.lease.)"""
         group = self.group
         if group is not None and group.members:
             return group.pick(group.member_for(holder), self.messages,
                               lambda key: self._busy_elsewhere(key, holder))
         ready, messages = self._ready, self.messages
         while ready:
-            msg = messages.get(ready[0])
+            msg = messages.get(id_of(ready[0]))
             if msg is not None and msg.state is State.READY:
                 return msg
             heapq.heappop(ready)  # stale entry: acked, dropped or leased since it was pushed
@@ -137,6 +134,17 @@ class Queue:
             group.take(msg)
         else:
             heapq.heappop(self._ready)
+
+    def ready_in_order(self, limit: int) -> list[Message]:
+        """Up to `limit` ready messages in the order they would be leased (ignoring groups)."""
+        out = []
+        for r in heapq.nsmallest(limit * 2 + 16, self._ready):
+            msg = self.messages.get(id_of(r))
+            if msg is not None and msg.state is State.READY and msg not in out:
+                out.append(msg)
+                if len(out) == limit:
+                    break
+        return out
 
     def _busy_elsewhere(self, key: str, holder: str) -> bool:
         holders = self.inflight.get(key)
@@ -160,6 +168,24 @@ class Queue:
     def join(self, member: Member) -> None:
         assert self.group is not None
         self.group.join(member)
+
+    # --- deduplication ------------------------------------------------------------------------
+
+    def remember(self, dedup_id: str, msg_id: int, until: float) -> None:
+        self.dedup[dedup_id] = (msg_id, until)
+        heapq.heappush(self._dedup_order, (until, dedup_id))
+
+    def duplicate_of(self, dedup_id: str, now: float) -> int | None:
+        entry = self.dedup.get(dedup_id)
+        return entry[0] if entry is not None and entry[1] > now else None
+
+    def forget_dedup(self, now: float) -> None:
+        order = self._dedup_order
+        while order and order[0][0] <= now:
+            until, dedup_id = heapq.heappop(order)
+            entry = self.dedup.get(dedup_id)
+            if entry is not None and entry[1] == until:
+                del self.dedup[dedup_id]
 
     # --- time ---------------------------------------------------------------------------------
 
@@ -185,7 +211,7 @@ class Queue:
 
     @property
     def ready(self) -> int:
-        return len(self.messages) - self.leased - self.delayed - self.poisoned
+        return len(self.messages) - self.leased - self.delayed
 
     def stats(self, now: float) -> dict[str, Any]:
         oldest_ready = 0.0
@@ -193,18 +219,24 @@ class Queue:
             if msg.state is State.READY:
                 oldest_ready = max(0.0, now - msg.published_at)
                 break
-        c = self.counters
+        c, s = self.counters, self.settings
         return {
             "ready": self.ready,
             "delayed": self.delayed,
             "leased": self.leased,
-            "poisoned": self.poisoned,
             "published": c.published,
             "acked": c.acked,
             "expired": c.expired,
+            "ttl_expired": c.ttl_expired,
             "dropped": c.dropped,
             "released": c.released,
+            "poisoned": c.poisoned,
+            "dead_lettered": c.dead_lettered,
+            "deduplicated": c.deduplicated,
             "oldest_ready_s": round(oldest_ready, 3),
-            "retention_s": self.settings.retention_s,
-            "lease_s": self.settings.lease_s,
+            "retention_s": s.retention_s,
+            "lease_s": s.lease_s,
+            "max_deliveries": s.max_deliveries,
+            "dead_letter": s.dead_letter_for(self.name) if s.max_deliveries else s.dead_letter,
+            "dedup_window_s": s.dedup_window_s,
         }

@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Coroutine
 from typing import Any
 
 from mq import __version__
@@ -28,6 +29,7 @@ from mq.ring import HashRing
 from mq.server.config import Config
 from mq.server.connection import Connection
 from mq.server.handlers import PARKED, Handlers
+from mq.server.pushes import Pushes
 from mq.server.sessions import Session, Sessions
 from mq.server.waiters import Waiter, Waiters
 from mq.storage.group_commit import GroupCommit
@@ -47,7 +49,9 @@ class BrokerServer:
         self.group = GroupCommit(self.store, self._on_commit)
         self.waiters: Waiters[Connection] = Waiters()
         self.sessions: Sessions[Connection] = Sessions(config.heartbeat_misses, config.grace_s)
-        self.handlers = Handlers(self.core, self.sessions, config, self._park, self._server_stats)
+        self.pushes = Pushes(self.core, config.max_frame_bytes)
+        self.handlers = Handlers(self)
+        self._tasks: asyncio.TaskGroup | None = None
         self.connections: set[Connection] = set()
         self._held: set[Connection] = set()  # connections with replies waiting for a commit
         self._round: list[tuple[Connection, bytes]] = []
@@ -67,10 +71,12 @@ class BrokerServer:
     async def run(self, on_ready: Any = None) -> None:
         """Open the log, serve until `stop()` is called, then shut down in order."""
         recovered = await self.store.open()
-        self.core.restore(recovered.settings, recovered.messages, recovered.next_id)
+        self.core.restore(recovered.settings, recovered.messages, recovered.next_id,
+                          recovered.bindings)
         loop = asyncio.get_running_loop()
         try:
             async with asyncio.TaskGroup() as tasks:
+                self._tasks = tasks
                 commits = tasks.create_task(self.group.run(), name="group-commit")
                 ticker = tasks.create_task(self._tick_loop(), name="ticker")
                 self._server = await loop.create_server(
@@ -120,6 +126,7 @@ class BrokerServer:
         self._held.discard(conn)
         for waiter in conn.waiters:
             self.waiters.finish(waiter)
+        self.pushes.forget(conn)
         session = conn.session
         if session is not None:
             if session.conn is conn:  # it may have moved to a newer connection already
@@ -165,6 +172,33 @@ class BrokerServer:
             self._round.append((conn, conn.encode_result(item, result)))
             conn.quit_after(item)
 
+    def _emit(self, conn: Connection, data: bytes) -> None:
+        self._round.append((conn, data))
+
+    def answer_later(self, conn: Connection, command: Command,
+                     work: Coroutine[Any, Any, dict[str, Any]]) -> None:
+        """Answer `command` when `work` (say, a read of the log) is done; a text connection
+        holds the lines typed after it until then."""
+        assert self._tasks is not None
+        if conn.mode is Mode.TEXT:
+            conn.blocked = True
+        self._tasks.create_task(self._answer(conn, command, work))
+
+    async def _answer(self, conn: Connection, command: Command,
+                      work: Coroutine[Any, Any, dict[str, Any]]) -> None:
+        try:
+            self._round.append((conn, conn.encode_result(command, await work)))
+        except MQError as e:
+            self._reply_error(conn, command.rid, e)
+        except Exception:
+            log.exception("internal error answering %s", type(command).__name__)
+            self._reply_error(conn, command.rid, MQError(Code.INTERNAL, "internal error; see "
+                                                         "the broker log"))
+        if conn.blocked:
+            conn.blocked = False
+            self._drain_backlog(conn)
+        self._finish_round()
+
     def _reply_error(self, conn: Connection, rid: int | None, error: MQError) -> None:
         self._round.append((conn, conn.encode_failure(rid, error)))
 
@@ -172,8 +206,11 @@ class BrokerServer:
         woken = self.core.take_woken()
         while woken:
             self._serve_waiters(woken)
+            self.pushes.fill(woken, self._emit)
             woken = self.core.take_woken()
-        number = self.group.submit(self.core.take_changes())
+        changes = self.core.take_changes()
+        self.pushes.events(changes, self._emit)
+        number = self.group.submit(changes)
         replies, self._round = self._round, []
         for conn, data in replies:
             if conn.send(number, data):
@@ -187,7 +224,7 @@ class BrokerServer:
 
     # --- long-poll GET ------------------------------------------------------------------------
 
-    def _park(self, conn: Connection, command: Get) -> None:
+    def park(self, conn: Connection, command: Get) -> None:
         waiter = Waiter(conn, command, self.clock() + command.wait_s)
         self.waiters.park(waiter)
         conn.waiters = [w for w in conn.waiters if not w.done] + [waiter]
@@ -195,14 +232,18 @@ class BrokerServer:
             conn.blocked = True
 
     def _serve_waiters(self, queues: set[str]) -> None:
+        # Longest waiting first; with a consumer group a waiter may be unable to take what
+        # another can, so each one is asked in turn.
         for queue in queues:
-            while (waiter := self.waiters.first(queue)) is not None:
+            for waiter in self.waiters.live(queue):
+                q = self.core.queues.get(queue)
+                if q is None or q.ready == 0:
+                    break
                 cmd = waiter.command
                 msgs = self.core.lease(queue, waiter.conn.holder, cmd.lease_s, cmd.max,
                                        self.config.max_frame_bytes)
-                if not msgs:
-                    break
-                self._answer_waiter(waiter, msgs)
+                if msgs:
+                    self._answer_waiter(waiter, msgs)
 
     def _answer_waiter(self, waiter: Waiter[Connection], msgs: list[Message]) -> None:
         self.waiters.finish(waiter)
@@ -254,7 +295,7 @@ class BrokerServer:
 
     # --- statistics ---------------------------------------------------------------------------
 
-    def _server_stats(self) -> dict[str, Any]:
+    def server_stats(self) -> dict[str, Any]:
         return {
             "version": __version__,
             "uptime_s": round(self.clock() - self._started_at, 3),
@@ -265,5 +306,6 @@ class BrokerServer:
             "committed_changes": self.group.stats.committed_changes,
             "waiting_gets": self.waiters.count,
             "sessions": len(self.sessions),
+            "subscriptions": self.pushes.subscriptions,
             "compaction_backlog": self.store.compaction_backlog,
         }

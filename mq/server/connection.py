@@ -13,10 +13,17 @@ import logging
 from collections import deque
 from typing import TYPE_CHECKING, Any, cast
 
-from mq.codec.binary import BinaryDecoder, Rejected, encode_error, encode_ok
+from mq.codec.binary import BinaryDecoder, Rejected, encode_error, encode_frame, encode_ok
 from mq.codec.commands import Command, Quit
 from mq.codec.sniff import Mode, sniff_mode
-from mq.codec.text import TextDecoder, encode_text_error, encode_text_reply
+from mq.codec.text import TextDecoder
+from mq.codec.text_reply import (
+    EOL,
+    encode_text_error,
+    encode_text_reply,
+    format_event,
+    format_message,
+)
 from mq.errors import MQError
 
 if TYPE_CHECKING:
@@ -92,6 +99,18 @@ class Connection(asyncio.Protocol):
         if self.mode is Mode.TEXT:
             return encode_text_reply(command, result)
         return encode_ok(command.rid, result)
+
+    def encode_push_msgs(self, queue: str, msgs: list[dict[str, Any]]) -> bytes:
+        if self.mode is Mode.TEXT:
+            return b"".join(format_message(m).encode("utf-8", "surrogateescape") + EOL
+                            for m in msgs)
+        return encode_frame({"push": "msgs", "queue": queue, "msgs": msgs})
+
+    def encode_push_event(self, event: dict[str, Any]) -> bytes:
+        if self.mode is Mode.TEXT:
+            return format_event(event).encode("utf-8", "surrogateescape") + EOL
+        return encode_frame({"push": "event", **{k: v for k, v in event.items()
+                                                 if v is not None}})
 
     def encode_failure(self, rid: int | None, error: MQError) -> bytes:
         if error.fatal:

@@ -1,7 +1,8 @@
 """One function per command: turn a command into a call on the core and a result map.
 
 Results are the fields of a binary reply (protocol.md 2.3); the connection encodes them for its
-mode. A GET that must wait returns PARKED and is answered later by the server.
+mode. A command answered later (a GET that waits, HISTORY, which reads the log) returns PARKED
+and the server answers it when it can. Administration commands live in admin_handlers.py.
 """
 
 from __future__ import annotations
@@ -10,74 +11,90 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from mq.codec.commands import (
+    PLAIN,
     Ack,
     AckMany,
     Command,
-    Declare,
+    Fanout,
     Get,
     Heartbeat,
     Hello,
     Help,
     Join,
     Leave,
-    ListQueues,
+    Monitor,
     Nack,
     Ping,
     Publish,
     PublishMany,
     Quit,
-    Stats,
+    Subscribe,
     Touch,
+    Unsubscribe,
 )
-from mq.core.broker import Broker
 from mq.errors import Code, MQError
-from mq.server.config import Config
-from mq.server.sessions import Session, Sessions
+from mq.server.admin_handlers import PARKED, AdminHandlers, Result
+from mq.server.sessions import Session
 
 if TYPE_CHECKING:
+    from mq.server.app import BrokerServer
     from mq.server.connection import Connection
 
-Result = dict[str, Any]
-PARKED: Result = {}  # identity marks "no reply yet"
+__all__ = ["PARKED", "Handlers", "Result"]
 
 
-class Handlers:
-    def __init__(self, core: Broker, sessions: Sessions[Connection], config: Config,
-                 park: Callable[[Connection, Get], None],
-                 server_stats: Callable[[], dict[str, Any]]) -> None:
-        self.core = core
-        self.sessions = sessions
-        self.config = config
-        self.max_reply_bytes = config.max_frame_bytes
-        self.park = park
-        self.server_stats = server_stats
+class Handlers(AdminHandlers):
+    def __init__(self, server: BrokerServer) -> None:
+        super().__init__(server)
+        self.max_reply_bytes = server.config.max_frame_bytes
         self.table: dict[type, Callable[[Any, Connection], Result]] = {
             Ping: self.ping, Publish: self.publish, PublishMany: self.publish_many,
-            Get: self.get, Ack: self.ack, AckMany: self.ack_many, Nack: self.nack,
-            Touch: self.touch,
-            Declare: self.declare, ListQueues: self.list_queues, Stats: self.stats,
-            Help: self.ping, Quit: self.quit, Hello: self.hello, Heartbeat: self.ping,
-            Join: self.join, Leave: self.leave,
+            Fanout: self.fanout, Get: self.get, Ack: self.ack, AckMany: self.ack_many,
+            Nack: self.nack, Touch: self.touch, Help: self.ping, Quit: self.quit,
+            Hello: self.hello, Heartbeat: self.ping, Join: self.join, Leave: self.leave,
+            Subscribe: self.subscribe, Unsubscribe: self.unsubscribe, Monitor: self.monitor,
+            **self.admin_table(),
         }
 
     def handle(self, command: Command, conn: Connection) -> Result:
         return self.table[type(command)](command, conn)
 
-    def ping(self, cmd: Ping | Help | Quit, conn: Connection) -> Result:
+    def ping(self, cmd: Ping | Help | Heartbeat, conn: Connection) -> Result:
         return {}
 
+    # --- publishing ---------------------------------------------------------------------------
+
     def publish(self, cmd: Publish, conn: Connection) -> Result:
-        return {"msg_id": self.core.publish(cmd.queue, cmd.body, cmd.key)}
+        o = cmd.options
+        ids_before = self.core.next_id
+        msg_id = self.core.publish(cmd.queue, cmd.body, cmd.key, o.priority,
+                                   o.delay_from(self.core.clock()), o.ttl_s, o.dedup_id)
+        if msg_id < ids_before:
+            return {"msg_id": msg_id, "duplicate": True}
+        return {"msg_id": msg_id}
 
     def publish_many(self, cmd: PublishMany, conn: Connection) -> Result:
-        publish, queue = self.core.publish, cmd.queue
-        return {"msg_ids": [publish(queue, body) for body in cmd.bodies]}
+        o = cmd.options
+        if o == PLAIN:
+            publish, queue = self.core.publish, cmd.queue
+            return {"msg_ids": [publish(queue, body) for body in cmd.bodies]}
+        delay = o.delay_from(self.core.clock())
+        return {"msg_ids": [self.core.publish(cmd.queue, body, None, o.priority, delay, o.ttl_s)
+                            for body in cmd.bodies]}
+
+    def fanout(self, cmd: Fanout, conn: Connection) -> Result:
+        o = cmd.options
+        ids = self.core.publish_to_topic(cmd.topic, cmd.body, cmd.key, o.priority,
+                                         o.delay_from(self.core.clock()), o.ttl_s, o.dedup_id)
+        return {"msg_ids": ids}
+
+    # --- consuming ----------------------------------------------------------------------------
 
     def get(self, cmd: Get, conn: Connection) -> Result:
         msgs = self.core.lease(cmd.queue, conn.holder, cmd.lease_s, cmd.max, self.max_reply_bytes)
         if msgs or cmd.wait_s <= 0:
             return {"msgs": [m.to_wire() for m in msgs]}
-        self.park(conn, cmd)
+        self.server.park(conn, cmd)
         return PARKED
 
     def ack(self, cmd: Ack, conn: Connection) -> Result:
@@ -95,48 +112,45 @@ class Handlers:
         return {"acked": len(cmd.receipts) - len(failed), "failed": failed}
 
     def nack(self, cmd: Nack, conn: Connection) -> Result:
-        self.core.nack(cmd.receipt.msg_id, cmd.receipt.delivery, conn.holder, cmd.delay_s)
+        r = cmd.receipt
+        self.core.nack(r.msg_id, r.delivery, conn.holder, cmd.delay_s, cmd.error)
         return {}
 
     def touch(self, cmd: Touch, conn: Connection) -> Result:
         r = cmd.receipt
         return {"lease_s": self.core.touch(r.msg_id, r.delivery, conn.holder, cmd.lease_s)}
 
-    def declare(self, cmd: Declare, conn: Connection) -> Result:
-        s = self.core.declare(cmd.queue, cmd.retention_s, cmd.lease_s)
-        return {"queue": cmd.queue, "retention_s": s.retention_s, "lease_s": s.lease_s}
+    def subscribe(self, cmd: Subscribe, conn: Connection) -> Result:
+        self.core.queue(cmd.queue)
+        self.server.pushes.subscribe(conn, cmd.queue, cmd.prefetch, cmd.lease_s)
+        return {"queue": cmd.queue, "prefetch": cmd.prefetch}
 
-    def list_queues(self, cmd: ListQueues, conn: Connection) -> Result:
-        return {"queues": self.core.queue_names()}
+    def unsubscribe(self, cmd: Unsubscribe, conn: Connection) -> Result:
+        self.server.pushes.unsubscribe(conn, cmd.queue)
+        return {}
 
-    def stats(self, cmd: Stats, conn: Connection) -> Result:
-        queues = self.core.stats(cmd.queue)
-        for name, queue_stats in queues.items():
-            group = self.core.group_stats(name)
-            if group is not None:
-                now = self.core.clock()
-                for member in group["members"].values():
-                    session = self.sessions.by_holder(member["holder"])
-                    beat = self.sessions.last_beat(session) if session is not None else None
-                    member["last_heartbeat_s_ago"] = None if beat is None else round(now - beat, 3)
-                queue_stats["group"] = group
-        return {"server": self.server_stats(), "queues": queues}
+    def monitor(self, cmd: Monitor, conn: Connection) -> Result:
+        self.server.pushes.monitor(conn, cmd.queue)
+        return {"queue": cmd.queue}
+
+    # --- consumer sessions --------------------------------------------------------------------
 
     def hello(self, cmd: Hello, conn: Connection) -> Result:
         if conn.session is not None and cmd.session != conn.session.token:
             raise MQError(Code.BAD_REQUEST, f"this connection is already consumer "
                           f"{conn.session.consumer!r}; open another connection for another one")
-        session, previous = self.sessions.open(conn, cmd.consumer, cmd.heartbeat_s,
-                                               self.config.heartbeat_s, self.core.clock(),
-                                               cmd.session)
+        sessions = self.server.sessions
+        session, previous = sessions.open(conn, cmd.consumer, cmd.heartbeat_s,
+                                          self.config.heartbeat_s, self.core.clock(),
+                                          cmd.session)
         heartbeat_s = session.heartbeat_s
         if previous is not None and previous is not conn:
             previous.session = None  # a stale connection of the same consumer: cut it off
             previous.abort()
         conn.session = session
         return {"session": session.token, "heartbeat_s": heartbeat_s,
-                "dead_after_s": round(self.sessions.dead_after_s(heartbeat_s), 6),
-                "grace_s": self.sessions.grace_s, "resumed": cmd.session == session.token}
+                "dead_after_s": round(sessions.dead_after_s(heartbeat_s), 6),
+                "grace_s": sessions.grace_s, "resumed": cmd.session == session.token}
 
     def _session(self, conn: Connection) -> Session[Connection]:
         if conn.session is None:
@@ -162,7 +176,7 @@ class Handlers:
         """A consumer that says goodbye ends its session: its leases go back at once."""
         session = conn.session
         if session is not None:
-            self.sessions.end(session)
+            self.server.sessions.end(session)
             conn.session = None
             self.core.release_holder(session.holder, died=False)
         return {}

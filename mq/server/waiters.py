@@ -37,16 +37,17 @@ class Waiters(Generic[C]):
         heapq.heappush(self._deadlines, (waiter.deadline, next(self._order), waiter))
         self.count += 1
 
-    def first(self, queue: str) -> Waiter[C] | None:
-        """The longest-waiting live waiter on `queue`, or None."""
+    def live(self, queue: str) -> list[Waiter[C]]:
+        """The live waiters on `queue`, longest waiting first (answered ones are dropped)."""
         line = self._by_queue.get(queue)
-        while line:
-            if not line[0].done:
-                return line[0]
-            line.popleft()
-        if line is not None:
+        if not line:
+            return []
+        alive = [w for w in line if not w.done]
+        if alive:
+            self._by_queue[queue] = deque(alive)
+        else:
             del self._by_queue[queue]
-        return None
+        return alive
 
     def finish(self, waiter: Waiter[C]) -> None:
         if not waiter.done:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 from mq.core.model import Change, Message, QueueSettings
 
@@ -16,6 +16,7 @@ class Recovered:
     settings: dict[str, QueueSettings] = field(default_factory=dict)
     messages: list[Message] = field(default_factory=list)
     next_id: int = 1
+    bindings: list[tuple[str, str]] = field(default_factory=list)  # (topic, queue)
 
 
 class Store(Protocol):
@@ -34,6 +35,10 @@ class Store(Protocol):
 
     async def compact(self, limit: int) -> int:
         """Delete up to `limit` finished (acked, dropped) messages; returns how many."""
+        ...
+
+    async def history(self, msg_id: int) -> list[dict[str, Any]]:
+        """What the log still holds of one message, oldest first."""
         ...
 
     async def close(self) -> None: ...

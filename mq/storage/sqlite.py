@@ -1,10 +1,15 @@
 """The append-only log in SQLite (WAL mode), through aiosqlite so the event loop never waits.
 
 Layout. One table, `log`, gets a row for every publish (with the body) and for every later
-state change of a message (leased, acked, nacked, expired, released, poisoned, dropped). Rows are
+state change of a message (leased, acked, nacked, expired, released, moved, dropped). Rows are
 only ever appended; the current state of a message is the fold of its rows in `seq` order, which
 is what `open` computes. A message whose last row is final (acked, dropped) is deleted with all
-its rows later, in bounded chunks (`compact`). Queue settings live in `queues`.
+its rows later, in bounded chunks (`compact`). Queue settings live in `queues`, topic bindings
+in `bindings`.
+
+Fan-out copies of one publish store the body once: the first copy's row holds it, the others
+point at that row (`body_of`). A finished message whose body a live copy still needs keeps its
+published and final rows until the last such copy is compacted.
 
 Cost. A batch of changes is written as ONE multi-row INSERT in autocommit mode: a single
 statement is its own atomic transaction, so a group commit costs one hop to the aiosqlite thread
@@ -26,14 +31,17 @@ import aiosqlite
 from mq.core.model import (
     Acked,
     Appended,
+    Bound,
     Change,
+    DeadLetter,
     Declared,
     Dropped,
     Expired,
     Leased,
     Message,
+    Moved,
     Nacked,
-    Poisoned,
+    Purged,
     QueueSettings,
     Released,
     State,
@@ -54,23 +62,36 @@ CREATE TABLE IF NOT EXISTS log (
     delivery INTEGER,
     holder TEXT,
     ready_at REAL,
-    detail TEXT
+    detail TEXT,
+    priority INTEGER,
+    expires_at REAL,
+    dedup TEXT,
+    body_of INTEGER
 );
 CREATE INDEX IF NOT EXISTS log_by_msg ON log (msg_id);
 CREATE TABLE IF NOT EXISTS queues (
     name TEXT PRIMARY KEY,
     retention_s REAL NOT NULL,
-    lease_s REAL NOT NULL
+    lease_s REAL NOT NULL,
+    max_deliveries INTEGER NOT NULL,
+    dead_letter TEXT,
+    dedup_window_s REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS bindings (
+    topic TEXT NOT NULL,
+    queue TEXT NOT NULL,
+    PRIMARY KEY (topic, queue)
 );
 CREATE TABLE IF NOT EXISTS meta (
     name TEXT PRIMARY KEY,
     value INTEGER NOT NULL
 );
 """
-COLUMNS = "msg_id, kind, at, queue, body, key, delivery, holder, ready_at, detail"
-ROW = "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+COLUMNS = ("msg_id, kind, at, queue, body, key, delivery, holder, ready_at, detail, priority, "
+           "expires_at, dedup, body_of")
+ROW = "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 INSERT_ONE = f"INSERT INTO log ({COLUMNS}) VALUES {ROW}"
-MAX_ROWS_PER_STATEMENT = 2_000  # 20,000 bound variables: far below SQLite's limit
+MAX_ROWS_PER_STATEMENT = 2_000  # 28,000 bound variables: far below SQLite's limit
 
 
 class Event(IntEnum):
@@ -81,7 +102,8 @@ class Event(IntEnum):
     EXPIRED = 4
     DROPPED = 5
     RELEASED = 6  # the holder died; the message went back to ready
-    POISONED = 7
+    DEAD_LETTERED = 7  # moved to a dead-letter queue
+    REDRIVEN = 8  # moved back from one
 
 
 FINAL = (Event.ACKED, Event.DROPPED)
@@ -89,26 +111,38 @@ SYNC_MODES = ("full", "normal")
 Row = tuple[Any, ...]
 
 
+_NO_EXTRA = (None, None, None, None)
+
+
 def _row(c: Change) -> Row | None:
     """The log row of one change; None for changes that are not about a message."""
     if isinstance(c, Appended):
         m = c.message
-        return (m.id, Event.PUBLISHED, m.published_at, m.queue, m.body, m.key, None, None, None,
-                None)
+        return (m.id, Event.PUBLISHED, m.published_at, m.queue,
+                m.body if c.body_of is None else None, m.key, None, None,
+                m.ready_at if m.state is State.DELAYED else None, None,
+                m.priority, m.expires_at, m.dedup_id, c.body_of)
     if isinstance(c, Leased):
-        return (c.msg_id, Event.LEASED, c.at, None, None, None, c.delivery, c.holder, None, None)
+        return (c.msg_id, Event.LEASED, c.at, None, None, None, c.delivery, c.holder, None, None,
+                *_NO_EXTRA)
     if isinstance(c, Acked):
-        return (c.msg_id, Event.ACKED, c.at, None, None, None, None, None, None, None)
+        return (c.msg_id, Event.ACKED, c.at, None, None, None, None, None, None, None, *_NO_EXTRA)
     if isinstance(c, Nacked):
-        return (c.msg_id, Event.NACKED, c.at, None, None, None, None, None, c.ready_at, None)
+        return (c.msg_id, Event.NACKED, c.at, None, None, None, None, None, c.ready_at, c.error,
+                *_NO_EXTRA)
     if isinstance(c, Expired):
-        return (c.msg_id, Event.EXPIRED, c.at, None, None, None, None, None, None, None)
+        return (c.msg_id, Event.EXPIRED, c.at, None, None, None, None, None, None, None,
+                *_NO_EXTRA)
     if isinstance(c, Released):
-        return (c.msg_id, Event.RELEASED, c.at, None, None, None, None, c.holder, None, None)
-    if isinstance(c, Poisoned):
-        return (c.msg_id, Event.POISONED, c.at, None, None, None, None, None, None, c.reason)
+        return (c.msg_id, Event.RELEASED, c.at, None, None, None, None, c.holder, None, None,
+                *_NO_EXTRA)
+    if isinstance(c, Moved):
+        kind = Event.REDRIVEN if c.redrive else Event.DEAD_LETTERED
+        return (c.msg_id, kind, c.at, c.queue, None, None, c.delivery_base, None, None,
+                c.reason, *_NO_EXTRA)
     if isinstance(c, Dropped):
-        return (c.msg_id, Event.DROPPED, c.at, None, None, None, None, None, None, None)
+        return (c.msg_id, Event.DROPPED, c.at, None, None, None, None, None, None, c.reason,
+                *_NO_EXTRA)
     return None
 
 
@@ -120,6 +154,9 @@ class SQLiteStore:
         self.sync = sync
         self._db: aiosqlite.Connection | None = None
         self._finished: list[int] = []  # ids of acked/dropped messages awaiting compaction
+        self._body_of: dict[int, int] = {}  # fan-out copy -> the message whose row has the body
+        self._dependents: dict[int, int] = {}  # body holder -> copies not yet compacted
+        self._kept: set[int] = set()  # finished holders kept for their dependents
 
     @property
     def db(self) -> aiosqlite.Connection:
@@ -142,38 +179,45 @@ class SQLiteStore:
 
     async def _recover(self) -> Recovered:
         db = self.db
-        async with db.execute("SELECT name, retention_s, lease_s FROM queues") as cursor:
-            settings = {name: QueueSettings(r, lease) for name, r, lease in await cursor.fetchall()}
+        async with db.execute("SELECT name, retention_s, lease_s, max_deliveries, dead_letter, "
+                              "dedup_window_s FROM queues") as cursor:
+            settings = {row[0]: QueueSettings(*row[1:]) for row in await cursor.fetchall()}
+        async with db.execute("SELECT topic, queue FROM bindings") as cursor:
+            bindings = [(topic, queue) for topic, queue in await cursor.fetchall()]
         messages: dict[int, Message] = {}
         finished: set[int] = set()
         max_id = await self._meta("max_msg_id")
         async with db.execute(f"SELECT {COLUMNS} FROM log ORDER BY seq") as cursor:
-            for (msg_id, kind, at, queue, body, key, delivery, _holder, ready_at,
-                 _detail) in await cursor.fetchall():
-                if kind == Event.PUBLISHED:
-                    messages[msg_id] = Message(msg_id, queue, body, key, at)
+            for fetched in await cursor.fetchall():
+                row = tuple(fetched)
+                msg_id = row[0]
+                if row[1] == Event.PUBLISHED:
+                    messages[msg_id] = self._published(row, messages)
                     max_id = max(max_id, msg_id)
-                    continue
-                msg = messages.get(msg_id)
-                if msg is None:
-                    continue
-                if kind == Event.LEASED:
-                    msg.deliveries = delivery
-                    msg.state = State.READY  # leases are void after a restart
-                elif kind == Event.NACKED and ready_at > at:
-                    msg.state, msg.ready_at = State.DELAYED, ready_at
-                elif kind == Event.RELEASED:
-                    msg.deaths += 1
-                elif kind == Event.POISONED:
-                    msg.state = State.POISONED
-                elif kind in FINAL:
+                elif row[1] in FINAL:
                     finished.add(msg_id)
+                elif msg_id in messages:
+                    _apply(messages[msg_id], row)
         self._finished = sorted(finished)
         live = [m for msg_id, m in messages.items() if msg_id not in finished]
         log.info("recovered %d messages in %d queues from %s (%d finished awaiting compaction)",
                  len(live), len({m.queue for m in live} | set(settings)), self.path,
                  len(finished))
-        return Recovered(settings, live, max_id + 1)
+        return Recovered(settings, live, max_id + 1, bindings)
+
+    def _published(self, row: Row, messages: dict[int, Message]) -> Message:
+        (msg_id, _, at, queue, body, key, _, _, ready_at, _, priority, expires_at, dedup,
+         body_of) = row
+        if body_of is not None:
+            holder = messages.get(body_of)
+            body = holder.body if holder is not None else b""
+            self._body_of[msg_id] = body_of
+            self._dependents[body_of] = self._dependents.get(body_of, 0) + 1
+        msg = Message(msg_id, queue, body, key, at, priority=priority or 0,
+                      expires_at=expires_at, dedup_id=dedup)
+        if ready_at is not None and ready_at > at:
+            msg.state, msg.ready_at = State.DELAYED, ready_at
+        return msg
 
     async def _meta(self, name: str) -> int:
         async with self.db.execute("SELECT value FROM meta WHERE name = ?", (name,)) as cursor:
@@ -183,10 +227,13 @@ class SQLiteStore:
     async def write(self, changes: Sequence[Change]) -> None:
         rows = [row for row in map(_row, changes) if row is not None]
         self._finished.extend(row[0] for row in rows if row[1] in FINAL)
-        declared = [(c.queue, c.settings.retention_s, c.settings.lease_s)
-                    for c in changes if isinstance(c, Declared)]
+        for c in changes:
+            if isinstance(c, Appended) and c.body_of is not None:
+                self._body_of[c.message.id] = c.body_of
+                self._dependents[c.body_of] = self._dependents.get(c.body_of, 0) + 1
+        others = [c for c in changes if isinstance(c, (Declared, Purged, Bound))]
         db = self.db
-        if not declared and len(rows) <= MAX_ROWS_PER_STATEMENT:
+        if not others and len(rows) <= MAX_ROWS_PER_STATEMENT:
             if rows:
                 await db.execute(f"INSERT INTO log ({COLUMNS}) VALUES "
                                  + ", ".join([ROW] * len(rows)),
@@ -195,9 +242,8 @@ class SQLiteStore:
         await db.execute("BEGIN")
         try:
             await db.executemany(INSERT_ONE, rows)
-            await db.executemany(
-                "INSERT OR REPLACE INTO queues (name, retention_s, lease_s) VALUES (?, ?, ?)",
-                declared)
+            for c in others:
+                await db.execute(*_statement(c))
             await db.execute("COMMIT")
         except BaseException:
             await db.execute("ROLLBACK")
@@ -207,6 +253,22 @@ class SQLiteStore:
         chunk, self._finished = self._finished[:limit], self._finished[limit:]
         if not chunk:
             return 0
+        whole: list[int] = []
+        keep_published: list[int] = []
+        for msg_id in chunk:
+            if self._dependents.get(msg_id):
+                keep_published.append(msg_id)  # a live copy still reads its body
+                self._kept.add(msg_id)
+            else:
+                whole.append(msg_id)
+            holder = self._body_of.pop(msg_id, None)
+            if holder is not None:
+                self._dependents[holder] -= 1
+                if not self._dependents[holder]:
+                    del self._dependents[holder]
+                    if holder in self._kept:
+                        self._kept.discard(holder)
+                        whole.append(holder)
         db = self.db
         await db.execute("BEGIN")
         try:
@@ -214,14 +276,87 @@ class SQLiteStore:
             await db.execute("INSERT INTO meta (name, value) VALUES ('max_msg_id', ?) "
                              "ON CONFLICT (name) DO UPDATE SET value = max(value, excluded.value)",
                              (max(chunk),))
-            await db.executemany("DELETE FROM log WHERE msg_id = ?", [(i,) for i in chunk])
+            await db.executemany("DELETE FROM log WHERE msg_id = ?", [(i,) for i in whole])
+            await db.executemany("DELETE FROM log WHERE msg_id = ? AND kind NOT IN (?, ?, ?)",
+                                 [(i, Event.PUBLISHED, *FINAL) for i in keep_published])
             await db.execute("COMMIT")
         except BaseException:
             await db.execute("ROLLBACK")
             raise
         return len(chunk)
 
+    async def history(self, msg_id: int) -> list[dict[str, Any]]:
+        """Every row the log still has of `msg_id`, oldest first, as readable values."""
+        async with self.db.execute(
+                f"SELECT {COLUMNS} FROM log WHERE msg_id = ? ORDER BY seq", (msg_id,)) as cursor:
+            rows = await cursor.fetchall()
+        return [_event(tuple(r)) for r in rows]
+
     async def close(self) -> None:
         if self._db is not None:
             await self._db.close()
             self._db = None
+
+
+def _apply(msg: Message, row: Row) -> None:
+    """Fold one non-publish row into the message's state at recovery."""
+    kind, at, queue, delivery, ready_at, detail = row[1], row[2], row[3], row[6], row[8], row[9]
+    if kind == Event.LEASED:
+        msg.deliveries = delivery
+        msg.state = State.READY  # leases are void after a restart
+    elif kind == Event.NACKED:
+        if detail is not None:
+            msg.last_error = detail
+        if ready_at > at:
+            msg.state, msg.ready_at = State.DELAYED, ready_at
+        else:
+            msg.state = State.READY
+    elif kind == Event.EXPIRED:
+        msg.state = State.READY
+    elif kind == Event.RELEASED:
+        msg.deaths += 1
+        msg.state = State.READY
+    elif kind in (Event.DEAD_LETTERED, Event.REDRIVEN):
+        msg.dead = DeadLetter(msg.queue, detail, at) if kind == Event.DEAD_LETTERED else None
+        msg.delivery_base = delivery
+        msg.queue, msg.state = queue, State.READY
+
+
+def _statement(c: Change) -> tuple[str, tuple[Any, ...]]:
+    if isinstance(c, Declared):
+        s = c.settings
+        return ("INSERT OR REPLACE INTO queues (name, retention_s, lease_s, max_deliveries, "
+                "dead_letter, dedup_window_s) VALUES (?, ?, ?, ?, ?, ?)",
+                (c.queue, s.retention_s, s.lease_s, s.max_deliveries, s.dead_letter,
+                 s.dedup_window_s))
+    if isinstance(c, Purged):
+        return "DELETE FROM queues WHERE name = ?", (c.queue,)
+    assert isinstance(c, Bound)
+    if c.bound:
+        return "INSERT OR IGNORE INTO bindings (topic, queue) VALUES (?, ?)", (c.topic, c.queue)
+    return "DELETE FROM bindings WHERE topic = ? AND queue = ?", (c.topic, c.queue)
+
+
+_EVENT_NAMES = {Event.PUBLISHED: "published", Event.LEASED: "leased", Event.ACKED: "acked",
+                Event.NACKED: "nacked", Event.EXPIRED: "lease expired",
+                Event.DROPPED: "removed", Event.RELEASED: "released (holder died)",
+                Event.DEAD_LETTERED: "dead-lettered", Event.REDRIVEN: "redriven"}
+
+
+def _event(row: Row) -> dict[str, Any]:
+    (_, kind, at, queue, body, key, delivery, holder, ready_at, detail, priority, expires_at,
+     dedup, _body_of) = row
+    out: dict[str, Any] = {"at": at, "event": _EVENT_NAMES[Event(kind)]}
+    if kind == Event.PUBLISHED:
+        out.update(queue=queue, key=key, priority=priority, dedup_id=dedup,
+                   size=len(body) if body is not None else None, delay_until=ready_at,
+                   expires_at=expires_at)
+    elif kind == Event.LEASED:
+        out.update(delivery=delivery, holder=holder)
+    elif kind == Event.NACKED:
+        out.update(error=detail, ready_at=ready_at)
+    elif kind == Event.RELEASED:
+        out.update(holder=holder)
+    elif kind in (Event.DEAD_LETTERED, Event.REDRIVEN, Event.DROPPED):
+        out.update(queue=queue, reason=detail)
+    return {k: v for k, v in out.items() if v is not None}

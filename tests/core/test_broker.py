@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import pytest
 
+from mq.core import admin
 from mq.core.broker import RETENTION_BATCH, Broker
 from mq.core.clock import FakeClock
 from mq.core.model import (
@@ -115,7 +116,7 @@ def test_expired_lease_is_ready_again_with_a_new_delivery_number(
     assert lease_one(broker, "h1") == (1, 1)
     clock.advance(LEASE_S)
     broker.tick()
-    assert broker.stats("q")["q"]["expired"] == 1
+    assert admin.stats(broker, "q")["q"]["expired"] == 1
     [msg] = broker.lease("q", "h2")
     assert (msg.id, msg.deliveries) == (1, 2)
     assert msg.to_wire()["receipt"] == "1.2"
@@ -129,7 +130,7 @@ def test_lease_is_kept_until_its_deadline(broker: Broker, clock: FakeClock) -> N
     broker.tick()
     assert broker.lease("q", "h2") == []
     broker.ack(*receipt, "h1")
-    assert broker.stats("q")["q"]["acked"] == 1
+    assert admin.stats(broker, "q")["q"]["acked"] == 1
 
 
 def test_explicit_lease_s_overrides_the_queue_default(broker: Broker, clock: FakeClock) -> None:
@@ -151,11 +152,11 @@ def test_touch_extends_the_deadline(broker: Broker, clock: FakeClock) -> None:
     assert broker.touch(*touched, "h1") == LEASE_S
     clock.advance(LEASE_S - 20)  # the original deadline
     broker.tick()
-    stats = broker.stats("q")["q"]
+    stats = admin.stats(broker, "q")["q"]
     assert (stats["leased"], stats["ready"], stats["expired"]) == (1, 1, 1)
     assert lease_one(broker, "h2") == (untouched[0], 2)  # only the untouched one came back
     broker.ack(*touched, "h1")  # still held
-    assert broker.stats("q")["q"]["acked"] == 1
+    assert admin.stats(broker, "q")["q"]["acked"] == 1
 
 
 def test_touch_with_lease_s_grants_that_length_from_now(
@@ -167,11 +168,11 @@ def test_touch_with_lease_s_grants_that_length_from_now(
     assert broker.touch(*receipt, "h1", lease_s=100) == 100
     clock.advance(99.5)
     broker.tick()
-    assert broker.stats("q")["q"]["leased"] == 1
+    assert admin.stats(broker, "q")["q"]["leased"] == 1
     clock.advance(0.5)
     broker.tick()
-    assert broker.stats("q")["q"]["leased"] == 0
-    assert broker.stats("q")["q"]["expired"] == 1
+    assert admin.stats(broker, "q")["q"]["leased"] == 0
+    assert admin.stats(broker, "q")["q"]["expired"] == 1
 
 
 def test_touch_after_the_deadline_is_lease_lost(broker: Broker, clock: FakeClock) -> None:
@@ -195,7 +196,7 @@ def test_ack_removes_the_message(broker: Broker, clock: FakeClock) -> None:
     clock.advance(LEASE_S * 2)
     broker.tick()
     assert broker.lease("q", "h1") == []
-    stats = broker.stats("q")["q"]
+    stats = admin.stats(broker, "q")["q"]
     assert (stats["ready"], stats["leased"], stats["acked"], stats["expired"]) == (0, 0, 1, 0)
 
 
@@ -222,9 +223,9 @@ def test_ack_of_a_stale_receipt_is_lease_lost(broker: Broker, clock: FakeClock) 
         with pytest.raises(MQError) as excinfo:
             broker.ack(*old, holder)
         assert code_of(excinfo) is Code.LEASE_LOST
-    assert broker.stats("q")["q"]["leased"] == 1
+    assert admin.stats(broker, "q")["q"]["leased"] == 1
     broker.ack(*new, "h2")
-    assert broker.stats("q")["q"]["acked"] == 1
+    assert admin.stats(broker, "q")["q"]["acked"] == 1
 
 
 def test_ack_after_the_deadline_before_tick_is_lease_lost(
@@ -249,7 +250,7 @@ def test_ack_by_another_holder_is_not_your_lease(broker: Broker) -> None:
             op(*receipt, "h2")
         assert code_of(excinfo) is Code.NOT_YOUR_LEASE
     broker.ack(*receipt, "h1")
-    assert broker.stats("q")["q"]["acked"] == 1
+    assert admin.stats(broker, "q")["q"]["acked"] == 1
 
 
 def test_ack_of_unknown_message_is_lease_lost(broker: Broker) -> None:
@@ -291,14 +292,14 @@ def test_nack_with_delay_is_delayed_until_the_delay_passes(
     broker.nack(*receipt, "h1", delay_s=10)
     [msg] = broker.queue("q").messages.values()
     assert (msg.state, msg.ready_at) == (State.DELAYED, T0 + 10)
-    stats = broker.stats("q")["q"]
+    stats = admin.stats(broker, "q")["q"]
     assert (stats["ready"], stats["delayed"], stats["leased"]) == (0, 1, 0)
     clock.advance(9.5)
     broker.tick()
     assert broker.lease("q", "h2") == []
     clock.advance(0.5)
     broker.tick()
-    assert broker.stats("q")["q"]["delayed"] == 0
+    assert admin.stats(broker, "q")["q"]["delayed"] == 0
     assert lease_one(broker, "h2") == (1, 2)
 
 
@@ -311,8 +312,8 @@ def test_delayed_message_does_not_expire_as_a_lease(broker: Broker, clock: FakeC
     clock.advance(LEASE_S)
     broker.tick()
     assert broker.take_changes() == []
-    assert broker.stats("q")["q"]["delayed"] == 1
-    assert broker.stats("q")["q"]["expired"] == 0
+    assert admin.stats(broker, "q")["q"]["delayed"] == 1
+    assert admin.stats(broker, "q")["q"]["expired"] == 0
 
 
 # --- retention ------------------------------------------------------------------------------
@@ -328,10 +329,10 @@ def test_retention_drops_ready_delayed_and_leased_messages(
     assert broker.queue("q").messages[delayed[0]].state is State.DELAYED
     clock.advance(RETENTION_S - 0.5)
     broker.tick()
-    assert broker.stats("q")["q"]["dropped"] == 0
+    assert admin.stats(broker, "q")["q"]["dropped"] == 0
     clock.advance(0.5)
     broker.tick()
-    stats = broker.stats("q")["q"]
+    stats = admin.stats(broker, "q")["q"]
     assert (stats["ready"], stats["delayed"], stats["leased"]) == (0, 0, 0)
     assert stats["dropped"] == 4
     with pytest.raises(MQError) as excinfo:
@@ -348,7 +349,7 @@ def test_retention_drops_only_messages_past_their_age(broker: Broker, clock: Fak
     broker.tick()
     [msg] = broker.lease("q", "h1")
     assert msg.body == b"young"
-    assert broker.stats("q")["q"]["dropped"] == 1
+    assert admin.stats(broker, "q")["q"]["dropped"] == 1
 
 
 def test_retention_is_bounded_per_tick(broker: Broker, clock: FakeClock) -> None:
@@ -356,21 +357,21 @@ def test_retention_is_bounded_per_tick(broker: Broker, clock: FakeClock) -> None
     publish_n(broker, RETENTION_BATCH + 1)
     clock.advance(RETENTION_S)
     broker.tick()
-    assert broker.stats("q")["q"]["dropped"] == RETENTION_BATCH
+    assert admin.stats(broker, "q")["q"]["dropped"] == RETENTION_BATCH
     due = broker.next_deadline()
     assert due is not None and due <= clock()  # the rest is due at once
     broker.tick()
-    assert broker.stats("q")["q"]["dropped"] == RETENTION_BATCH + 1
+    assert admin.stats(broker, "q")["q"]["dropped"] == RETENTION_BATCH + 1
 
 
 def test_retention_uses_the_queue_setting(broker: Broker, clock: FakeClock) -> None:
     """A declared retention_s applies to that queue only."""
-    broker.declare("short", retention_s=10, lease_s=None)
+    admin.declare(broker, "short", retention_s=10, lease_s=None)
     broker.publish("short", b"a")
     broker.publish("long", b"b")
     clock.advance(10)
     broker.tick()
-    stats = broker.stats()
+    stats = admin.stats(broker)
     assert stats["short"]["dropped"] == 1
     assert stats["long"]["dropped"] == 0
     assert stats["long"]["ready"] == 1
@@ -382,23 +383,23 @@ def test_retention_uses_the_queue_setting(broker: Broker, clock: FakeClock) -> N
 def test_declare_changes_settings_and_lease_uses_its_lease_s(
         broker: Broker, clock: FakeClock) -> None:
     """Declared lease_s becomes the default lease; a None field keeps the current value."""
-    settings = broker.declare("q", retention_s=None, lease_s=5)
+    settings = admin.declare(broker, "q", retention_s=None, lease_s=5)
     assert settings == QueueSettings(retention_s=RETENTION_S, lease_s=5)
     publish_n(broker, 1)
     [msg] = broker.lease("q", "h1")
     assert msg.deadline == T0 + 5
-    assert broker.declare("q", retention_s=50, lease_s=None) == QueueSettings(50, 5)
-    stats = broker.stats("q")["q"]
+    assert admin.declare(broker, "q", retention_s=50, lease_s=None) == QueueSettings(50, 5)
+    stats = admin.stats(broker, "q")["q"]
     assert (stats["retention_s"], stats["lease_s"]) == (50, 5)
     clock.advance(5)
     broker.tick()
-    assert broker.stats("q")["q"]["expired"] == 1
+    assert admin.stats(broker, "q")["q"]["expired"] == 1
 
 
 def test_touch_without_lease_s_uses_the_declared_default(
         broker: Broker, clock: FakeClock) -> None:
     """`touch` with no lease_s grants the queue's declared lease_s."""
-    broker.declare("q", retention_s=None, lease_s=7)
+    admin.declare(broker, "q", retention_s=None, lease_s=7)
     publish_n(broker, 1)
     receipt = lease_one(broker, "h1")
     assert broker.touch(*receipt, "h1") == 7
@@ -408,14 +409,14 @@ def test_new_queue_gets_the_defaults(broker: Broker) -> None:
     """A queue created on first use has the broker's default settings and zero counts."""
     broker.publish("fresh", b"x")
     assert broker.queue_names() == ["fresh"]
-    stats = broker.stats("fresh")["fresh"]
+    stats = admin.stats(broker, "fresh")["fresh"]
     assert (stats["retention_s"], stats["lease_s"]) == (RETENTION_S, LEASE_S)
-    assert broker.stats("missing") == {}
+    assert admin.stats(broker, "missing") == {}
 
 
 def test_stats_counts_every_field(broker: Broker, clock: FakeClock) -> None:
     """ready, delayed, leased, published, acked, expired, dropped and oldest_ready_s add up."""
-    broker.declare("q", retention_s=100, lease_s=None)
+    admin.declare(broker, "q", retention_s=100, lease_s=None)
     publish_n(broker, 2)  # 1 and 2 will be dropped by retention
     clock.advance(60)
     publish_n(broker, 6)  # 3..8
@@ -429,19 +430,25 @@ def test_stats_counts_every_field(broker: Broker, clock: FakeClock) -> None:
     clock.advance(40)  # T0+100: 1 and 2 reach retention, 4's lease expired
     broker.tick()
     assert expiring[0] == 4
-    assert broker.stats("q")["q"] == {
+    assert admin.stats(broker, "q")["q"] == {
         "ready": 3,  # 4, 7, 8
         "delayed": 1,  # 5
         "leased": 1,  # 6
-        "poisoned": 0,
         "published": 8,
         "acked": 1,
         "expired": 1,
+        "ttl_expired": 0,
         "dropped": 2,
         "released": 0,
+        "poisoned": 0,
+        "dead_lettered": 0,
+        "deduplicated": 0,
         "oldest_ready_s": 40.0,  # 4 was published at T0+60
         "retention_s": 100,
         "lease_s": LEASE_S,
+        "max_deliveries": 0,
+        "dead_letter": None,
+        "dedup_window_s": 300.0,
     }
 
 
@@ -449,12 +456,12 @@ def test_oldest_ready_s_is_zero_without_ready_messages(broker: Broker, clock: Fa
     """oldest_ready_s ignores leased messages and is 0 when nothing is ready."""
     publish_n(broker, 2)
     clock.advance(12.5)
-    assert broker.stats("q")["q"]["oldest_ready_s"] == 12.5
+    assert admin.stats(broker, "q")["q"]["oldest_ready_s"] == 12.5
     lease_one(broker, "h1")
     clock.advance(1)
-    assert broker.stats("q")["q"]["oldest_ready_s"] == 13.5
+    assert admin.stats(broker, "q")["q"]["oldest_ready_s"] == 13.5
     lease_one(broker, "h1")
-    assert broker.stats("q")["q"]["oldest_ready_s"] == 0.0
+    assert admin.stats(broker, "q")["q"]["oldest_ready_s"] == 0.0
 
 
 # --- deadlines ------------------------------------------------------------------------------
@@ -463,7 +470,7 @@ def test_oldest_ready_s_is_zero_without_ready_messages(broker: Broker, clock: Fa
 def test_next_deadline_is_none_when_nothing_is_due(broker: Broker) -> None:
     """A broker without messages has nothing to wake for."""
     assert broker.next_deadline() is None
-    broker.declare("q", retention_s=None, lease_s=None)
+    admin.declare(broker, "q", retention_s=None, lease_s=None)
     assert broker.next_deadline() is None
 
 
@@ -481,7 +488,7 @@ def test_next_deadline_is_the_earliest_of_retention_leases_and_delays(
     clock.advance(20)
     broker.tick()
     assert broker.next_deadline() == T0 + 60
-    broker.declare("other", retention_s=50, lease_s=None)
+    admin.declare(broker, "other", retention_s=50, lease_s=None)
     broker.publish("other", b"c")  # published at T0+20, retained until T0+70
     clock.advance(10)
     assert broker.next_deadline() == T0 + 60
@@ -489,7 +496,7 @@ def test_next_deadline_is_the_earliest_of_retention_leases_and_delays(
     clock.advance(30)  # T0+60: the old deadline passes; the touched lease holds
     broker.tick()
     assert broker.next_deadline() == T0 + 70
-    assert broker.stats("q")["q"]["leased"] == 1
+    assert admin.stats(broker, "q")["q"]["leased"] == 1
 
 
 # --- changes and wake-ups -------------------------------------------------------------------
@@ -497,7 +504,7 @@ def test_next_deadline_is_the_earliest_of_retention_leases_and_delays(
 
 def test_take_changes_reports_each_change_in_order(broker: Broker, clock: FakeClock) -> None:
     """Every state change is reported once, in the order it happened, and then cleared."""
-    broker.declare("q", retention_s=100, lease_s=None)
+    admin.declare(broker, "q", retention_s=100, lease_s=None)
     broker.publish("q", b"a", key="k")  # 1
     broker.publish("q", b"b")  # 2
     one = lease_one(broker, "h1")
@@ -521,12 +528,12 @@ def test_take_changes_reports_each_change_in_order(broker: Broker, clock: FakeCl
     assert (app1.message.id, app1.message.body, app1.message.key) == (1, b"a", "k")
     assert app2.message.id == 2
     assert leased1 == Leased(1, 1, "h1", T0)
-    assert acked == Acked(1, T0)
+    assert acked == Acked(1, T0, "q")
     assert leased2 == Leased(2, 1, "h1", T0)
     assert nacked == Nacked(2, T0, T0 + 5)
     assert leased3 == Leased(2, 2, "h2", T0 + 5)
     assert expired == Expired(2, T0 + 15)
-    assert dropped == Dropped(2, T0 + 100)
+    assert dropped == Dropped(2, T0 + 100, "retention", "q")
     assert broker.take_changes() == []
 
 
@@ -541,7 +548,8 @@ def test_touch_is_not_a_change(broker: Broker) -> None:
 
 def test_take_woken_lists_queues_that_gained_ready_messages(
         broker: Broker, clock: FakeClock) -> None:
-    """Publish, nack, lease expiry and a delay ending wake the queue; leasing and ack do not."""
+    """Publish, nack, lease expiry and a delay ending wake the queue (it gained ready
+    messages), and so do ack and a delayed nack (its holder's credit grew); leasing does not."""
     broker.publish("a", b"x")
     broker.publish("b", b"y")
     assert broker.take_woken() == {"a", "b"}
@@ -553,7 +561,7 @@ def test_take_woken_lists_queues_that_gained_ready_messages(
     assert broker.take_woken() == {"a"}
     ra = lease_one(broker, "h1", queue="a")
     broker.nack(*ra, "h1", delay_s=20)
-    assert broker.take_woken() == set()
+    assert broker.take_woken() == {"a"}
     clock.advance(10)
     broker.tick()  # b's lease expires
     assert broker.take_woken() == {"b"}
@@ -562,7 +570,7 @@ def test_take_woken_lists_queues_that_gained_ready_messages(
     assert broker.take_woken() == {"a"}
     rb = lease_one(broker, "h1", queue="b")
     broker.ack(*rb, "h1")
-    assert broker.take_woken() == set()
+    assert broker.take_woken() == {"b"}
 
 
 # --- restore --------------------------------------------------------------------------------
@@ -581,7 +589,7 @@ def test_restore_makes_messages_available_with_deliveries_kept(
     ]
     broker.restore({"q": QueueSettings(retention_s=500, lease_s=8)}, messages, next_id=10)
     assert broker.take_woken() == {"q"}
-    stats = broker.stats("q")["q"]
+    stats = admin.stats(broker, "q")["q"]
     assert (stats["ready"], stats["delayed"], stats["leased"]) == (2, 1, 0)
     assert (stats["retention_s"], stats["lease_s"]) == (500, 8)
     assert stats["oldest_ready_s"] == 30.0

@@ -7,7 +7,8 @@ import pytest
 
 from mq.core.broker import Broker
 from mq.core.clock import FakeClock
-from mq.core.model import Poisoned, QueueSettings, Released, State
+from mq.core import admin
+from mq.core.model import Moved, QueueSettings, Released, State
 from mq.errors import Code, MQError
 from mq.ring import HashRing
 
@@ -117,19 +118,23 @@ def test_dead_holder_releases_everything_at_once(core: Broker) -> None:
 
 
 def test_poison_after_repeated_deaths(core: Broker) -> None:
-    core.publish("orders", b"kills workers")
-    for n, holder in enumerate(("w1", "w2"), start=1):
+    """A message whose holders die `poison_deaths` times goes to the dead-letter queue with
+    the reason, instead of killing a third worker."""
+    msg_id = core.publish("orders", b"kills workers")
+    for holder in ("w1", "w2"):
         [m] = core.lease("orders", holder)
         core.take_changes()
         core.release_holder(holder)
         changes = core.take_changes()
-        if n < 2:
-            assert m.state is State.READY and not any(isinstance(c, Poisoned) for c in changes)
-    assert m.state is State.POISONED
-    assert any(isinstance(c, Poisoned) for c in changes)
+    moved = [c for c in changes if isinstance(c, Moved)]
+    assert [(c.msg_id, c.queue) for c in moved] == [(msg_id, "orders.dlq")]
+    assert "2 consumers died" in moved[0].reason
+    assert m.queue == "orders.dlq" and m.state is State.READY and m.dead is not None
     assert core.lease("orders", "w3") == []
-    stats = core.stats("orders")["orders"]
-    assert (stats["poisoned"], stats["ready"], stats["released"]) == (1, 0, 1)
+    stats = admin.stats(core, "orders")["orders"]
+    assert (stats["poisoned"], stats["ready"], stats["released"], stats["dead_lettered"]) == (
+        1, 0, 1, 1)
+    assert [x["msg_id"] for x in admin.peek(core, "orders.dlq", 10)] == [msg_id]
 
 
 def test_goodbye_is_not_a_death(core: Broker) -> None:
@@ -163,7 +168,7 @@ def test_group_stats(core: Broker) -> None:
     join(core, "alice", "bob", prefetch=7)
     publish_keyed(core, keys=10, per_key=1)
     drain(core, "alice")
-    stats = core.group_stats("orders")
+    stats = admin.group_stats(core, "orders")
     assert stats is not None and stats["group"] == "cooks"
     members = stats["members"]
     assert members["alice"]["prefetch"] == 7

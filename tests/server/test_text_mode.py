@@ -102,7 +102,8 @@ def test_stats_queues_help_declare(broker: BrokerProcess) -> None:
     help_lines = t.reply()
     assert help_lines[-1] == "+OK"
     assert {line.split()[0] for line in help_lines[:-1]} >= {"PUB", "GET", "ACK", "NACK", "TOUCH"}
-    assert t.ask("DECLARE a retention_s=60 lease_s=2.5") == "+OK a retention_s=60 lease_s=2.5"
+    assert t.ask("DECLARE a retention_s=60 lease_s=2.5") == (
+        "+OK a retention_s=60 lease_s=2.5 max_deliveries=0 dead_letter=a.dlq dedup_window_s=300")
     assert t.ask("DECLARE a speed=9").startswith("-ERR BAD_REQUEST ")
 
 

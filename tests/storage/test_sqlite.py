@@ -9,18 +9,19 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 
 import pytest
 
+from mq.core import admin
 from mq.core.broker import Broker
 from mq.core.clock import FakeClock
 from mq.core.model import Change, Message, QueueSettings, State
 from mq.storage.base import Recovered
 from mq.storage.group_commit import GroupCommit
-from mq.storage.sqlite import SQLiteStore
+from mq.storage.sqlite import MAX_ROWS_PER_STATEMENT, SQLiteStore
 
 T0 = 1_800_000_000.0
 DEFAULTS = QueueSettings(retention_s=1_000.0, lease_s=30.0)
@@ -121,14 +122,14 @@ def test_acked_and_dropped_messages_do_not_come_back(db_path: Path) -> None:
     """Acked and retention-dropped messages are final: gone after a restart."""
     clock = FakeClock(T0)
     broker = new_broker(clock)
-    broker.declare("short", retention_s=10, lease_s=None)
+    admin.declare(broker, "short", retention_s=10, lease_s=None)
     broker.publish("q", b"acked")
     broker.publish("q", b"kept")
     broker.publish("short", b"dropped")
     broker.ack(*lease_one(broker), "h1")
     clock.advance(10)
     broker.tick()
-    assert broker.stats("short")["short"]["dropped"] == 1
+    assert admin.stats(broker, "short")["short"]["dropped"] == 1
     asyncio.run(write_once(db_path, broker))
 
     recovered = asyncio.run(reopen(db_path))
@@ -181,6 +182,24 @@ def test_running_nack_delay_comes_back_delayed(db_path: Path) -> None:
     assert lease_one(restarted, "h2") == (1, 2)
 
 
+def test_nack_without_delay_comes_back_ready_in_its_place(db_path: Path) -> None:
+    """A message given back with a plain nack is READY right after a restart, with its
+    deliveries, and still goes out before higher ids (no tick needed)."""
+    clock = FakeClock(T0)
+    broker = new_broker(clock)
+    broker.publish("q", b"nacked")
+    broker.publish("q", b"later")
+    broker.nack(*lease_one(broker), "h1")
+    asyncio.run(write_once(db_path, broker))
+
+    recovered = asyncio.run(reopen(db_path))
+    assert [(m.id, m.state, m.deliveries) for m in recovered.messages] == [
+        (1, State.READY, 1), (2, State.READY, 0)]
+    restarted = new_broker(clock)
+    restarted.restore(recovered.settings, recovered.messages, recovered.next_id)
+    assert lease_one(restarted, "h2") == (1, 2)
+
+
 def test_a_later_lease_ends_an_earlier_nack_delay(db_path: Path) -> None:
     """Nacked with a delay, delivered again after it: the message recovers READY, not DELAYED."""
     clock = FakeClock(T0)
@@ -199,9 +218,9 @@ def test_a_later_lease_ends_an_earlier_nack_delay(db_path: Path) -> None:
 def test_declared_settings_survive_and_the_last_declare_wins(db_path: Path) -> None:
     """Queue settings from Declared are recovered; a re-declare replaces the earlier row."""
     broker = new_broker()
-    broker.declare("orders", retention_s=60, lease_s=5)
-    broker.declare("orders", retention_s=None, lease_s=9)
-    broker.declare("empty", retention_s=7_200, lease_s=None)
+    admin.declare(broker, "orders", retention_s=60, lease_s=5)
+    admin.declare(broker, "orders", retention_s=None, lease_s=9)
+    admin.declare(broker, "empty", retention_s=7_200, lease_s=None)
     asyncio.run(write_once(db_path, broker))
 
     recovered = asyncio.run(reopen(db_path))
@@ -252,6 +271,21 @@ def test_ids_keep_ascending_across_several_restarts(db_path: Path) -> None:
         assert [broker.publish("q", b"x"), broker.publish("q", b"y")] == expected
         asyncio.run(write_once(db_path, broker))
     assert [m.id for m in asyncio.run(reopen(db_path)).messages] == [1, 2, 3, 4]
+
+
+def test_a_batch_larger_than_one_statement_is_written_whole(db_path: Path) -> None:
+    """A write of more rows than fit in one INSERT statement (MAX_ROWS_PER_STATEMENT) is still
+    recorded completely, in order."""
+    n = MAX_ROWS_PER_STATEMENT + 1
+    broker = new_broker()
+    for i in range(n):
+        broker.publish("q", b"%d" % i)
+    asyncio.run(write_once(db_path, broker))
+
+    recovered = asyncio.run(reopen(db_path))
+    assert [m.id for m in recovered.messages] == list(range(1, n + 1))
+    assert recovered.messages[-1].body == b"%d" % (n - 1)
+    assert recovered.next_id == n + 1
 
 
 # --- compaction -----------------------------------------------------------------------------
@@ -376,15 +410,28 @@ def test_store_refuses_use_before_open(db_path: Path) -> None:
 
 
 class CountingStore(SQLiteStore):
-    """A real store that also records the size of every transaction it writes."""
+    """A real store that also records, in order, each write (its number of changes) and each
+    compaction (how many messages it deleted). `after_write` runs once a write is committed,
+    to play requests that arrive while the group commit is busy."""
 
     def __init__(self, path: Path) -> None:
         super().__init__(path)
-        self.writes: list[int] = []
+        self.calls: list[tuple[str, int]] = []
+        self.after_write: Callable[[], None] = lambda: None
+
+    @property
+    def writes(self) -> list[int]:
+        return [n for op, n in self.calls if op == "write"]
 
     async def write(self, changes: Sequence[Change]) -> None:
-        self.writes.append(len(changes))
+        self.calls.append(("write", len(changes)))
         await super().write(changes)
+        self.after_write()
+
+    async def compact(self, limit: int) -> int:
+        done = await super().compact(limit)
+        self.calls.append(("compact", done))
+        return done
 
 
 def test_group_commit_puts_requests_submitted_together_in_one_transaction(
@@ -495,33 +542,61 @@ def test_close_with_nothing_submitted_returns_without_a_commit(db_path: Path) ->
     assert asyncio.run(scenario()).writes == []
 
 
-def test_group_commit_compacts_every_n_commits(db_path: Path) -> None:
-    """Under load, every `compact_every`-th commit is followed by a compaction chunk."""
+def publish_and_ack(broker: Broker, n: int) -> list[Change]:
+    """The changes of `n` messages published, leased and acked: `n` finished messages."""
+    for _ in range(n):
+        broker.publish("q", b"done")
+        broker.ack(*lease_one(broker), "h1")
+    return broker.take_changes()
 
-    async def scenario() -> GroupCommit:
-        broker = new_broker()
-        store = SQLiteStore(db_path)
+
+def test_group_commit_compacts_every_n_commits_under_steady_load(db_path: Path) -> None:
+    """When requests keep arriving during each write (the loop never idles), a compaction
+    chunk still runs after every `compact_every`-th commit, and only then."""
+    broker = new_broker()
+    batches = [publish_and_ack(broker, 1) for _ in range(4)]  # 3 changes each
+
+    async def scenario() -> CountingStore:
+        store = CountingStore(db_path)
         async with opened(store):
-            commit_seen = asyncio.Event()
+            group = GroupCommit(store, lambda number: None, compact_chunk=1, compact_every=2)
 
-            def on_commit(number: int) -> None:
-                commit_seen.set()
+            def next_request() -> None:  # arrives while the previous write is in flight
+                if batches:
+                    group.submit(batches.pop(0))
 
-            group = GroupCommit(store, on_commit, compact_chunk=10, compact_every=2)
+            store.after_write = next_request
+            group.submit(batches.pop(0))
+            group.close()  # return once nothing is left to commit
+            await asyncio.wait_for(group.run(), timeout=5)
+            assert group.stats.commits == 4
+            assert group.stats.compacted == 2
+        return store
+
+    store = asyncio.run(scenario())
+    assert store.calls == [("write", 3), ("write", 3), ("compact", 1),
+                           ("write", 3), ("write", 3), ("compact", 1)]
+
+
+def test_group_commit_compacts_the_backlog_when_idle(db_path: Path) -> None:
+    """With nothing to commit, the run loop works off the compaction backlog in bounded chunks
+    of `compact_chunk` messages, without any further commit."""
+
+    async def scenario() -> CountingStore:
+        store = CountingStore(db_path)
+        async with opened(store):
+            group = GroupCommit(store, lambda number: None, compact_chunk=2,
+                                compact_every=1_000)
             runner = asyncio.create_task(group.run())
-            broker.publish("q", b"a")
-            broker.ack(*lease_one(broker), "h1")
-            group.submit(broker.take_changes())
-            await asyncio.wait_for(commit_seen.wait(), timeout=5)
-            commit_seen.clear()
-            assert group.stats.compacted == 0  # commit 1: not yet
-            broker.publish("q", b"b")
-            group.submit(broker.take_changes())
+            group.submit(publish_and_ack(new_broker(), 5))
+            async with asyncio.timeout(5):
+                while store.compaction_backlog or group.committed < 1:
+                    await asyncio.sleep(0.01)
+            assert group.stats.compacted == 5
             group.close()
             await asyncio.wait_for(runner, timeout=5)
-        return group
+        return store
 
-    group = asyncio.run(scenario())
-    assert group.stats.commits == 2
-    assert group.stats.compacted == 1
-    assert rows(db_path, "SELECT msg_id FROM log WHERE kind = 0") == [(2,)]
+    store = asyncio.run(scenario())
+    assert store.calls == [("write", 15), ("compact", 2), ("compact", 2), ("compact", 1)]
+    assert rows(db_path, "SELECT COUNT(*) FROM log") == [(0,)]

@@ -1,0 +1,178 @@
+"""Queue administration and introspection on top of the broker: settings, purge, delete, peek,
+redrive, bindings, EXPLAIN and statistics. Pure, like the rest of the core."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from mq.core.broker import Broker
+from mq.core.model import Bound, Declared, Dropped, Message, Purged, QueueSettings, State
+from mq.errors import Code, MQError
+
+
+def declare(core: Broker, queue: str, **changes: Any) -> QueueSettings:
+    """Create `queue` or change the settings given (None leaves a setting as it is)."""
+    q = core.queue(queue)
+    current = q.settings
+    values = {name: getattr(current, name) for name in QueueSettings.__dataclass_fields__}
+    values.update({k: v for k, v in changes.items() if v is not None})
+    if values["dead_letter"] == queue:
+        raise MQError(Code.BAD_REQUEST, "a queue cannot be its own dead-letter queue")
+    q.settings = QueueSettings(**values)
+    core.pending.append(Declared(queue, q.settings))
+    return q.settings
+
+
+def purge(core: Broker, queue: str, reason: str = "purge") -> int:
+    """Remove every message of `queue`, leased ones included; returns how many."""
+    q = core.queues.get(queue)
+    if q is None:
+        return 0
+    now = core.clock()
+    doomed = list(q.messages.values())
+    for msg in doomed:
+        q.remove(msg)
+        del core.messages[msg.id]
+        core.pending.append(Dropped(msg.id, now, reason, queue))
+    return len(doomed)
+
+
+def delete(core: Broker, queue: str) -> int:
+    """Purge `queue`, then forget it, its settings and its bindings."""
+    q = core.queues.get(queue)
+    if q is None:
+        raise MQError(Code.NOT_FOUND, f"no queue {queue!r}")
+    if q.group is not None and q.group.members:
+        raise MQError(Code.BAD_REQUEST, f"queue {queue} has {len(q.group.members)} consumers "
+                      "in its group; they must leave first")
+    removed = purge(core, queue, "queue deleted")
+    del core.queues[queue]
+    for topic in core.topics.forget_queue(queue):
+        core.pending.append(Bound(topic, queue, False))
+    core.pending.append(Purged(queue))
+    return removed
+
+
+def peek(core: Broker, queue: str, count: int) -> list[dict[str, Any]]:
+    """The next ready messages in delivery order, without leasing them."""
+    q = core.queues.get(queue)
+    if q is None:
+        return []
+    return [describe(m) for m in q.ready_in_order(count)]
+
+
+def describe(msg: Message) -> dict[str, Any]:
+    """A message as PEEK shows it: its fields and, in a dead-letter queue, why it is there."""
+    out: dict[str, Any] = {
+        "msg_id": msg.id, "queue": msg.queue, "deliveries": msg.deliveries, "body": msg.body,
+        "key": msg.key, "priority": msg.priority, "published_at": msg.published_at,
+        "last_error": msg.last_error,
+    }
+    if msg.dead is not None:
+        out.update(dead_from=msg.dead.origin, dead_reason=msg.dead.reason, dead_at=msg.dead.at)
+    return out
+
+
+def redrive(core: Broker, dead_queue: str, count: int, to_queue: str | None = None) -> int:
+    """Move up to `count` ready messages of a dead-letter queue back to where they came from
+    (or to `to_queue`); their delivery count towards max_deliveries starts again."""
+    q = core.queues.get(dead_queue)
+    if q is None:
+        return 0
+    now = core.clock()
+    moved = 0
+    for msg in q.ready_in_order(count):
+        target = to_queue or (msg.dead.origin if msg.dead is not None else None)
+        if target is None or target == dead_queue:
+            continue
+        core.move(msg, target, now, f"redriven from {dead_queue}", redrive=True)
+        moved += 1
+    return moved
+
+
+def bind(core: Broker, topic: str, queue: str) -> bool:
+    if core.topics.bind(topic, queue):
+        core.queue(queue)
+        core.pending.append(Bound(topic, queue, True))
+        return True
+    return False
+
+
+def unbind(core: Broker, topic: str, queue: str) -> bool:
+    if core.topics.unbind(topic, queue):
+        core.pending.append(Bound(topic, queue, False))
+        return True
+    return False
+
+
+def explain(core: Broker, msg_id: int) -> dict[str, Any]:
+    """Why is this message (not) being delivered? A state and a sentence for people."""
+    msg = core.messages.get(msg_id)
+    if msg is None:
+        return {"msg_id": msg_id, "state": "gone",
+                "why": f"message {msg_id} is not in any queue: it was acked, removed by "
+                       "retention, TTL or purge, or never existed; HISTORY shows its life"}
+    q = core.queues[msg.queue]
+    now = core.clock()
+    out: dict[str, Any] = {"msg_id": msg_id, "queue": msg.queue, "state": msg.state.value,
+                           "deliveries": msg.deliveries}
+    if msg.state is State.DELAYED:
+        out["why"] = f"delayed: it becomes ready in {msg.ready_at - now:.3f} s"
+        out["ready_at"] = msg.ready_at
+    elif msg.state is State.LEASED:
+        out["why"] = (f"leased by {msg.holder} (delivery {msg.deliveries}) until "
+                      f"{msg.deadline - now:.3f} s from now")
+        out.update(holder=msg.holder, lease_deadline=msg.deadline)
+    elif msg.dead is not None:
+        out["why"] = (f"dead-lettered from {msg.dead.origin}: {msg.dead.reason}; REDRIVE "
+                      f"{msg.queue} moves it back")
+    else:
+        out["why"] = _why_ready(q, msg)
+    if msg.expires_at is not None:
+        out["expires_in_s"] = round(msg.expires_at - now, 3)
+    if msg.last_error is not None:
+        out["last_error"] = msg.last_error
+    return out
+
+
+def _why_ready(q: Any, msg: Message) -> str:
+    ahead = sum(1 for m in q.ready_in_order(1000) if m.rank < msg.rank)
+    group = q.group
+    if group is not None and group.members and msg.key is not None:
+        owner = group.owner(msg.key)
+        holders = q.inflight.get(msg.key, {})
+        if holders and (owner is None or set(holders) != {group.members[owner].holder}):
+            return (f"ready, waiting behind key {msg.key}: another message of that key is in "
+                    f"flight on {', '.join(sorted(holders))}")
+        member = group.members.get(owner) if owner is not None else None
+        if member is not None and q.credit(member.holder) == 0:
+            return (f"ready, for key {msg.key} owned by {owner}, who holds its full prefetch "
+                    f"({member.prefetch}) of unacked messages")
+        return f"ready for {owner} (owner of key {msg.key}); {ahead} messages ahead of it"
+    return f"ready: {ahead} messages ahead of it; the next GET takes it after those"
+
+
+def stats(core: Broker, queue: str | None = None) -> dict[str, dict[str, Any]]:
+    now = core.clock()
+    names = sorted(core.queues) if queue is None else [queue] if queue in core.queues else []
+    return {name: core.queues[name].stats(now) for name in names}
+
+
+def group_stats(core: Broker, queue: str) -> dict[str, Any] | None:
+    """The group on `queue`: each member's prefetch, leases held, ring share and keys."""
+    q = core.queues.get(queue)
+    if q is None or q.group is None or not q.group.members:
+        return None
+    g = q.group
+    keys = {m.key for m in q.messages.values() if m.key is not None}
+    owned = g.keys_owned(keys)
+    shares = g.ring.shares()
+    return {
+        "group": g.name,
+        "members": {
+            name: {"holder": m.holder, "prefetch": m.prefetch,
+                   "leases": len(q.held_by.get(m.holder, ())),
+                   "ring_share": round(shares.get(name, 0.0), 4), "keys": owned[name]}
+            for name, m in sorted(g.members.items())
+        },
+    }
