@@ -85,20 +85,24 @@ class Broker:
     # --- recovery ----------------------------------------------------------------------------
 
     def restore(self, settings: dict[str, QueueSettings], messages: Iterable[Message],
-                next_id: int, bindings: Iterable[tuple[str, str]] = ()) -> None:
+                next_id: int, bindings: Iterable[tuple[str, str]] = (),
+                finished: Iterable[Message] = ()) -> None:
         """Load state rebuilt from the log. Leases are void after a restart: callers pass
-        formerly leased messages as READY."""
+        formerly leased messages as READY. `finished` messages (acked or removed, still in the
+        log) only bring back their dedup ids."""
         now = self.clock()
+        messages = list(messages)
         for name, s in settings.items():
             self.queues[name] = Queue(name, s)
         for msg in messages:
-            q = self.queue(msg.queue)
-            q.add(msg)
+            self.queue(msg.queue).add(msg)
             self.messages[msg.id] = msg
-            if msg.dedup_id is not None:
-                q.remember(msg.dedup_id, msg.id, msg.published_at + q.settings.dedup_window_s)
             if msg.state is State.READY:
                 self.woken.add(msg.queue)
+        for msg in [*messages, *finished]:
+            if msg.dedup_id is not None:  # remembered by the queue it was published to
+                q = self.queue(msg.dead.origin if msg.dead is not None else msg.queue)
+                q.remember(msg.dedup_id, msg.id, msg.published_at + q.settings.dedup_window_s)
         for topic, queue in bindings:
             self.topics.bind(topic, queue)
         self._next_id = max(self._next_id, next_id)

@@ -72,7 +72,7 @@ class BrokerServer:
         """Open the log, serve until `stop()` is called, then shut down in order."""
         recovered = await self.store.open()
         self.core.restore(recovered.settings, recovered.messages, recovered.next_id,
-                          recovered.bindings)
+                          recovered.bindings, recovered.finished_dedup)
         loop = asyncio.get_running_loop()
         try:
             async with asyncio.TaskGroup() as tasks:

@@ -17,6 +17,7 @@ class Recovered:
     messages: list[Message] = field(default_factory=list)
     next_id: int = 1
     bindings: list[tuple[str, str]] = field(default_factory=list)  # (topic, queue)
+    finished_dedup: list[Message] = field(default_factory=list)  # finished, with a dedup id
 
 
 class Store(Protocol):

@@ -203,7 +203,9 @@ class SQLiteStore:
         log.info("recovered %d messages in %d queues from %s (%d finished awaiting compaction)",
                  len(live), len({m.queue for m in live} | set(settings)), self.path,
                  len(finished))
-        return Recovered(settings, live, max_id + 1, bindings)
+        finished_dedup = [m for msg_id, m in messages.items()
+                          if msg_id in finished and m.dedup_id is not None]
+        return Recovered(settings, live, max_id + 1, bindings, finished_dedup)
 
     def _published(self, row: Row, messages: dict[int, Message]) -> Message:
         (msg_id, _, at, queue, body, key, _, _, ready_at, _, priority, expires_at, dedup,

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import pytest
 
+from mq.core import admin
 from mq.core.broker import Broker
 from mq.core.clock import FakeClock
-from mq.core import admin
 from mq.core.model import Moved, QueueSettings, Released, State
 from mq.errors import Code, MQError
 from mq.ring import HashRing

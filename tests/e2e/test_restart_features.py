@@ -1,0 +1,75 @@
+"""Queue features survive a SIGKILLed broker: delays in progress, dead letters and their
+reasons, fan-out copies sharing one stored body, bindings, priorities, settings, dedup ids."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from tests.broker_process import BrokerProcess
+from tests.textclient import TextSession
+
+
+def test_state_of_every_feature_survives_sigkill(tmp_path: Path) -> None:
+    broker = BrokerProcess(tmp_path / "mq.db").start()
+    try:
+        t = TextSession(broker.port)
+        t.ask("DECLARE jobs max_deliveries=1 dedup_window_s=600")
+        assert t.ask("PUB jobs delay_s=1.5 wake me later") == "+OK 1"
+        assert t.ask("PUB jobs dedup=j-2 poison pill") == "+OK 2"
+        assert t.ask("GET jobs") == "MSG 2.1 jobs 1 poison pill"
+        assert t.ask("NACK 2.1 0 segfault") == "+OK"  # max_deliveries=1: dead-lettered
+        t.ask("BIND videos p144")
+        t.ask("BIND videos p720")
+        assert t.ask("FANOUT videos movie") == "+OK 2 copies: p144=3 p720=4"
+        assert t.ask("GET p144") == "MSG 3.1 p144 1 movie"
+        assert t.ask("ACK 3.1") == "+OK"  # the copy holding the body is finished
+        assert t.ask("PUB prio priority=2 second") == "+OK 5"
+        assert t.ask("PUB prio priority=9 first") == "+OK 6"
+        killed_at = time.monotonic()
+        broker.kill()
+        broker.start()
+
+        t = TextSession(broker.port)
+        assert t.ask("PUB jobs dedup=j-2 poison pill") == "+OK 2 duplicate"
+        t.send("PEEK jobs.dlq")
+        dead = t.reply()
+        assert dead[-1] == "+OK 1 messages" and "last_error=segfault" in dead[0].replace("'", "")
+        assert t.ask("GET p720") == "MSG 4.1 p720 1 movie"  # body kept for the live copy
+        t.send("BINDINGS videos")
+        assert t.reply() == ["videos -> p144, p720", "+OK 1 topics"]
+        assert t.ask("GET prio") == "MSG 6.1 prio 1 first"
+        assert t.ask("GET jobs") == "+EMPTY"  # still delayed
+        assert t.ask("GET jobs 30 5") == "MSG 1.1 jobs 1 wake me later"
+        assert time.monotonic() - killed_at >= 1.4  # not before its time, restart or not
+        assert t.ask("DECLARE jobs").endswith("max_deliveries=1 dead_letter=jobs.dlq "
+                                              "dedup_window_s=600")
+    finally:
+        broker.kill()
+
+
+def test_fanout_body_survives_compaction_of_its_holder(tmp_path: Path) -> None:
+    broker = BrokerProcess(tmp_path / "mq.db").start()
+    try:
+        t = TextSession(broker.port)
+        t.ask("BIND news a")
+        t.ask("BIND news b")
+        assert t.ask("FANOUT news headline") == "+OK 2 copies: a=1 b=2"
+        assert t.ask("GET a") == "MSG 1.1 a 1 headline"
+        assert t.ask("ACK 1.1") == "+OK"
+        time.sleep(1.0)  # the broker compacts finished messages when idle
+        t.send("STATS")
+        t.reply()
+        broker.kill()
+        broker.start()
+        t = TextSession(broker.port)
+        assert t.ask("GET b") == "MSG 2.1 b 1 headline"
+        assert t.ask("ACK 2.1") == "+OK"
+        time.sleep(1.0)
+        broker.kill()
+        broker.start()
+        t = TextSession(broker.port)
+        t.send("HISTORY 1")
+        assert t.reply()[-1].startswith("+OK 0 events")  # both gone once nobody needs the body
+    finally:
+        broker.kill()
