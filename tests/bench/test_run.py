@@ -62,9 +62,12 @@ def test_open_loop_measures_from_the_schedule(tmp_path: Path) -> None:
     assert r["publish"]["seconds"] >= 0.2  # 1,000 messages at 4,000/s take a quarter second
 
 
-def test_consume_scenario_prefills_then_drains_in_process(tmp_path: Path) -> None:
-    code, r = bench(tmp_path, "--scenario", "consume", "--count", "1500", "--prefetch", "200")
+@pytest.mark.parametrize("ack", ["batch", "each"])
+def test_consume_scenario_prefills_then_drains_in_process(tmp_path: Path, ack: str) -> None:
+    code, r = bench(tmp_path, "--scenario", "consume", "--count", "1500", "--prefetch", "200",
+                    "--ack", ack)
     assert code == 0
+    assert r["options"]["ack"] == ack
     assert r["prefill"]["messages"] == 1500
     assert r["publish"] is None
     assert r["consume"]["latency_us"] is None  # prefilled bodies carry no useful publish time

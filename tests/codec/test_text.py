@@ -8,7 +8,8 @@ from hypothesis import strategies as st
 from mq.codec.binary import Rejected
 from mq.codec.commands import Ack, Declare, Get, Nack, Ping, Publish, Receipt, Stats, Touch
 from mq.codec.sniff import Mode, sniff_mode
-from mq.codec.text import TextDecoder, encode_text_reply, escape_body, unescape_body
+from mq.codec.text import TextDecoder, escape_body, unescape_body
+from mq.codec.text_reply import encode_text_reply
 from mq.errors import Code
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
-from collections.abc import Generator, Iterable
+from collections.abc import Awaitable, Generator, Iterable, Sequence
 from types import TracebackType
 from typing import Any, TypeVar
 
@@ -17,7 +17,7 @@ from mq_client import ops
 from mq_client.codec import DEFAULT_MAX_FRAME_BYTES
 from mq_client.connection import Connection
 from mq_client.link import Link
-from mq_client.message import Message
+from mq_client.message import AckResult, Message
 from mq_client.ops import Body, ReceiptLike, Request
 from mq_client.session import Session
 from mq_client.url import DEFAULT_URL, parse_url
@@ -137,19 +137,9 @@ class AsyncClient:
         on its own).
         """
         requests = ops.publish_batches(queue, bodies, batch_size, self.max_frame_bytes)
-        conn = await self._link.connection()  # every batch on one connection, even if it drops
-        pending: list[tuple[Request[list[int]], asyncio.Future[dict[str, Any]]]] = []
-        try:
-            for request in requests:
-                pending.append((request, await conn.send(request)))
-        finally:
-            # Wait for every sent batch even if a later send failed: none is left unobserved.
-            replies = await asyncio.gather(*(f for _, f in pending), return_exceptions=True)
         ids: list[int] = []
-        for (request, _), reply in zip(pending, replies, strict=True):
-            if isinstance(reply, BaseException):
-                raise reply
-            ids.extend(request.parse(ops.check_reply(reply)))
+        for batch_ids in await self._call_all(requests):
+            ids.extend(batch_ids)
         return ids
 
     async def get(
@@ -169,6 +159,18 @@ class AsyncClient:
     async def ack(self, receipt: ReceiptLike) -> None:
         """Acknowledge a delivery: the message is gone for good once this returns."""
         await self._call(ops.ack(receipt))
+
+    async def ack_many(self, receipts: Iterable[ReceiptLike]) -> AckResult:
+        """Acknowledge many deliveries at once: receipts, or the `Message`s themselves.
+
+        Sent as batch `ack` requests of at most 10,000 receipts, pipelined; each is one commit on
+        the broker. A receipt that cannot be acked (`LEASE_LOST`, `NOT_YOUR_LEASE`, ...) does not
+        fail the call: it is listed in the result's `failed`, and the others are acked. If a
+        whole request fails (say `ConnectionLost`), its error is raised after every request has
+        answered; the other requests' acks may have been committed. No receipts, no request.
+        """
+        requests = ops.ack_batches(receipts, self.max_frame_bytes)
+        return AckResult.combine(await self._call_all(requests))
 
     async def nack(self, receipt: ReceiptLike, delay_s: float | None = None) -> None:
         """Give a delivery back: ready again now, or after `delay_s` seconds."""
@@ -224,8 +226,29 @@ class AsyncClient:
 
     # -- machinery --------------------------------------------------------------------------
 
-    async def _call(self, request: Request[T]) -> T:
-        return await self._link.call(request)
+    def _call(self, request: Request[T]) -> Awaitable[T]:
+        return self._link.call(request)  # not a coroutine itself: one frame less per call
+
+    async def _call_all(self, requests: Sequence[Request[T]]) -> list[T]:
+        """Send every request without waiting, all on one connection; their values, in order.
+
+        If any fails, the first error is raised, but only once every request sent has answered,
+        so none is left unobserved.
+        """
+        conn = await self._link.connection()  # every request on one connection, even if it drops
+        pending: list[asyncio.Future[dict[str, Any]]] = []
+        try:
+            for request in requests:
+                pending.append(await conn.send(request))
+        finally:
+            # Wait for every sent request even if a later send failed.
+            replies = await asyncio.gather(*pending, return_exceptions=True)
+        values: list[T] = []
+        for request, reply in zip(requests, replies, strict=True):
+            if isinstance(reply, BaseException):
+                raise reply
+            values.append(request.parse(ops.check_reply(reply)))
+        return values
 
 
 class _Connect:

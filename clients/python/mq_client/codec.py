@@ -12,6 +12,7 @@ so buffers) the payload: a hostile or broken peer cannot make it hold more than
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Mapping
 from typing import Any
 
@@ -25,6 +26,19 @@ DEFAULT_MAX_FRAME_BYTES = 8 * 1024 * 1024
 MAX_FRAME_BYTES_CEILING = 64 * 1024 * 1024
 """No broker accepts or sends a larger payload (protocol.md section 1), in bytes."""
 
+_packers = threading.local()
+
+
+def _packer() -> msgpack.Packer:
+    # One Packer per thread, reused: building one per frame costs more than packing a small map.
+    # Per thread because a Packer has a buffer of its own; the blocking client encodes on the
+    # caller's thread and on its heartbeat thread.
+    try:
+        packer: msgpack.Packer = _packers.packer
+    except AttributeError:
+        packer = _packers.packer = msgpack.Packer(use_bin_type=True)
+    return packer
+
 
 def encode_frame(message: Mapping[str, Any], *, max_frame_bytes: int = MAX_FRAME_BYTES_CEILING) -> bytes:
     """Encode one map as a frame: length prefix + msgpack (bytes as bin, str as str).
@@ -32,7 +46,7 @@ def encode_frame(message: Mapping[str, Any], *, max_frame_bytes: int = MAX_FRAME
     Raises `FrameTooLarge` (not fatal: nothing was sent) when the payload is above
     `max_frame_bytes` bytes, since the broker would answer it by closing the connection.
     """
-    payload: bytes = msgpack.packb(message, use_bin_type=True)
+    payload: bytes = _packer().pack(message)  # a failed pack leaves the Packer clean
     if len(payload) > max_frame_bytes:
         raise FrameTooLarge(
             FrameTooLarge.CODE,

@@ -49,6 +49,7 @@ class Connection:
         """Loop time of the last request written, in seconds: what heartbeats are timed from."""
         self._reader = reader
         self._writer = writer
+        self._transport = writer.transport
         self._rids = itertools.count(1)
         self._pending: dict[int, asyncio.Future[dict[str, Any]]] = {}
         self._reader_task = asyncio.create_task(self._read_replies(), name="mq-client-reader")
@@ -70,30 +71,52 @@ class Connection:
 
     async def call(self, request: Request[T]) -> T:
         """Send `request`, wait for its reply and return the parsed value (or raise its error)."""
-        reply = await (await self.send(request))
+        future = self._write(request)
+        if self._transport.get_write_buffer_size():
+            await self._drain(future)
+        reply = await future
         return request.parse(ops.check_reply(reply))
 
     async def send(self, request: Request[Any]) -> asyncio.Future[dict[str, Any]]:
         """Write one request; return the future its reply will resolve."""
+        future = self._write(request)
+        if self._transport.get_write_buffer_size():
+            await self._drain(future)
+        return future
+
+    def _write(self, request: Request[Any]) -> asyncio.Future[dict[str, Any]]:
+        """Register a future for the reply of `request` and hand its frame to the transport."""
         if self.error is not None:
             raise clone_error(self.error)
         rid = next(self._rids)
         frame = encode_frame(request.to_wire(rid), max_frame_bytes=self.max_frame_bytes)
         future: asyncio.Future[dict[str, Any]] = self._loop.create_future()
-        # Registered before writing: the reply may be read before drain() returns.
+        # Registered before writing: the reply may be read before drain() returns. It leaves
+        # `_pending` when its reply comes (even if its caller gave up by then) or in `shut`.
         self._pending[rid] = future
-        future.add_done_callback(lambda _: self._pending.pop(rid, None))
         try:
-            self._writer.write(frame)  # one write per frame: frames of concurrent calls never interleave
-            self.last_send_s = self._loop.time()
-            await self._writer.drain()
+            self._transport.write(frame)  # one write per frame: frames of concurrent calls never interleave
         except OSError as exc:
             # Fails this call too: shut sets the error on every pending future, this one included.
             self.shut(ConnectionLost(f"connection lost while sending: {exc}"))
         except BaseException:
-            future.cancel()
+            del self._pending[rid]  # nothing went out, so no reply will come to remove it
             raise
+        self.last_send_s = self._loop.time()
         return future
+
+    async def _drain(self, future: asyncio.Future[dict[str, Any]]) -> None:
+        """Wait while the transport's buffer is above its high-water mark (flow control).
+
+        Only called when bytes are buffered: a write the socket took whole needs no drain.
+        """
+        try:
+            await self._writer.drain()
+        except OSError as exc:
+            self.shut(ConnectionLost(f"connection lost while sending: {exc}"))
+        except BaseException:
+            future.cancel()  # the request went out: its reply removes it from `_pending`
+            raise
 
     async def close(self) -> None:
         """Close the connection; pending requests fail with `ConnectionLost`. Safe to call twice."""
@@ -154,7 +177,7 @@ class Connection:
                 raise ProtocolError(f"reply without rid: {reply!r}")
             raise error_from_reply(reply)  # fails every pending request: see the module docstring
         # A reply whose caller gave up (cancelled) has nobody to go to and is dropped.
-        future = self._pending.get(rid) if isinstance(rid, int) else None
+        future = self._pending.pop(rid, None) if isinstance(rid, int) else None
         if future is not None and not future.done():
             future.set_result(reply)
         if reply.get("fatal") is True:

@@ -107,8 +107,14 @@ class Link:
             raise clone_error(self._closed)
         return self._conn
 
-    async def call(self, request: Request[T]) -> T:
-        """Send `request` on the current connection and return its parsed reply."""
+    def call(self, request: Request[T]) -> Awaitable[T]:
+        """Send `request` on the current connection; awaiting the result gives its parsed reply."""
+        conn = self._conn
+        if conn.error is None and self._closed is None:
+            return conn.call(request)  # the hot path: no coroutine of our own in between
+        return self._call_when_connected(request)
+
+    async def _call_when_connected(self, request: Request[T]) -> T:
         return await (await self.connection()).call(request)
 
     async def hello(self, consumer: str, heartbeat_s: float | None) -> Session:

@@ -1,12 +1,12 @@
-"""The value types of the client: a delivered message (protocol.md section 2.3)."""
+"""The value types of the client: a delivered message, and what a batch ack did (protocol.md 2.3)."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from mq_client.errors import ProtocolError
+from mq_client.errors import MQError, ProtocolError, error_class
 
 
 def _is_int(value: object) -> bool:
@@ -32,6 +32,24 @@ class Message:
     published_at: float
 
     def __post_init__(self) -> None:
+        # The fast check accepts the exact types msgpack produces, which is every message of a
+        # `get` reply (a hot path: up to 1,000 per reply); anything else gets the full check.
+        if (
+            type(self.receipt) is str
+            and self.receipt
+            and type(self.msg_id) is int
+            and self.msg_id >= 0
+            and type(self.queue) is str
+            and type(self.deliveries) is int
+            and self.deliveries >= 1
+            and type(self.body) is bytes
+            and (self.key is None or type(self.key) is str)
+            and type(self.published_at) is float
+        ):
+            return
+        self._check()
+
+    def _check(self) -> None:
         # msgpack may carry a whole-second timestamp as an int; the field is always a float.
         if _is_int(self.published_at):
             object.__setattr__(self, "published_at", float(self.published_at))
@@ -56,12 +74,20 @@ class Message:
     @classmethod
     def from_wire(cls, m: Mapping[str, Any]) -> Message:
         """Build a message from its map in a `get` reply; raises `ProtocolError` if malformed."""
-        if not isinstance(m, Mapping):
+        if type(m) is not dict and not isinstance(m, Mapping):
             raise ProtocolError(f"a message must be a map, got {type(m).__name__}")
-        # Values come from the wire as Any; __post_init__ checks every one of them.
-        fields: dict[str, Any] = {name: m.get(name) for name in cls.__dataclass_fields__}
+        get: Callable[[str], Any] = m.get  # values from the wire are Any until checked
         try:
-            return cls(**fields)
+            # __post_init__ checks every one of them.
+            return cls(
+                get("receipt"),
+                get("msg_id"),
+                get("queue"),
+                get("deliveries"),
+                get("body"),
+                get("key"),
+                get("published_at"),
+            )
         except ValueError as exc:
             raise ProtocolError(f"bad message in reply: {exc}") from exc
 
@@ -69,3 +95,61 @@ class Message:
     def text(self) -> str:
         """The body decoded as UTF-8 (raises UnicodeDecodeError if it is not)."""
         return self.body.decode("utf-8")
+
+
+@dataclass(frozen=True, slots=True)
+class AckFailure:
+    """One receipt that a batch ack could not ack, with the broker's error `code` and `message`."""
+
+    receipt: str
+    code: str
+    message: str
+
+    def __post_init__(self) -> None:
+        for name in ("receipt", "code", "message"):
+            if not isinstance(getattr(self, name), str):
+                raise ValueError(f"invalid ack failure field {name}={getattr(self, name)!r:.80}")
+
+    @classmethod
+    def from_wire(cls, m: object) -> AckFailure:
+        """Build a failure from an entry of `failed` in a batch `ack` reply; raises `ProtocolError`."""
+        if not isinstance(m, Mapping):
+            raise ProtocolError(f"an ack failure must be a map, got {type(m).__name__}")
+        try:
+            get: Callable[[str], Any] = m.get  # checked by __post_init__
+            return cls(get("receipt"), get("code"), get("message"))
+        except ValueError as exc:
+            raise ProtocolError(f"bad ack failure in reply: {exc}") from exc
+
+    def error(self) -> MQError:
+        """The typed exception this failure stands for (`LeaseLost`, `NotYourLease`, ...)."""
+        return error_class(self.code)(self.code, self.message, False)
+
+
+@dataclass(frozen=True, slots=True)
+class AckResult:
+    """What a batch ack did: how many receipts it `acked`, and the ones it could not, in `failed`."""
+
+    acked: int = 0
+    failed: tuple[AckFailure, ...] = ()
+
+    def __post_init__(self) -> None:
+        if not _is_int(self.acked) or self.acked < 0:
+            raise ValueError(f"acked must be an int >= 0, got {self.acked!r:.80}")
+        if not isinstance(self.failed, tuple) or not all(isinstance(f, AckFailure) for f in self.failed):
+            raise ValueError(f"failed must be a tuple of AckFailure, got {self.failed!r:.80}")
+
+    @property
+    def ok(self) -> bool:
+        """True if every receipt was acked."""
+        return not self.failed
+
+    @classmethod
+    def combine(cls, results: Iterable[AckResult]) -> AckResult:
+        """One result for many batches: the acked counts added, the failures in batch order."""
+        acked = 0
+        failed: list[AckFailure] = []
+        for result in results:
+            acked += result.acked
+            failed.extend(result.failed)
+        return cls(acked, tuple(failed))

@@ -7,12 +7,12 @@ blocking) send these, so the fields and the reply checks are written once.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
 from mq_client.errors import FrameTooLarge, ProtocolError, error_from_reply
-from mq_client.message import Message
+from mq_client.message import AckFailure, AckResult, Message
 from mq_client.session import Session
 
 T = TypeVar("T")
@@ -24,10 +24,16 @@ ReceiptLike = str | Message
 
 MAX_MPUB_BODIES = 10_000
 """The protocol's upper bound on bodies per `mpub` frame (protocol.md section 7)."""
+MAX_ACK_RECEIPTS = 10_000
+"""The protocol's upper bound on receipts per batch `ack` frame (protocol.md section 2.3)."""
 _MPUB_OVERHEAD_BYTES = 64
 """Generous msgpack size of an `mpub` map without its queue name and bodies, in bytes."""
+_ACK_OVERHEAD_BYTES = 64
+"""Generous msgpack size of a batch `ack` map without its receipts, in bytes."""
 _BIN_HEADER_BYTES = 5
 """Largest msgpack bin header (bin32), in bytes."""
+_STR_HEADER_BYTES = 5
+"""Largest msgpack str header (str32), in bytes."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -178,6 +184,46 @@ def get(queue: str, lease_s: float | None = None, wait_s: float | None = None, m
 def ack(receipt: ReceiptLike) -> Request[None]:
     """`ack`: the delivery is done."""
     return Request(_request("ack", receipt=to_receipt(receipt)), lambda reply: None)
+
+
+def ack_many(receipts: Sequence[str]) -> Request[AckResult]:
+    """Batch `ack` of 1..10,000 receipt strings: one commit; the reply says which ones failed."""
+
+    def parse(reply: dict[str, Any]) -> AckResult:
+        acked: int = _field(reply, "acked", int)
+        failed = tuple(AckFailure.from_wire(f) for f in _field(reply, "failed", list))
+        if acked < 0 or acked + len(failed) != len(receipts):
+            raise ProtocolError(f"ack of {len(receipts)} receipts answered with {acked} acked and {len(failed)} failed")
+        return AckResult(acked, failed)
+
+    return Request({"op": "ack", "receipts": receipts}, parse)
+
+
+def ack_batches(
+    receipts: Iterable[ReceiptLike], max_frame_bytes: int, batch_size: int = MAX_ACK_RECEIPTS
+) -> list[Request[AckResult]]:
+    """Split `receipts` into batch `ack` requests of at most `batch_size` (1..10,000) receipts.
+
+    A batch is also cut early when it would exceed `max_frame_bytes` bytes. No receipts, no
+    requests: the protocol has no empty batch.
+    """
+    if not 1 <= batch_size <= MAX_ACK_RECEIPTS:
+        raise ValueError(f"batch_size must be 1..{MAX_ACK_RECEIPTS}, got {batch_size}")
+    budget = max_frame_bytes - _ACK_OVERHEAD_BYTES
+    requests: list[Request[AckResult]] = []
+    batch: list[str] = []
+    size = 0
+    for receipt in receipts:
+        text = to_receipt(receipt)
+        cost = (len(text) if text.isascii() else len(text.encode("utf-8", "replace"))) + _STR_HEADER_BYTES
+        if batch and (len(batch) == batch_size or size + cost > budget):
+            requests.append(ack_many(batch))
+            batch, size = [], 0
+        batch.append(text)
+        size += cost
+    if batch:
+        requests.append(ack_many(batch))
+    return requests
 
 
 def nack(receipt: ReceiptLike, delay_s: float | None = None) -> Request[None]:

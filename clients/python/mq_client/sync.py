@@ -36,7 +36,7 @@ from typing import Any, TypeVar
 from mq_client import ops
 from mq_client.codec import DEFAULT_MAX_FRAME_BYTES, FrameDecoder, encode_frame
 from mq_client.errors import ConnectionLost, MQError, ProtocolError, clone_error, error_from_reply
-from mq_client.message import Message
+from mq_client.message import AckResult, Message
 from mq_client.ops import Body, ReceiptLike, Request
 from mq_client.session import Session
 from mq_client.url import DEFAULT_URL, parse_url
@@ -182,6 +182,21 @@ class Client:
     def ack(self, receipt: ReceiptLike) -> None:
         """Acknowledge a delivery: the message is gone for good once this returns."""
         self._call(ops.ack(receipt))
+
+    def ack_many(self, receipts: Iterable[ReceiptLike]) -> AckResult:
+        """Acknowledge many deliveries at once: receipts, or the `Message`s themselves.
+
+        Sent as batch `ack` requests of at most 10,000 receipts, pipelined; each is one commit on
+        the broker. A receipt that cannot be acked (`LEASE_LOST`, `NOT_YOUR_LEASE`, ...) does not
+        fail the call: it is listed in the result's `failed`, and the others are acked. If a
+        whole request fails, its error is raised once every request has answered; the other
+        requests' acks may have been committed. No receipts, no request.
+        """
+        requests = ops.ack_batches(receipts, self.max_frame_bytes)
+        replies = self._exchange(requests)
+        return AckResult.combine(
+            request.parse(ops.check_reply(reply)) for request, reply in zip(requests, replies, strict=True)
+        )
 
     def nack(self, receipt: ReceiptLike, delay_s: float | None = None) -> None:
         """Give a delivery back: ready again now, or after `delay_s` seconds."""

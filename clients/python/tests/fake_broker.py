@@ -43,6 +43,7 @@ class FakeBroker:
         self.seen: list[Seen] = []
         self.resume = True
         self.ready: list[dict[str, Any]] = []  # messages `get` hands out, as wire maps
+        self.lost: set[str] = set()  # receipts a batch `ack` reports as LEASE_LOST
         self.get_delay_s = 0.0  # how long an empty `get` waits, at most its wait_s
         self.on_request: Hook | None = None
         self.read_chunk_bytes = 65536
@@ -141,12 +142,24 @@ class FakeBroker:
             return {"queue": request["queue"], "group": request["group"], "consumer": "c",
                     "prefetch": request.get("prefetch") or 100, "members": 1}
         results: dict[str, Callable[[], dict[str, Any]]] = {
-            "get": lambda: {"msgs": [self.ready.pop(0)]},
+            "get": lambda: {"msgs": self._take(int(request.get("max") or 1))},
+            "ack": lambda: self._ack(request),
             "pub": lambda: {"msg_id": len(self.seen)},
             "mpub": lambda: {"msg_ids": list(range(len(request["bodies"])))},
             "stats": lambda: {"server": {}, "queues": {}},
         }
         return results[op]() if op in results else {}
+
+    def _take(self, n: int) -> list[dict[str, Any]]:
+        msgs, self.ready = self.ready[:n], self.ready[n:]
+        return msgs
+
+    def _ack(self, request: dict[str, Any]) -> dict[str, Any]:
+        if "receipts" not in request:
+            return {}
+        failed = [{"receipt": r, "code": "LEASE_LOST", "message": f"lease {r} is no longer held"}
+                  for r in request["receipts"] if r in self.lost]
+        return {"acked": len(request["receipts"]) - len(failed), "failed": failed}
 
     def _hello(self, request: dict[str, Any]) -> dict[str, Any]:
         token = request.get("session")

@@ -9,7 +9,8 @@ import pytest
 from sdk_vectors import vector
 
 from mq_client import Message
-from mq_client.errors import ProtocolError
+from mq_client.errors import LeaseLost, MQError, NotYourLease, ProtocolError
+from mq_client.message import AckFailure, AckResult
 
 
 def _wire(**changes: Any) -> dict[str, Any]:
@@ -79,3 +80,47 @@ def test_error_text_does_not_dump_a_huge_body() -> None:
     with pytest.raises(ValueError) as info:
         Message("1.1", 1, "q", 0, b"x" * 1_000_000, None, 0.0)
     assert len(str(info.value)) < 300
+
+
+def test_fast_and_full_checks_accept_the_same_values() -> None:
+    class Receipt(str):
+        pass
+
+    msg = Message(Receipt("1.1"), 1, "q", 1, b"", "k", 5)
+    assert msg.published_at == 5.0 and isinstance(msg.published_at, float)
+    with pytest.raises(ValueError, match="msg_id"):
+        Message("1.1", -1, "q", 1, b"", None, 0.0)
+    with pytest.raises(ValueError, match="published_at"):
+        Message("1.1", 1, "q", 1, b"", None, True)
+
+
+def test_ack_failure_from_wire_and_its_typed_error() -> None:
+    failure = AckFailure.from_wire({"receipt": "2.1", "code": "LEASE_LOST", "message": "gone"})
+    assert failure == AckFailure("2.1", "LEASE_LOST", "gone")
+    error = failure.error()
+    assert isinstance(error, LeaseLost) and error.message == "gone" and not error.fatal
+    assert isinstance(AckFailure("2.1", "NOT_YOUR_LEASE", "").error(), NotYourLease)
+    assert type(AckFailure("2.1", "SOMETHING_NEW", "").error()) is MQError
+
+
+@pytest.mark.parametrize(
+    "wire", [["2.1"], {"receipt": "2.1", "code": "LEASE_LOST"}, {"receipt": 2, "code": "X", "message": ""}]
+)
+def test_malformed_ack_failure_is_a_protocol_error(wire: Any) -> None:
+    with pytest.raises(ProtocolError):
+        AckFailure.from_wire(wire)
+
+
+def test_ack_results_combine_in_order() -> None:
+    a = AckFailure("1.1", "LEASE_LOST", "")
+    b = AckFailure("9.2", "NOT_YOUR_LEASE", "")
+    combined = AckResult.combine([AckResult(3, (a,)), AckResult(0), AckResult(2, (b,))])
+    assert combined == AckResult(5, (a, b))
+    assert not combined.ok and AckResult(4).ok
+    assert AckResult.combine([]) == AckResult(0, ())
+
+
+@pytest.mark.parametrize(("acked", "failed"), [(-1, ()), (True, ()), (1, [AckFailure("1.1", "X", "")]), (1, ("1.1",))])
+def test_ack_result_checks_its_fields(acked: Any, failed: Any) -> None:
+    with pytest.raises(ValueError):
+        AckResult(acked, failed)

@@ -10,8 +10,10 @@ from sdk_vectors import vector
 from mq_client import Message, ops
 from mq_client.codec import encode_frame
 from mq_client.errors import BadRequest, FrameTooLarge, LeaseLost, ProtocolError
+from mq_client.message import AckFailure, AckResult
 
 MSG = Message("3.1", 3, "orders", 1, b"x", None, 0.0)
+MSG_2 = Message("2.1", 2, "orders", 1, b"y", None, 0.0)
 
 
 def _frame(request: ops.Request[Any], rid: int) -> bytes:
@@ -29,6 +31,8 @@ def _frame(request: ops.Request[Any], rid: int) -> bytes:
         ("mpub request", ops.publish_batches("orders", [b"a", "b"], 1000, 1 << 20)[0], 4),
         ("get request", ops.get("orders", lease_s=30, wait_s=1.5, max=10), 5),
         ("ack request", ops.ack("1.1"), 7),
+        ("batch ack request", ops.ack_many(["1.1", "2.1"]), 16),
+        ("batch ack request", ops.ack_batches(["1.1", MSG_2], 1 << 20)[0], 16),
         ("nack request", ops.nack("2.1", delay_s=5), 8),
         ("touch request", ops.touch("3.1", lease_s=60), 9),
         ("touch request", ops.touch(MSG, lease_s=60), 9),
@@ -80,6 +84,9 @@ def test_parse_replies_from_vectors() -> None:
     (msg,) = ops.get("orders").parse(_reply("get reply"))
     assert msg.receipt == "1.1" and msg.body == b"margherita"
     assert ops.get("orders").parse(_reply("get reply, empty")) == []
+    result = ops.ack_many(["1.1", "2.1"]).parse(_reply("batch ack reply"))
+    assert result == AckResult(1, (AckFailure("2.1", "LEASE_LOST", "lease 2.1 is no longer held: message 2 "
+                                                               "was acked or removed"),))
     lease_s = ops.touch("3.1").parse(_reply("touch reply"))
     assert lease_s == 60.0 and isinstance(lease_s, float)
 
@@ -111,6 +118,15 @@ def test_error_reply_raises_its_typed_error() -> None:
         (ops.get("q"), {"ok": True, "msgs": None}),
         (ops.get("q"), {"ok": True, "msgs": [{"receipt": "1.1"}]}),
         (ops.touch("1.1"), {"ok": True, "lease_s": "60"}),
+        (ops.ack_many(["1.1"]), {"ok": True}),
+        (ops.ack_many(["1.1"]), {"ok": True, "acked": "1", "failed": []}),
+        (ops.ack_many(["1.1"]), {"ok": True, "acked": 1, "failed": None}),
+        (ops.ack_many(["1.1"]), {"ok": True, "acked": 0, "failed": ["1.1"]}),
+        (ops.ack_many(["1.1"]), {"ok": True, "acked": 0, "failed": [{"receipt": "1.1", "code": 7}]}),
+        (ops.ack_many(["1.1", "2.1"]), {"ok": True, "acked": 1, "failed": []}),  # one unaccounted for
+        (ops.ack_many(["1.1"]), {"ok": True, "acked": -1, "failed": [
+            {"receipt": "1.1", "code": "LEASE_LOST", "message": ""},
+            {"receipt": "1.1", "code": "LEASE_LOST", "message": ""}]}),
         (ops.queues(), {"ok": True, "queues": [1]}),
         (ops.stats(), {"ok": True, "server": {}}),
     ],
@@ -170,3 +186,39 @@ def test_batch_size_bounds(batch_size: int) -> None:
 def test_batch_size_edges_are_accepted() -> None:
     assert len(ops.publish_batches("q", [b"a"] * 3, 1, 1 << 20)) == 3
     assert len(ops.publish_batches("q", [b""] * 10_001, 10_000, 1 << 20)) == 2
+
+
+def test_ack_batches_split_by_count_in_order() -> None:
+    receipts = [f"{i}.1" for i in range(25)]
+    batches = ops.ack_batches(receipts, 1 << 20, batch_size=10)
+    assert [len(b.fields["receipts"]) for b in batches] == [10, 10, 5]
+    assert [r for b in batches for r in b.fields["receipts"]] == receipts
+    assert all(list(b.fields) == ["op", "receipts"] and b.fields["op"] == "ack" for b in batches)
+
+
+def test_ack_batches_hold_at_most_10_000_receipts() -> None:
+    batches = ops.ack_batches([f"{i}.1" for i in range(20_001)], 1 << 30)
+    assert [len(b.fields["receipts"]) for b in batches] == [10_000, 10_000, 1]
+
+
+def test_ack_batches_split_by_size_and_every_frame_fits() -> None:
+    limit = 1024
+    receipts = [f"{i}.{i}" * 4 for i in range(1000, 1200)]
+    batches = ops.ack_batches(receipts, limit)
+    assert len(batches) > 1
+    assert [r for b in batches for r in b.fields["receipts"]] == receipts
+    for b in batches:
+        encode_frame(b.to_wire(2**64 - 1), max_frame_bytes=limit)  # would raise if too big
+
+
+def test_ack_batches_take_messages_and_nothing_gives_no_request() -> None:
+    assert ops.ack_batches([MSG, "4.2"], 1 << 20)[0].fields["receipts"] == ["3.1", "4.2"]
+    assert ops.ack_batches([], 1 << 20) == []
+    with pytest.raises(TypeError):
+        ops.ack_batches([42], 1 << 20)  # type: ignore[list-item]
+
+
+@pytest.mark.parametrize("batch_size", [0, 10_001])
+def test_ack_batch_size_bounds(batch_size: int) -> None:
+    with pytest.raises(ValueError):
+        ops.ack_batches(["1.1"], 1 << 20, batch_size)
