@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import itertools
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from enum import IntEnum
 from pathlib import Path
 from typing import Any
@@ -111,39 +111,49 @@ SYNC_MODES = ("full", "normal")
 Row = tuple[Any, ...]
 
 
-_NO_EXTRA = (None, None, None, None)
+# One function per change type, looked up by type: this runs for every change on the hot path.
+# Plain ints for the kinds: binding an IntEnum costs more.
+_LEASED, _ACKED, _NACKED, _EXPIRED, _DROPPED, _RELEASED = (
+    int(Event.LEASED), int(Event.ACKED), int(Event.NACKED), int(Event.EXPIRED),
+    int(Event.DROPPED), int(Event.RELEASED))
 
 
-def _row(c: Change) -> Row | None:
-    """The log row of one change; None for changes that are not about a message."""
-    if isinstance(c, Appended):
-        m = c.message
-        return (m.id, Event.PUBLISHED, m.published_at, m.queue,
-                m.body if c.body_of is None else None, m.key, None, None,
-                m.ready_at if m.state is State.DELAYED else None, None,
-                m.priority, m.expires_at, m.dedup_id, c.body_of)
-    if isinstance(c, Leased):
-        return (c.msg_id, Event.LEASED, c.at, None, None, None, c.delivery, c.holder, None, None,
-                *_NO_EXTRA)
-    if isinstance(c, Acked):
-        return (c.msg_id, Event.ACKED, c.at, None, None, None, None, None, None, None, *_NO_EXTRA)
-    if isinstance(c, Nacked):
-        return (c.msg_id, Event.NACKED, c.at, None, None, None, None, None, c.ready_at, c.error,
-                *_NO_EXTRA)
-    if isinstance(c, Expired):
-        return (c.msg_id, Event.EXPIRED, c.at, None, None, None, None, None, None, None,
-                *_NO_EXTRA)
-    if isinstance(c, Released):
-        return (c.msg_id, Event.RELEASED, c.at, None, None, None, None, c.holder, None, None,
-                *_NO_EXTRA)
-    if isinstance(c, Moved):
-        kind = Event.REDRIVEN if c.redrive else Event.DEAD_LETTERED
-        return (c.msg_id, kind, c.at, c.queue, None, None, c.delivery_base, None, None,
-                c.reason, *_NO_EXTRA)
-    if isinstance(c, Dropped):
-        return (c.msg_id, Event.DROPPED, c.at, None, None, None, None, None, None, c.reason,
-                *_NO_EXTRA)
-    return None
+def _appended(c: Appended) -> Row:
+    m = c.message
+    return (m.id, int(Event.PUBLISHED), m.published_at, m.queue,
+            m.body if c.body_of is None else None, m.key, None, None,
+            m.ready_at if m.state is State.DELAYED else None, None,
+            m.priority, m.expires_at, m.dedup_id, c.body_of)
+
+
+def _moved(c: Moved) -> Row:
+    kind = Event.REDRIVEN if c.redrive else Event.DEAD_LETTERED
+    return (c.msg_id, int(kind), c.at, c.queue, None, None, c.delivery_base, None, None,
+            c.reason, None, None, None, None)
+
+
+_ROWS: dict[type, Callable[[Any], Row]] = {
+    Appended: _appended,
+    Leased: lambda c: (c.msg_id, _LEASED, c.at, None, None, None, c.delivery, c.holder, None,
+                       None, None, None, None, None),
+    Acked: lambda c: (c.msg_id, _ACKED, c.at, None, None, None, None, None, None, None, None,
+                      None, None, None),
+    Nacked: lambda c: (c.msg_id, _NACKED, c.at, None, None, None, None, None, c.ready_at,
+                       c.error, None, None, None, None),
+    Expired: lambda c: (c.msg_id, _EXPIRED, c.at, None, None, None, None, None, None, None,
+                        None, None, None, None),
+    Released: lambda c: (c.msg_id, _RELEASED, c.at, None, None, None, None, c.holder, None,
+                         None, None, None, None, None),
+    Moved: _moved,
+    Dropped: lambda c: (c.msg_id, _DROPPED, c.at, None, None, None, None, None, None, c.reason,
+                        None, None, None, None),
+}
+
+
+def _rows(changes: Sequence[Change]) -> list[Row]:
+    """The log rows of `changes`; changes that are not about one message have none."""
+    rows = _ROWS
+    return [rows[type(c)](c) for c in changes if type(c) in rows]
 
 
 class SQLiteStore:
@@ -227,7 +237,7 @@ class SQLiteStore:
         return int(row[0]) if row else 0
 
     async def write(self, changes: Sequence[Change]) -> None:
-        rows = [row for row in map(_row, changes) if row is not None]
+        rows = _rows(changes)
         self._finished.extend(row[0] for row in rows if row[1] in FINAL)
         for c in changes:
             if isinstance(c, Appended) and c.body_of is not None:
