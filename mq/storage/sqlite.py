@@ -91,6 +91,7 @@ COLUMNS = ("msg_id, kind, at, queue, body, key, delivery, holder, ready_at, deta
            "expires_at, dedup, body_of")
 ROW = "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 INSERT_ONE = f"INSERT INTO log ({COLUMNS}) VALUES {ROW}"
+RECOVERY_CHUNK_ROWS = 20_000
 MAX_ROWS_PER_STATEMENT = 2_000  # 28,000 bound variables: far below SQLite's limit
 
 
@@ -198,16 +199,18 @@ class SQLiteStore:
         finished: set[int] = set()
         max_id = await self._meta("max_msg_id")
         async with db.execute(f"SELECT {COLUMNS} FROM log ORDER BY seq") as cursor:
-            for fetched in await cursor.fetchall():
-                row = tuple(fetched)
-                msg_id = row[0]
-                if row[1] == Event.PUBLISHED:
-                    messages[msg_id] = self._published(row, messages)
-                    max_id = max(max_id, msg_id)
-                elif row[1] in FINAL:
-                    finished.add(msg_id)
-                elif msg_id in messages:
-                    _apply(messages[msg_id], row)
+            # In chunks: a million rows fetched at once would double the peak memory.
+            while chunk := await cursor.fetchmany(RECOVERY_CHUNK_ROWS):
+                for fetched in chunk:
+                    row = tuple(fetched)
+                    msg_id = row[0]
+                    if row[1] == Event.PUBLISHED:
+                        messages[msg_id] = self._published(row, messages)
+                        max_id = max(max_id, msg_id)
+                    elif row[1] in FINAL:
+                        finished.add(msg_id)
+                    elif msg_id in messages:
+                        _apply(messages[msg_id], row)
         self._finished = sorted(finished)
         live = [m for msg_id, m in messages.items() if msg_id not in finished]
         log.info("recovered %d messages in %d queues from %s (%d finished awaiting compaction)",
