@@ -4,6 +4,7 @@ load-tests one."""
 from __future__ import annotations
 
 import argparse
+import sqlite3
 import sys
 from collections.abc import Sequence
 
@@ -81,5 +82,10 @@ def _serve(args: argparse.Namespace) -> int:
     except ValueError as e:
         print(f"mq serve: {e}", file=sys.stderr)
         return 2
-    serve(config)
+    try:
+        serve(config)
+    except sqlite3.DatabaseError as e:
+        print(f"mq serve: cannot use {config.db_path} as the log: {e}. Point --db at an mq log, "
+              "or at a path where a new one may be created.", file=sys.stderr)
+        return 1
     return 0

@@ -95,6 +95,8 @@ class Broker:
         for name, s in settings.items():
             self.queues[name] = Queue(name, s)
         for msg in messages:
+            if msg.state is State.DELAYED and msg.ready_at <= now:
+                msg.state = State.READY  # its delay ended while the broker was down
             self.queue(msg.queue).add(msg)
             self.messages[msg.id] = msg
             if msg.state is State.READY:

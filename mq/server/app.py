@@ -70,11 +70,11 @@ class BrokerServer:
 
     async def run(self, on_ready: Any = None) -> None:
         """Open the log, serve until `stop()` is called, then shut down in order."""
-        recovered = await self.store.open()
-        self.core.restore(recovered.settings, recovered.messages, recovered.next_id,
-                          recovered.bindings, recovered.finished_dedup)
+        recovered = await self.store.open()  # closes itself if it fails
         loop = asyncio.get_running_loop()
         try:
+            self.core.restore(recovered.settings, recovered.messages, recovered.next_id,
+                              recovered.bindings, recovered.finished_dedup)
             async with asyncio.TaskGroup() as tasks:
                 self._tasks = tasks
                 commits = tasks.create_task(self.group.run(), name="group-commit")

@@ -183,10 +183,14 @@ class SQLiteStore:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         # isolation_level=None: autocommit, so a single INSERT commits by itself (see above).
         self._db = await aiosqlite.connect(self.path, isolation_level=None)
-        await self.db.execute("PRAGMA journal_mode=WAL")
-        await self.db.execute(f"PRAGMA synchronous={self.sync.upper()}")
-        await self.db.executescript(SCHEMA)
-        return await self._recover()
+        try:
+            await self.db.execute("PRAGMA journal_mode=WAL")
+            await self.db.execute(f"PRAGMA synchronous={self.sync.upper()}")
+            await self.db.executescript(SCHEMA)
+            return await self._recover()
+        except BaseException:
+            await self.close()  # aiosqlite's thread would otherwise keep the process alive
+            raise
 
     async def _recover(self) -> Recovered:
         db = self.db
@@ -241,7 +245,6 @@ class SQLiteStore:
 
     async def write(self, changes: Sequence[Change]) -> None:
         rows = _rows(changes)
-        self._finished.extend(row[0] for row in rows if row[1] in FINAL)
         for c in changes:
             if isinstance(c, Appended) and c.body_of is not None:
                 self._body_of[c.message.id] = c.body_of
@@ -253,6 +256,7 @@ class SQLiteStore:
                 await db.execute(f"INSERT INTO log ({COLUMNS}) VALUES "
                                  + ", ".join([ROW] * len(rows)),
                                  list(itertools.chain.from_iterable(rows)))
+            self._note_finished(rows)
             return
         await db.execute("BEGIN")
         try:
@@ -263,6 +267,11 @@ class SQLiteStore:
         except BaseException:
             await db.execute("ROLLBACK")
             raise
+        self._note_finished(rows)
+
+    def _note_finished(self, rows: list[Row]) -> None:
+        """Once committed (never before), finished messages may be compacted."""
+        self._finished.extend(row[0] for row in rows if row[1] in FINAL)
 
     async def compact(self, limit: int) -> int:
         chunk, self._finished = self._finished[:limit], self._finished[limit:]
