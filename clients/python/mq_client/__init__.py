@@ -2,18 +2,21 @@
 
 `AsyncClient` for asyncio code (`async with AsyncClient.connect(url) as c:`), `Client` for
 blocking scripts (`with Client.connect(url) as c:`), `consume` for a worker loop, `Session` for
-what `hello` returns, and the typed errors in `mq_client.errors`. README.md has examples.
+what `hello` returns, `AckResult` for what `ack_many` returns, and the typed errors in
+`mq_client.errors`. README.md has examples.
 """
 
 from mq_client import errors
 from mq_client.aio import AsyncClient
 from mq_client.consumer import consume
 from mq_client.errors import ConnectionLost, MQError, ProtocolError
-from mq_client.message import Message
+from mq_client.message import AckFailure, AckResult, Message
 from mq_client.session import Session
 from mq_client.sync import Client
 
 __all__ = [
+    "AckFailure",
+    "AckResult",
     "AsyncClient",
     "Client",
     "ConnectionLost",
