@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import Enum
+from typing import NamedTuple
 
 
 class State(Enum):
@@ -14,11 +15,6 @@ class State(Enum):
 
 MAX_PRIORITY = 9
 _ID_BITS = 44  # ids below 2**44 (17.6 trillion): room for the priority above them
-
-
-def rank(priority: int, msg_id: int) -> int:
-    """Heap order as one int: higher priority first, then lower id (FIFO within a level)."""
-    return ((MAX_PRIORITY - priority) << _ID_BITS) | msg_id
 
 
 def id_of(rank_: int) -> int:
@@ -58,7 +54,8 @@ class Message:
 
     @property
     def rank(self) -> int:
-        return rank(self.priority, self.id)
+        """Heap order as one int: higher priority first, then lower id (FIFO within a level)."""
+        return ((MAX_PRIORITY - self.priority) << _ID_BITS) | self.id
 
     def to_wire(self) -> dict[str, object]:
         """The message map of protocol.md 2.3, for the delivery being made now."""
@@ -90,16 +87,16 @@ DLQ_SUFFIX = ".dlq"
 
 
 # Changes: what happened, in order, for the log. Storage turns each into rows.
+# NamedTuples rather than frozen dataclasses: several are made for every message, and a tuple
+# is built three times faster. They are just as immutable.
 
 
-@dataclass(frozen=True, slots=True)
-class Appended:
+class Appended(NamedTuple):
     message: Message
     body_of: int | None = None  # fan-out copy: the message whose log row holds the body
 
 
-@dataclass(frozen=True, slots=True)
-class Moved:
+class Moved(NamedTuple):
     """To a dead-letter queue (reason says why) or back from one (a redrive)."""
 
     msg_id: int
@@ -110,51 +107,44 @@ class Moved:
     redrive: bool = False
 
 
-@dataclass(frozen=True, slots=True)
-class Purged:
+class Purged(NamedTuple):
     """A queue deleted with all its messages and settings."""
 
     queue: str
 
 
-@dataclass(frozen=True, slots=True)
-class Bound:
+class Bound(NamedTuple):
     topic: str
     queue: str
     bound: bool  # False: unbound
 
 
-@dataclass(frozen=True, slots=True)
-class Leased:
+class Leased(NamedTuple):
     msg_id: int
     delivery: int
     holder: str
     at: float
 
 
-@dataclass(frozen=True, slots=True)
-class Acked:
+class Acked(NamedTuple):
     msg_id: int
     at: float
     queue: str = ""
 
 
-@dataclass(frozen=True, slots=True)
-class Nacked:
+class Nacked(NamedTuple):
     msg_id: int
     at: float
     ready_at: float
     error: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class Expired:
+class Expired(NamedTuple):
     msg_id: int
     at: float
 
 
-@dataclass(frozen=True, slots=True)
-class Released:
+class Released(NamedTuple):
     """A lease given back because its holder died."""
 
     msg_id: int
@@ -162,16 +152,14 @@ class Released:
     holder: str
 
 
-@dataclass(frozen=True, slots=True)
-class Dropped:
+class Dropped(NamedTuple):
     msg_id: int
     at: float
     reason: str = "retention"  # or "ttl", "purge"
     queue: str = ""
 
 
-@dataclass(frozen=True, slots=True)
-class Declared:
+class Declared(NamedTuple):
     queue: str
     settings: QueueSettings
 

@@ -114,7 +114,12 @@ class Pushes:
         if isinstance(c, (Acked, Dropped)):
             event = "acked" if isinstance(c, Acked) else f"removed ({c.reason})"
             return {"at": c.at, "queue": c.queue, "msg_id": c.msg_id, "event": event}
-        msg = self.core.messages.get(c.msg_id) if hasattr(c, "msg_id") else None
+        if isinstance(c, Moved):
+            return {"at": c.at, "queue": c.queue, "msg_id": c.msg_id,
+                    "event": "redriven" if c.redrive else "dead-lettered", "reason": c.reason}
+        if not isinstance(c, (Leased, Nacked, Expired, Released)):
+            return None
+        msg = self.core.messages.get(c.msg_id)
         queue = msg.queue if msg is not None else None
         if isinstance(c, Leased):
             return {"at": c.at, "queue": queue, "msg_id": c.msg_id, "event": "leased",
@@ -124,10 +129,5 @@ class Pushes:
                     "error": c.error, "delay_s": round(c.ready_at - c.at, 3) or None}
         if isinstance(c, Expired):
             return {"at": c.at, "queue": queue, "msg_id": c.msg_id, "event": "lease expired"}
-        if isinstance(c, Released):
-            return {"at": c.at, "queue": queue, "msg_id": c.msg_id,
-                    "event": "released (holder died)", "holder": c.holder}
-        if isinstance(c, Moved):
-            return {"at": c.at, "queue": c.queue, "msg_id": c.msg_id,
-                    "event": "redriven" if c.redrive else "dead-lettered", "reason": c.reason}
-        return None
+        return {"at": c.at, "queue": queue, "msg_id": c.msg_id,
+                "event": "released (holder died)", "holder": c.holder}

@@ -300,7 +300,8 @@ class SQLiteStore:
             await db.execute("INSERT INTO meta (name, value) VALUES ('max_msg_id', ?) "
                              "ON CONFLICT (name) DO UPDATE SET value = max(value, excluded.value)",
                              (max(chunk),))
-            await db.executemany("DELETE FROM log WHERE msg_id = ?", [(i,) for i in whole])
+            # Finished ids mostly come in runs (FIFO consumption): one range delete per run.
+            await db.executemany("DELETE FROM log WHERE msg_id BETWEEN ? AND ?", _runs(whole))
             await db.executemany("DELETE FROM log WHERE msg_id = ? AND kind NOT IN (?, ?, ?)",
                                  [(i, Event.PUBLISHED, *FINAL) for i in keep_published])
             await db.execute("COMMIT")
@@ -320,6 +321,17 @@ class SQLiteStore:
         if self._db is not None:
             await self._db.close()
             self._db = None
+
+
+def _runs(ids: list[int]) -> list[tuple[int, int]]:
+    """Sorted, distinct ids as (first, last) ranges of consecutive ids."""
+    runs: list[tuple[int, int]] = []
+    for i in sorted(set(ids)):
+        if runs and runs[-1][1] == i - 1:
+            runs[-1] = (runs[-1][0], i)
+        else:
+            runs.append((i, i))
+    return runs
 
 
 def _apply(msg: Message, row: Row) -> None:
