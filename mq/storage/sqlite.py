@@ -24,7 +24,7 @@ import logging
 from collections.abc import Callable, Sequence
 from enum import IntEnum
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import aiosqlite
 
@@ -92,6 +92,7 @@ COLUMNS = ("msg_id, kind, at, queue, body, key, delivery, holder, ready_at, deta
 ROW = "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 INSERT_ONE = f"INSERT INTO log ({COLUMNS}) VALUES {ROW}"
 RECOVERY_CHUNK_ROWS = 20_000
+RECOVERY_PROGRESS_ROWS = 200_000  # a progress line this often while a big log is read
 MAX_ROWS_PER_STATEMENT = 2_000  # 28,000 bound variables: far below SQLite's limit
 
 
@@ -204,9 +205,9 @@ class SQLiteStore:
         max_id = await self._meta("max_msg_id")
         async with db.execute(f"SELECT {COLUMNS} FROM log ORDER BY seq") as cursor:
             # In chunks: a million rows fetched at once would double the peak memory.
-            while chunk := await cursor.fetchmany(RECOVERY_CHUNK_ROWS):
-                for fetched in chunk:
-                    row = tuple(fetched)
+            read = 0
+            while chunk := cast(list[Row], await cursor.fetchmany(RECOVERY_CHUNK_ROWS)):
+                for row in chunk:  # plain tuples: the connection has no row factory
                     msg_id = row[0]
                     if row[1] == Event.PUBLISHED:
                         messages[msg_id] = self._published(row, messages)
@@ -215,6 +216,10 @@ class SQLiteStore:
                         finished.add(msg_id)
                     elif msg_id in messages:
                         _apply(messages[msg_id], row)
+                read += len(chunk)
+                if read % RECOVERY_PROGRESS_ROWS < len(chunk):
+                    log.info("recovering %s: %d log rows read, %d messages so far", self.path,
+                             read, len(messages))
         self._finished = sorted(finished)
         live = [m for msg_id, m in messages.items() if msg_id not in finished]
         log.info("recovered %d messages in %d queues from %s (%d finished awaiting compaction)",
