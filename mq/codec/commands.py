@@ -344,7 +344,9 @@ class Bindings:
 
 
 @dataclass(frozen=True, slots=True)
-class Explain:
+class MessageOp:
+    """Base of the commands that name one message by id."""
+
     msg_id: int
     rid: int | None = None
 
@@ -352,18 +354,17 @@ class Explain:
         check_int("msg_id", self.msg_id, 1, 2**63 - 1)
 
 
+class Explain(MessageOp):
+    __slots__ = ()
+
+
+class History(MessageOp):
+    __slots__ = ()
+
+
 @dataclass(frozen=True, slots=True)
-class History:
-    msg_id: int
-    rid: int | None = None
-
-    def __post_init__(self) -> None:
-        check_int("msg_id", self.msg_id, 1, 2**63 - 1)
-
-
-@dataclass(frozen=True, slots=True)
-class Monitor:
-    """Stream a line for every committed message event (of one queue, or all)."""
+class MaybeQueueOp:
+    """Base of the commands about one queue, or all of them (`queue` None)."""
 
     queue: str | None = None
     rid: int | None = None
@@ -371,6 +372,12 @@ class Monitor:
     def __post_init__(self) -> None:
         if self.queue is not None:
             check_queue(self.queue)
+
+
+class Monitor(MaybeQueueOp):
+    """Stream a line for every committed message event (of one queue, or all)."""
+
+    __slots__ = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -440,14 +447,8 @@ class ListQueues:
     rid: int | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class Stats:
-    queue: str | None = None
-    rid: int | None = None
-
-    def __post_init__(self) -> None:
-        if self.queue is not None:
-            check_queue(self.queue)
+class Stats(MaybeQueueOp):
+    __slots__ = ()
 
 
 @dataclass(frozen=True, slots=True)
