@@ -6,5 +6,6 @@ pacer.py     open-loop send times                   shared.py   live counters ac
 histogram.py log-linear latency histogram           broker.py   the broker subprocess, CPU, RSS
 report.py    figures as JSON and as tables          progress.py the live progress line
 floor.py / echo.py  the machine's raw limits        compare.py  two reports side by side
+idle.py      idle connections beside a run
 cli.py       the `mq bench` flags
 """

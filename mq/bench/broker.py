@@ -126,6 +126,10 @@ class BrokerMonitor:
         self._cpu_end_s = self._cpu()
         self._note_rss()
 
+    def rss_bytes(self) -> int:
+        """The process's resident set size now, in bytes (0 if it cannot be read)."""
+        return self._rss()
+
     @property
     def cpu_s(self) -> float | None:
         """User + system CPU seconds used between mark_start and mark_end."""

@@ -11,7 +11,14 @@ import json
 import sys
 from typing import Any
 
-from mq.bench.options import ACK_MODES, SCENARIOS, SYNC_MODES, BenchOptions
+from mq.bench.options import (
+    ACK_MODES,
+    CONSUME_MODES,
+    MAX_IDLE_CONNECTIONS,
+    SCENARIOS,
+    SYNC_MODES,
+    BenchOptions,
+)
 
 _D = BenchOptions(queue="default")  # the defaults, for the help texts
 
@@ -72,12 +79,17 @@ def _add_load_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--inflight", type=int, default=_D.inflight, metavar="N",
                    help="mpub requests in flight per producer when batch > 1 "
                    "(default %(default)s)")
-    p.add_argument("--prefetch", type=int, default=_D.prefetch, metavar="N",
-                   help="messages per get, acked while the next get is in flight "
+    p.add_argument("--consume", choices=CONSUME_MODES, default=_D.consume,
+                   help="how consumers receive: sub = the broker pushes messages (SUB, up to "
+                   "--prefetch unacked), so publish->deliver leaves out the consumer's own ack "
+                   "round trips; get = one get at a time, acked while the next is in flight "
                    "(default %(default)s)")
+    p.add_argument("--prefetch", type=int, default=_D.prefetch, metavar="N",
+                   help="sub: unacked messages the broker may push (1..10,000); get: messages "
+                   "per get (1..1,000) (default %(default)s)")
     p.add_argument("--ack", choices=ACK_MODES, default=_D.ack,
-                   help="how consumers ack the messages of a get: one batch ack request, or "
-                   "one ack request per message, all in flight at once (default %(default)s)")
+                   help="how consumers ack what they received at once: one batch ack request, "
+                   "or one ack request per message, all in flight at once (default %(default)s)")
     p.add_argument("--keys", type=int, default=_D.keys, metavar="N",
                    help="publish with keys cycling over N keys; 0 = none (default %(default)s)")
     p.add_argument("--rate", type=float, metavar="R",
@@ -96,6 +108,10 @@ def _add_broker_flags(p: argparse.ArgumentParser) -> None:
                    help="load a running broker instead of starting one")
     p.add_argument("--broker-pid", type=int, metavar="PID",
                    help="with --url: the broker's pid, for its CPU and RSS figures")
+    p.add_argument("--idle-connections", type=int, default=_D.idle_connections, metavar="N",
+                   help="before the run, open N idle connections (one ping each, then silent; "
+                   f"0..{MAX_IDLE_CONNECTIONS:,}, 127.0.0.1 only), report the broker's RSS "
+                   "before and after, and close them at the end (default %(default)s)")
 
 
 def _options(args: argparse.Namespace) -> BenchOptions:
@@ -139,7 +155,7 @@ def _bench(opts: BenchOptions) -> int:
 
     try:
         report = run_bench(opts)
-    except (MQError, RuntimeError, TimeoutError) as e:  # broker unreachable, slow or not started
+    except (MQError, RuntimeError, OSError) as e:  # broker unreachable, slow or not started
         print(f"mq bench: {e or 'the broker did not answer in time'}", file=sys.stderr)
         return 1
     print(render(report))

@@ -1,12 +1,22 @@
-"""A consumer's load loop: lease up to `prefetch` messages, ack them, repeat.
+"""A consumer's load loop: receive messages, ack them, repeat.
 
-A batch is acked with one batch `ack` (`ack_many`; the default), or, with `--ack each`, with one
-`ack` per message, all in flight at once. The acks of one batch are in flight while the `get` of
-the next one is: a two-stage pipeline, so the broker always has work from this connection. The
-loop stops once the consumers together have received what the producers got confirmed (or the
-prefilled count), at `duration_s`, on a stop request, or at `timeout_s`. Every message id
-received is kept so the harness can count duplicates across consumers; a delivery with
-`deliveries > 1` is a redelivery.
+Two ways to receive (`--consume`):
+
+- **sub** (the default): one subscription with `prefetch` credit; the broker pushes messages as
+  they are committed and more as acks free credit. What has arrived is taken at once, stamped
+  as delivered, and its acks go out in a task of their own, so a delivery never waits for the
+  consumer's earlier acks: publish -> deliver measures the broker, not the consumer's round
+  trips. At most `prefetch` messages are unacked, so at most that many acks are in flight.
+- **get**: lease up to `prefetch` messages with one `get`; the acks of one batch are in flight
+  while the `get` of the next one is: a two-stage pipeline, so the broker always has work from
+  this connection.
+
+What was received at once is acked with one batch `ack` (`ack_many`; the default), or, with
+`--ack each`, with one `ack` per message, all in flight at once. The loop stops once the
+consumers together have received what the producers got confirmed (or the prefilled count), at
+`duration_s`, on a stop request, or at `timeout_s`. Every message id received is kept so the
+harness can count duplicates across consumers; a delivery with `deliveries > 1` is a
+redelivery.
 """
 
 from __future__ import annotations
@@ -15,7 +25,7 @@ import asyncio
 import time
 from dataclasses import dataclass
 
-from mq_client import AsyncClient, Message
+from mq_client import AsyncClient, Message, Subscription
 from mq_client.errors import MQError
 
 from mq.bench.options import STAMP_BYTES
@@ -23,6 +33,7 @@ from mq.bench.shared import Counter, Shared
 from mq.bench.workers import WorkerResult, WorkerSpec
 
 POLL_S = 0.1  # long-poll of an empty queue: also how late a consumer notices it is done
+CLOSE_TIMEOUT_S = 5.0  # unsubscribing at the end, outside the measured figures
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,24 +62,75 @@ class Consumer:
 
     async def run(self) -> None:
         spec = self._spec
-        acks: asyncio.Task[Acked] | None = None
         try:
             async with asyncio.timeout(spec.timeout_s):
-                while not self._finished():
-                    msgs = await self._get()
-                    if msgs:
-                        self._received(msgs)
-                    if acks is not None:
-                        self._settle(await acks)
-                    acks = asyncio.create_task(self._ack(msgs)) if msgs else None
-                if acks is not None:
-                    self._settle(await acks)
+                if spec.consume == "sub":
+                    await self._pushed()
+                else:
+                    await self._polled()
         except TimeoutError:
             self._result.error(0, f"stopped by the {spec.timeout_s:g} s timeout")
         finally:
+            self._shared.add(spec.slot, Counter.DONE, 1)
+
+    async def _polled(self) -> None:
+        acks: asyncio.Task[Acked] | None = None
+        try:
+            while not self._finished():
+                msgs = await self._get()
+                if msgs:
+                    self._received(msgs)
+                if acks is not None:
+                    self._settle(await acks)
+                acks = asyncio.create_task(self._ack(msgs)) if msgs else None
+            if acks is not None:
+                self._settle(await acks)
+        finally:
             if acks is not None and not acks.done():
                 acks.cancel()
-            self._shared.add(spec.slot, Counter.DONE, 1)
+
+    async def _pushed(self) -> None:
+        try:
+            sub = await self._client.subscribe(self._spec.queue, prefetch=self._spec.prefetch)
+        except MQError as exc:
+            self._failed(1, f"subscribe: {exc}")
+            return
+        acks: set[asyncio.Task[Acked]] = set()
+        try:
+            while not self._finished():
+                msgs = await self._take(sub)
+                if msgs:
+                    self._received(msgs)
+                    acks.add(asyncio.create_task(self._ack(msgs)))
+                for done in [t for t in acks if t.done()]:
+                    acks.discard(done)
+                    self._settle(done.result())
+            for task in acks:
+                self._settle(await task)
+            acks.clear()
+        finally:
+            for task in acks:
+                task.cancel()
+            try:
+                async with asyncio.timeout(CLOSE_TIMEOUT_S):
+                    await sub.close()
+            except (TimeoutError, MQError) as exc:
+                self._result.error(0, f"unsubscribe: {exc!r}")
+
+    async def _take(self, sub: Subscription) -> list[Message]:
+        """What the broker has pushed: waits up to POLL_S for the first message."""
+        try:
+            async with asyncio.timeout(POLL_S):
+                msgs = await sub.batch(self._spec.prefetch)
+        except TimeoutError:
+            return []
+        except MQError as exc:
+            self._failed(1, f"subscription: {exc}")
+            self._halted = True
+            return []
+        if not msgs:
+            self._halted = True  # the subscription ended
+        return msgs
 
     def _finished(self) -> bool:
         if self._halted or self._shared.stop_requested:

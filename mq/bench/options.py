@@ -7,13 +7,26 @@ import secrets
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from mq_client.url import parse_url
+
 SCENARIOS = ("publish", "consume", "e2e")
 SYNC_MODES = ("full", "normal")
 ACK_MODES = ("batch", "each")
+CONSUME_MODES = ("sub", "get")
 STAMP_BYTES = 8  # e2e bodies start with the publish time, time.time_ns() as 8 bytes big-endian
 MAX_MPUB_BODIES = 10_000  # protocol.md section 7
 MAX_GET_MAX = 1_000  # protocol.md section 7
+MAX_PREFETCH = 10_000  # protocol.md section 7: a subscription's credit
+MAX_IDLE_CONNECTIONS = 10_000
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
 _QUEUE_NAME = re.compile(r"[A-Za-z0-9_\-.:]{1,200}")
+
+
+def _loopback(url: str) -> bool:
+    try:
+        return parse_url(url).host in LOOPBACK_HOSTS
+    except ValueError:
+        return True  # the URL itself is reported by whoever connects with it
 
 
 def _fresh_queue() -> str:
@@ -29,8 +42,13 @@ class BenchOptions:
     `batch` is the messages per `mpub` (or, with keys, the `pub` requests in flight) of each
     producer; 1 means one at a time: send, wait for the confirmation, send the next.
     `inflight` is how many `mpub` requests each producer keeps in flight when batch > 1.
-    `ack` is how consumers ack the messages of one `get`: "batch" (one batch `ack` request) or
+    `consume` is how consumers receive: "sub" (the broker pushes up to `prefetch` unacked
+    messages; the default, since publish -> deliver then leaves out the consumer's own round
+    trips) or "get" (one `get` of up to `prefetch` messages at a time).
+    `ack` is how consumers ack what they received at once: "batch" (one batch `ack` request) or
     "each" (one `ack` request per message, all in flight at once).
+    `idle_connections` plain connections are opened (one `ping` each, then silent) before the
+    measured run and held until its end, to see what idle connections cost the broker.
     `rate` switches producers to open loop: sends happen at fixed times, and latencies are
     measured from those scheduled times, so a slow broker cannot hide its delays.
     """
@@ -44,9 +62,11 @@ class BenchOptions:
     batch: int = 100
     inflight: int = 2
     prefetch: int = 100
+    consume: str = "sub"
     ack: str = "batch"
     keys: int = 0
     sync: str = "full"
+    idle_connections: int = 0
     rate: float | None = None
     queue: str = field(default_factory=_fresh_queue)
     url: str | None = None
@@ -76,8 +96,14 @@ class BenchOptions:
             (self.duration_s is None or self.duration_s > 0, "duration must be above 0 seconds"),
             (1 <= self.batch <= MAX_MPUB_BODIES, f"batch must be 1..{MAX_MPUB_BODIES}"),
             (self.inflight >= 1, "inflight must be at least 1"),
-            (1 <= self.prefetch <= MAX_GET_MAX, f"prefetch must be 1..{MAX_GET_MAX}"),
+            (self.consume in CONSUME_MODES, f"consume must be one of {', '.join(CONSUME_MODES)}"),
+            (1 <= self.prefetch <= self.max_prefetch,
+             f"prefetch must be 1..{self.max_prefetch} with --consume {self.consume}"),
             (self.ack in ACK_MODES, f"ack must be one of {', '.join(ACK_MODES)}"),
+            (0 <= self.idle_connections <= MAX_IDLE_CONNECTIONS,
+             f"idle connections must be 0..{MAX_IDLE_CONNECTIONS}"),
+            (self.idle_connections == 0 or self.url is None or _loopback(self.url),
+             "--idle-connections needs a broker on 127.0.0.1"),
             (self.keys >= 0, "keys must be at least 0"),
             (self.rate is None or self.rate > 0, "rate must be above 0 msgs/s"),
             (self.scenario != "consume" or self.rate is None, "--rate applies to producers; "
@@ -86,6 +112,11 @@ class BenchOptions:
             (self.timeout_s > 0, "timeout must be above 0 seconds"),
             (self.floor_duration_s > 0, "floor duration must be above 0 seconds"),
         ]
+
+    @property
+    def max_prefetch(self) -> int:
+        """The protocol's bound on prefetch for this way of consuming."""
+        return MAX_PREFETCH if self.consume == "sub" else MAX_GET_MAX
 
     @property
     def has_producers(self) -> bool:

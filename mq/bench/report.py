@@ -69,8 +69,13 @@ def _counts(opts: BenchOptions, prefill: dict[str, Any] | None, producers: list[
 
 def build_report(opts: BenchOptions, broker: dict[str, Any], prefill: dict[str, Any] | None,
                  results: list[WorkerResult], failures: list[str],
-                 floor: dict[str, Any] | None, timeline: list[Sample]) -> dict[str, Any]:
-    """Everything a run measured, for `render`, for `--json` and for `mq bench compare`."""
+                 floor: dict[str, Any] | None, timeline: list[Sample],
+                 idle: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Everything a run measured, for `render`, for `--json` and for `mq bench compare`.
+
+    `idle`: with --idle-connections, how many were open and the broker's RSS before and after
+    opening them (MB), the difference and its share per connection (kB).
+    """
     producers = [r for r in results if r.role == "producer"]
     consumers = [r for r in results if r.role == "consumer"]
     counts = _counts(opts, prefill, producers, consumers, failures)
@@ -88,6 +93,7 @@ def build_report(opts: BenchOptions, broker: dict[str, Any], prefill: dict[str, 
                     "python": platform.python_version(), "platform": platform.platform()},
         "options": opts.to_dict(),
         "broker": broker,
+        "idle": idle,
         "prefill": prefill,
         "publish": (_side(producers, counts["confirmed"], opts.size,
                           _merged(producers, "confirm"), timeline, 1)
@@ -128,7 +134,8 @@ def _headline(report: dict[str, Any]) -> list[str]:
         how.append(f"batch {o['batch']}" + (f" ({o['inflight']} in flight)"
                                             if o["batch"] > 1 and not o["keys"] else ""))
     if report["consume"] is not None:
-        how.append(f"prefetch {o['prefetch']}, "
+        receive = ("pushed (sub)" if o.get("consume", "get") == "sub" else "polled (get)")
+        how.append(f"{receive}, prefetch {o['prefetch']}, "
                    + ("one ack per message" if o.get("ack") == "each" else "batch acks"))
     if o["keys"]:
         how.append(f"{o['keys']} keys")
@@ -188,6 +195,14 @@ def _resources(report: dict[str, Any]) -> list[str]:
     if b["commits"]:
         broker += (f"  {b['commits']:,} commits ({(b['committed_changes'] or 0) / b['commits']:.1f}"
                    " changes each)")
+    idle = report.get("idle")
+    if idle is not None:
+        if idle["rss_delta_mb"] is None:
+            broker += f"\nidle      {idle['connections']:,} connections open (rss unknown)"
+        else:
+            broker += (f"\nidle      {idle['connections']:,} connections: rss "
+                       f"{idle['rss_before_mb']:.1f} -> {idle['rss_after_mb']:.1f} MB "
+                       f"(+{idle['rss_delta_mb']:.1f} MB, {idle['kb_per_connection']:.1f} kB each)")
     kind = "processes" if h["processes"] else "in-process"
     lines = [broker, f"harness   cpu {h['cpu_s']:.2f} s, {_plural(h['workers'], 'worker')} "
                      f"({kind})"]

@@ -1,11 +1,13 @@
 """One bench run from start to end: broker, preparation, workers, collection, report.
 
 Order: measure the floor (if asked) while the machine is quiet; start a broker on a temp
-database (unless `--url`); declare the queue and, for the consume scenario, prefill it; start
-the workers, wait until every one is connected, then give the common start signal and begin the
-broker's CPU window; collect every worker's result; read the broker's commit counters; stop the
-broker and remove its directory. Every wait is bounded: workers enforce their own duration and
-timeout, and the harness terminates any worker still alive `GRACE_S` seconds after that.
+database (unless `--url`); declare the queue and, for the consume scenario, prefill it; open the
+idle connections (if asked) between two readings of the broker's RSS; start the workers, wait
+until every one is connected, then give the common start signal and begin the broker's CPU
+window; collect every worker's result; read the broker's commit counters; close the idle
+connections; stop the broker and remove its directory. Every wait is bounded: workers enforce
+their own duration and timeout, and the harness terminates any worker still alive `GRACE_S`
+seconds after that.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from mq_client.errors import MQError
 
 from mq.bench.broker import BrokerMonitor, LocalBroker
 from mq.bench.floor import run_floor
+from mq.bench.idle import IdleConnections
 from mq.bench.options import BenchOptions
 from mq.bench.progress import Progress, Sample
 from mq.bench.report import build_report
@@ -43,6 +46,7 @@ GRACE_S = 15.0  # beyond the timeout, before a worker process is terminated
 CALL_TIMEOUT_S = 10.0  # declare and stats, outside the measured window
 PREFILL_CHUNK = 10_000  # messages per publish_many call while prefilling
 PREFILL_BATCH = 1_000  # bodies per mpub while prefilling
+IDLE_SETTLE_S = 0.2  # after opening the idle connections, before reading the broker's RSS
 MB = 1e6
 
 
@@ -79,14 +83,17 @@ def _run(opts: BenchOptions, url: str, pid: int | None, started: bool,
     monitor = BrokerMonitor(pid) if pid is not None else None
     if monitor is not None:
         monitor.start()
+    idle = IdleConnections(url, opts.idle_connections)
     try:
         run_async(_declare(url, opts.queue))
         prefill = _prefill(opts, url, out) if opts.scenario == "consume" else None
+        idle_figures = _open_idle(idle, monitor, out) if opts.idle_connections else None
         before = run_async(_broker_stats(url, opts.queue))
         expected = opts.count if prefill is None else int(prefill["messages"])
         results, failures, timeline = _run_workers(opts, url, expected, monitor)
         after = run_async(_broker_stats(url, opts.queue))
     finally:
+        idle.close()
         if monitor is not None:
             monitor.stop()
     broker: dict[str, Any] = {
@@ -98,7 +105,26 @@ def _run(opts: BenchOptions, url: str, pid: int | None, started: bool,
         "commits": _delta(before.commits, after.commits),
         "committed_changes": _delta(before.committed_changes, after.committed_changes),
     }
-    return build_report(opts, broker, prefill, results, failures, floor, timeline)
+    return build_report(opts, broker, prefill, results, failures, floor, timeline, idle_figures)
+
+
+def _open_idle(idle: IdleConnections, monitor: BrokerMonitor | None, out: TextIO,
+               ) -> dict[str, Any]:
+    """Open the idle connections; the broker's RSS before and after (None without its pid) and
+    the connections it counts then (the idle ones, plus the one that asks)."""
+    before = monitor.rss_bytes() if monitor is not None else None
+    print(f"opening {idle.count:,} idle connections ...", file=out)
+    idle.open()
+    time.sleep(IDLE_SETTLE_S)
+    after = monitor.rss_bytes() if monitor is not None else None
+    delta = after - before if before is not None and after is not None else None
+    server = run_async(_server_stats(idle.url))
+    return {"connections": idle.count, "open_s": idle.open_s,
+            "broker_connections": server.get("connections"),
+            "rss_before_mb": before / MB if before is not None else None,
+            "rss_after_mb": after / MB if after is not None else None,
+            "rss_delta_mb": delta / MB if delta is not None else None,
+            "kb_per_connection": delta / 1e3 / idle.count if delta is not None else None}
 
 
 def _delta(before: int | None, after: int | None) -> int | None:
@@ -108,6 +134,12 @@ def _delta(before: int | None, after: int | None) -> int | None:
 async def _declare(url: str, queue_name: str) -> None:
     async with asyncio.timeout(CALL_TIMEOUT_S), AsyncClient.connect(url) as client:
         await client.declare(queue_name)  # created before the run, outside the measured window
+
+
+async def _server_stats(url: str) -> dict[str, Any]:
+    async with asyncio.timeout(CALL_TIMEOUT_S), AsyncClient.connect(url) as client:
+        server: dict[str, Any] = (await client.stats())["server"]
+    return server
 
 
 async def _broker_stats(url: str, queue_name: str) -> BrokerStats:
@@ -155,7 +187,8 @@ def worker_specs(opts: BenchOptions, url: str) -> list[WorkerSpec]:
         first_slot = len(specs)
         for i in range(opts.consumers):
             specs.append(WorkerSpec(
-                "consumer", i, first_slot + i, prefetch=opts.prefetch, ack=opts.ack,
+                "consumer", i, first_slot + i, prefetch=opts.prefetch, consume=opts.consume,
+                ack=opts.ack,
                 # In e2e consumers drain what was confirmed, so only producers stop at duration.
                 duration_s=opts.duration_s if opts.scenario == "consume" else None,
                 stamped=opts.scenario == "e2e", **common))

@@ -53,7 +53,8 @@ class WorkerSpec:
     rate: float | None = None
     rate_offset_s: float = 0.0
     prefetch: int = 1
-    ack: str = "batch"  # consumers: "batch" (one ack_many per get) or "each" (one ack a message)
+    consume: str = "sub"  # consumers: "sub" (pushed by the broker) or "get" (one get at a time)
+    ack: str = "batch"  # consumers: "batch" (one ack_many at a time) or "each" (one ack a message)
     duration_s: float | None = None
     stamped: bool = False  # consumers: bodies carry their publish time (e2e)
 

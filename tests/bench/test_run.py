@@ -29,11 +29,14 @@ def assert_ordered(latency: dict[str, Any], count: int) -> None:
     assert latency["p99.9"] <= latency["max"]
 
 
+@pytest.mark.parametrize("consume", ["sub", "get"])
 def test_e2e_in_processes_receives_every_message_exactly_once(
-        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], consume: str) -> None:
     code, r = bench(tmp_path, "--scenario", "e2e", "--producers", "2", "--consumers", "2",
-                    "--count", "2000", "--size", "64", "--batch", "50", "--prefetch", "50")
+                    "--count", "2000", "--size", "64", "--batch", "50", "--prefetch", "50",
+                    "--consume", consume)
     assert code == 0
+    assert r["options"]["consume"] == consume
     c = r["counts"]
     assert c["sent"] == c["confirmed"] == c["received"] == c["unique"] == c["acked"] == 2000
     assert c["errors"] == c["duplicates"] == c["not_received"] == 0
@@ -47,7 +50,42 @@ def test_e2e_in_processes_receives_every_message_exactly_once(
     assert broker["cpu_s"] > 0 and broker["rss_peak_mb"] >= broker["rss_start_mb"] > 0
     printed = capsys.readouterr().out
     assert "publish->deliver" in printed and "duplicates 0" in printed
+    assert ("pushed (sub)" if consume == "sub" else "polled (get)") in printed.splitlines()[0]
     assert not list(tmp_path.glob("mq-bench-*")), "the broker's temp dir was not removed"
+
+
+def test_sub_is_the_default_and_takes_a_prefetch_above_a_get_s(tmp_path: Path) -> None:
+    code, r = bench(tmp_path, "--scenario", "e2e", "--count", "1500", "--prefetch", "2000",
+                    "--rate", "5000", "--sync", "normal")
+    assert code == 0
+    assert (r["options"]["consume"], r["options"]["prefetch"]) == ("sub", 2000)
+    c = r["counts"]
+    assert c["confirmed"] == c["received"] == c["unique"] == c["acked"] == 1500
+    assert c["duplicates"] == c["redeliveries"] == c["errors"] == 0
+    assert_ordered(r["consume"]["latency_us"], 1500)
+
+
+def test_idle_connections_are_held_beside_the_run_and_their_rss_reported(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, r = bench(tmp_path, "--scenario", "e2e", "--count", "1000", "--consume", "sub",
+                    "--idle-connections", "50")
+    assert code == 0
+    c = r["counts"]
+    assert c["sent"] == c["confirmed"] == c["received"] == c["unique"] == c["acked"] == 1000
+    assert c["errors"] == c["duplicates"] == c["not_received"] == 0
+    idle = r["idle"]
+    assert idle["connections"] == 50 and r["options"]["idle_connections"] == 50
+    assert idle["broker_connections"] >= 51  # the idle ones and the one that asked
+    assert idle["rss_before_mb"] > 0 and idle["rss_after_mb"] > 0
+    assert idle["rss_delta_mb"] == pytest.approx(idle["rss_after_mb"] - idle["rss_before_mb"])
+    assert idle["kb_per_connection"] == pytest.approx(idle["rss_delta_mb"] * 1000 / 50)
+    assert "idle      50 connections: rss" in capsys.readouterr().out
+
+
+def test_no_idle_section_without_idle_connections(tmp_path: Path) -> None:
+    code, r = bench(tmp_path, "--scenario", "publish", "--count", "200")
+    assert code == 0
+    assert r["idle"] is None and r["options"]["idle_connections"] == 0
 
 
 def test_open_loop_measures_from_the_schedule(tmp_path: Path) -> None:
@@ -117,9 +155,14 @@ def test_floor_ratios_come_with_the_run(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("args", [
     ["--scenario", "e2e", "--size", "4"],  # too small for the publish time
-    ["--prefetch", "5000"],
+    ["--prefetch", "0"],
     ["--batch", "0"],
     ["--scenario", "consume", "--rate", "10"],
+    ["--consume", "get", "--prefetch", "2000"],  # a get takes at most 1,000
+    ["--consume", "sub", "--prefetch", "20000"],
+    ["--idle-connections", "-1"],
+    ["--idle-connections", "20000"],
+    ["--idle-connections", "5", "--url", "mq://192.0.2.1:7711"],  # loopback only
 ])
 def test_bad_options_exit_2_before_starting_anything(
         tmp_path: Path, args: list[str], capsys: pytest.CaptureFixture[str]) -> None:

@@ -3,24 +3,27 @@
 The wire work is elsewhere: `connection.Connection` matches replies to requests on one TCP
 connection, and `link.Link` keeps the current connection, the consumer session (heartbeats)
 and, with `reconnect=True`, replaces a lost connection and restores the session on it.
+Push consumption (`subscribe`, `monitor`) is in `push`, the administration methods in `admin`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import functools
-from collections.abc import Awaitable, Generator, Iterable, Sequence
+from collections.abc import Awaitable, Iterable, Sequence
 from types import TracebackType
 from typing import Any, TypeVar
 
 from mq_client import ops
+from mq_client.admin import AsyncAdmin
 from mq_client.codec import DEFAULT_MAX_FRAME_BYTES
-from mq_client.connection import Connection
+from mq_client.connect import Connecting
 from mq_client.link import Link
-from mq_client.message import AckResult, Message
-from mq_client.ops import Body, ReceiptLike, Request
+from mq_client.message import AckResult, Message, PublishResult
+from mq_client.ops import PublishOptions
+from mq_client.push import Monitor, Subscription
+from mq_client.request import Body, ReceiptLike, Request, check_reply
 from mq_client.session import Session
-from mq_client.url import DEFAULT_URL, parse_url
+from mq_client.url import DEFAULT_URL
 
 T = TypeVar("T")
 
@@ -28,7 +31,7 @@ DEFAULT_CONNECT_TIMEOUT_S = 10.0
 DEFAULT_RECONNECT_TIMEOUT_S = 30.0
 
 
-class AsyncClient:
+class AsyncClient(AsyncAdmin):
     """A connection to an mq broker for asyncio code.
 
     Create it with `await AsyncClient.connect(url)` or `async with AsyncClient.connect(url) as c`.
@@ -52,7 +55,7 @@ class AsyncClient:
         max_frame_bytes: int = DEFAULT_MAX_FRAME_BYTES,
         reconnect: bool = False,
         reconnect_timeout_s: float = DEFAULT_RECONNECT_TIMEOUT_S,
-    ) -> _Connect:
+    ) -> Connecting:
         """Connect to the broker at `url` (`mq://host:port`).
 
         The result can be awaited (`c = await AsyncClient.connect(url)`, then `await c.close()`)
@@ -68,7 +71,7 @@ class AsyncClient:
         is down wait up to `reconnect_timeout_s` seconds for the new one, then raise
         `ConnectionLost`.
         """
-        return _Connect(
+        return Connecting(
             cls,
             url,
             connect_timeout_s=connect_timeout_s,
@@ -124,23 +127,93 @@ class AsyncClient:
         """Round trip to the broker."""
         await self._call(ops.ping())
 
-    async def publish(self, queue: str, body: Body, key: str | None = None) -> int:
-        """Publish one message; returns its msg_id once the broker has committed it."""
-        return await self._call(ops.publish(queue, body, key))
+    async def publish(
+        self,
+        queue: str,
+        body: Body,
+        key: str | None = None,
+        *,
+        priority: int | None = None,
+        delay_s: float | None = None,
+        not_before: float | None = None,
+        ttl_s: float | None = None,
+        dedup_id: str | None = None,
+    ) -> int:
+        """Publish one message; returns its msg_id once the broker has committed it.
 
-    async def publish_many(self, queue: str, bodies: Iterable[Body], batch_size: int = 1000) -> list[int]:
+        `priority` 0..9 (higher first, default 0); `delay_s` seconds, or `not_before` a Unix
+        time, before it can be delivered; `ttl_s`: never delivered once that many seconds old;
+        `dedup_id`: a publish the queue saw with that id within its dedup window stores nothing
+        and returns the first message's id (see `publish_dedup` to know whether it did).
+        """
+        options = PublishOptions(priority, delay_s, not_before, ttl_s, dedup_id)
+        return await self._call(ops.publish(queue, body, key, options))
+
+    async def publish_dedup(
+        self,
+        queue: str,
+        body: Body,
+        dedup_id: str,
+        key: str | None = None,
+        *,
+        priority: int | None = None,
+        delay_s: float | None = None,
+        not_before: float | None = None,
+        ttl_s: float | None = None,
+    ) -> PublishResult:
+        """Publish one message at most once per `dedup_id` within the queue's dedup window.
+
+        Returns its msg_id and `duplicate`: True when the queue had already seen `dedup_id`,
+        in which case nothing was stored and msg_id is the first message's. Safe to retry after
+        a lost confirmation (protocol.md 4.4). The options are those of `publish`.
+        """
+        options = PublishOptions(priority, delay_s, not_before, ttl_s, dedup_id)
+        return await self._call(ops.publish_result(queue, body, key, options))
+
+    async def publish_many(
+        self,
+        queue: str,
+        bodies: Iterable[Body],
+        batch_size: int = 1000,
+        *,
+        priority: int | None = None,
+        delay_s: float | None = None,
+        not_before: float | None = None,
+        ttl_s: float | None = None,
+    ) -> list[int]:
         """Publish many messages, pipelined; returns their msg_ids in the order of `bodies`.
 
         Bodies go out as `mpub` frames of at most `batch_size` bodies (1..10,000), all sent
-        without waiting for replies. If any batch fails, its error is raised after every batch
-        has answered; the other batches may have been stored (the broker commits each `mpub`
-        on its own).
+        without waiting for replies, every message with the options given (those of `publish`
+        but `dedup_id`). If any batch fails, its error is raised after every batch has answered;
+        the other batches may have been stored (the broker commits each `mpub` on its own).
         """
-        requests = ops.publish_batches(queue, bodies, batch_size, self.max_frame_bytes)
+        options = PublishOptions(priority, delay_s, not_before, ttl_s)
+        requests = ops.publish_batches(queue, bodies, batch_size, self.max_frame_bytes, options)
         ids: list[int] = []
         for batch_ids in await self._call_all(requests):
             ids.extend(batch_ids)
         return ids
+
+    async def fanout(
+        self,
+        topic: str,
+        body: Body,
+        key: str | None = None,
+        *,
+        priority: int | None = None,
+        delay_s: float | None = None,
+        not_before: float | None = None,
+        ttl_s: float | None = None,
+        dedup_id: str | None = None,
+    ) -> dict[str, int]:
+        """Publish one copy to every queue bound to `topic` (`bind`); returns queue -> msg_id.
+
+        Each copy is consumed and acked on its own; a topic with no bound queue stores nothing
+        and returns {}. The options are those of `publish`.
+        """
+        options = PublishOptions(priority, delay_s, not_before, ttl_s, dedup_id)
+        return await self._call(ops.fanout(topic, body, key, options))
 
     async def get(
         self, queue: str, lease_s: float | None = None, wait_s: float | None = None, max: int = 1
@@ -172,19 +245,16 @@ class AsyncClient:
         requests = ops.ack_batches(receipts, self.max_frame_bytes)
         return AckResult.combine(await self._call_all(requests))
 
-    async def nack(self, receipt: ReceiptLike, delay_s: float | None = None) -> None:
-        """Give a delivery back: ready again now, or after `delay_s` seconds."""
-        await self._call(ops.nack(receipt, delay_s))
+    async def nack(self, receipt: ReceiptLike, delay_s: float | None = None, error: str | None = None) -> None:
+        """Give a delivery back: ready again now, or after `delay_s` seconds.
+
+        `error` says why; the broker keeps it with the message (`peek`, `explain`, `history`).
+        """
+        await self._call(ops.nack(receipt, delay_s, error))
 
     async def touch(self, receipt: ReceiptLike, lease_s: float | None = None) -> float:
         """Extend a lease to `lease_s` seconds from now (queue default if None); returns that length."""
         return await self._call(ops.touch(receipt, lease_s))
-
-    async def declare(
-        self, queue: str, retention_s: float | None = None, lease_s: float | None = None
-    ) -> dict[str, Any]:
-        """Set a queue's retention and default lease, in seconds; returns the queue's settings."""
-        return await self._call(ops.declare(queue, retention_s, lease_s))
 
     async def queues(self) -> list[str]:
         """The names of all queues, sorted."""
@@ -193,6 +263,43 @@ class AsyncClient:
     async def stats(self, queue: str | None = None) -> dict[str, Any]:
         """Broker statistics: `{"server": {...}, "queues": {name: {...}}}` (protocol.md section 6)."""
         return await self._call(ops.stats(queue))
+
+    # -- push consumption (protocol.md section 2.4) ------------------------------------------
+
+    async def subscribe(self, queue: str, prefetch: int = 100, lease_s: float | None = None) -> Subscription:
+        """Have the broker push messages of `queue`: at most `prefetch` (1..10,000) unacked at once.
+
+        Returns a `Subscription`, an async iterator of `Message`s, each leased for `lease_s`
+        seconds (the queue's default if None) like a `get`: ack or nack it on this client to
+        make room for more. One subscription per queue per client (ValueError otherwise).
+        `await sub.close()` unsubscribes and gives back what arrived but was not taken. With
+        `reconnect=True` the subscription is restored on each new connection.
+        """
+        pushes = self._link.pushes
+        sub = Subscription(queue, prefetch, lease_s, pushes, self._link.call)
+        pushes.add(sub)  # before the request: pushes may come with, or ahead of, the reply
+        try:
+            await self._call(sub.request())
+        except BaseException:
+            pushes.remove(sub)
+            raise
+        return sub
+
+    async def monitor(self, queue: str | None = None) -> Monitor:
+        """Tail the events of `queue` (of every queue if None) as the broker commits them.
+
+        Returns a `Monitor`, an async iterator of event maps (`at`, `queue`, `msg_id`, `event`,
+        ...). One monitor per client (ValueError otherwise); close it with `await m.close()`.
+        """
+        pushes = self._link.pushes
+        stream = Monitor(queue, pushes)
+        pushes.add(stream)
+        try:
+            await self._call(stream.request())
+        except BaseException:
+            pushes.remove(stream)
+            raise
+        return stream
 
     # -- consumer sessions and groups (protocol.md sections 4.1, 4.2) ------------------------
 
@@ -247,57 +354,5 @@ class AsyncClient:
         for request, reply in zip(requests, replies, strict=True):
             if isinstance(reply, BaseException):
                 raise reply
-            values.append(request.parse(ops.check_reply(reply)))
+            values.append(request.parse(check_reply(reply)))
         return values
-
-
-class _Connect:
-    """What `AsyncClient.connect` returns: awaitable, and an async context manager."""
-
-    __slots__ = ("_address", "_client", "_cls", "_connect_timeout_s", "_max_frame_bytes", "_reconnect",
-                 "_reconnect_timeout_s")
-
-    def __init__(
-        self,
-        cls: type[AsyncClient],
-        url: str,
-        *,
-        connect_timeout_s: float,
-        max_frame_bytes: int,
-        reconnect: bool,
-        reconnect_timeout_s: float,
-    ) -> None:
-        self._address = parse_url(url)  # a bad URL fails at the call site, not at the first await
-        self._cls = cls
-        self._connect_timeout_s = connect_timeout_s
-        self._max_frame_bytes = max_frame_bytes
-        self._reconnect = reconnect
-        self._reconnect_timeout_s = reconnect_timeout_s
-        self._client: AsyncClient | None = None
-
-    async def _open(self) -> AsyncClient:
-        dial = functools.partial(
-            Connection.open,
-            self._address,
-            connect_timeout_s=self._connect_timeout_s,
-            max_frame_bytes=self._max_frame_bytes,
-        )
-        link = Link(
-            await dial(),
-            dial=dial if self._reconnect else None,
-            reconnect_timeout_s=self._reconnect_timeout_s,
-        )
-        return self._cls(link)
-
-    def __await__(self) -> Generator[Any, None, AsyncClient]:
-        return self._open().__await__()
-
-    async def __aenter__(self) -> AsyncClient:
-        self._client = await self._open()
-        return self._client
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        if self._client is not None:
-            await self._client.close()

@@ -11,6 +11,9 @@ A reply that cannot be matched to a request (an error without `rid`) is treated 
 the connection: the broker could not read one of our requests, and since we cannot tell which,
 the only way to keep the no-hang promise is to fail them all.
 
+Push frames (protocol.md 2.4: a `push` key, no `rid`, no `ok`) are not replies: they go to
+`pushes` (the client's `push.PushRouter`), which is also told when the connection ends.
+
 Writes are coalesced: the first frame written in a turn of the event loop goes to the socket at
 once (a lone request waits for nothing), the frames that follow it in the same turn are joined
 and written together at the start of the next turn (or as soon as they reach
@@ -26,12 +29,11 @@ import asyncio
 import contextlib
 import itertools
 import logging
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
-from mq_client import ops
 from mq_client.codec import FrameDecoder, encode_frame
 from mq_client.errors import ConnectionLost, MQError, ProtocolError, clone_error, error_from_reply
-from mq_client.ops import Request
+from mq_client.request import Request, check_reply
 from mq_client.url import Address
 
 T = TypeVar("T")
@@ -40,6 +42,14 @@ log = logging.getLogger(__name__)
 READ_CHUNK_BYTES = 256 * 1024
 COALESCE_BYTES = 64 * 1024
 """Frames held back for one joined write are written as soon as they add up to this, in bytes."""
+
+
+class PushSink(Protocol):
+    """Where a connection sends the push frames it reads (`push.PushRouter`)."""
+
+    def route(self, frame: dict[str, Any]) -> None: ...
+
+    def connection_lost(self, reason: MQError) -> None: ...
 
 
 class Connection:
@@ -52,6 +62,8 @@ class Connection:
         """Set once the connection has ended (closed by either side, or broken)."""
         self.error: MQError | None = None
         """Why the connection ended; None while it is up."""
+        self.pushes: PushSink | None = None
+        """Receives the push frames; without one they are logged and dropped."""
         self._loop = asyncio.get_running_loop()
         self.last_send_s = self._loop.time()
         """Loop time of the last request written, in seconds: what heartbeats are timed from."""
@@ -85,7 +97,7 @@ class Connection:
         if self._transport.get_write_buffer_size():
             await self._drain(future)
         reply = await future
-        return request.parse(ops.check_reply(reply))
+        return request.parse(check_reply(reply))
 
     async def send(self, request: Request[Any]) -> asyncio.Future[dict[str, Any]]:
         """Write one request; return the future its reply will resolve."""
@@ -176,6 +188,8 @@ class Connection:
             self.error = reason
             self._writer.close()
             self.lost.set()
+            if self.pushes is not None:
+                self.pushes.connection_lost(reason)
         if self._reader_task is not asyncio.current_task():
             self._reader_task.cancel()
         for future in list(self._pending.values()):
@@ -211,6 +225,9 @@ class Connection:
     def _dispatch(self, reply: dict[str, Any]) -> None:
         rid = reply.get("rid")
         if rid is None:
+            if "push" in reply and "ok" not in reply:
+                self._push(reply)
+                return
             if reply.get("ok") is not False:
                 raise ProtocolError(f"reply without rid: {reply!r}")
             raise error_from_reply(reply)  # fails every pending request: see the module docstring
@@ -221,3 +238,9 @@ class Connection:
         if reply.get("fatal") is True:
             # The broker closes after a fatal reply; fail the rest now rather than at EOF.
             self.shut(error_from_reply(reply))
+
+    def _push(self, frame: dict[str, Any]) -> None:
+        if self.pushes is None:
+            log.debug("mq client ignores a push frame: nothing subscribed on this connection")
+            return
+        self.pushes.route(frame)  # a malformed push raises ProtocolError: the connection ends

@@ -86,6 +86,12 @@ class NoSession(MQError):
     CODE = "NO_SESSION"
 
 
+class NotFound(MQError):
+    """`delete` of a queue that does not exist."""
+
+    CODE = "NOT_FOUND"
+
+
 class ShuttingDown(MQError):
     """The broker is stopping; the connection closes after this reply."""
 
@@ -131,6 +137,7 @@ _BY_CODE: dict[str, type[MQError]] = {
         NotYourLease,
         NameTaken,
         NoSession,
+        NotFound,
         ShuttingDown,
         InternalError,
     )

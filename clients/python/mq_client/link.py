@@ -15,6 +15,10 @@ and awaited by `close()`:
   new session, so it repeats every `join`. Only then is the connection installed and are the
   calls waiting for it released (`_changed`).
 
+The link also owns the client's `PushRouter` (push.py): every connection it installs routes
+its push frames there, and a connection restored after a drop gets `sub` and `monitor` again
+for the streams still open, after the session and before any call may use it.
+
 Calls in flight when a connection ends fail with its error (`ConnectionLost`, or the broker's
 fatal error); they are never replayed, since they may or may not have run. New calls wait for
 the next connection up to `reconnect_timeout_s`. A broker error that retrying cannot fix while
@@ -33,7 +37,8 @@ from typing import Any, TypeVar
 from mq_client import ops
 from mq_client.connection import Connection
 from mq_client.errors import ConnectionLost, MQError, clone_error
-from mq_client.ops import Request
+from mq_client.push import PushRouter
+from mq_client.request import Request
 from mq_client.session import Membership, Session, backoff_delays
 
 T = TypeVar("T")
@@ -64,6 +69,9 @@ class Link:
         """The current consumer session, None before `hello`."""
         self.reconnects = 0
         """How many times a lost connection was replaced by a new one."""
+        self.pushes = PushRouter(reconnect=dial is not None)
+        """The client's subscriptions and monitor, across connections."""
+        conn.pushes = self.pushes
         self._conn = conn
         self._dial = dial
         self._reconnect_timeout_s = reconnect_timeout_s
@@ -144,6 +152,7 @@ class Link:
         """Stop the background tasks, say goodbye if there is a session, close the connection."""
         if self._closed is None:
             self._closed = ConnectionLost("the client was closed")
+        self.pushes.end_all(None)
         async with self._changed:
             self._changed.notify_all()
         tasks = [t for t in (self._supervisor, self._heartbeats) if t is not None and t is not asyncio.current_task()]
@@ -207,6 +216,7 @@ class Link:
     async def _give_up(self, reason: MQError) -> None:
         if self._closed is None:
             self._closed = reason
+        self.pushes.end_all(reason)
         async with self._changed:
             self._changed.notify_all()
 
@@ -221,6 +231,7 @@ class Link:
             except ConnectionLost as exc:
                 log.debug("mq reconnect attempt failed: %s", exc)
                 continue
+            conn.pushes = self.pushes  # before anything is sent: pushes may follow any reply
             try:
                 await self._restore(conn)
             except MQError as exc:
@@ -236,16 +247,17 @@ class Link:
 
     async def _restore(self, conn: Connection) -> None:
         session = self.session
-        if session is None:
-            return
-        # heartbeat_s again: a resumed session otherwise falls back to the broker's default.
-        self.session = await conn.call(ops.hello(session.consumer, session.heartbeat_s, session.token))
-        if not self.session.resumed:
-            self._rejoin_needed = True
-        if self._rejoin_needed:
-            for m in list(self._memberships.values()):
-                await conn.call(ops.join(m.queue, m.group, m.prefetch))
-            self._rejoin_needed = False
+        if session is not None:
+            # heartbeat_s again: a resumed session otherwise falls back to the broker's default.
+            self.session = await conn.call(ops.hello(session.consumer, session.heartbeat_s, session.token))
+            if not self.session.resumed:
+                self._rejoin_needed = True
+            if self._rejoin_needed:
+                for m in list(self._memberships.values()):
+                    await conn.call(ops.join(m.queue, m.group, m.prefetch))
+                self._rejoin_needed = False
+        for request in self.pushes.requests():  # after hello: the new leases belong to the session
+            await conn.call(request)
 
 
 def _heartbeat_answered(reply: asyncio.Future[dict[str, Any]]) -> None:

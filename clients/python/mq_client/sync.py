@@ -34,10 +34,12 @@ from types import TracebackType
 from typing import Any, TypeVar
 
 from mq_client import ops
+from mq_client.admin import SyncAdmin
 from mq_client.codec import DEFAULT_MAX_FRAME_BYTES, FrameDecoder, encode_frame
 from mq_client.errors import ConnectionLost, MQError, ProtocolError, clone_error, error_from_reply
-from mq_client.message import AckResult, Message
-from mq_client.ops import Body, ReceiptLike, Request
+from mq_client.message import AckResult, Message, PublishResult
+from mq_client.ops import PublishOptions
+from mq_client.request import Body, ReceiptLike, Request, check_reply
 from mq_client.session import Session
 from mq_client.url import DEFAULT_URL, parse_url
 
@@ -51,10 +53,11 @@ QUIT_TIMEOUT_S = 1.0
 """How long `close()` waits for the broker to acknowledge a session's goodbye, in seconds."""
 
 
-class Client:
+class Client(SyncAdmin):
     """A blocking connection to an mq broker: `with Client.connect(url) as c: ...`.
 
-    Same methods and semantics as `AsyncClient`, without `await` and without reconnecting.
+    Same methods and semantics as `AsyncClient`, without `await`, without reconnecting and
+    without push consumption (`subscribe`, `monitor`).
     Not thread-safe: use one client per thread (its own heartbeat thread aside). `timeout_s`
     bounds how long, in seconds, a call may go without progress (bytes of its requests sent, or
     one of its replies received); a `get` with `wait_s` adds that wait. On timeout a call raises
@@ -148,24 +151,87 @@ class Client:
         """Round trip to the broker."""
         self._call(ops.ping())
 
-    def publish(self, queue: str, body: Body, key: str | None = None) -> int:
-        """Publish one message; returns its msg_id once the broker has committed it."""
-        return self._call(ops.publish(queue, body, key))
+    def publish(
+        self,
+        queue: str,
+        body: Body,
+        key: str | None = None,
+        *,
+        priority: int | None = None,
+        delay_s: float | None = None,
+        not_before: float | None = None,
+        ttl_s: float | None = None,
+        dedup_id: str | None = None,
+    ) -> int:
+        """Publish one message; returns its msg_id once the broker has committed it.
 
-    def publish_many(self, queue: str, bodies: Iterable[Body], batch_size: int = 1000) -> list[int]:
+        `priority` 0..9 (higher first); `delay_s` seconds, or `not_before` a Unix time, before
+        it can be delivered; `ttl_s`: never delivered once that old; `dedup_id`: see
+        `publish_dedup` (a duplicate returns the first message's id).
+        """
+        options = PublishOptions(priority, delay_s, not_before, ttl_s, dedup_id)
+        return self._call(ops.publish(queue, body, key, options))
+
+    def publish_dedup(
+        self,
+        queue: str,
+        body: Body,
+        dedup_id: str,
+        key: str | None = None,
+        *,
+        priority: int | None = None,
+        delay_s: float | None = None,
+        not_before: float | None = None,
+        ttl_s: float | None = None,
+    ) -> PublishResult:
+        """Publish one message at most once per `dedup_id` within the queue's dedup window.
+
+        Returns its msg_id and `duplicate` (True: nothing stored, msg_id is the first one's).
+        """
+        options = PublishOptions(priority, delay_s, not_before, ttl_s, dedup_id)
+        return self._call(ops.publish_result(queue, body, key, options))
+
+    def publish_many(
+        self,
+        queue: str,
+        bodies: Iterable[Body],
+        batch_size: int = 1000,
+        *,
+        priority: int | None = None,
+        delay_s: float | None = None,
+        not_before: float | None = None,
+        ttl_s: float | None = None,
+    ) -> list[int]:
         """Publish many messages, pipelined; returns their msg_ids in the order of `bodies`.
 
         Bodies go out as `mpub` frames of at most `batch_size` bodies (1..10,000), all sent
-        without waiting for replies. If any batch fails, its error is raised after every batch
-        has answered; the other batches may have been stored (the broker commits each `mpub`
-        on its own).
+        without waiting for replies, all with the options given. If any batch fails, its error
+        is raised after every batch has answered; the other batches may have been stored (the
+        broker commits each `mpub` on its own).
         """
-        requests = ops.publish_batches(queue, bodies, batch_size, self.max_frame_bytes)
+        options = PublishOptions(priority, delay_s, not_before, ttl_s)
+        requests = ops.publish_batches(queue, bodies, batch_size, self.max_frame_bytes, options)
         replies = self._exchange(requests)
         ids: list[int] = []
         for request, reply in zip(requests, replies, strict=True):
-            ids.extend(request.parse(ops.check_reply(reply)))
+            ids.extend(request.parse(check_reply(reply)))
         return ids
+
+    def fanout(
+        self,
+        topic: str,
+        body: Body,
+        key: str | None = None,
+        *,
+        priority: int | None = None,
+        delay_s: float | None = None,
+        not_before: float | None = None,
+        ttl_s: float | None = None,
+        dedup_id: str | None = None,
+    ) -> dict[str, int]:
+        """Publish one copy to every queue bound to `topic`; returns queue -> msg_id ({} if none)."""
+        options = PublishOptions(priority, delay_s, not_before, ttl_s, dedup_id)
+        return self._call(ops.fanout(topic, body, key, options))
 
     def get(self, queue: str, lease_s: float | None = None, wait_s: float | None = None, max: int = 1) -> list[Message]:
         """Lease up to `max` ready messages (1..1,000) for `lease_s` seconds (queue default if None).
@@ -195,20 +261,16 @@ class Client:
         requests = ops.ack_batches(receipts, self.max_frame_bytes)
         replies = self._exchange(requests)
         return AckResult.combine(
-            request.parse(ops.check_reply(reply)) for request, reply in zip(requests, replies, strict=True)
+            request.parse(check_reply(reply)) for request, reply in zip(requests, replies, strict=True)
         )
 
-    def nack(self, receipt: ReceiptLike, delay_s: float | None = None) -> None:
-        """Give a delivery back: ready again now, or after `delay_s` seconds."""
-        self._call(ops.nack(receipt, delay_s))
+    def nack(self, receipt: ReceiptLike, delay_s: float | None = None, error: str | None = None) -> None:
+        """Give a delivery back: ready again now, or after `delay_s` seconds; `error` says why."""
+        self._call(ops.nack(receipt, delay_s, error))
 
     def touch(self, receipt: ReceiptLike, lease_s: float | None = None) -> float:
         """Extend a lease to `lease_s` seconds from now (queue default if None); returns that length."""
         return self._call(ops.touch(receipt, lease_s))
-
-    def declare(self, queue: str, retention_s: float | None = None, lease_s: float | None = None) -> dict[str, Any]:
-        """Set a queue's retention and default lease, in seconds; returns the queue's settings."""
-        return self._call(ops.declare(queue, retention_s, lease_s))
 
     def queues(self) -> list[str]:
         """The names of all queues, sorted."""
@@ -256,7 +318,7 @@ class Client:
 
     def _call(self, request: Request[T]) -> T:
         (reply,) = self._exchange([request])
-        return request.parse(ops.check_reply(reply))
+        return request.parse(check_reply(reply))
 
     def _exchange(self, requests: Sequence[Request[Any]], timeout_s: float | None = None) -> list[dict[str, Any]]:
         """Send every request and return their replies, in request order.
@@ -376,6 +438,9 @@ class Client:
     def _dispatch(self, reply: dict[str, Any], wanted: set[int], replies: dict[int, dict[str, Any]]) -> None:
         rid = reply.get("rid")
         if rid is None:
+            if "push" in reply and "ok" not in reply:
+                log.debug("mq client ignores a push frame: the blocking client does not subscribe")
+                return
             # The broker could not read one of our requests and cannot say which: no reply we
             # wait for can be trusted to come, so the connection ends here.
             if reply.get("ok") is not False:

@@ -54,6 +54,7 @@ class FakeBroker:
         self._numbers = itertools.count(1)
         self._server: asyncio.Server | None = None
         self._writers: set[asyncio.StreamWriter] = set()
+        self._by_number: dict[int, asyncio.StreamWriter] = {}
         self._tasks: set[asyncio.Task[None]] = set()
 
     @property
@@ -67,6 +68,10 @@ class FakeBroker:
         self._server = await asyncio.start_server(self._serve, "127.0.0.1", self.port)
         self.port = self._server.sockets[0].getsockname()[1]
         return self
+
+    def push(self, conn: int, frame: dict[str, Any]) -> None:
+        """Send a frame nobody asked for (a push) on connection `conn`."""
+        self._by_number[conn].write(encode_frame(frame))
 
     def drop(self) -> None:
         """Reset every open connection, as a network failure would."""
@@ -87,6 +92,7 @@ class FakeBroker:
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         conn = next(self._numbers)
         self._writers.add(writer)
+        self._by_number[conn] = writer
         task = asyncio.current_task()
         assert task is not None
         self._tasks.add(task)
@@ -104,6 +110,7 @@ class FakeBroker:
             self.bad_frames += 1
         finally:
             self._writers.discard(writer)
+            self._by_number.pop(conn, None)
             self._tasks.discard(task)
             writer.close()
 
@@ -172,10 +179,11 @@ class FakeBroker:
                 "grace_s": 3.0, "resumed": resumed}
 
 
-def message(msg_id: int, queue: str = "jobs") -> dict[str, Any]:
-    """A message map as a `get` reply carries it."""
-    return {"receipt": f"{msg_id}.1", "msg_id": msg_id, "queue": queue, "deliveries": 1,
-            "body": str(msg_id).encode(), "key": None, "published_at": 0.0}
+def message(msg_id: int, queue: str = "jobs", priority: int | None = None) -> dict[str, Any]:
+    """A message map as a `get` reply or a push carries it (`priority` left out if None)."""
+    m = {"receipt": f"{msg_id}.1", "msg_id": msg_id, "queue": queue, "deliveries": 1,
+         "body": str(msg_id).encode(), "key": None, "published_at": 0.0}
+    return m if priority is None else {**m, "priority": priority}
 
 
 def max_gap_s(seen: list[Seen], start_s: float, end_s: float) -> float:

@@ -13,7 +13,7 @@ import pytest
 from mq_client import AsyncClient, Message, consume
 from mq_client.errors import BadRequest, ConnectionLost, LeaseLost
 from mq_client.message import AckFailure, AckResult
-from mq_client.ops import ReceiptLike
+from mq_client.request import ReceiptLike
 
 
 def _msg(i: int) -> Message:

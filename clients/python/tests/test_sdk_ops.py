@@ -7,16 +7,17 @@ from typing import Any
 import pytest
 from sdk_vectors import vector
 
-from mq_client import Message, ops
+from mq_client import Message, admin_ops, ops
 from mq_client.codec import encode_frame
 from mq_client.errors import BadRequest, FrameTooLarge, LeaseLost, ProtocolError
 from mq_client.message import AckFailure, AckResult
+from mq_client.request import Request, check_reply
 
 MSG = Message("3.1", 3, "orders", 1, b"x", None, 0.0)
 MSG_2 = Message("2.1", 2, "orders", 1, b"y", None, 0.0)
 
 
-def _frame(request: ops.Request[Any], rid: int) -> bytes:
+def _frame(request: Request[Any], rid: int) -> bytes:
     return encode_frame(request.to_wire(rid))
 
 
@@ -38,7 +39,7 @@ def _frame(request: ops.Request[Any], rid: int) -> bytes:
         ("touch request", ops.touch(MSG, lease_s=60), 9),
     ],
 )
-def test_request_matches_vector(name: str, request_: ops.Request[Any], rid: int) -> None:
+def test_request_matches_vector(name: str, request_: Request[Any], rid: int) -> None:
     v = vector(name)
     assert request_.to_wire(rid) == v["meaning"]
     assert _frame(request_, rid) == v["frame"]
@@ -55,14 +56,14 @@ def test_wire_map_puts_op_and_rid_first() -> None:
         (ops.get("q"), {"op": "get", "queue": "q", "max": 1}),
         (ops.nack("1.1"), {"op": "nack", "receipt": "1.1"}),
         (ops.touch("1.1"), {"op": "touch", "receipt": "1.1"}),
-        (ops.declare("q"), {"op": "declare", "queue": "q"}),
-        (ops.declare("q", lease_s=5), {"op": "declare", "queue": "q", "lease_s": 5}),
+        (admin_ops.declare("q"), {"op": "declare", "queue": "q"}),
+        (admin_ops.declare("q", lease_s=5), {"op": "declare", "queue": "q", "lease_s": 5}),
         (ops.stats(), {"op": "stats"}),
         (ops.stats("q"), {"op": "stats", "queue": "q"}),
         (ops.queues(), {"op": "queues"}),
     ],
 )
-def test_none_fields_are_not_sent(request_: ops.Request[Any], fields: dict[str, Any]) -> None:
+def test_none_fields_are_not_sent(request_: Request[Any], fields: dict[str, Any]) -> None:
     assert request_.fields == fields
 
 
@@ -73,7 +74,7 @@ def test_get_carries_its_wait_for_client_timeouts() -> None:
 
 
 def _reply(name: str) -> dict[str, Any]:
-    return ops.check_reply(vector(name)["meaning"])
+    return check_reply(vector(name)["meaning"])
 
 
 def test_parse_replies_from_vectors() -> None:
@@ -93,7 +94,7 @@ def test_parse_replies_from_vectors() -> None:
 
 def test_parse_declare_queues_stats() -> None:
     settings = {"queue": "q", "retention_s": 60, "lease_s": 5}
-    assert ops.declare("q").parse({"rid": 1, "ok": True, **settings}) == settings
+    assert admin_ops.declare("q").parse({"rid": 1, "ok": True, **settings}) == settings
     assert ops.queues().parse({"rid": 1, "ok": True, "queues": ["a", "b"]}) == ["a", "b"]
     stats = {"server": {"version": "1"}, "queues": {"q": {"ready": 0}}}
     assert ops.stats().parse({"rid": 1, "ok": True, **stats}) == stats
@@ -101,10 +102,10 @@ def test_parse_declare_queues_stats() -> None:
 
 def test_error_reply_raises_its_typed_error() -> None:
     with pytest.raises(LeaseLost) as info:
-        ops.check_reply(vector("error reply")["meaning"])
+        check_reply(vector("error reply")["meaning"])
     assert info.value.fatal is False
     with pytest.raises(BadRequest):
-        ops.check_reply({"rid": 1, "ok": False, "code": "BAD_REQUEST", "message": "m", "fatal": False})
+        check_reply({"rid": 1, "ok": False, "code": "BAD_REQUEST", "message": "m", "fatal": False})
 
 
 @pytest.mark.parametrize(
@@ -131,15 +132,15 @@ def test_error_reply_raises_its_typed_error() -> None:
         (ops.stats(), {"ok": True, "server": {}}),
     ],
 )
-def test_malformed_replies_are_protocol_errors(request_: ops.Request[Any], reply: dict[str, Any]) -> None:
+def test_malformed_replies_are_protocol_errors(request_: Request[Any], reply: dict[str, Any]) -> None:
     with pytest.raises(ProtocolError):
-        request_.parse(ops.check_reply(reply))
+        request_.parse(check_reply(reply))
 
 
 @pytest.mark.parametrize("reply", [{"rid": 1}, {"rid": 1, "ok": 1}, {"rid": 1, "ok": None}])
 def test_reply_without_boolean_ok_is_a_protocol_error(reply: dict[str, Any]) -> None:
     with pytest.raises(ProtocolError):
-        ops.check_reply(reply)
+        check_reply(reply)
 
 
 def test_bodies_must_be_bytes_or_str() -> None:

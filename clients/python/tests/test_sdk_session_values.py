@@ -11,6 +11,7 @@ import pytest
 
 from mq_client import Session, ops
 from mq_client.errors import NameTaken, NoSession, ProtocolError
+from mq_client.request import Request, check_reply
 from mq_client.session import BACKOFF_CAP_S, BACKOFF_START_S, backoff_delays
 
 HELLO_REPLY = {"rid": 1, "ok": True, "session": "ab12", "heartbeat_s": 1, "dead_after_s": 3.0,
@@ -31,12 +32,12 @@ HELLO_REPLY = {"rid": 1, "ok": True, "session": "ab12", "heartbeat_s": 1, "dead_
         (ops.quit(), {"op": "quit", "rid": 5}),
     ],
 )
-def test_session_requests(request_: ops.Request[Any], wire: dict[str, Any]) -> None:
+def test_session_requests(request_: Request[Any], wire: dict[str, Any]) -> None:
     assert request_.to_wire(5) == wire
 
 
 def test_hello_reply_becomes_a_frozen_session_with_float_terms() -> None:
-    session = ops.hello("w1").parse(ops.check_reply(HELLO_REPLY))
+    session = ops.hello("w1").parse(check_reply(HELLO_REPLY))
     assert session == Session("ab12", "w1", 1.0, 3.0, 3.0, False)
     assert all(isinstance(v, float) for v in (session.heartbeat_s, session.dead_after_s, session.grace_s))
     with pytest.raises(dataclasses.FrozenInstanceError):
@@ -65,7 +66,7 @@ def test_join_reply_is_checked() -> None:
 @pytest.mark.parametrize(("code", "cls"), [("NAME_TAKEN", NameTaken), ("NO_SESSION", NoSession)])
 def test_session_errors_are_typed(code: str, cls: type[Exception]) -> None:
     with pytest.raises(cls):
-        ops.join("q", "g").parse(ops.check_reply({"rid": 1, "ok": False, "code": code, "message": "m",
+        ops.join("q", "g").parse(check_reply({"rid": 1, "ok": False, "code": code, "message": "m",
                                                   "fatal": False}))
 
 
