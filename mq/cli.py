@@ -43,6 +43,9 @@ def _serve_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
                    "(default %(default)s)")
     p.add_argument("--prefetch", type=int, default=d.default_prefetch,
                    help="default credit of a group member (default %(default)s)")
+    p.add_argument("--keep-history-s", type=float, default=d.keep_history_s,
+                   help="how long acked messages stay in the log for HISTORY before compaction "
+                   "(default %(default)s)")
 
 
 def _stats_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -78,7 +81,7 @@ def _serve(args: argparse.Namespace) -> int:
                         max_frame_bytes=args.max_frame_bytes, max_line_bytes=args.max_line_bytes,
                         heartbeat_s=args.heartbeat_s, heartbeat_misses=args.heartbeat_misses,
                         grace_s=args.grace_s, poison_deaths=args.poison_deaths,
-                        default_prefetch=args.prefetch)
+                        default_prefetch=args.prefetch, keep_history_s=args.keep_history_s)
     except ValueError as e:
         print(f"mq serve: {e}", file=sys.stderr)
         return 2

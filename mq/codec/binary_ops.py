@@ -37,6 +37,7 @@ from mq.codec.commands import (
     Stats,
     Subscribe,
     Touch,
+    Unmonitor,
     Unsubscribe,
     check_body,
     check_key,
@@ -117,6 +118,7 @@ BUILDERS: dict[str, Callable[[Map, int | None], Command]] = {
     "explain": lambda m, rid: Explain(m.get("msg_id"), rid),  # type: ignore[arg-type]
     "history": lambda m, rid: History(m.get("msg_id"), rid),  # type: ignore[arg-type]
     "monitor": lambda m, rid: Monitor(m.get("queue"), rid),
+    "unmonitor": lambda m, rid: Unmonitor(rid),
     "sub": lambda m, rid: Subscribe(_q(m), _or(m, "prefetch", 100), m.get("lease_s"), rid),
     "unsub": lambda m, rid: Unsubscribe(_q(m), rid),
 }

@@ -452,6 +452,11 @@ class Stats(MaybeQueueOp):
 
 
 @dataclass(frozen=True, slots=True)
+class Unmonitor:
+    rid: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Help:
     rid: int | None = None
 
@@ -464,5 +469,6 @@ class Quit:
 Command = (
     Ping | Publish | PublishMany | Fanout | Get | Ack | AckMany | Nack | Touch | Declare
     | ListQueues | Stats | Help | Quit | Hello | Heartbeat | Join | Leave | Purge | DeleteQueue
-    | Peek | Redrive | Bind | Bindings | Explain | History | Monitor | Subscribe | Unsubscribe
+    | Peek | Redrive | Bind | Bindings | Explain | History | Monitor | Unmonitor | Subscribe
+    | Unsubscribe
 )

@@ -42,6 +42,7 @@ from mq.codec.commands import (
     Stats,
     Subscribe,
     Touch,
+    Unmonitor,
     Unsubscribe,
 )
 from mq.errors import Code, MQError, bad_request
@@ -73,6 +74,7 @@ USAGE: dict[str, str] = {
     "EXPLAIN": "EXPLAIN <msg_id>                          why is this message (not) delivered?",
     "HISTORY": "HISTORY <msg_id>                          its life, from the log",
     "MONITOR": "MONITOR [queue]                           a live line for every message event",
+    "UNMONITOR": "UNMONITOR                                 stop those lines",
     "QUEUES": "QUEUES                                    list the queues",
     "STATS": "STATS [queue]                             counts per queue",
     "HELP": "HELP                                      this list",
@@ -223,6 +225,7 @@ _PARSERS: dict[str, Callable[[list[str]], Command]] = {
     "EXPLAIN": lambda a: Explain(_integer(_args("EXPLAIN", a, 1, 1)[0], "msg_id")),
     "HISTORY": lambda a: History(_integer(_args("HISTORY", a, 1, 1)[0], "msg_id")),
     "MONITOR": lambda a: Monitor(_args("MONITOR", a, 0, 1)[0] if a else None),
+    "UNMONITOR": _bare("UNMONITOR", Unmonitor()),
     "QUEUES": _bare("QUEUES", ListQueues()),
     "STATS": lambda a: Stats(_args("STATS", a, 0, 1)[0] if a else None),
     "HELP": _bare("HELP", Help()),

@@ -42,7 +42,7 @@ class BrokerServer:
     def __init__(self, config: Config, clock: Clock = time.time) -> None:
         self.config = config
         self.clock = clock
-        self.store = SQLiteStore(config.db_path, config.sync)
+        self.store = SQLiteStore(config.db_path, config.sync, config.keep_history_s)
         self.core = Broker(clock, QueueSettings(config.retention_s, config.lease_s),
                            ring_factory=lambda: HashRing(vnodes=config.ring_vnodes),
                            poison_deaths=config.poison_deaths)

@@ -35,6 +35,7 @@ class Config:
     poison_deaths: int = 3  # consumers dying with a message before it is set aside as poison
     default_prefetch: int = 100  # unacked messages a group member may hold at once
     ring_vnodes: int = 512  # points per member on a group's hash ring
+    keep_history_s: float = 60.0  # acked/removed messages stay in the log this long (HISTORY)
     write_buffer_high_bytes: int = 4 * 1024 * 1024  # pause reading a client above this
     shutdown_timeout_s: float = 10.0
 
@@ -53,8 +54,8 @@ class Config:
             raise ValueError(f"heartbeat_s must be {MIN_HEARTBEAT_S} .. {MAX_HEARTBEAT_S} seconds")
         if self.heartbeat_misses < 1 or self.poison_deaths < 1 or self.ring_vnodes < 1:
             raise ValueError("heartbeat_misses, poison_deaths and ring_vnodes must be at least 1")
-        if self.grace_s < 0:
-            raise ValueError("grace_s must be >= 0")
+        if self.grace_s < 0 or self.keep_history_s < 0:
+            raise ValueError("grace_s and keep_history_s must be >= 0")
         if not 1 <= self.default_prefetch <= MAX_PREFETCH:
             raise ValueError(f"default_prefetch must be 1 .. {MAX_PREFETCH}")
         if not 0 <= self.port <= 65535:

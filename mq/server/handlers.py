@@ -30,6 +30,7 @@ from mq.codec.commands import (
     Quit,
     Subscribe,
     Touch,
+    Unmonitor,
     Unsubscribe,
 )
 from mq.errors import Code, MQError
@@ -53,6 +54,7 @@ class Handlers(AdminHandlers):
             Nack: self.nack, Touch: self.touch, Help: self.ping, Quit: self.quit,
             Hello: self.hello, Heartbeat: self.ping, Join: self.join, Leave: self.leave,
             Subscribe: self.subscribe, Unsubscribe: self.unsubscribe, Monitor: self.monitor,
+            Unmonitor: self.unmonitor,
             **self.admin_table(),
         }
 
@@ -132,6 +134,10 @@ class Handlers(AdminHandlers):
     def monitor(self, cmd: Monitor, conn: Connection) -> Result:
         self.server.pushes.monitor(conn, cmd.queue)
         return {"queue": cmd.queue}
+
+    def unmonitor(self, cmd: Unmonitor, conn: Connection) -> Result:
+        self.server.pushes.unmonitor(conn)
+        return {}
 
     # --- consumer sessions --------------------------------------------------------------------
 

@@ -64,6 +64,9 @@ class Pushes:
     def monitor(self, conn: Connection, queue: str | None) -> None:
         self._monitors[conn] = queue
 
+    def unmonitor(self, conn: Connection) -> None:
+        self._monitors.pop(conn, None)
+
     def forget(self, conn: Connection) -> None:
         for queue in [q for q, subs in self._subs.items() if any(s.conn is conn for s in subs)]:
             self.unsubscribe(conn, queue)

@@ -34,6 +34,10 @@ class Store(Protocol):
         """Finished messages whose rows `compact` has not deleted yet."""
         ...
 
+    def next_compaction_in(self) -> float | None:
+        """Seconds until `compact` has something to do; None when nothing is finished."""
+        ...
+
     async def compact(self, limit: int) -> int:
         """Delete up to `limit` finished (acked, dropped) messages; returns how many."""
         ...

@@ -9,6 +9,7 @@ for that batch or an earlier one.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -60,10 +61,10 @@ class GroupCommit:
             if not self._open:
                 if self._closing:
                     return
-                if self.store_backlog():
-                    await self._compact()
+                delay = self.store.next_compaction_in()
+                if delay == 0.0 and await self._compact():
                     continue
-                await self._wake.wait()
+                await self._idle(delay)
             self._wake.clear()
             if not self._open:
                 continue
@@ -77,11 +78,18 @@ class GroupCommit:
             if number % self.compact_every == 0:
                 await self._compact()
 
-    def store_backlog(self) -> int:
-        return self.store.compaction_backlog
+    async def _idle(self, delay: float | None) -> None:
+        """Wait for work, or until the next finished message may be compacted (`delay` s)."""
+        if delay is None:
+            await self._wake.wait()
+            return
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._wake.wait(), max(delay, 0.05))
 
-    async def _compact(self) -> None:
-        self.stats.compacted += await self.store.compact(self.compact_chunk)
+    async def _compact(self) -> int:
+        done = await self.store.compact(self.compact_chunk)
+        self.stats.compacted += done
+        return done
 
     def close(self) -> None:
         """Ask `run` to return once everything submitted so far is committed."""

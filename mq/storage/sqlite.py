@@ -21,6 +21,8 @@ from __future__ import annotations
 
 import itertools
 import logging
+import time
+from collections import deque
 from collections.abc import Callable, Sequence
 from enum import IntEnum
 from pathlib import Path
@@ -159,13 +161,19 @@ def _rows(changes: Sequence[Change]) -> list[Row]:
 
 
 class SQLiteStore:
-    def __init__(self, path: str | Path, sync: str = "full") -> None:
+    def __init__(self, path: str | Path, sync: str = "full", keep_history_s: float = 0.0,
+                 clock: Callable[[], float] = time.time) -> None:
+        """`keep_history_s`: how long a finished (acked, removed) message's rows stay in the
+        log, so HISTORY can still show its whole life, before compaction deletes them."""
         if sync not in SYNC_MODES:
             raise ValueError(f"sync must be one of {SYNC_MODES}, got {sync!r}")
         self.path = Path(path)
         self.sync = sync
+        self.keep_history_s = keep_history_s
+        self.clock = clock
         self._db: aiosqlite.Connection | None = None
-        self._finished: list[int] = []  # ids of acked/dropped messages awaiting compaction
+        # (finished at, id) of acked/removed messages awaiting compaction, oldest first
+        self._finished: deque[tuple[float, int]] = deque()
         self._body_of: dict[int, int] = {}  # fan-out copy -> the message whose row has the body
         self._dependents: dict[int, int] = {}  # body holder -> copies not yet compacted
         self._kept: set[int] = set()  # finished holders kept for their dependents
@@ -179,6 +187,12 @@ class SQLiteStore:
     @property
     def compaction_backlog(self) -> int:
         return len(self._finished)
+
+    def next_compaction_in(self) -> float | None:
+        """Seconds until the oldest finished message may be compacted; None if there is none."""
+        if not self._finished:
+            return None
+        return max(0.0, self._finished[0][0] + self.keep_history_s - self.clock())
 
     async def open(self) -> Recovered:
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -201,7 +215,7 @@ class SQLiteStore:
         async with db.execute("SELECT topic, queue FROM bindings") as cursor:
             bindings = [(topic, queue) for topic, queue in await cursor.fetchall()]
         messages: dict[int, Message] = {}
-        finished: set[int] = set()
+        finished: dict[int, float] = {}  # id -> when it finished
         max_id = await self._meta("max_msg_id")
         async with db.execute(f"SELECT {COLUMNS} FROM log ORDER BY seq") as cursor:
             # In chunks: a million rows fetched at once would double the peak memory.
@@ -213,14 +227,14 @@ class SQLiteStore:
                         messages[msg_id] = self._published(row, messages)
                         max_id = max(max_id, msg_id)
                     elif row[1] in FINAL:
-                        finished.add(msg_id)
+                        finished[msg_id] = row[2]
                     elif msg_id in messages:
                         _apply(messages[msg_id], row)
                 read += len(chunk)
                 if read % RECOVERY_PROGRESS_ROWS < len(chunk):
                     log.info("recovering %s: %d log rows read, %d messages so far", self.path,
                              read, len(messages))
-        self._finished = sorted(finished)
+        self._finished = deque(sorted((at, msg_id) for msg_id, at in finished.items()))
         live = [m for msg_id, m in messages.items() if msg_id not in finished]
         log.info("recovered %d messages in %d queues from %s (%d finished awaiting compaction)",
                  len(live), len({m.queue for m in live} | set(settings)), self.path,
@@ -276,10 +290,14 @@ class SQLiteStore:
 
     def _note_finished(self, rows: list[Row]) -> None:
         """Once committed (never before), finished messages may be compacted."""
-        self._finished.extend(row[0] for row in rows if row[1] in FINAL)
+        self._finished.extend((row[2], row[0]) for row in rows if row[1] in FINAL)
 
     async def compact(self, limit: int) -> int:
-        chunk, self._finished = self._finished[:limit], self._finished[limit:]
+        """Delete up to `limit` finished messages whose history time is over; returns how many."""
+        horizon = self.clock() - self.keep_history_s
+        chunk: list[int] = []
+        while self._finished and len(chunk) < limit and self._finished[0][0] <= horizon:
+            chunk.append(self._finished.popleft()[1])
         if not chunk:
             return 0
         whole: list[int] = []
@@ -389,7 +407,7 @@ def _event(row: Row) -> dict[str, Any]:
      dedup, _body_of) = row
     out: dict[str, Any] = {"at": at, "event": _EVENT_NAMES[Event(kind)]}
     if kind == Event.PUBLISHED:
-        out.update(queue=queue, key=key, priority=priority, dedup_id=dedup,
+        out.update(queue=queue, key=key, priority=priority or None, dedup_id=dedup,
                    size=len(body) if body is not None else None, delay_until=ready_at,
                    expires_at=expires_at)
     elif kind == Event.LEASED:

@@ -49,7 +49,7 @@ def test_state_of_every_feature_survives_sigkill(tmp_path: Path) -> None:
 
 
 def test_fanout_body_survives_compaction_of_its_holder(tmp_path: Path) -> None:
-    broker = BrokerProcess(tmp_path / "mq.db").start()
+    broker = BrokerProcess(tmp_path / "mq.db", "--keep-history-s", "0").start()
     try:
         t = TextSession(broker.port)
         t.ask("BIND news a")

@@ -117,3 +117,13 @@ def test_monitor_tails_events(broker: BrokerProcess) -> None:
     assert [line.split()[2:5] for line in lines] == [
         ["pizzas", "1", "published"], ["pizzas", "1", "leased"], ["pizzas", "1", "acked"]]
     assert "key=store-1" in lines[0]
+
+
+def test_unmonitor_stops_the_stream(broker: BrokerProcess) -> None:
+    watcher, t = TextSession(broker.port), TextSession(broker.port)
+    watcher.ask("MONITOR")
+    t.ask("PUB q one")
+    assert watcher.read_line().split()[4] == "published"
+    assert watcher.ask("UNMONITOR") == "+OK"
+    t.ask("PUB q two")
+    assert watcher.ask("PING") == "+PONG"  # no EVENT line came before the reply

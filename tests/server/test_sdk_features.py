@@ -186,8 +186,6 @@ def test_history_lists_published_leased_nacked(broker: BrokerProcess) -> None:
     run(broker, scenario)
 
 
-@pytest.mark.xfail(strict=True, reason="broker: once an acked message is compacted (on an idle "
-                   "broker, right after the ack's commit) HISTORY returns nothing for it")
 def test_history_of_an_acked_message_ends_with_acked(broker: BrokerProcess) -> None:
     async def scenario(mq: AsyncClient) -> None:
         msg_id = await mq.publish("log", b"x")

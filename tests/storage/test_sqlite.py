@@ -24,6 +24,11 @@ from mq.storage.group_commit import GroupCommit
 from mq.storage.sqlite import MAX_ROWS_PER_STATEMENT, SQLiteStore
 
 T0 = 1_800_000_000.0
+
+
+def AFTER_ALL() -> float:  # noqa: N802 - a clock, used like time.time
+    """The store's clock: later than every change the tests make, so compaction is due."""
+    return T0 + 10**6
 DEFAULTS = QueueSettings(retention_s=1_000.0, lease_s=30.0)
 
 
@@ -48,14 +53,14 @@ async def opened(store: SQLiteStore) -> AsyncIterator[Recovered]:
 
 async def write_once(path: Path, broker: Broker, sync: str = "full") -> None:
     """Open the store, write what the broker changed, close."""
-    store = SQLiteStore(path, sync)
+    store = SQLiteStore(path, sync, clock=AFTER_ALL)
     async with opened(store):
         await store.write(broker.take_changes())
 
 
 async def reopen(path: Path) -> Recovered:
     """Open the file with a fresh store, as a restarted broker would, and close it again."""
-    async with opened(SQLiteStore(path)) as recovered:
+    async with opened(SQLiteStore(path, clock=AFTER_ALL)) as recovered:
         return recovered
 
 
@@ -143,7 +148,7 @@ def test_changes_written_in_several_commits_fold_in_order(db_path: Path) -> None
 
     async def scenario() -> None:
         broker = new_broker()
-        store = SQLiteStore(db_path)
+        store = SQLiteStore(db_path, clock=AFTER_ALL)
         async with opened(store):
             broker.publish("q", b"a")
             broker.publish("q", b"b")
@@ -247,7 +252,7 @@ def test_next_id_continues_after_everything_was_acked_and_compacted(db_path: Pat
             broker.publish("q", b"%d" % i)
         for receipt in [lease_one(broker) for _ in range(3)]:
             broker.ack(*receipt, "h1")
-        store = SQLiteStore(db_path)
+        store = SQLiteStore(db_path, clock=AFTER_ALL)
         async with opened(store):
             await store.write(broker.take_changes())
             assert await store.compact(100) == 3
@@ -302,7 +307,7 @@ def test_compact_deletes_finished_messages_in_bounded_chunks(db_path: Path) -> N
         for _ in range(5):
             broker.ack(*lease_one(broker), "h1")  # 1..5 acked
         lease_one(broker)  # 6 stays, leased
-        store = SQLiteStore(db_path)
+        store = SQLiteStore(db_path, clock=AFTER_ALL)
         async with opened(store):
             await store.write(broker.take_changes())
             assert store.compaction_backlog == 5
@@ -334,7 +339,7 @@ def test_finished_messages_not_yet_compacted_are_compacted_after_reopen(db_path:
     asyncio.run(write_once(db_path, broker))
 
     async def compact_after_reopen() -> tuple[int, int]:
-        store = SQLiteStore(db_path)
+        store = SQLiteStore(db_path, clock=AFTER_ALL)
         async with opened(store):
             backlog = store.compaction_backlog
             done = await store.compact(10)
@@ -380,7 +385,7 @@ def test_sync_modes_open_in_wal(db_path: Path, sync: str, synchronous: int) -> N
     async def scenario() -> tuple[str, int]:
         broker = new_broker()
         broker.publish("q", b"x")
-        store = SQLiteStore(db_path, sync)
+        store = SQLiteStore(db_path, sync, clock=AFTER_ALL)
         async with opened(store):
             await store.write(broker.take_changes())
             async with store.db.execute("PRAGMA journal_mode") as cursor:
@@ -403,7 +408,7 @@ def test_unknown_sync_mode_is_refused() -> None:
 def test_store_refuses_use_before_open(db_path: Path) -> None:
     """Writing to a store that is not open is an error, not a silent no-op."""
     with pytest.raises(RuntimeError, match="not open"):
-        asyncio.run(SQLiteStore(db_path).write([]))
+        asyncio.run(SQLiteStore(db_path, clock=AFTER_ALL).write([]))
 
 
 # --- group commit ---------------------------------------------------------------------------
@@ -415,7 +420,7 @@ class CountingStore(SQLiteStore):
     to play requests that arrive while the group commit is busy."""
 
     def __init__(self, path: Path) -> None:
-        super().__init__(path)
+        super().__init__(path, clock=AFTER_ALL)
         self.calls: list[tuple[str, int]] = []
         self.after_write: Callable[[], None] = lambda: None
 
@@ -473,7 +478,7 @@ def test_group_commit_numbers_batches_in_increasing_order(db_path: Path) -> None
 
     async def scenario() -> GroupCommit:
         broker = new_broker()
-        store = SQLiteStore(db_path)
+        store = SQLiteStore(db_path, clock=AFTER_ALL)
         async with opened(store):
             commit_seen = asyncio.Event()
 
@@ -508,7 +513,7 @@ def test_close_makes_run_return_after_committing_what_was_submitted(db_path: Pat
 
     async def scenario() -> None:
         broker = new_broker()
-        store = SQLiteStore(db_path)
+        store = SQLiteStore(db_path, clock=AFTER_ALL)
         async with opened(store):
             group = GroupCommit(store, committed.append)
             runner = asyncio.create_task(group.run())
@@ -600,3 +605,25 @@ def test_group_commit_compacts_the_backlog_when_idle(db_path: Path) -> None:
     store = asyncio.run(scenario())
     assert store.calls == [("write", 15), ("compact", 2), ("compact", 2), ("compact", 1)]
     assert rows(db_path, "SELECT COUNT(*) FROM log") == [(0,)]
+
+
+def test_finished_messages_keep_their_history_for_keep_history_s(db_path: Path) -> None:
+    """With keep_history_s, an acked message's rows stay (for HISTORY) until that time passed."""
+    now = [T0 + 10]
+
+    async def scenario() -> None:
+        broker = new_broker()
+        broker.publish("q", b"a")
+        broker.ack(*lease_one(broker), "h1")
+        store = SQLiteStore(db_path, keep_history_s=60, clock=lambda: now[0])
+        async with opened(store):
+            await store.write(broker.take_changes())
+            assert await store.compact(100) == 0
+            assert store.next_compaction_in() == 50.0
+            assert [e["event"] for e in await store.history(1)] == ["published", "leased",
+                                                                    "acked"]
+            now[0] = T0 + 61
+            assert await store.compact(100) == 1
+            assert await store.history(1) == []
+
+    asyncio.run(scenario())
