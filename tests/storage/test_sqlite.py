@@ -26,7 +26,7 @@ from mq.storage.sqlite import MAX_ROWS_PER_STATEMENT, SQLiteStore
 T0 = 1_800_000_000.0
 
 
-def AFTER_ALL() -> float:  # noqa: N802 - a clock, used like time.time
+def AFTER_ALL() -> float:
     """The store's clock: later than every change the tests make, so compaction is due."""
     return T0 + 10**6
 DEFAULTS = QueueSettings(retention_s=1_000.0, lease_s=30.0)
