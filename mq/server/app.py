@@ -46,10 +46,10 @@ def tune_gc() -> None:
     would walk them all again and again, pausing the loop for tens of milliseconds with a big
     backlog: move what exists now out of its sight, and collect the young generation less
     often (each message allocates several objects)."""
-    gc.collect()
-    gc.freeze()
+    gc.freeze()  # no collect first: a full pass over a big backlog costs a second at start
     _, middle, old = gc.get_threshold()
     gc.set_threshold(GC_YOUNG_THRESHOLD, middle, old)
+    gc.enable()
 
 
 class BrokerServer:
@@ -84,6 +84,7 @@ class BrokerServer:
 
     async def run(self, on_ready: Any = None) -> None:
         """Open the log, serve until `stop()` is called, then shut down in order."""
+        gc.disable()  # recovery allocates millions of objects that all live: no point looking
         recovered = await self.store.open()  # closes itself if it fails
         loop = asyncio.get_running_loop()
         try:
