@@ -90,10 +90,10 @@ def test_resume_within_grace_keeps_leases(tmp_path: Path) -> None:
 
 def test_silent_session_is_declared_dead(broker: BrokerProcess) -> None:
     worker, other = TextSession(broker.port), TextSession(broker.port)
-    hello(worker, "sleepy", heartbeat_s=0.1)
+    hello(worker, "sleepy", heartbeat_s=0.25)
     worker.ask("PUB jobs x")
     assert worker.ask("GET jobs 600").startswith("MSG 1.1 ")
-    # no more words from the worker: after 3 x 0.1 s its lease is given back
+    # no more words from the worker: after 3 x 0.25 s its lease is given back
     assert other.ask("GET jobs 600 5").startswith("MSG 1.2 ")
     assert worker.sock.recv(100) == b""  # the broker closed the silent session's connection
     assert other.ask("ACK 1.2") == "+OK"
