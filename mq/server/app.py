@@ -291,6 +291,11 @@ class BrokerServer:
             timeout = None if deadline is None else max(0.0, deadline - self.clock())
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._tick_wake.wait(), timeout)
+            session_due = self.sessions.next_deadline()
+            if session_due is not None and session_due <= self.clock():
+                # After a stall, timers run before sockets are read: let the loop read once,
+                # so a heartbeat already waiting in a socket is counted before anyone is buried.
+                await asyncio.sleep(0)
             now = self.clock()
             self.core.tick()
             for session in self.sessions.dead(now):
