@@ -67,9 +67,6 @@ class Sessions(Generic[C]):
         self.liveness.track(session.token, session.heartbeat_s, now)
         return session, None
 
-    def is_resumed(self, session: Session[C], token: str | None) -> bool:
-        return token == session.token
-
     def beat(self, session: Session[C], now: float) -> None:
         self.liveness.beat(session.token, now)
 

@@ -67,6 +67,3 @@ class Waiters(Generic[C]):
         while self._deadlines and self._deadlines[0][2].done:
             heapq.heappop(self._deadlines)
         return self._deadlines[0][0] if self._deadlines else None
-
-    def all_live(self) -> list[Waiter[C]]:
-        return [w for _, _, w in self._deadlines if not w.done]
