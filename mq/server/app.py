@@ -169,6 +169,11 @@ class BrokerServer:
     def _drain_backlog(self, conn: Connection) -> None:
         while conn.backlog and not conn.blocked and not conn.closing:
             self._execute(conn, conn.backlog.popleft())
+        # Lines typed behind a waiting GET are parsed but held: bound them.
+        if len(conn.backlog) >= self.config.max_text_backlog_lines:
+            conn.hold_reading("backlog")
+        else:
+            conn.release_reading("backlog")
 
     def _execute(self, conn: Connection, item: Command | Rejected) -> None:
         if isinstance(item, Rejected):

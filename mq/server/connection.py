@@ -50,7 +50,7 @@ class Connection(asyncio.Protocol):
         self.blocked = False
         self.waiters: list[Waiter[Connection]] = []
         self.closing = False  # no more requests are read; close once replies are flushed
-        self._reading_paused = False
+        self._read_holds: set[str] = set()  # why reading is paused; read again when empty
 
     @property
     def holder(self) -> str:
@@ -84,14 +84,21 @@ class Connection(asyncio.Protocol):
 
     def pause_writing(self) -> None:
         # The client is not reading its replies: stop reading its requests until it does.
-        if self._transport is not None and not self._reading_paused:
-            self._reading_paused = True
-            self._transport.pause_reading()
+        self.hold_reading("replies")
 
     def resume_writing(self) -> None:
-        if self._transport is not None and self._reading_paused:
-            self._reading_paused = False
-            self._transport.resume_reading()
+        self.release_reading("replies")
+
+    def hold_reading(self, reason: str) -> None:
+        if self._transport is not None and not self._read_holds:
+            self._transport.pause_reading()
+        self._read_holds.add(reason)
+
+    def release_reading(self, reason: str) -> None:
+        if reason in self._read_holds:
+            self._read_holds.discard(reason)
+            if self._transport is not None and not self._read_holds:
+                self._transport.resume_reading()
 
     # --- replies ------------------------------------------------------------------------------
 

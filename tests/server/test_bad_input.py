@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import socket
 import struct
+import time
 
 import msgpack
 
@@ -128,3 +129,25 @@ def test_half_typed_line_then_disconnect(broker: BrokerProcess) -> None:
     t.close()
     t2 = TextSession(broker.port)
     assert t2.ask("GET half") == "+EMPTY"
+
+
+def test_lines_piled_behind_a_waiting_get_are_bounded(broker: BrokerProcess) -> None:
+    """A text client whose GET waits and who keeps typing is read no further once the held
+    lines reach max_text_backlog_lines: its bytes stay in the socket, not in the broker."""
+    rss_before = broker.rss_bytes()
+    s = socket.create_connection(("127.0.0.1", broker.port), timeout=10)
+    s.sendall(b"GET nothing 30 3\r\n")
+    s.setblocking(False)
+    chunk = b"PING\r\n" * 10_000
+    sent, deadline = 0, time.monotonic() + 2.0
+    while sent < 40 * 1024 * 1024 and time.monotonic() < deadline:
+        try:
+            sent += s.send(chunk)
+        except BlockingIOError:
+            time.sleep(0.01)
+    # The kernel's socket buffers take a few MB; without the bound the broker reads on (15 MB
+    # in 2 s here) and its memory grows with every held line.
+    assert sent < 8 * 1024 * 1024
+    assert broker.rss_bytes() - rss_before < 10 * 1024**2
+    assert_healthy(broker.port)
+    s.close()
