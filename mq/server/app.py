@@ -246,9 +246,14 @@ class BrokerServer:
     # --- long-poll GET ------------------------------------------------------------------------
 
     def park(self, conn: Connection, command: Get) -> None:
+        live = [w for w in conn.waiters if not w.done]
+        limit = self.config.max_waiting_gets
+        if len(live) >= limit:
+            raise MQError(Code.BAD_REQUEST, f"{len(live)} GETs of this connection are waiting "
+                          f"already (max_waiting_gets={limit}); wait for their replies first")
         waiter = Waiter(conn, command, self.clock() + command.wait_s)
         self.waiters.park(waiter)
-        conn.waiters = [w for w in conn.waiters if not w.done] + [waiter]
+        conn.waiters = [*live, waiter]
         if conn.mode is Mode.TEXT:
             conn.blocked = True
 

@@ -38,6 +38,7 @@ class Config:
     keep_history_s: float = 60.0  # acked/removed messages stay in the log this long (HISTORY)
     write_buffer_high_bytes: int = 4 * 1024 * 1024  # pause reading a client above this
     max_text_backlog_lines: int = 10_000  # text lines held behind a waiting GET before pausing
+    max_waiting_gets: int = 1_000  # long-poll GETs one connection may have waiting at once
     shutdown_timeout_s: float = 10.0
 
     def __post_init__(self) -> None:

@@ -151,3 +151,15 @@ def test_lines_piled_behind_a_waiting_get_are_bounded(broker: BrokerProcess) -> 
     assert broker.rss_bytes() - rss_before < 10 * 1024**2
     assert_healthy(broker.port)
     s.close()
+
+
+def test_waiting_gets_per_connection_are_bounded(broker: BrokerProcess) -> None:
+    s = binary(broker.port)
+    s.sendall(b"".join(frame({"op": "get", "rid": i, "queue": "idle", "wait_s": 30})
+                       for i in range(1_001)))
+    reply = read_frame(s)  # the first reply: the 1,001st GET is refused at once
+    assert (reply["rid"], reply["code"]) == (1_000, "BAD_REQUEST")
+    assert "max_waiting_gets=1000" in str(reply["message"])
+    s.sendall(frame({"op": "ping", "rid": 5_000}))
+    assert read_frame(s) == {"rid": 5_000, "ok": True}
+    assert_healthy(broker.port)
