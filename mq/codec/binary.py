@@ -46,6 +46,8 @@ def command_from_map(m: object) -> Command | Rejected:
         return build(m, rid)
     except MQError as e:
         return Rejected(rid, e)
+    except (ValueError, TypeError, OverflowError) as e:  # a value no check anticipated
+        return Rejected(rid, bad_request(f"invalid field in {op!r}: {e}"))
 
 
 class BinaryDecoder:

@@ -90,11 +90,12 @@ class Receipt(NamedTuple):
 
     @classmethod
     def parse(cls, text: object) -> Receipt:
-        if isinstance(text, str):
+        if isinstance(text, str) and len(text) <= 41 and text.isascii():
             msg_id, dot, delivery = text.partition(".")
             if dot and msg_id.isdigit() and delivery.isdigit():
                 return cls(int(msg_id), int(delivery))
-        raise bad_request(f"receipt {text!r} is invalid: expected <msg_id>.<delivery> like 17.2")
+        raise bad_request(f"receipt {text!r:.60} is invalid: expected <msg_id>.<delivery> like "
+                          "17.2")
 
     def __str__(self) -> str:
         return f"{self.msg_id}.{self.delivery}"

@@ -85,6 +85,7 @@ USAGE: dict[str, str] = {
 # --- bodies -------------------------------------------------------------------------------
 
 _SIMPLE_ESCAPES = {ord("\\"): "\\\\", ord("\n"): "\\n", ord("\r"): "\\r", ord("\t"): "\\t"}
+_HEX = frozenset(b"0123456789abcdefABCDEF")
 _UNESCAPES = {ord("\\"): 0x5C, ord("n"): 0x0A, ord("r"): 0x0D, ord("t"): 0x09}
 
 
@@ -120,11 +121,8 @@ def unescape_body(raw: bytes) -> bytes:
         if nxt in _UNESCAPES:
             out.append(_UNESCAPES[nxt])
             i += 2
-        elif nxt == ord("x") and i + 4 <= n:
-            try:
-                out.append(int(raw[i + 2 : i + 4].decode("ascii"), 16))
-            except (ValueError, UnicodeDecodeError):
-                raise bad_request(f"bad escape {raw[i:i + 4]!r}: \\x needs 2 hex digits") from None
+        elif nxt == ord("x") and i + 4 <= n and all(c in _HEX for c in raw[i + 2 : i + 4]):
+            out.append(int(raw[i + 2 : i + 4], 16))
             i += 4
         else:
             raise bad_request("bad escape in body: use \\\\ \\n \\r \\t or \\xHH")
@@ -142,6 +140,8 @@ def _number(token: str, name: str) -> float:
 
 
 def _integer(token: str, name: str) -> int:
+    if not token.isascii():
+        raise bad_request(f"{name} must be an integer, got {token!r}")
     try:
         return int(token)
     except ValueError:
@@ -156,6 +156,10 @@ def _args(cmd: str, args: list[str], low: int, high: int) -> list[str]:
 
 def _int(args: list[str], i: int, name: str) -> int | None:
     return _integer(args[i], name) if len(args) > i else None
+
+
+def _or(value: int | None, default: int) -> int:
+    return default if value is None else value
 
 
 def _opt(args: list[str], i: int, name: str) -> float | None:
@@ -204,7 +208,7 @@ _PARSERS: dict[str, Callable[[list[str]], Command]] = {
     "ACK": lambda a: (Ack(Receipt.parse(a[0])) if len(_args("ACK", a, 1, 10_000)) == 1
                       else AckMany(tuple(Receipt.parse(r) for r in a))),
     "TOUCH": lambda a: Touch(Receipt.parse(_args("TOUCH", a, 1, 2)[0]), _opt(a, 1, "lease_s")),
-    "SUB": lambda a: Subscribe(_args("SUB", a, 1, 3)[0], _int(a, 1, "prefetch") or 100,
+    "SUB": lambda a: Subscribe(_args("SUB", a, 1, 3)[0], _or(_int(a, 1, "prefetch"), 100),
                                _opt(a, 2, "lease_s")),
     "UNSUB": lambda a: Unsubscribe(_args("UNSUB", a, 1, 1)[0]),
     "DECLARE": _parse_declare,
@@ -214,10 +218,10 @@ _PARSERS: dict[str, Callable[[list[str]], Command]] = {
     "HB": _bare("HEARTBEAT", Heartbeat()),
     "JOIN": lambda a: Join(_args("JOIN", a, 2, 3)[0], a[1], _int(a, 2, "prefetch")),
     "LEAVE": lambda a: Leave(_args("LEAVE", a, 1, 1)[0]),
-    "PEEK": lambda a: Peek(_args("PEEK", a, 1, 2)[0], _int(a, 1, "count") or 10),
+    "PEEK": lambda a: Peek(_args("PEEK", a, 1, 2)[0], _or(_int(a, 1, "count"), 10)),
     "PURGE": lambda a: Purge(_args("PURGE", a, 1, 1)[0]),
     "DELETE": lambda a: DeleteQueue(_args("DELETE", a, 1, 1)[0]),
-    "REDRIVE": lambda a: Redrive(_args("REDRIVE", a, 1, 3)[0], _int(a, 1, "count") or 1000,
+    "REDRIVE": lambda a: Redrive(_args("REDRIVE", a, 1, 3)[0], _or(_int(a, 1, "count"), 1000),
                                  a[2] if len(a) > 2 else None),
     "BIND": lambda a: Bind(_args("BIND", a, 2, 2)[0], a[1]),
     "UNBIND": lambda a: Bind(_args("UNBIND", a, 2, 2)[0], a[1], unbind=True),
@@ -273,9 +277,10 @@ def _utf8(raw: bytes, name: str) -> str:
 
 def parse_line(line: bytes) -> Command | None:
     """One text line (terminator removed) to a command; None for a blank line."""
-    head, _, rest = line.partition(b" ")
-    if not head.strip():
+    line = line.lstrip(b" \t")
+    if not line.strip():
         return None
+    head, _, rest = line.partition(b" ")
     name = head.decode("ascii", errors="replace").upper()
     if name == "PUB":
         queue, key, options, body = _publish_parts("PUB", rest)
@@ -339,6 +344,9 @@ class TextDecoder:
                 command = parse_line(line)
             except MQError as e:
                 out.append(Rejected(None, e))
+                continue
+            except (ValueError, TypeError, OverflowError) as e:  # a value no check anticipated
+                out.append(Rejected(None, bad_request(f"invalid argument: {e}")))
                 continue
             if command is not None:
                 out.append(command)

@@ -187,7 +187,7 @@ class Broker:
             msg.deliveries += 1
             msg.deadline = deadline
             heapq.heappush(self._deadlines, (deadline, msg.id, msg.deliveries))
-            self.pending.append(Leased(msg.id, msg.deliveries, holder, now))
+            self.pending.append(Leased(msg.id, msg.deliveries, holder, now, queue))
             leased.append(msg)
         return leased
 
@@ -205,7 +205,7 @@ class Broker:
         now = self.clock()
         if error is not None:
             msg.last_error = error
-        self.pending.append(Nacked(msg_id, now, now + delay_s, error))
+        self.pending.append(Nacked(msg_id, now, now + delay_s, error, q.name))
         if self._dead_letter_if_spent(q, msg, now):
             return
         if delay_s > 0:
@@ -266,7 +266,8 @@ class Broker:
     def move(self, msg: Message, to_queue: str, now: float, reason: str,
              redrive: bool = False) -> None:
         """Move `msg` to `to_queue`, ready: into a dead-letter queue, or back (`redrive`)."""
-        source = self.queues[msg.queue]
+        source_name = msg.queue
+        source = self.queues[source_name]
         source.remove(msg)
         self._credit_freed(source)
         if redrive:
@@ -279,7 +280,8 @@ class Broker:
         msg.state = State.READY
         self.queue(to_queue).add(msg)
         self.woken.add(to_queue)
-        self.pending.append(Moved(msg.id, now, to_queue, reason, msg.delivery_base, redrive))
+        self.pending.append(Moved(msg.id, now, to_queue, reason, msg.delivery_base, redrive,
+                                  source_name))
 
     # --- consumer groups and holders ----------------------------------------------------------
 
@@ -320,13 +322,14 @@ class Broker:
             for msg_id in sorted(q.held_by.get(holder, ())):
                 msg = q.messages[msg_id]
                 if not died:
-                    self.pending.append(Nacked(msg_id, now, now))
-                    q.make_ready(msg)
-                    released += 1
-                    self.woken.add(q.name)
+                    self.pending.append(Nacked(msg_id, now, now, None, q.name))
+                    if not self._dead_letter_if_spent(q, msg, now):
+                        q.make_ready(msg)
+                        released += 1
+                        self.woken.add(q.name)
                     continue
                 msg.deaths += 1
-                self.pending.append(Released(msg_id, now, holder))
+                self.pending.append(Released(msg_id, now, holder, q.name))
                 if msg.deaths >= self.poison_deaths:
                     q.counters.poisoned += 1
                     poisoned += 1
@@ -343,6 +346,15 @@ class Broker:
                 group.leave(member.name)
                 self.woken.add(q.name)
         return released, poisoned
+
+    def transfer_holder(self, old: str, new: str) -> int:
+        """Leases of `old` now belong to `new` (a connection that became a session)."""
+        moved = 0
+        for q in self.queues.values():
+            for msg_id in sorted(q.held_by.get(old, ())):
+                q.rehold(q.messages[msg_id], new)
+                moved += 1
+        return moved
 
     # --- time --------------------------------------------------------------------------------
 
@@ -380,7 +392,7 @@ class Broker:
                 continue  # acked, given back, or touched since: this entry is stale
             q = self.queues[msg.queue]
             q.counters.expired += 1
-            self.pending.append(Expired(msg_id, now))
+            self.pending.append(Expired(msg_id, now, q.name))
             if not self._dead_letter_if_spent(q, msg, now):
                 q.make_ready(msg)
                 self.woken.add(q.name)

@@ -105,6 +105,7 @@ class Moved(NamedTuple):
     reason: str
     delivery_base: int
     redrive: bool = False
+    source: str = ""  # the queue it left
 
 
 class Purged(NamedTuple):
@@ -124,6 +125,7 @@ class Leased(NamedTuple):
     delivery: int
     holder: str
     at: float
+    queue: str = ""
 
 
 class Acked(NamedTuple):
@@ -137,11 +139,13 @@ class Nacked(NamedTuple):
     at: float
     ready_at: float
     error: str | None = None
+    queue: str = ""
 
 
 class Expired(NamedTuple):
     msg_id: int
     at: float
+    queue: str = ""
 
 
 class Released(NamedTuple):
@@ -150,6 +154,7 @@ class Released(NamedTuple):
     msg_id: int
     at: float
     holder: str
+    queue: str = ""
 
 
 class Dropped(NamedTuple):

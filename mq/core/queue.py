@@ -83,6 +83,11 @@ class Queue:
             holders = self.inflight.setdefault(message.key, {})
             holders[holder] = holders.get(holder, 0) + 1
 
+    def rehold(self, message: Message, holder: str) -> None:
+        """The same lease, same deadline and receipt, now held by `holder`."""
+        self._leave_state(message)
+        self.mark_leased(message, holder)
+
     def remove(self, message: Message) -> None:
         del self.messages[message.id]
         self._leave_state(message)
@@ -237,6 +242,6 @@ class Queue:
             "retention_s": s.retention_s,
             "lease_s": s.lease_s,
             "max_deliveries": s.max_deliveries,
-            "dead_letter": s.dead_letter_for(self.name) if s.max_deliveries else s.dead_letter,
+            "dead_letter": s.dead_letter_for(self.name),
             "dedup_window_s": s.dedup_window_s,
         }

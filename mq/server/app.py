@@ -147,8 +147,9 @@ class BrokerServer:
         if session is not None:
             if session.conn is conn:  # it may have moved to a newer connection already
                 self.sessions.detach(session, self.clock())
-        else:
-            self.core.release_holder(conn.anonymous_holder)
+        # Without a session, a closed connection is a client that went away, which is no sign
+        # that its messages kill consumers: they go back without counting a death.
+        self.core.release_holder(conn.anonymous_holder, died=False)
         self._finish_round()
 
     # --- rounds -------------------------------------------------------------------------------

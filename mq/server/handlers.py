@@ -154,6 +154,7 @@ class Handlers(AdminHandlers):
             previous.session = None  # a stale connection of the same consumer: cut it off
             previous.abort()
         conn.session = session
+        self.core.transfer_holder(conn.anonymous_holder, session.holder)
         return {"session": session.token, "heartbeat_s": heartbeat_s,
                 "dead_after_s": round(sessions.dead_after_s(heartbeat_s), 6),
                 "grace_s": sessions.grace_s, "resumed": cmd.session == session.token}

@@ -106,7 +106,7 @@ class Pushes:
             if event is None:
                 continue
             for conn, queue in self._monitors.items():
-                if queue is None or queue == event.get("queue"):
+                if queue is None or queue in (event.get("queue"), event.get("from")):
                     emit(conn, conn.encode_push_event(event))
 
     def _event(self, c: Change) -> dict[str, Any] | None:
@@ -119,11 +119,11 @@ class Pushes:
             return {"at": c.at, "queue": c.queue, "msg_id": c.msg_id, "event": event}
         if isinstance(c, Moved):
             return {"at": c.at, "queue": c.queue, "msg_id": c.msg_id,
-                    "event": "redriven" if c.redrive else "dead-lettered", "reason": c.reason}
+                    "event": "redriven" if c.redrive else "dead-lettered", "reason": c.reason,
+                    "from": c.source}
         if not isinstance(c, (Leased, Nacked, Expired, Released)):
             return None
-        msg = self.core.messages.get(c.msg_id)
-        queue = msg.queue if msg is not None else None
+        queue = c.queue or None
         if isinstance(c, Leased):
             return {"at": c.at, "queue": queue, "msg_id": c.msg_id, "event": "leased",
                     "holder": c.holder, "delivery": c.delivery}

@@ -447,7 +447,7 @@ def test_stats_counts_every_field(broker: Broker, clock: FakeClock) -> None:
         "retention_s": 100,
         "lease_s": LEASE_S,
         "max_deliveries": 0,
-        "dead_letter": None,
+        "dead_letter": "q.dlq",
         "dedup_window_s": 300.0,
     }
 
@@ -527,12 +527,12 @@ def test_take_changes_reports_each_change_in_order(broker: Broker, clock: FakeCl
     assert isinstance(app1, Appended) and isinstance(app2, Appended)
     assert (app1.message.id, app1.message.body, app1.message.key) == (1, b"a", "k")
     assert app2.message.id == 2
-    assert leased1 == Leased(1, 1, "h1", T0)
+    assert leased1 == Leased(1, 1, "h1", T0, "q")
     assert acked == Acked(1, T0, "q")
-    assert leased2 == Leased(2, 1, "h1", T0)
-    assert nacked == Nacked(2, T0, T0 + 5)
-    assert leased3 == Leased(2, 2, "h2", T0 + 5)
-    assert expired == Expired(2, T0 + 15)
+    assert leased2 == Leased(2, 1, "h1", T0, "q")
+    assert nacked == Nacked(2, T0, T0 + 5, None, "q")
+    assert leased3 == Leased(2, 2, "h2", T0 + 5, "q")
+    assert expired == Expired(2, T0 + 15, "q")
     assert dropped == Dropped(2, T0 + 100, "retention", "q")
     assert broker.take_changes() == []
 
