@@ -144,9 +144,8 @@ class BrokerServer:
             self.waiters.finish(waiter)
         self.pushes.forget(conn)
         session = conn.session
-        if session is not None:
-            if session.conn is conn:  # it may have moved to a newer connection already
-                self.sessions.detach(session, self.clock())
+        if session is not None and session.conn is conn:  # it may have moved on already
+            self.sessions.detach(session, self.clock())
         # Without a session, a closed connection is a client that went away, which is no sign
         # that its messages kill consumers: they go back without counting a death.
         self.core.release_holder(conn.anonymous_holder, died=False)
