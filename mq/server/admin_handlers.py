@@ -59,7 +59,14 @@ class AdminHandlers:
         return {"queue": cmd.queue, "deleted": admin.delete(self.core, cmd.queue)}
 
     def peek(self, cmd: Peek, conn: Connection) -> Result:
-        return {"msgs": admin.peek(self.core, cmd.queue, cmd.count)}
+        # Like a get, the reply stops early once the bodies fill a frame (at least one shown).
+        msgs, size = [], 0
+        for m in admin.peek(self.core, cmd.queue, cmd.count):
+            size += len(m["body"]) + 256
+            if msgs and size > self.config.max_frame_bytes:
+                break
+            msgs.append(m)
+        return {"msgs": msgs}
 
     def redrive(self, cmd: Redrive, conn: Connection) -> Result:
         return {"redriven": admin.redrive(self.core, cmd.queue, cmd.count, cmd.to)}
