@@ -60,7 +60,8 @@ class AdminHandlers:
 
     def peek(self, cmd: Peek, conn: Connection) -> Result:
         # Like a get, the reply stops early once the bodies fill a frame (at least one shown).
-        msgs, size = [], 0
+        msgs: list[dict[str, Any]] = []
+        size = 0
         for m in admin.peek(self.core, cmd.queue, cmd.count):
             size += len(m["body"]) + 256
             if msgs and size > self.config.max_frame_bytes:
