@@ -1,42 +1,24 @@
 """The blocking client, for scripts: a plain socket, no event loop.
 
-Theory of operation: a call encodes its frames, then runs one loop over a selector that writes
-whatever is left to send and reads whatever has arrived, until every reply it waits for is in.
-Sending and reading together (rather than "send all, then read all") matters for
-`publish_many`: a broker that pauses reading while its replies pile up would otherwise deadlock
-against a client that is still sending. Replies are matched by `rid`; a reply nobody waits for
-(left over from a call that timed out) is dropped.
-
-The socket stays usable after a timeout only if every byte of the request went out; after a
-timeout or interrupt mid-send the broker holds half a frame, so the connection is closed.
-
-Heartbeats. After `hello`, a daemon thread keeps the session alive while the caller's thread is
-busy elsewhere (a handler that runs for minutes) or waits in a long `get`. It shares the socket
-under `_lock`: a call holds the lock while it sends (so a heartbeat frame never lands inside
-one of its frames) and while it reads, but not while it waits; the thread takes it to send a
-`heartbeat` when nothing went out for half of `heartbeat_s`. Heartbeat replies are discarded by
-whichever thread reads them (their rids are kept in `_heartbeat_rids`): the calling thread
-during a call, the heartbeat thread between calls, so they never pile up unread.
+`Client` is the public face: each method builds its requests with ops.py, hands them to its
+`BlockingLink` and parses the replies. The link (blocking_link.py, whose docstring has the
+theory of operation) owns the socket, the send-and-read loop, reply matching, timeouts and the
+heartbeat thread that keeps a session alive while the caller's thread is busy.
 """
 
 from __future__ import annotations
 
 import contextlib
-import itertools
-import logging
-import selectors
 import socket
-import threading
-import time
-from collections import deque
 from collections.abc import Iterable, Sequence
 from types import TracebackType
 from typing import Any, TypeVar
 
 from mq_client import ops
 from mq_client.admin import SyncAdmin
-from mq_client.codec import DEFAULT_MAX_FRAME_BYTES, FrameDecoder, encode_frame
-from mq_client.errors import ConnectionLost, MQError, ProtocolError, clone_error, error_from_reply
+from mq_client.blocking_link import BlockingLink
+from mq_client.codec import DEFAULT_MAX_FRAME_BYTES
+from mq_client.errors import ConnectionLost, MQError
 from mq_client.message import AckResult, Message, PublishResult
 from mq_client.ops import PublishOptions
 from mq_client.request import Body, ReceiptLike, Request, check_reply
@@ -44,9 +26,7 @@ from mq_client.session import Session
 from mq_client.url import DEFAULT_URL, parse_url
 
 T = TypeVar("T")
-log = logging.getLogger(__name__)
 
-READ_CHUNK_BYTES = 256 * 1024
 DEFAULT_TIMEOUT_S = 30.0
 DEFAULT_CONNECT_TIMEOUT_S = 10.0
 QUIT_TIMEOUT_S = 1.0
@@ -78,22 +58,9 @@ class Client(SyncAdmin):
         """
         self.timeout_s = timeout_s
         self.max_frame_bytes = max_frame_bytes
-        sock.setblocking(False)
-        self._sock = sock
-        self._selector = selectors.DefaultSelector()
-        self._selector.register(sock, selectors.EVENT_READ)
-        self._events = selectors.EVENT_READ
-        self._decoder = FrameDecoder()
-        self._rids = itertools.count(1)
-        self._closed: MQError | None = None
+        self._link = BlockingLink(sock)
         self.session: Session | None = None
         """The consumer session, after `hello`."""
-        self._lock = threading.Lock()  # socket I/O, the decoder and the fields below
-        self._in_call = False  # a call is running: its thread reads the replies
-        self._last_send_s = time.monotonic()
-        self._heartbeat_rids: set[int] = set()
-        self._stop = threading.Event()
-        self._heartbeats: threading.Thread | None = None
 
     @classmethod
     def connect(
@@ -121,7 +88,7 @@ class Client(SyncAdmin):
     @property
     def closed(self) -> bool:
         """True once the connection is closed or lost; every call then raises."""
-        return self._closed is not None
+        return self._link.closed
 
     def __enter__(self) -> Client:
         return self
@@ -137,13 +104,11 @@ class Client(SyncAdmin):
         With a session, says `quit` first (waiting up to 1 s), so the broker gives its leases
         back at once rather than after `grace_s`.
         """
-        self._stop.set()
-        if self._heartbeats is not None and self._heartbeats is not threading.current_thread():
-            self._heartbeats.join()
-        if self.session is not None and self._closed is None:
+        self._link.stop_heartbeats()
+        if self.session is not None and not self._link.closed:
             with contextlib.suppress(MQError, OSError):
                 self._exchange([ops.quit()], timeout_s=QUIT_TIMEOUT_S)
-        self._shut(ConnectionLost("the client was closed"))
+        self._link.shut(ConnectionLost("the client was closed"))
 
     # -- operations (protocol.md section 2.3) -----------------------------------------------
 
@@ -293,9 +258,7 @@ class Client(SyncAdmin):
         current = self.session
         token = current.token if current is not None and current.consumer == consumer else None
         self.session = self._call(ops.hello(consumer, heartbeat_s, token))
-        if self._heartbeats is None:
-            self._heartbeats = threading.Thread(target=self._beat, name="mq-client-heartbeat", daemon=True)
-            self._heartbeats.start()
+        self._link.start_heartbeats(lambda: self.session)
         return self.session
 
     def heartbeat(self) -> None:
@@ -325,198 +288,17 @@ class Client(SyncAdmin):
 
         `timeout_s` overrides `self.timeout_s` (plus the longest `wait_s`) for this exchange.
         """
-        if self._closed is not None:
-            raise clone_error(self._closed)
-        rids: list[int] = []
-        outgoing: deque[memoryview] = deque()
-        # Encode everything first: a frame that cannot be encoded fails before any byte is sent.
-        for request in requests:
-            rid = next(self._rids)
-            frame = encode_frame(request.to_wire(rid), max_frame_bytes=self.max_frame_bytes)
-            rids.append(rid)
-            outgoing.append(memoryview(frame))
         if timeout_s is None and self.timeout_s is not None:
             timeout_s = self.timeout_s + max((r.wait_s for r in requests), default=0.0)
-        replies: dict[int, dict[str, Any]] = {}
-        try:
-            self._pump(outgoing, set(rids), replies, timeout_s)
-        except _RepliesLate:
-            # Every byte went out, so the stream is intact: later calls drop the late replies.
-            raise TimeoutError(f"no reply from the broker within {timeout_s} s") from None
-        except MQError as exc:
-            self._shut(exc)
-            raise
-        except OSError as exc:
-            if isinstance(exc, TimeoutError):  # mid-send: the broker holds half a frame
-                self._shut(ConnectionLost("timed out in the middle of sending a request"))
-                raise
-            lost = ConnectionLost(f"connection lost: {exc}")
-            self._shut(lost)
-            raise lost from exc
-        except BaseException:
-            # An interrupt mid-send, or between a read and its decoding, leaves the stream out of
-            # step: the connection cannot be used again.
-            self._shut(ConnectionLost("the connection was abandoned in the middle of a call"))
-            raise
-        return [replies[rid] for rid in rids]
+        return self._link.exchange(requests, timeout_s, self.max_frame_bytes)
 
-    def _pump(
-        self,
-        outgoing: deque[memoryview],
-        wanted: set[int],
-        replies: dict[int, dict[str, Any]],
-        timeout_s: float | None,
-    ) -> None:
-        # The lock is held from the first byte to the last one sent (no heartbeat frame may land
-        # in the middle of ours), then only around each read, never while waiting for replies.
-        self._lock.acquire()
-        locked = True
-        self._in_call = True
-        deadline = None if timeout_s is None else time.monotonic() + timeout_s
-        try:
-            while outgoing or len(replies) < len(wanted):
-                if locked and not outgoing:
-                    self._lock.release()
-                    locked = False
-                self._want_write(bool(outgoing))
-                ready = self._selector.select(None if deadline is None else max(0.0, deadline - time.monotonic()))
-                if not ready:
-                    if outgoing:
-                        raise TimeoutError(f"could not send to the broker within {timeout_s} s")
-                    raise _RepliesLate
-                mask = ready[0][1]
-                progress = False
-                if mask & selectors.EVENT_WRITE and outgoing:
-                    progress = self._send_some(outgoing)
-                if mask & selectors.EVENT_READ:
-                    with contextlib.nullcontext() if locked else self._lock:
-                        progress = self._receive_some(wanted, replies) or progress
-                if progress and timeout_s is not None:
-                    deadline = time.monotonic() + timeout_s
-        finally:
-            if not locked:
-                self._lock.acquire()
-            self._in_call = False
-            self._lock.release()
+    # The link's socket and pending heartbeat rids, under the names they had before the link
+    # was split out (tests tune the socket's buffers and count the pending heartbeats).
 
-    def _want_write(self, write: bool) -> None:
-        events = selectors.EVENT_READ | (selectors.EVENT_WRITE if write else 0)
-        if events != self._events:
-            self._selector.modify(self._sock, events)
-            self._events = events
+    @property
+    def _sock(self) -> socket.socket:
+        return self._link.sock
 
-    def _send_some(self, outgoing: deque[memoryview]) -> bool:
-        """Send what the socket takes now; returns whether any byte went out."""
-        try:
-            sent = self._sock.send(outgoing[0])
-        except BlockingIOError:
-            return False
-        self._last_send_s = time.monotonic()
-        outgoing[0] = outgoing[0][sent:]
-        if not outgoing[0]:
-            outgoing.popleft()
-        return sent > 0
-
-    def _receive_some(self, wanted: set[int], replies: dict[int, dict[str, Any]]) -> bool:
-        """Read what has arrived; returns whether a wanted reply came. Call with `_lock` held."""
-        try:
-            data = self._sock.recv(READ_CHUNK_BYTES)
-        except BlockingIOError:
-            return False
-        if not data:
-            raise ConnectionLost("the broker closed the connection")
-        before = len(replies)
-        # feed(b"") again until it returns nothing: a bad frame behind good ones is only reported
-        # by the next feed, and the reply we wait for may be that bad frame.
-        frames = self._decoder.feed(data)
-        while frames:
-            for reply in frames:
-                self._dispatch(reply, wanted, replies)
-            frames = self._decoder.feed(b"")
-        return len(replies) > before
-
-    def _dispatch(self, reply: dict[str, Any], wanted: set[int], replies: dict[int, dict[str, Any]]) -> None:
-        rid = reply.get("rid")
-        if rid is None:
-            if "push" in reply and "ok" not in reply:
-                log.debug("mq client ignores a push frame: the blocking client does not subscribe")
-                return
-            # The broker could not read one of our requests and cannot say which: no reply we
-            # wait for can be trusted to come, so the connection ends here.
-            if reply.get("ok") is not False:
-                raise ProtocolError(f"reply without rid: {reply!r}")
-            raise error_from_reply(reply)
-        if rid in wanted:
-            replies[rid] = reply
-        elif rid in self._heartbeat_rids:
-            self._heartbeat_rids.discard(rid)
-            if reply.get("ok") is not True:
-                log.warning("mq heartbeat refused: %r", reply)
-        if reply.get("fatal") is True:
-            raise error_from_reply(reply)  # the broker closes after a fatal reply
-
-    def _shut(self, reason: MQError) -> None:
-        self._stop.set()
-        with self._lock:  # not while the heartbeat thread is using the socket
-            if self._closed is not None:
-                return
-            self._closed = reason
-            self._selector.close()
-            self._sock.close()
-
-    # -- the heartbeat thread ---------------------------------------------------------------
-
-    def _beat(self) -> None:
-        """Body of the heartbeat thread: a heartbeat when due, and drain replies between calls."""
-        with selectors.DefaultSelector() as selector:  # its own: the caller's is not thread-safe
-            with self._lock:
-                if self._closed is not None:
-                    return
-                selector.register(self._sock, selectors.EVENT_READ)
-            wait_s = 0.0
-            while not self._stop.wait(wait_s):
-                with self._lock:
-                    session = self.session
-                    if self._closed is not None or session is None:
-                        return
-                    interval_s = session.heartbeat_s / 2
-                    wait_s = self._last_send_s + interval_s - time.monotonic()
-                    if wait_s > 0:
-                        continue
-                    wait_s = interval_s
-                    try:
-                        self._send_heartbeat(selector, session.dead_after_s)
-                        if not self._in_call:  # nobody else reads now: take the replies out
-                            while selector.select(0):
-                                self._receive_some(set(), {})
-                    except (OSError, MQError) as exc:
-                        # The connection is broken. Shutting the socket down (not closing it: the
-                        # caller's thread may be in select on it) makes its next call fail.
-                        log.warning("mq heartbeat failed, the connection is lost: %s", exc)
-                        with contextlib.suppress(OSError):
-                            self._sock.shutdown(socket.SHUT_RDWR)
-                        return
-
-    def _send_heartbeat(self, selector: selectors.BaseSelector, timeout_s: float) -> None:
-        """Send one whole `heartbeat` frame within `timeout_s` seconds. Call with `_lock` held."""
-        rid = next(self._rids)
-        frame = memoryview(encode_frame(ops.heartbeat().to_wire(rid)))
-        self._heartbeat_rids.add(rid)
-        deadline = time.monotonic() + timeout_s
-        while frame:
-            try:
-                frame = frame[self._sock.send(frame) :]
-            except BlockingIOError:
-                remaining_s = deadline - time.monotonic()
-                if remaining_s <= 0:
-                    raise TimeoutError("could not send a heartbeat") from None
-                selector.modify(self._sock, selectors.EVENT_WRITE)
-                try:
-                    selector.select(remaining_s)
-                finally:
-                    selector.modify(self._sock, selectors.EVENT_READ)
-        self._last_send_s = time.monotonic()
-
-
-class _RepliesLate(Exception):
-    """Internal: the timeout passed after the whole request was sent."""
+    @property
+    def _heartbeat_rids(self) -> set[int]:
+        return self._link.heartbeat_rids
