@@ -11,7 +11,6 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from mq.codec.commands import (
-    PLAIN,
     Ack,
     AckMany,
     Command,
@@ -77,11 +76,8 @@ class Handlers(AdminHandlers):
 
     def publish_many(self, cmd: PublishMany, conn: Connection) -> Result:
         o = cmd.options
-        if o == PLAIN:
-            publish, queue = self.core.publish, cmd.queue
-            return {"msg_ids": [publish(queue, body) for body in cmd.bodies]}
-        delay = o.delay_from(self.core.clock())
-        return {"msg_ids": [self.core.publish(cmd.queue, body, None, o.priority, delay, o.ttl_s)
+        publish, queue, delay = self.core.publish, cmd.queue, o.delay_from(self.core.clock())
+        return {"msg_ids": [publish(queue, body, None, o.priority, delay, o.ttl_s)
                             for body in cmd.bodies]}
 
     def fanout(self, cmd: Fanout, conn: Connection) -> Result:

@@ -154,12 +154,6 @@ _ROWS: dict[type, Callable[[Any], Row]] = {
 }
 
 
-def _rows(changes: Sequence[Change]) -> list[Row]:
-    """The log rows of `changes`; changes that are not about one message have none."""
-    rows = _ROWS
-    return [rows[type(c)](c) for c in changes if type(c) in rows]
-
-
 class SQLiteStore:
     def __init__(self, path: str | Path, sync: str = "full", keep_history_s: float = 0.0,
                  clock: Callable[[], float] = time.time) -> None:
@@ -263,12 +257,17 @@ class SQLiteStore:
         return int(row[0]) if row else 0
 
     async def write(self, changes: Sequence[Change]) -> None:
-        rows = _rows(changes)
-        for c in changes:
-            if isinstance(c, Appended) and c.body_of is not None:
+        rows: list[Row] = []
+        others: list[Change] = []  # settings and bindings: not rows of the log
+        for c in changes:  # one pass: this runs for every change
+            make = _ROWS.get(type(c))
+            if make is None:
+                others.append(c)
+                continue
+            rows.append(make(c))
+            if type(c) is Appended and c.body_of is not None:
                 self._body_of[c.message.id] = c.body_of
                 self._dependents[c.body_of] = self._dependents.get(c.body_of, 0) + 1
-        others = [c for c in changes if isinstance(c, (Declared, Purged, Bound))]
         db = self.db
         if not others and len(rows) <= MAX_ROWS_PER_STATEMENT:
             if rows:
