@@ -8,7 +8,7 @@ from typing import Any
 from mq_client import Client
 from mq_client.errors import MQError
 
-from mq.codec.text_reply import group_table, stats_table
+from mq.codec.text_lines import group_table, stats_table
 
 
 def render(stats: dict[str, Any]) -> str:

@@ -14,6 +14,7 @@ FORBIDDEN = {
     "mq/core": ("mq.codec", "mq.storage", "mq.server", "mq.cli", "mq.bench", "asyncio",
                 "socket", "sqlite3", "aiosqlite", "time"),
     "mq/errors.py": ("mq.", "asyncio"),
+    "mq/limits.py": ("mq.", "asyncio"),
     "mq/ring.py": ("mq.", "asyncio"),
     "mq/liveness.py": ("mq.", "asyncio"),
     "mq/storage": ("mq.server", "mq.codec", "mq.cli", "mq.bench"),

@@ -2,25 +2,16 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 import msgpack
 
-from mq.codec.binary_ops import BUILDERS
-from mq.codec.commands import Command
+from mq.codec.binary_ops import READERS
+from mq.codec.commands import Command, Rejected
 from mq.errors import Code, MQError, bad_request
+from mq.limits import MAX_FRAME_BYTES_CEILING
 
 PREFIX_BYTES = 4
-MAX_FRAME_BYTES_CEILING = 64 * 1024 * 1024  # keeps a frame's first byte 0x00-0x03 (protocol.md 1)
-
-
-@dataclass(frozen=True, slots=True)
-class Rejected:
-    """A request that could not become a command; `rid` is echoed when it could be read."""
-
-    rid: int | None
-    error: MQError
 
 
 def _rid(m: dict[str, Any]) -> int | None:
@@ -39,11 +30,11 @@ def command_from_map(m: object) -> Command | Rejected:
     except MQError as e:
         return Rejected(None, e)
     op = m.get("op")
-    build = BUILDERS.get(op) if isinstance(op, str) else None
-    if build is None:
+    read = READERS.get(op) if isinstance(op, str) else None
+    if read is None:
         return Rejected(rid, MQError(Code.UNKNOWN_OP, f"unknown op {op!r}; see protocol.md 2.3"))
     try:
-        return build(m, rid)
+        return read(m, rid)
     except MQError as e:
         return Rejected(rid, e)
     except (ValueError, TypeError, OverflowError) as e:  # a value no check anticipated

@@ -1,160 +1,135 @@
 """The commands of the protocol as frozen values, shared by the binary and the text mode.
 
-Each command validates its own fields against the protocol's limits (protocol.md section 7), so
-a handler never sees a malformed request. Limits that belong to the deployment (frame and line
-sizes) live in the server's Config instead.
+Each command is declared once, here: its fields with their defaults and kinds (how each is read
+from a request, fields.py), the checks of its constructor against the protocol's limits
+(mq/limits.py), and its `SPEC`: binary op, text verb, HELP line and text reply (registry.py).
+`REGISTRY`, at the bottom, derives from these what the decoders and HELP use. The order of
+`Command` is the order HELP lists the commands in.
+
+A handler never sees a malformed request: whatever a mode decodes goes through a constructor.
+Limits that belong to the deployment (frame and line sizes) live in the server's Config instead.
 """
 
 from __future__ import annotations
 
-import math
-import re
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import Any, get_args
 
-from mq.errors import bad_request
-
-MAX_LEASE_S = 43_200.0
-MIN_LEASE_S = 0.01
-MAX_WAIT_S = 300.0
-MAX_DELAY_S = 86_400.0 * 30
-MIN_RETENTION_S = 1.0
-MAX_RETENTION_S = 86_400.0 * 365
-MAX_GET_BATCH = 1_000
-MAX_PUB_BATCH = 10_000
-MAX_ACK_BATCH = 10_000
-MAX_KEY_BYTES = 256
-MIN_HEARTBEAT_S = 0.05
-MAX_HEARTBEAT_S = 300.0
-MAX_PREFETCH = 10_000
-MAX_PRIORITY = 9
-MAX_TTL_S = MAX_RETENTION_S
-MAX_DEDUP_BYTES = 128
-MAX_ERROR_BYTES = 4_096
-MAX_PEEK = 1_000
-MAX_DELIVERIES = 1_000_000
-
-_QUEUE_NAME = re.compile(r"[A-Za-z0-9_.:\-]{1,200}")
-
-
-def check_queue(name: object) -> str:
-    if not isinstance(name, str) or not _QUEUE_NAME.fullmatch(name):
-        raise bad_request(
-            f"queue name {name!r} is invalid: use 1 to 200 of A-Z a-z 0-9 _ - . :"
-        )
-    return name
-
-
-def check_name(field: str, name: object) -> str:
-    """Consumer and group names follow the rules of queue names."""
-    if not isinstance(name, str) or not _QUEUE_NAME.fullmatch(name):
-        raise bad_request(f"{field} {name!r} is invalid: use 1 to 200 of A-Z a-z 0-9 _ - . :")
-    return name
-
-
-def check_seconds(field: str, value: object, low: float, high: float) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value):
-        raise bad_request(f"{field} must be a number of seconds, got {value!r}")
-    if not low <= value <= high:
-        raise bad_request(f"{field}={value} is out of bounds: {low:g} to {high:g} seconds")
-    return float(value)
-
-
-def optional_seconds(field: str, value: object, low: float, high: float) -> float | None:
-    return None if value is None else check_seconds(field, value, low, high)
-
-
-def check_body(value: object) -> bytes:
-    if isinstance(value, bytes):
-        return value
-    if isinstance(value, str):
-        return value.encode()
-    raise bad_request(f"body must be bin or str, got {type(value).__name__}")
-
-
-def check_key(value: object) -> str | None:
-    if value is None:
-        return None
-    if not isinstance(value, str) or len(value.encode()) > MAX_KEY_BYTES:
-        raise bad_request(f"key must be a string of at most {MAX_KEY_BYTES} bytes")
-    return value
-
-
-class Receipt(NamedTuple):
-    """Names one delivery: message `msg_id`, delivery number `delivery` (the lease epoch).
-
-    A tuple rather than a dataclass: batch acks parse thousands per request."""
-
-    msg_id: int
-    delivery: int
-
-    @classmethod
-    def parse(cls, text: object) -> Receipt:
-        if isinstance(text, str) and len(text) <= 41 and text.isascii():
-            msg_id, dot, delivery = text.partition(".")
-            if dot and msg_id.isdigit() and delivery.isdigit():
-                return cls(int(msg_id), int(delivery))
-        raise bad_request(f"receipt {text!r:.60} is invalid: expected <msg_id>.<delivery> like "
-                          "17.2")
-
-    def __str__(self) -> str:
-        return f"{self.msg_id}.{self.delivery}"
-
-
-def check_int(field: str, value: object, low: int, high: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-        raise bad_request(f"{field} must be an integer from {low} to {high}, got {value!r}")
-    return value
-
-
-def check_text(field: str, value: object, max_bytes: int) -> str | None:
-    if value is None:
-        return None
-    if not isinstance(value, str) or len(value.encode()) > max_bytes:
-        raise bad_request(f"{field} must be a string of at most {max_bytes} bytes")
-    return value
+from mq.codec import replies
+from mq.codec.fields import (
+    Bodies,
+    Body,
+    Integer,
+    Key,
+    Name,
+    QueueName,
+    ReceiptArg,
+    Receipts,
+    Seconds,
+    Text,
+    receipts,
+)
+from mq.codec.options import PLAIN, Options
+from mq.codec.registry import Registry, Result, Spec
+from mq.codec.syntax import PUB_OPTIONS, PUBLISHING, OneOrMany, Settings, Trailing
+from mq.codec.text_lines import lines
+from mq.codec.values import (
+    Receipt,
+    check_int,
+    check_name,
+    check_queue,
+    check_seconds,
+    check_text,
+    optional_seconds,
+)
+from mq.errors import MQError, bad_request
+from mq.limits import (
+    DEFAULT_PEEK_COUNT,
+    DEFAULT_PREFETCH,
+    DEFAULT_REDRIVE_COUNT,
+    MAX_ACK_BATCH,
+    MAX_DELAY_S,
+    MAX_DELIVERIES,
+    MAX_ERROR_BYTES,
+    MAX_GET_BATCH,
+    MAX_HEARTBEAT_S,
+    MAX_LEASE_S,
+    MAX_MSG_ID,
+    MAX_PEEK,
+    MAX_PREFETCH,
+    MAX_PUB_BATCH,
+    MAX_REDRIVE,
+    MAX_RETENTION_S,
+    MAX_SESSION_CHARS,
+    MAX_WAIT_S,
+    MIN_HEARTBEAT_S,
+    MIN_LEASE_S,
+    MIN_RETENTION_S,
+)
 
 
 @dataclass(frozen=True, slots=True)
-class PublishOptions:
-    """How a message is published: priority, delay, TTL and deduplication."""
+class Rejected:
+    """A request that could not become a command; `rid` is echoed when it could be read."""
 
-    priority: int = 0
-    delay_s: float = 0.0
-    ttl_s: float | None = None
-    dedup_id: str | None = None
-    not_before: float | None = None  # Unix s; the later of this and now + delay_s counts
+    rid: int | None
+    error: MQError
+
+
+@dataclass(frozen=True, slots=True)
+class QueueOp:
+    """Base of the commands that name one queue and nothing else."""
+
+    queue: QueueName
+    rid: int | None = None
 
     def __post_init__(self) -> None:
-        check_int("priority", self.priority, 0, MAX_PRIORITY)
-        check_seconds("delay_s", self.delay_s, 0.0, MAX_DELAY_S)
-        optional_seconds("not_before", self.not_before, 0.0, 2**40)
-        optional_seconds("ttl_s", self.ttl_s, 0.001, MAX_TTL_S)
-        check_text("dedup_id", self.dedup_id, MAX_DEDUP_BYTES)
+        check_queue(self.queue)
 
 
-    def delay_from(self, now: float) -> float:
-        """Seconds from `now` until the message may be delivered."""
-        if self.not_before is None:
-            return self.delay_s
-        return max(self.delay_s, self.not_before - now)
+@dataclass(frozen=True, slots=True)
+class MaybeQueueOp:
+    """Base of the commands about one queue, or all of them (`queue` None)."""
+
+    queue: Text | None = None
+    rid: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.queue is not None:
+            check_queue(self.queue)
 
 
-PLAIN = PublishOptions()
+@dataclass(frozen=True, slots=True)
+class MessageOp:
+    """Base of the commands that name one message by id."""
+
+    msg_id: Integer
+    rid: int | None = None
+
+    def __post_init__(self) -> None:
+        check_int("msg_id", self.msg_id, 1, MAX_MSG_ID)
+
+
+# --- messages -----------------------------------------------------------------------------
 
 
 @dataclass(frozen=True, slots=True)
 class Ping:
+    SPEC = Spec("ping", "PING", "check the connection", reply=replies.pong)
+
     rid: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class Publish:
-    queue: str
-    body: bytes
-    key: str | None = None
+    SPEC = Spec("pub", "PUB", f"store a message; options: {' '.join(PUB_OPTIONS)}",
+                args=("queue",), text=PUBLISHING, reply=replies.published)
+
+    queue: QueueName
+    body: Body
+    key: Key | None = None
     rid: int | None = None
-    options: PublishOptions = PLAIN
+    options: Options = PLAIN
 
     def __post_init__(self) -> None:
         check_queue(self.queue)
@@ -162,10 +137,12 @@ class Publish:
 
 @dataclass(frozen=True, slots=True)
 class PublishMany:
-    queue: str
-    bodies: tuple[bytes, ...]
+    SPEC = Spec("mpub", None)
+
+    queue: QueueName
+    bodies: Bodies
     rid: int | None = None
-    options: PublishOptions = PLAIN
+    options: Options = PLAIN
 
     def __post_init__(self) -> None:
         check_queue(self.queue)
@@ -179,11 +156,14 @@ class PublishMany:
 class Fanout:
     """Publish once to a topic: one copy per bound queue."""
 
-    topic: str
-    body: bytes
-    key: str | None = None
+    SPEC = Spec("fanout", "FANOUT", "publish to every queue bound to topic", args=("topic",),
+                synopsis="<topic> [option=V ...] <body>", text=PUBLISHING, reply=replies.copies)
+
+    topic: Name
+    body: Body
+    key: Key | None = None
     rid: int | None = None
-    options: PublishOptions = PLAIN
+    options: Options = PLAIN
 
     def __post_init__(self) -> None:
         check_name("topic", self.topic)
@@ -191,10 +171,13 @@ class Fanout:
 
 @dataclass(frozen=True, slots=True)
 class Get:
-    queue: str
-    lease_s: float | None = None
-    wait_s: float = 0.0
-    max: int = 1
+    SPEC = Spec("get", "GET", "lease the next ready message",
+                args=("queue", "lease_s", "wait_s"), reply=replies.first_message)
+
+    queue: QueueName
+    lease_s: Seconds | None = None
+    wait_s: Seconds = 0.0
+    max: Integer = 1
     rid: int | None = None
 
     def __post_init__(self) -> None:
@@ -208,16 +191,13 @@ class Get:
 
 
 @dataclass(frozen=True, slots=True)
-class Ack:
-    receipt: Receipt
-    rid: int | None = None
-
-
-@dataclass(frozen=True, slots=True)
 class AckMany:
-    """Ack a batch: each receipt succeeds or fails on its own; one commit for all."""
+    """Ack a batch: each receipt succeeds or fails on its own; one commit for all. Asked for
+    as an ack with several receipts (Ack's SPEC)."""
 
-    receipts: tuple[Receipt, ...]
+    SPEC = Spec(None, None, reply=replies.acked)
+
+    receipts: Receipts
     rid: int | None = None
 
     def __post_init__(self) -> None:
@@ -225,12 +205,33 @@ class AckMany:
             raise bad_request(f"receipts must hold 1 to {MAX_ACK_BATCH} receipts")
 
 
+def _ack_request(m: dict[str, Any], rid: int | None) -> Ack | AckMany:
+    """A binary ack with `receipts` instead of `receipt` is a batch."""
+    if "receipts" in m:
+        return AckMany(receipts(m.get("receipts")), rid)
+    return Ack(Receipt.parse(m.get("receipt")), rid)
+
+
+@dataclass(frozen=True, slots=True)
+class Ack:
+    SPEC = Spec("ack", "ACK", "done with messages: remove them", args=("receipt",),
+                wire=_ack_request, text=OneOrMany(AckMany, MAX_ACK_BATCH))
+
+    receipt: ReceiptArg
+    rid: int | None = None
+
+
 @dataclass(frozen=True, slots=True)
 class Nack:
-    receipt: Receipt
-    delay_s: float = 0.0
+    # The error text runs to the end of the line. A line of more than 10,000 tokens is
+    # answered with the usage, as it always was.
+    SPEC = Spec("nack", "NACK", "give a message back, now or after a delay",
+                args=("receipt", "delay_s"), text=Trailing("error", "error text", 10_000))
+
+    receipt: ReceiptArg
+    delay_s: Seconds = 0.0
     rid: int | None = None
-    error: str | None = None  # why the consumer gave up; kept with the message
+    error: Text | None = None  # why the consumer gave up; kept with the message
 
     def __post_init__(self) -> None:
         check_seconds("delay_s", self.delay_s, 0.0, MAX_DELAY_S)
@@ -239,8 +240,11 @@ class Nack:
 
 @dataclass(frozen=True, slots=True)
 class Touch:
-    receipt: Receipt
-    lease_s: float | None = None
+    SPEC = Spec("touch", "TOUCH", "extend a lease", args=("receipt", "lease_s"),
+                reply=replies.touched)
+
+    receipt: ReceiptArg
+    lease_s: Seconds | None = None
     rid: int | None = None
 
     def __post_init__(self) -> None:
@@ -248,14 +252,99 @@ class Touch:
 
 
 @dataclass(frozen=True, slots=True)
-class Declare:
-    queue: str
-    retention_s: float | None = None
-    lease_s: float | None = None
+class Subscribe:
+    """Push consumption: the broker sends up to `prefetch` unacked messages, more as acks come."""
+
+    SPEC = Spec("sub", "SUB", "have messages pushed as MSG lines",
+                args=("queue", "prefetch", "lease_s"), reply=replies.subscribed)
+
+    queue: QueueName
+    prefetch: Integer = DEFAULT_PREFETCH
+    lease_s: Seconds | None = None
     rid: int | None = None
-    max_deliveries: int | None = None
-    dead_letter: str | None = None
-    dedup_window_s: float | None = None
+
+    def __post_init__(self) -> None:
+        check_queue(self.queue)
+        check_int("prefetch", self.prefetch, 1, MAX_PREFETCH)
+        optional_seconds("lease_s", self.lease_s, MIN_LEASE_S, MAX_LEASE_S)
+
+
+class Unsubscribe(QueueOp):
+    __slots__ = ()
+    SPEC = Spec("unsub", "UNSUB", "stop pushing", args=("queue",))
+
+
+# --- consumer sessions and groups ---------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Hello:
+    """Identify as a consumer and start (or resume, with `session`) a heartbeat session."""
+
+    SPEC = Spec("hello", "HELLO", "start or resume a consumer session",
+                args=("consumer", "heartbeat_s", "session"), reply=replies.session)
+
+    consumer: Name
+    heartbeat_s: Seconds | None = None
+    session: Text | None = None
+    rid: int | None = None
+
+    def __post_init__(self) -> None:
+        check_name("consumer", self.consumer)
+        optional_seconds("heartbeat_s", self.heartbeat_s, MIN_HEARTBEAT_S, MAX_HEARTBEAT_S)
+        if self.session is not None and (not isinstance(self.session, str)
+                                         or not 1 <= len(self.session) <= MAX_SESSION_CHARS):
+            raise bad_request("session must be the token a previous hello returned")
+
+
+@dataclass(frozen=True, slots=True)
+class Heartbeat:
+    SPEC = Spec("heartbeat", "HEARTBEAT", "a sign of life for your session", aliases=("HB",))
+
+    rid: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Join:
+    SPEC = Spec("join", "JOIN", "join a consumer group (after HELLO)",
+                args=("queue", "group", "prefetch"), reply=replies.joined)
+
+    queue: QueueName
+    group: Name
+    prefetch: Integer | None = None
+    rid: int | None = None
+
+    def __post_init__(self) -> None:
+        check_queue(self.queue)
+        check_name("group", self.group)
+        p = self.prefetch
+        if p is not None and (isinstance(p, bool) or not isinstance(p, int)
+                              or not 1 <= p <= MAX_PREFETCH):
+            raise bad_request(f"prefetch must be an integer from 1 to {MAX_PREFETCH}")
+
+
+class Leave(QueueOp):
+    __slots__ = ()
+    SPEC = Spec("leave", "LEAVE", "leave the group on a queue", args=("queue",))
+
+
+# --- administration -----------------------------------------------------------------------
+
+DECLARE_SETTINGS = ("retention_s", "lease_s", "max_deliveries", "dead_letter", "dedup_window_s")
+
+
+@dataclass(frozen=True, slots=True)
+class Declare:
+    SPEC = Spec("declare", "DECLARE", f"settings: {' '.join(DECLARE_SETTINGS)}",
+                args=("queue",), text=Settings(DECLARE_SETTINGS), reply=replies.declared)
+
+    queue: QueueName
+    retention_s: Seconds | None = None
+    lease_s: Seconds | None = None
+    rid: int | None = None
+    max_deliveries: Integer | None = None
+    dead_letter: Text | None = None
+    dedup_window_s: Seconds | None = None
 
     def __post_init__(self) -> None:
         check_queue(self.queue)
@@ -269,38 +358,16 @@ class Declare:
 
     def settings(self) -> dict[str, object]:
         """The settings this declare changes (None: left as they are)."""
-        return {"retention_s": self.retention_s, "lease_s": self.lease_s,
-                "max_deliveries": self.max_deliveries, "dead_letter": self.dead_letter,
-                "dedup_window_s": self.dedup_window_s}
-
-
-@dataclass(frozen=True, slots=True)
-class QueueOp:
-    """Base of the commands that name one queue and nothing else."""
-
-    queue: str
-    rid: int | None = None
-
-    def __post_init__(self) -> None:
-        check_queue(self.queue)
-
-
-class Purge(QueueOp):
-    __slots__ = ()
-
-
-class DeleteQueue(QueueOp):
-    __slots__ = ()
-
-
-class Unsubscribe(QueueOp):
-    __slots__ = ()
+        return {name: getattr(self, name) for name in DECLARE_SETTINGS}
 
 
 @dataclass(frozen=True, slots=True)
 class Peek:
-    queue: str
-    count: int = 10
+    SPEC = Spec("peek", "PEEK", "the next messages, without leasing them",
+                args=("queue", "count"), reply=replies.peeked)
+
+    queue: QueueName
+    count: Integer = DEFAULT_PEEK_COUNT
     rid: int | None = None
 
     def __post_init__(self) -> None:
@@ -308,24 +375,46 @@ class Peek:
         check_int("count", self.count, 1, MAX_PEEK)
 
 
+class Purge(QueueOp):
+    __slots__ = ()
+    SPEC = Spec("purge", "PURGE", "remove every message of a queue", args=("queue",),
+                reply=replies.purged)
+
+
+class DeleteQueue(QueueOp):
+    __slots__ = ()
+    SPEC = Spec("delete", "DELETE", "remove a queue and its messages", args=("queue",),
+                reply=replies.deleted)
+
+
 @dataclass(frozen=True, slots=True)
 class Redrive:
-    queue: str
-    count: int = MAX_PEEK
-    to: str | None = None
+    SPEC = Spec("redrive", "REDRIVE", "move dead letters back", args=("queue", "count", "to"),
+                synopsis="<dead-letter queue> [count] [to]", reply=replies.redriven)
+
+    queue: QueueName
+    count: Integer = DEFAULT_REDRIVE_COUNT
+    to: Text | None = None
     rid: int | None = None
 
     def __post_init__(self) -> None:
         check_queue(self.queue)
-        check_int("count", self.count, 1, MAX_PUB_BATCH)
+        check_int("count", self.count, 1, MAX_REDRIVE)
         if self.to is not None:
             check_queue(self.to)
 
 
 @dataclass(frozen=True, slots=True)
 class Bind:
-    topic: str
-    queue: str
+    SPEC = (
+        Spec("bind", "BIND", "copy what FANOUT sends to topic here", args=("topic", "queue"),
+             reply=replies.rebound),
+        Spec("unbind", "UNBIND", "stop that", args=("topic", "queue"), fixed={"unbind": True},
+             reply=replies.rebound),
+    )
+
+    topic: Name
+    queue: QueueName
     unbind: bool = False
     rid: int | None = None
 
@@ -336,7 +425,10 @@ class Bind:
 
 @dataclass(frozen=True, slots=True)
 class Bindings:
-    topic: str | None = None
+    SPEC = Spec("bindings", "BINDINGS", "which queues each topic feeds", args=("topic",),
+                reply=replies.bindings)
+
+    topic: Text | None = None
     rid: int | None = None
 
     def __post_init__(self) -> None:
@@ -344,132 +436,74 @@ class Bindings:
             check_name("topic", self.topic)
 
 
-@dataclass(frozen=True, slots=True)
-class MessageOp:
-    """Base of the commands that name one message by id."""
-
-    msg_id: int
-    rid: int | None = None
-
-    def __post_init__(self) -> None:
-        check_int("msg_id", self.msg_id, 1, 2**63 - 1)
+# --- introspection ------------------------------------------------------------------------
 
 
 class Explain(MessageOp):
     __slots__ = ()
+    SPEC = Spec("explain", "EXPLAIN", "why is this message (not) delivered?", args=("msg_id",),
+                reply=replies.explained)
 
 
 class History(MessageOp):
     __slots__ = ()
-
-
-@dataclass(frozen=True, slots=True)
-class MaybeQueueOp:
-    """Base of the commands about one queue, or all of them (`queue` None)."""
-
-    queue: str | None = None
-    rid: int | None = None
-
-    def __post_init__(self) -> None:
-        if self.queue is not None:
-            check_queue(self.queue)
+    SPEC = Spec("history", "HISTORY", "its life, from the log", args=("msg_id",),
+                reply=replies.history)
 
 
 class Monitor(MaybeQueueOp):
     """Stream a line for every committed message event (of one queue, or all)."""
 
     __slots__ = ()
+    SPEC = Spec("monitor", "MONITOR", "a live line for every message event", args=("queue",),
+                reply=replies.monitoring)
 
 
 @dataclass(frozen=True, slots=True)
-class Subscribe:
-    """Push consumption: the broker sends up to `prefetch` unacked messages, more as acks come."""
+class Unmonitor:
+    SPEC = Spec("unmonitor", "UNMONITOR", "stop those lines")
 
-    queue: str
-    prefetch: int = 100
-    lease_s: float | None = None
     rid: int | None = None
-
-    def __post_init__(self) -> None:
-        check_queue(self.queue)
-        check_int("prefetch", self.prefetch, 1, MAX_PREFETCH)
-        optional_seconds("lease_s", self.lease_s, MIN_LEASE_S, MAX_LEASE_S)
-
-
-@dataclass(frozen=True, slots=True)
-class Hello:
-    """Identify as a consumer and start (or resume, with `session`) a heartbeat session."""
-
-    consumer: str
-    heartbeat_s: float | None = None
-    session: str | None = None
-    rid: int | None = None
-
-    def __post_init__(self) -> None:
-        check_name("consumer", self.consumer)
-        optional_seconds("heartbeat_s", self.heartbeat_s, MIN_HEARTBEAT_S, MAX_HEARTBEAT_S)
-        if self.session is not None and (not isinstance(self.session, str)
-                                         or not 1 <= len(self.session) <= 64):
-            raise bad_request("session must be the token a previous hello returned")
-
-
-@dataclass(frozen=True, slots=True)
-class Heartbeat:
-    rid: int | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Join:
-    queue: str
-    group: str
-    prefetch: int | None = None
-    rid: int | None = None
-
-    def __post_init__(self) -> None:
-        check_queue(self.queue)
-        check_name("group", self.group)
-        p = self.prefetch
-        if p is not None and (isinstance(p, bool) or not isinstance(p, int)
-                              or not 1 <= p <= MAX_PREFETCH):
-            raise bad_request(f"prefetch must be an integer from 1 to {MAX_PREFETCH}")
-
-
-@dataclass(frozen=True, slots=True)
-class Leave:
-    queue: str
-    rid: int | None = None
-
-    def __post_init__(self) -> None:
-        check_queue(self.queue)
 
 
 @dataclass(frozen=True, slots=True)
 class ListQueues:
+    SPEC = Spec("queues", "QUEUES", "list the queues", reply=replies.queue_names)
+
     rid: int | None = None
 
 
 class Stats(MaybeQueueOp):
     __slots__ = ()
+    SPEC = Spec("stats", "STATS", "counts per queue", args=("queue",), reply=replies.statistics)
 
 
-@dataclass(frozen=True, slots=True)
-class Unmonitor:
-    rid: int | None = None
+def _usage(result: Result) -> bytes:
+    # HELP lists every command, itself included, so it reads the registry when it is asked.
+    return lines(REGISTRY.help_lines(), "+OK")
 
 
 @dataclass(frozen=True, slots=True)
 class Help:
+    SPEC = Spec(None, "HELP", "this list", reply=_usage)
+
     rid: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class Quit:
+    SPEC = Spec("quit", "QUIT", "close the connection", reply=replies.bye)
+
     rid: int | None = None
 
 
 Command = (
-    Ping | Publish | PublishMany | Fanout | Get | Ack | AckMany | Nack | Touch | Declare
-    | ListQueues | Stats | Help | Quit | Hello | Heartbeat | Join | Leave | Purge | DeleteQueue
-    | Peek | Redrive | Bind | Bindings | Explain | History | Monitor | Unmonitor | Subscribe
-    | Unsubscribe
+    Ping | Publish | PublishMany | Fanout | Get | Ack | AckMany | Nack | Touch | Subscribe
+    | Unsubscribe | Hello | Heartbeat | Join | Leave | Declare | Peek | Purge | DeleteQueue
+    | Redrive | Bind | Bindings | Explain | History | Monitor | Unmonitor | ListQueues | Stats
+    | Help | Quit
 )
+Decoded = Command | Rejected
+"""What a decoder makes of one frame or line."""
+
+REGISTRY = Registry.of(get_args(Command))

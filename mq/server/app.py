@@ -19,8 +19,7 @@ from collections.abc import Coroutine
 from typing import Any
 
 from mq import __version__
-from mq.codec.binary import Rejected
-from mq.codec.commands import Command, Get
+from mq.codec.commands import Command, Get, Rejected
 from mq.codec.sniff import Mode
 from mq.core.broker import Broker
 from mq.core.clock import Clock

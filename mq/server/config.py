@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from mq.codec.binary import MAX_FRAME_BYTES_CEILING
-from mq.codec.commands import (
+from mq.limits import (
+    MAX_FRAME_BYTES_CEILING,
     MAX_HEARTBEAT_S,
     MAX_LEASE_S,
     MAX_PREFETCH,

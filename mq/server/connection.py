@@ -13,17 +13,12 @@ import logging
 from collections import deque
 from typing import TYPE_CHECKING, Any, cast
 
-from mq.codec.binary import BinaryDecoder, Rejected, encode_error, encode_frame, encode_ok
-from mq.codec.commands import Command, Quit
+from mq.codec.binary import BinaryDecoder, encode_error, encode_frame, encode_ok
+from mq.codec.commands import Command, Quit, Rejected
 from mq.codec.sniff import Mode, sniff_mode
 from mq.codec.text import TextDecoder
-from mq.codec.text_reply import (
-    EOL,
-    encode_text_error,
-    encode_text_reply,
-    format_event,
-    format_message,
-)
+from mq.codec.text_lines import EOL, format_event, format_message
+from mq.codec.text_reply import encode_text_error, encode_text_reply
 from mq.errors import MQError
 
 if TYPE_CHECKING:

@@ -8,8 +8,9 @@ import msgpack
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mq.codec.binary import BinaryDecoder, Rejected, encode_frame
-from mq.codec.commands import Ack, Get, Ping, Publish, PublishMany, Receipt
+from mq.codec.binary import BinaryDecoder, encode_frame
+from mq.codec.commands import Ack, Get, Ping, Publish, PublishMany, Rejected
+from mq.codec.values import Receipt
 from mq.errors import Code
 
 

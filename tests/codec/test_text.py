@@ -5,11 +5,12 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mq.codec.binary import Rejected
-from mq.codec.commands import Ack, Declare, Get, Nack, Ping, Publish, Receipt, Stats, Touch
+from mq.codec.commands import Ack, Declare, Get, Nack, Ping, Publish, Rejected, Stats, Touch
+from mq.codec.escape import escape_body, unescape_body
 from mq.codec.sniff import Mode, sniff_mode
-from mq.codec.text import TextDecoder, escape_body, unescape_body
+from mq.codec.text import TextDecoder
 from mq.codec.text_reply import encode_text_reply
+from mq.codec.values import Receipt
 from mq.errors import Code
 
 

@@ -9,7 +9,8 @@ from typing import Any
 
 import pytest
 
-from mq.codec.binary import BinaryDecoder, Rejected, command_from_map, encode_frame
+from mq.codec.binary import BinaryDecoder, command_from_map, encode_frame
+from mq.codec.commands import Rejected
 
 VECTORS = json.loads((Path(__file__).parents[1] / "vectors" / "frames.json").read_text())["frames"]
 

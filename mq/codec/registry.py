@@ -1,0 +1,159 @@
+"""The command registry: every command declares once how it is asked for and answered.
+
+Theory of operation. Each command class carries a `SPEC` (or, when one class has several
+forms, like BIND and UNBIND, a tuple of them): its binary op, its text verb and aliases, what
+HELP says of it, which of its fields are text arguments, and its text reply format. Its fields,
+their defaults and how each is read (the `Kind` in the annotation, fields.py) are those of the
+dataclass itself. `Registry.of(Command)` binds each SPEC to its class's fields as an `Entry`,
+and from the entries come the tables the modes use: the binary readers by op (binary_ops.py),
+the text parsers by verb (text.py), the reply formats by command type and the HELP lines. So a
+new command, or a new field, is written in one place: its class.
+
+Special text syntaxes (a body after options, trailing free text, `setting=V` tokens) are
+declared in the SPEC too, as a syntax object (syntax.py); the default reads the text arguments
+by position. This module imports no command: commands.py imports it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from mq.codec.fields import FieldInfo, fields_of
+from mq.codec.syntax import POSITIONAL
+from mq.errors import MQError, bad_request
+
+Map = dict[str, Any]
+Result = dict[str, Any]
+WireReader = Callable[[Map, int | None], Any]
+"""Builds a command from a binary request map and its rid."""
+TextFormat = Callable[[Result], bytes]
+"""The text reply to a command, from the same result fields a binary reply carries."""
+
+HELP_SYNOPSIS_CHARS = 40  # HELP aligns every summary after the widest usage
+
+
+class TextSyntax(Protocol):
+    """How a command's text arguments are read (syntax.py has the ones in use)."""
+
+    def parse(self, entry: Entry, rest: bytes) -> Any:
+        """The command for the line's bytes after the verb (raw: not yet UTF-8 decoded)."""
+        ...
+
+    def synopsis(self, entry: Entry) -> str:
+        """The usage after the verb, as HELP and usage errors show it."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class Spec:
+    """How a command is asked for and answered; each command class declares one as `SPEC`.
+
+    `op` is its binary op (None: text only), `verb` its text command (None: binary only) and
+    `aliases` other verbs for it; `summary` is what HELP says it does. `args` are the fields
+    given by position in text mode, in order: `<required>` ones first, then `[optional]`.
+    `fixed` sets fields this form implies (UNBIND is BIND with `unbind` true). `synopsis`
+    replaces the usage the syntax derives, where HELP has always said it differently. `wire`
+    and `text` replace the derived readers for a syntax no field declaration can express;
+    `reply` formats the text reply (None: a plain `+OK`).
+    """
+
+    op: str | None
+    verb: str | None
+    summary: str = ""
+    args: tuple[str, ...] = ()
+    aliases: tuple[str, ...] = ()
+    fixed: Mapping[str, object] = field(default_factory=dict)
+    synopsis: str | None = None
+    wire: WireReader | None = None
+    text: TextSyntax | None = None
+    reply: TextFormat | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """A Spec bound to its command class and that class's fields."""
+
+    cls: type
+    spec: Spec
+    fields: tuple[FieldInfo, ...]
+    syntax: TextSyntax
+
+    def field(self, name: str) -> FieldInfo:
+        for f in self.fields:
+            if f.name == name:
+                return f
+        raise KeyError(f"{self.cls.__name__} has no field {name!r}")
+
+    def build(self, values: Mapping[str, object]) -> Any:
+        """The command from field values read in text mode; the rest take their defaults."""
+        return self.cls(**values, **self.spec.fixed)
+
+    def usage(self) -> str:
+        """`GET <queue> [lease_s] [wait_s]`: the verb and its arguments."""
+        synopsis = self.spec.synopsis
+        if synopsis is None:
+            synopsis = self.syntax.synopsis(self)
+        return f"{self.spec.verb} {synopsis}" if synopsis else str(self.spec.verb)
+
+    def usage_error(self) -> MQError:
+        return bad_request(f"usage: {self.usage()}")
+
+    def help_line(self) -> str:
+        return f"{self.usage():<{HELP_SYNOPSIS_CHARS}}  {self.spec.summary}"
+
+
+@dataclass(frozen=True, slots=True)
+class Registry:
+    """Every command's entry, in HELP order, and the tables derived from them."""
+
+    entries: tuple[Entry, ...]
+    by_op: Mapping[str, Entry]
+    by_verb: Mapping[str, Entry]  # aliases included
+    by_type: Mapping[type, Entry]  # the first form of each class: its reply format
+
+    @classmethod
+    def of(cls, classes: tuple[type, ...]) -> Registry:
+        """The registry of `classes` (in HELP order), each carrying its SPEC."""
+        entries = tuple(_bind(c, spec) for c in classes for spec in _specs(c))
+        by_op: dict[str, Entry] = {}
+        by_verb: dict[str, Entry] = {}
+        by_type: dict[type, Entry] = {}
+        for e in entries:
+            if e.spec.op is not None:
+                _add(by_op, e.spec.op, e)
+            for verb in (e.spec.verb, *e.spec.aliases):
+                if verb is not None:
+                    _add(by_verb, verb, e)
+            by_type.setdefault(e.cls, e)
+        return cls(entries, by_op, by_verb, by_type)
+
+    def help_lines(self) -> list[str]:
+        return [e.help_line() for e in self.entries if e.spec.verb is not None]
+
+
+def _specs(cls: type) -> tuple[Spec, ...]:
+    spec = getattr(cls, "SPEC", None)
+    specs = spec if isinstance(spec, tuple) else (spec,)
+    if not all(isinstance(s, Spec) for s in specs):
+        raise TypeError(f"{cls.__name__} declares no SPEC")
+    return specs
+
+
+def _bind(cls: type, spec: Spec) -> Entry:
+    entry = Entry(cls, spec, fields_of(cls), spec.text or POSITIONAL)
+    for name in spec.args:
+        f = entry.field(name)
+        if f.kind is None or f.kind.token is None:
+            raise TypeError(f"{cls.__name__}.{name} has no text form: it cannot be an argument")
+    for name in spec.fixed:
+        entry.field(name)
+    return entry
+
+
+def _add(table: dict[str, Entry], name: str, entry: Entry) -> None:
+    if name in table:
+        raise TypeError(f"{name!r} is declared by {table[name].cls.__name__} and "
+                        f"{entry.cls.__name__}")
+    table[name] = entry

@@ -1,0 +1,177 @@
+"""Text syntaxes: how a command's arguments are read from the rest of its line (protocol.md 3.2).
+
+Most commands take their arguments by position (`POSITIONAL`); a few have a syntax of their
+own, which their SPEC names: options and a raw body (PUB, FANOUT), free text after the
+arguments (NACK), one or many receipts (ACK), `setting=V` tokens (DECLARE). Each converts a
+token with its field's Kind and leaves bounds to the command's constructor.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from mq.codec.escape import unescape_body
+from mq.codec.fields import Key, fields_of, kind_of
+from mq.codec.options import PLAIN, PublishOptions
+from mq.errors import bad_request
+
+if TYPE_CHECKING:
+    from mq.codec.registry import Entry
+
+
+def utf8(raw: bytes, name: str) -> str:
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise bad_request(f"{name} must be UTF-8 text") from None
+
+
+def read_args(entry: Entry, tokens: list[str], most: int | None = None) -> dict[str, object]:
+    """The text arguments of `entry` from `tokens`, by position; absent ones keep their default.
+
+    Fewer tokens than the required arguments, or more than `most` (default: one per argument),
+    is answered with the usage."""
+    names = entry.spec.args
+    least = sum(1 for name in names if entry.field(name).required)
+    if not least <= len(tokens) <= (len(names) if most is None else most):
+        raise entry.usage_error()
+    values: dict[str, object] = {}
+    for name, token in zip(names, tokens, strict=False):
+        kind = entry.field(name).kind
+        assert kind is not None and kind.token is not None  # the registry checked
+        values[name] = kind.token(token, name)
+    return values
+
+
+def positional_synopsis(entry: Entry) -> str:
+    return " ".join(f"<{name}>" if entry.field(name).required else f"[{name}]"
+                    for name in entry.spec.args)
+
+
+class Positional:
+    """`VERB <a> [b] [c]`: the SPEC's args, by position."""
+
+    def parse(self, entry: Entry, rest: bytes) -> Any:
+        return entry.build(read_args(entry, utf8(rest, "arguments").split()))
+
+    def synopsis(self, entry: Entry) -> str:
+        return positional_synopsis(entry)
+
+
+POSITIONAL = Positional()
+
+
+class Trailing:
+    """`VERB <a> [b] [free text]`: after the args, the rest of the line, trimmed, is `field`."""
+
+    def __init__(self, field: str, label: str, most_tokens: int) -> None:
+        self.field = field
+        self.label = label
+        self.most_tokens = most_tokens
+
+    def parse(self, entry: Entry, rest: bytes) -> Any:
+        text = utf8(rest, "arguments")
+        tokens = text.split()
+        values = read_args(entry, tokens, self.most_tokens)
+        n = len(entry.spec.args)
+        if len(tokens) > n:
+            values[self.field] = text.split(None, n)[n].strip()
+        return entry.build(values)
+
+    def synopsis(self, entry: Entry) -> str:
+        return f"{positional_synopsis(entry)} [{self.label}]"
+
+
+class OneOrMany:
+    """`VERB <a> [a ...]`: one token is the command itself, several are the batch command
+    `many`, whose first field takes them all."""
+
+    def __init__(self, many: type, most: int) -> None:
+        self.many = many
+        self.many_field = fields_of(many)[0].name
+        self.most = most
+
+    def parse(self, entry: Entry, rest: bytes) -> Any:
+        tokens = utf8(rest, "arguments").split()
+        values = read_args(entry, tokens, self.most)
+        if len(tokens) == 1:
+            return entry.build(values)
+        (name,) = entry.spec.args
+        kind = entry.field(name).kind
+        assert kind is not None and kind.token is not None  # the registry checked
+        return self.many(**{self.many_field: tuple(kind.token(t, name) for t in tokens)})
+
+    def synopsis(self, entry: Entry) -> str:
+        (name,) = entry.spec.args
+        return f"<{name}> [{name} ...]"
+
+
+class Settings:
+    """`VERB <a> [name=V ...]`: after the args, any of `names` as `name=value` tokens."""
+
+    def __init__(self, names: tuple[str, ...]) -> None:
+        self.names = names
+
+    def parse(self, entry: Entry, rest: bytes) -> Any:
+        tokens = utf8(rest, "arguments").split()
+        n = len(entry.spec.args)
+        values = read_args(entry, tokens, n + len(self.names))
+        for token in tokens[n:]:
+            name, eq, value = token.partition("=")
+            kind = entry.field(name).kind if name in self.names else None
+            if not eq or kind is None or kind.token is None:
+                raise bad_request(f"unknown setting {token!r}: use "
+                                  + " ".join(f"{known}=V" for known in self.names))
+            values[name] = kind.token(value, name)
+        return entry.build(values)
+
+    def synopsis(self, entry: Entry) -> str:
+        return f"{positional_synopsis(entry)} [setting=V ...]"
+
+
+# Publish options in text mode: their names, in the order HELP lists them, and the fields they
+# set (`key` is the command's own; the others are PublishOptions).
+PUB_OPTIONS: Mapping[str, str] = {
+    "key": "key", "priority": "priority", "delay_s": "delay_s", "not_before": "not_before",
+    "ttl_s": "ttl_s", "dedup": "dedup_id",
+}
+_OPTION_KINDS = {f.name: f.kind for f in fields_of(PublishOptions)} | {"key": kind_of(Key)}
+
+
+class Publishing:
+    """`VERB <name> [option=V ...] [--] <body>`: exactly one space after the name; the body is
+    the raw rest of the line, unescaped. Options are known names only and `--` ends them, for
+    a body that itself starts like an option."""
+
+    def parse(self, entry: Entry, rest: bytes) -> Any:
+        name, space, body = rest.partition(b" ")
+        if not space:
+            raise entry.usage_error()
+        given: dict[str, object] = {}
+        while True:
+            token, space, remainder = body.partition(b" ")
+            if token == b"--":
+                body = remainder
+                break
+            option, eq, raw = token.partition(b"=")
+            field = PUB_OPTIONS.get(option.decode("ascii", errors="replace"))
+            if not (eq and field is not None and space):
+                break
+            kind = _OPTION_KINDS[field]
+            assert kind is not None and kind.token is not None
+            text_name = option.decode()
+            given[field] = kind.token(utf8(raw, text_name), text_name)
+            body = remainder
+        key = given.pop("key", None)
+        options = PublishOptions(**given) if given else PLAIN  # type: ignore[arg-type]
+        (target,) = entry.spec.args
+        return entry.build({target: name.decode("ascii", errors="replace"),
+                            "body": unescape_body(body), "key": key, "options": options})
+
+    def synopsis(self, entry: Entry) -> str:
+        (target,) = entry.spec.args
+        return f"<{target}> [option=V ...] [--] <body>"
+
+
+PUBLISHING = Publishing()

@@ -1,0 +1,93 @@
+"""Reply lines for people at a telnet prompt: line endings, numbers, clocks, tables, and the
+pushed `MSG` and `EVENT` lines. The last line of a reply starts with `+`, `-ERR ` or `MSG `;
+lines before it never do (protocol.md 3)."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from mq.codec.escape import escape_body
+
+EOL = b"\r\n"
+
+
+def line(text: str) -> bytes:
+    return text.encode("utf-8", errors="surrogateescape") + EOL
+
+
+def lines(body: list[str], last: str) -> bytes:
+    return b"".join(line(text) for text in body) + line(last)
+
+
+def seconds(value: float) -> str:
+    return f"{value:g}"
+
+
+def number_text(value: object) -> str:
+    if value is None:
+        return "-"
+    return f"{value:.2f}" if isinstance(value, float) else str(value)
+
+
+def field_text(value: object) -> str:
+    """A `name=value` value: bodies escaped, numbers as in tables, quoted if it has spaces."""
+    if isinstance(value, bytes):
+        return escape_body(value)
+    text = number_text(value)
+    return text if " " not in text else repr(text)
+
+
+def clock_text(unix_s: float) -> str:
+    """Unix seconds as UTC time of day with milliseconds, for people reading a log."""
+    millis = int(unix_s % 1 * 1000)
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(unix_s)) + f".{millis:03d}Z"
+
+
+def table(headers: list[str], rows: list[list[str]]) -> list[str]:
+    """Aligned columns: the first left-aligned, the others (numbers) right-aligned."""
+    widths = [max([len(h)] + [len(r[i]) for r in rows]) for i, h in enumerate(headers)]
+
+    def fmt(cells: list[str]) -> str:
+        return "  ".join(c.ljust(w) if i == 0 else c.rjust(w)
+                         for i, (c, w) in enumerate(zip(cells, widths, strict=True)))
+
+    return [fmt(headers)] + [fmt(r) for r in rows]
+
+
+STATS_COLUMNS = [
+    "ready", "delayed", "leased", "published", "acked", "expired", "released", "dead_lettered",
+    "dropped", "ttl_expired", "deduplicated", "oldest_ready_s",
+]
+GROUP_COLUMNS = ["leases", "prefetch", "keys", "ring_share", "last_heartbeat_s_ago"]
+
+
+def stats_table(queues: dict[str, dict[str, Any]]) -> list[str]:
+    rows = [[name, *(number_text(q[c]) for c in STATS_COLUMNS)]
+            for name, q in sorted(queues.items())]
+    return table(["queue", *STATS_COLUMNS], rows)
+
+
+def group_table(queues: dict[str, dict[str, Any]]) -> list[str]:
+    """One row per member of each queue's consumer group; empty when there are no groups."""
+    rows = []
+    for name, q in sorted(queues.items()):
+        group = q.get("group")
+        if not group:
+            continue
+        for consumer, m in group["members"].items():
+            rows.append([f"{name}/{group['group']}", consumer,
+                         *(number_text(m[c]) for c in GROUP_COLUMNS)])
+    return table(["queue/group", "consumer", *GROUP_COLUMNS], rows) if rows else []
+
+
+def format_message(m: dict[str, Any]) -> str:
+    return f"MSG {m['receipt']} {m['queue']} {m['deliveries']} {escape_body(m['body'])}"
+
+
+def format_event(e: dict[str, Any]) -> str:
+    """A MONITOR line: EVENT <time> <queue> <msg_id> <event> [name=value ...]."""
+    extra = " ".join(f"{k}={field_text(v)}" for k, v in e.items()
+                     if k not in ("at", "queue", "msg_id", "event") and v is not None)
+    return (f"EVENT {clock_text(e['at'])} {e.get('queue') or '-'} {e['msg_id']} {e['event']}"
+            + (f" {extra}" if extra else ""))

@@ -1,0 +1,93 @@
+"""The values requests are made of, and the checks every command runs in its constructor.
+
+Each check raises BAD_REQUEST with a message that names the field and its bounds (protocol.md
+section 7), so a client learns what to change.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from typing import NamedTuple
+
+from mq.errors import bad_request
+from mq.limits import MAX_KEY_BYTES, MAX_NAME_CHARS
+
+_NAME = re.compile(rf"[A-Za-z0-9_.:\-]{{1,{MAX_NAME_CHARS}}}")
+_NAME_RULE = f"use 1 to {MAX_NAME_CHARS} of A-Z a-z 0-9 _ - . :"
+
+
+def check_queue(name: object) -> str:
+    if not isinstance(name, str) or not _NAME.fullmatch(name):
+        raise bad_request(f"queue name {name!r} is invalid: {_NAME_RULE}")
+    return name
+
+
+def check_name(field: str, name: object) -> str:
+    """Topic, consumer and group names follow the rules of queue names."""
+    if not isinstance(name, str) or not _NAME.fullmatch(name):
+        raise bad_request(f"{field} {name!r} is invalid: {_NAME_RULE}")
+    return name
+
+
+def check_seconds(field: str, value: object, low: float, high: float) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value):
+        raise bad_request(f"{field} must be a number of seconds, got {value!r}")
+    if not low <= value <= high:
+        raise bad_request(f"{field}={value} is out of bounds: {low:g} to {high:g} seconds")
+    return float(value)
+
+
+def optional_seconds(field: str, value: object, low: float, high: float) -> float | None:
+    return None if value is None else check_seconds(field, value, low, high)
+
+
+def check_int(field: str, value: object, low: int, high: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise bad_request(f"{field} must be an integer from {low} to {high}, got {value!r}")
+    return value
+
+
+def check_text(field: str, value: object, max_bytes: int) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str) or len(value.encode()) > max_bytes:
+        raise bad_request(f"{field} must be a string of at most {max_bytes} bytes")
+    return value
+
+
+def check_body(value: object) -> bytes:
+    if isinstance(value, bytes):
+        return value
+    if isinstance(value, str):
+        return value.encode()
+    raise bad_request(f"body must be bin or str, got {type(value).__name__}")
+
+
+def check_key(value: object) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str) or len(value.encode()) > MAX_KEY_BYTES:
+        raise bad_request(f"key must be a string of at most {MAX_KEY_BYTES} bytes")
+    return value
+
+
+class Receipt(NamedTuple):
+    """Names one delivery: message `msg_id`, delivery number `delivery` (the lease epoch).
+
+    A tuple rather than a dataclass: batch acks parse thousands per request."""
+
+    msg_id: int
+    delivery: int
+
+    @classmethod
+    def parse(cls, text: object) -> Receipt:
+        if isinstance(text, str) and len(text) <= 41 and text.isascii():
+            msg_id, dot, delivery = text.partition(".")
+            if dot and msg_id.isdigit() and delivery.isdigit():
+                return cls(int(msg_id), int(delivery))
+        raise bad_request(f"receipt {text!r:.60} is invalid: expected <msg_id>.<delivery> like "
+                          "17.2")
+
+    def __str__(self) -> str:
+        return f"{self.msg_id}.{self.delivery}"
