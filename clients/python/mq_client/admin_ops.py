@@ -1,7 +1,8 @@
 """The administration and introspection operations of protocol.md 2.3, sans-IO.
 
 Queue settings (`declare`), `purge`, `delete`, `peek`, `redrive`, topic bindings, `explain`
-and `history`: like `ops`, each function returns a `Request` both clients send.
+and `history`: like `ops`, each is defined here once and returns the `Request` it sends; both
+clients' methods are made from these functions (methods.py).
 """
 
 from __future__ import annotations
@@ -45,7 +46,14 @@ def declare(
     dead_letter: str | None = None,
     dedup_window_s: float | None = None,
 ) -> Request[dict[str, Any]]:
-    """`declare`: change the settings given (protocol.md 4.3); the reply gives all of them."""
+    """Create `queue` or change the settings given; returns all its settings (protocol.md 4.3).
+
+    `retention_s`: age in seconds after which messages are removed, consumed or not;
+    `lease_s`: the default lease of a `get`, in seconds; `max_deliveries`: after that many
+    deliveries a message that comes back goes to the dead-letter queue (0: no limit);
+    `dead_letter`: that queue (default `<queue>.dlq`); `dedup_window_s`: how long, in
+    seconds, a `dedup_id` is remembered. None leaves a setting as it is.
+    """
 
     def parse(reply: dict[str, Any]) -> dict[str, Any]:
         reply_field(reply, "queue", str)
@@ -64,17 +72,21 @@ def declare(
 
 
 def purge(queue: str) -> Request[int]:
-    """`purge`: remove every message of `queue`, leased ones included; the reply counts them."""
+    """Remove every message of `queue`, leased ones included; returns how many."""
     return Request(request_fields("purge", queue=queue), _int_result("purged"))
 
 
 def delete(queue: str) -> Request[int]:
-    """`delete`: purge `queue` and forget it; the reply counts the messages removed."""
+    """Purge `queue` and forget it, its settings and bindings; returns the messages removed.
+
+    Raises `NotFound` if there is no such queue.
+    """
     return Request(request_fields("delete", queue=queue), _int_result("deleted"))
 
 
 def peek(queue: str, count: int | None = None) -> Request[list[PeekedMessage]]:
-    """`peek`: the next `count` (1..1,000) ready messages of `queue`, not leased."""
+    """The next `count` (1..1,000; broker default 10) ready messages of `queue`, in delivery
+    order, not leased."""
     return Request(
         request_fields("peek", queue=queue, count=count),
         lambda reply: [PeekedMessage.from_wire(m) for m in reply_field(reply, "msgs", list)],
@@ -82,27 +94,30 @@ def peek(queue: str, count: int | None = None) -> Request[list[PeekedMessage]]:
 
 
 def redrive(queue: str, count: int | None = None, to: str | None = None) -> Request[int]:
-    """`redrive`: move up to `count` messages of the dead-letter queue `queue` back (or to `to`)."""
+    """Move up to `count` (broker default 1,000) messages of the dead-letter queue `queue` back
+    to where they came from, or to `to`; returns how many moved."""
     return Request(request_fields("redrive", queue=queue, count=count, to=to), _int_result("redriven"))
 
 
 def bind(topic: str, queue: str) -> Request[bool]:
-    """`bind`: `queue` gets a copy of every `fanout` to `topic`; the reply says if that is new."""
+    """Give `queue` a copy of every `fanout` to `topic`; False if it was bound already."""
     return Request(request_fields("bind", topic=topic, queue=queue), _bool_result("changed"))
 
 
 def unbind(topic: str, queue: str) -> Request[bool]:
-    """`unbind`: undo a `bind`; the reply says whether there was one."""
+    """Undo a `bind`; False if `queue` was not bound to `topic`."""
     return Request(request_fields("unbind", topic=topic, queue=queue), _bool_result("changed"))
 
 
 def bindings(topic: str | None = None) -> Request[dict[str, list[str]]]:
-    """`bindings`: topic -> sorted queues, of one topic or all."""
+    """Topic -> its bound queues (sorted), for `topic` or for every topic."""
     return Request(request_fields("bindings", topic=topic), _bindings)
 
 
 def explain(msg_id: int) -> Request[dict[str, Any]]:
-    """`explain`: the message's `state` and, in `why`, a sentence on why it is (not) delivered."""
+    """Why message `msg_id` is (not) being delivered: `state` (`ready`, `delayed`, `leased`,
+    `gone`), `why` (a sentence) and what applies: `holder`, `lease_deadline`, `ready_at`,
+    `last_error`, ... (protocol.md 2.3)."""
 
     def parse(reply: dict[str, Any]) -> dict[str, Any]:
         reply_field(reply, "state", str)
@@ -113,7 +128,8 @@ def explain(msg_id: int) -> Request[dict[str, Any]]:
 
 
 def history(msg_id: int) -> Request[list[dict[str, Any]]]:
-    """`history`: the message's events from the log, oldest first."""
+    """The life of message `msg_id` from the broker's log, oldest first: maps with `at`
+    (Unix s), `event` (`published`, `leased`, `nacked`, `acked`, ...) and its fields."""
 
     def parse(reply: dict[str, Any]) -> list[dict[str, Any]]:
         events = reply_field(reply, "events", list)

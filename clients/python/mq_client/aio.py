@@ -3,25 +3,24 @@
 The wire work is elsewhere: `connection.Connection` matches replies to requests on one TCP
 connection, and `link.Link` keeps the current connection, the consumer session (heartbeats)
 and, with `reconnect=True`, replaces a lost connection and restores the session on it.
-Push consumption (`subscribe`, `monitor`) is in `push`, the administration methods in `admin`.
+Push consumption (`subscribe`, `monitor`) is in `push`. The operations themselves are defined
+once, in `ops` and `admin_ops`; this class makes each a coroutine method (methods.py).
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Iterable, Sequence
+from collections.abc import Awaitable, Sequence
 from types import TracebackType
 from typing import Any, TypeVar
 
-from mq_client import ops
-from mq_client.admin import AsyncAdmin
+from mq_client import admin_ops, ops
 from mq_client.codec import DEFAULT_MAX_FRAME_BYTES
 from mq_client.connect import Connecting
 from mq_client.link import Link
-from mq_client.message import AckResult, Message, PublishResult
-from mq_client.ops import PublishOptions
+from mq_client.methods import awaiting, awaiting_on_link
 from mq_client.push import Monitor, Subscription
-from mq_client.request import Body, ReceiptLike, Request, check_reply
+from mq_client.request import Batch, Operation, Request, check_reply
 from mq_client.session import Session
 from mq_client.url import DEFAULT_URL
 
@@ -31,7 +30,7 @@ DEFAULT_CONNECT_TIMEOUT_S = 10.0
 DEFAULT_RECONNECT_TIMEOUT_S = 30.0
 
 
-class AsyncClient(AsyncAdmin):
+class AsyncClient:
     """A connection to an mq broker for asyncio code.
 
     Create it with `await AsyncClient.connect(url)` or `async with AsyncClient.connect(url) as c`.
@@ -121,153 +120,38 @@ class AsyncClient(AsyncAdmin):
         """
         await self._link.close()
 
-    # -- operations (protocol.md section 2.3) -----------------------------------------------
+    # -- operations (protocol.md section 2.3; defined in ops.py and admin_ops.py) -----------
 
-    async def ping(self) -> None:
-        """Round trip to the broker."""
-        await self._call(ops.ping())
+    ping = awaiting(ops.ping)
+    publish = awaiting(ops.publish)
+    publish_dedup = awaiting(ops.publish_dedup)
+    publish_many = awaiting(ops.publish_many)
+    fanout = awaiting(ops.fanout)
+    get = awaiting(ops.get)
+    lease = awaiting(ops.lease)
+    ack = awaiting(ops.ack)
+    ack_many = awaiting(ops.ack_many)
+    nack = awaiting(ops.nack)
+    touch = awaiting(ops.touch)
+    queues = awaiting(ops.queues)
+    stats = awaiting(ops.stats)
 
-    async def publish(
-        self,
-        queue: str,
-        body: Body,
-        key: str | None = None,
-        *,
-        priority: int | None = None,
-        delay_s: float | None = None,
-        not_before: float | None = None,
-        ttl_s: float | None = None,
-        dedup_id: str | None = None,
-    ) -> int:
-        """Publish one message; returns its msg_id once the broker has committed it.
-
-        `priority` 0..9 (higher first, default 0); `delay_s` seconds, or `not_before` a Unix
-        time, before it can be delivered; `ttl_s`: never delivered once that many seconds old;
-        `dedup_id`: a publish the queue saw with that id within its dedup window stores nothing
-        and returns the first message's id (see `publish_dedup` to know whether it did).
-        """
-        options = PublishOptions(priority, delay_s, not_before, ttl_s, dedup_id)
-        return await self._call(ops.publish(queue, body, key, options))
-
-    async def publish_dedup(
-        self,
-        queue: str,
-        body: Body,
-        dedup_id: str,
-        key: str | None = None,
-        *,
-        priority: int | None = None,
-        delay_s: float | None = None,
-        not_before: float | None = None,
-        ttl_s: float | None = None,
-    ) -> PublishResult:
-        """Publish one message at most once per `dedup_id` within the queue's dedup window.
-
-        Returns its msg_id and `duplicate`: True when the queue had already seen `dedup_id`,
-        in which case nothing was stored and msg_id is the first message's. Safe to retry after
-        a lost confirmation (protocol.md 4.4). The options are those of `publish`.
-        """
-        options = PublishOptions(priority, delay_s, not_before, ttl_s, dedup_id)
-        return await self._call(ops.publish_result(queue, body, key, options))
-
-    async def publish_many(
-        self,
-        queue: str,
-        bodies: Iterable[Body],
-        batch_size: int = 1000,
-        *,
-        priority: int | None = None,
-        delay_s: float | None = None,
-        not_before: float | None = None,
-        ttl_s: float | None = None,
-    ) -> list[int]:
-        """Publish many messages, pipelined; returns their msg_ids in the order of `bodies`.
-
-        Bodies go out as `mpub` frames of at most `batch_size` bodies (1..10,000), all sent
-        without waiting for replies, every message with the options given (those of `publish`
-        but `dedup_id`). If any batch fails, its error is raised after every batch has answered;
-        the other batches may have been stored (the broker commits each `mpub` on its own).
-        """
-        options = PublishOptions(priority, delay_s, not_before, ttl_s)
-        requests = ops.publish_batches(queue, bodies, batch_size, self.max_frame_bytes, options)
-        ids: list[int] = []
-        for batch_ids in await self._call_all(requests):
-            ids.extend(batch_ids)
-        return ids
-
-    async def fanout(
-        self,
-        topic: str,
-        body: Body,
-        key: str | None = None,
-        *,
-        priority: int | None = None,
-        delay_s: float | None = None,
-        not_before: float | None = None,
-        ttl_s: float | None = None,
-        dedup_id: str | None = None,
-    ) -> dict[str, int]:
-        """Publish one copy to every queue bound to `topic` (`bind`); returns queue -> msg_id.
-
-        Each copy is consumed and acked on its own; a topic with no bound queue stores nothing
-        and returns {}. The options are those of `publish`.
-        """
-        options = PublishOptions(priority, delay_s, not_before, ttl_s, dedup_id)
-        return await self._call(ops.fanout(topic, body, key, options))
-
-    async def get(
-        self, queue: str, lease_s: float | None = None, wait_s: float | None = None, max: int = 1
-    ) -> list[Message]:
-        """Lease up to `max` ready messages (1..1,000) for `lease_s` seconds (queue default if None).
-
-        With `wait_s`, waits up to that many seconds for a message; returns [] if none came.
-        """
-        return await self._call(ops.get(queue, lease_s, wait_s, max))
-
-    async def lease(self, queue: str, lease_s: float | None = None, wait_s: float | None = None) -> Message | None:
-        """Lease one message, or return None if none is ready (within `wait_s` seconds)."""
-        msgs = await self.get(queue, lease_s, wait_s, 1)
-        return msgs[0] if msgs else None
-
-    async def ack(self, receipt: ReceiptLike) -> None:
-        """Acknowledge a delivery: the message is gone for good once this returns."""
-        await self._call(ops.ack(receipt))
-
-    async def ack_many(self, receipts: Iterable[ReceiptLike]) -> AckResult:
-        """Acknowledge many deliveries at once: receipts, or the `Message`s themselves.
-
-        Sent as batch `ack` requests of at most 10,000 receipts, pipelined; each is one commit on
-        the broker. A receipt that cannot be acked (`LEASE_LOST`, `NOT_YOUR_LEASE`, ...) does not
-        fail the call: it is listed in the result's `failed`, and the others are acked. If a
-        whole request fails (say `ConnectionLost`), its error is raised after every request has
-        answered; the other requests' acks may have been committed. No receipts, no request.
-        """
-        requests = ops.ack_batches(receipts, self.max_frame_bytes)
-        return AckResult.combine(await self._call_all(requests))
-
-    async def nack(self, receipt: ReceiptLike, delay_s: float | None = None, error: str | None = None) -> None:
-        """Give a delivery back: ready again now, or after `delay_s` seconds.
-
-        `error` says why; the broker keeps it with the message (`peek`, `explain`, `history`).
-        """
-        await self._call(ops.nack(receipt, delay_s, error))
-
-    async def touch(self, receipt: ReceiptLike, lease_s: float | None = None) -> float:
-        """Extend a lease to `lease_s` seconds from now (queue default if None); returns that length."""
-        return await self._call(ops.touch(receipt, lease_s))
-
-    async def queues(self) -> list[str]:
-        """The names of all queues, sorted."""
-        return await self._call(ops.queues())
-
-    async def stats(self, queue: str | None = None) -> dict[str, Any]:
-        """Broker statistics: `{"server": {...}, "queues": {name: {...}}}` (protocol.md section 6)."""
-        return await self._call(ops.stats(queue))
+    declare = awaiting(admin_ops.declare)
+    purge = awaiting(admin_ops.purge)
+    delete = awaiting(admin_ops.delete)
+    peek = awaiting(admin_ops.peek)
+    redrive = awaiting(admin_ops.redrive)
+    bind = awaiting(admin_ops.bind)
+    unbind = awaiting(admin_ops.unbind)
+    bindings = awaiting(admin_ops.bindings)
+    explain = awaiting(admin_ops.explain)
+    history = awaiting(admin_ops.history)
 
     # -- push consumption (protocol.md section 2.4) ------------------------------------------
 
-    async def subscribe(self, queue: str, prefetch: int = 100, lease_s: float | None = None) -> Subscription:
-        """Have the broker push messages of `queue`: at most `prefetch` (1..10,000) unacked at once.
+    async def subscribe(self, queue: str, prefetch: int | None = None, lease_s: float | None = None) -> Subscription:
+        """Have the broker push messages of `queue`: at most `prefetch` (1..10,000; broker default
+        100) unacked at once.
 
         Returns a `Subscription`, an async iterator of `Message`s, each leased for `lease_s`
         seconds (the queue's default if None) like a `get`: ack or nack it on this client to
@@ -279,7 +163,7 @@ class AsyncClient(AsyncAdmin):
         sub = Subscription(queue, prefetch, lease_s, pushes, self._link.call)
         pushes.add(sub)  # before the request: pushes may come with, or ahead of, the reply
         try:
-            await self._call(sub.request())
+            await self._run(sub.request())
         except BaseException:
             pushes.remove(sub)
             raise
@@ -295,7 +179,7 @@ class AsyncClient(AsyncAdmin):
         stream = Monitor(queue, pushes)
         pushes.add(stream)
         try:
-            await self._call(stream.request())
+            await self._run(stream.request())
         except BaseException:
             pushes.remove(stream)
             raise
@@ -313,28 +197,19 @@ class AsyncClient(AsyncAdmin):
         """
         return await self._link.hello(consumer, heartbeat_s)
 
-    async def heartbeat(self) -> None:
-        """A sign of life for the session; the client already sends these when idle."""
-        await self._call(ops.heartbeat())
-
-    async def join(self, queue: str, group: str, prefetch: int | None = None) -> dict[str, Any]:
-        """Join the consumer group `group` of `queue`, holding at most `prefetch` leases (1..10,000).
-
-        Returns the broker's answer: `queue`, `group`, `consumer`, `prefetch`, `members`.
-        Needs `hello` first (`NoSession`); `NameTaken` if a live member of the group already
-        uses this consumer name. Members then `get` (or `consume`) as usual; keyed messages go
-        only to the member that owns the key.
-        """
-        return await self._link.join(queue, group, prefetch)
-
-    async def leave(self, queue: str) -> None:
-        """Leave the group of `queue` (nothing happens if not a member); needs `hello` first."""
-        await self._link.leave(queue)
+    heartbeat = awaiting(ops.heartbeat)
+    join = awaiting_on_link(ops.join, Link.join)
+    leave = awaiting_on_link(ops.leave, Link.leave)
 
     # -- machinery --------------------------------------------------------------------------
 
-    def _call(self, request: Request[T]) -> Awaitable[T]:
-        return self._link.call(request)  # not a coroutine itself: one frame less per call
+    def _run(self, operation: Operation[T]) -> Awaitable[T]:
+        if isinstance(operation, Request):
+            return self._link.call(operation)  # not a coroutine itself: one frame less per call
+        return self._run_batch(operation)
+
+    async def _run_batch(self, batch: Batch[T]) -> T:
+        return batch.combine(await self._call_all(batch.split(self.max_frame_bytes)))
 
     async def _call_all(self, requests: Sequence[Request[T]]) -> list[T]:
         """Send every request without waiting, all on one connection; their values, in order.

@@ -24,16 +24,13 @@ from dataclasses import dataclass
 
 from mq_client.aio import AsyncClient
 from mq_client.errors import LeaseLost, MQError, NotYourLease
+from mq_client.limits import MAX_GET_MESSAGES
 from mq_client.message import Message
 
 log = logging.getLogger(__name__)
 
 Handler = Callable[[Message], Awaitable[object]] | Callable[[Message], object]
 """An `async def` or plain function taking a `Message`; its return value is ignored."""
-
-MAX_PREFETCH = 1_000
-"""The most messages one `get` may lease (protocol.md section 7)."""
-
 
 @dataclass(slots=True)
 class _Budget:
@@ -84,8 +81,8 @@ async def consume(
     """
     if concurrency < 1:
         raise ValueError(f"concurrency must be at least 1, got {concurrency}")
-    if not 1 <= prefetch <= MAX_PREFETCH:
-        raise ValueError(f"prefetch must be 1..{MAX_PREFETCH}, got {prefetch}")
+    if not 1 <= prefetch <= MAX_GET_MESSAGES:
+        raise ValueError(f"prefetch must be 1..{MAX_GET_MESSAGES}, got {prefetch}")
     if max_messages is not None and max_messages < 0:
         raise ValueError(f"max_messages must be at least 0, got {max_messages}")
     budget = _Budget(max_messages)

@@ -12,7 +12,7 @@ and awaited by `close()`:
   with jittered exponential backoff (`backoff_delays`). On the new connection, before any call
   may use it, it says `hello` with the session's token: `resumed: true` means leases and groups
   survived on the broker; `resumed: false` (the session died, or the broker restarted) means a
-  new session, so it repeats every `join`. Only then is the connection installed and are the
+  new session, so it repeats every `join` request it made. Only then is the connection installed and are the
   calls waiting for it released (`_changed`).
 
 The link also owns the client's `PushRouter` (push.py): every connection it installs routes
@@ -39,7 +39,7 @@ from mq_client.connection import Connection
 from mq_client.errors import ConnectionLost, MQError, clone_error
 from mq_client.push import PushRouter
 from mq_client.request import Request
-from mq_client.session import Membership, Session, backoff_delays
+from mq_client.session import Session, backoff_delays
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
@@ -78,7 +78,7 @@ class Link:
         self._backoff = backoff
         self._closed: MQError | None = None
         self._changed = asyncio.Condition()  # notified when a connection is installed or on close
-        self._memberships: dict[str, Membership] = {}  # by queue: a session joins one group a queue
+        self._joins: dict[str, Request[dict[str, Any]]] = {}  # by queue: a session joins one group a queue
         self._rejoin_needed = False  # a new session replaced ours and its joins are not all done
         self._heartbeats: asyncio.Task[None] | None = None
         self._supervisor = None if dial is None else asyncio.create_task(self._supervise(), name="mq-client-reconnect")
@@ -130,23 +130,23 @@ class Link:
         token = self.session.token if self.session is not None and self.session.consumer == consumer else None
         session = await self.call(ops.hello(consumer, heartbeat_s, token))
         if not session.resumed:
-            self._memberships.clear()  # a new session is in no group yet
+            self._joins.clear()  # a new session is in no group yet
             self._rejoin_needed = False
         self.session = session
         if self._heartbeats is None:
             self._heartbeats = asyncio.create_task(self._beat(), name="mq-client-heartbeat")
         return session
 
-    async def join(self, queue: str, group: str, prefetch: int | None) -> dict[str, Any]:
-        """Join the queue's group; remembered so that a reconnect without resume can repeat it."""
-        reply = await self.call(ops.join(queue, group, prefetch))
-        self._memberships[queue] = Membership(queue, group, prefetch)
+    async def join(self, request: Request[dict[str, Any]]) -> dict[str, Any]:
+        """Send a `join`; remembered so that a reconnect without resume can send it again."""
+        reply = await self.call(request)
+        self._joins[request.fields["queue"]] = request
         return reply
 
-    async def leave(self, queue: str) -> None:
-        """Leave the queue's group; forgotten first, so no reconnect joins it again."""
-        self._memberships.pop(queue, None)
-        await self.call(ops.leave(queue))
+    async def leave(self, request: Request[None]) -> None:
+        """Send a `leave`; its queue's join is forgotten first, so no reconnect joins it again."""
+        self._joins.pop(request.fields["queue"], None)
+        await self.call(request)
 
     async def close(self) -> None:
         """Stop the background tasks, say goodbye if there is a session, close the connection."""
@@ -253,8 +253,8 @@ class Link:
             if not self.session.resumed:
                 self._rejoin_needed = True
             if self._rejoin_needed:
-                for m in list(self._memberships.values()):
-                    await conn.call(ops.join(m.queue, m.group, m.prefetch))
+                for join in list(self._joins.values()):
+                    await conn.call(join)
                 self._rejoin_needed = False
         for request in self.pushes.requests():  # after hello: the new leases belong to the session
             await conn.call(request)

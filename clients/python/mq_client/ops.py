@@ -1,20 +1,24 @@
 """The operations of protocol.md section 2.3 that move messages, sans-IO (the administration
 and introspection ones are in `admin_ops`).
 
-Each function returns a `Request`: the map to send (without `rid`, which the client assigns)
-and the function that turns the reply map into the caller's value. Both clients (asyncio and
-blocking) send these, so the fields and the reply checks are written once.
+Each operation is defined here once: its parameters, their defaults and its docstring, and the
+`Request` it sends (the map without `rid`, which the client assigns, and the function that
+turns the reply into the caller's value), or the `Batch` of requests for the many-at-once ones.
+Both clients' methods are made from these functions (methods.py), so a field is added here and
+nowhere else. The requests that only the clients' session and push machinery send (`hello`,
+`sub`, `unsub`, `monitor`, `quit`) are at the end.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypedDict, Unpack
 
 from mq_client.errors import FrameTooLarge, ProtocolError
+from mq_client.limits import MAX_ACK_RECEIPTS, MAX_MPUB_BODIES
 from mq_client.message import AckFailure, AckResult, Message, PublishResult
 from mq_client.request import (
+    Batch,
     Body,
     ReceiptLike,
     Request,
@@ -27,10 +31,8 @@ from mq_client.request import (
 )
 from mq_client.session import Session
 
-MAX_MPUB_BODIES = 10_000
-"""The protocol's upper bound on bodies per `mpub` frame (protocol.md section 7)."""
-MAX_ACK_RECEIPTS = 10_000
-"""The protocol's upper bound on receipts per batch `ack` frame (protocol.md section 2.3)."""
+DEFAULT_BATCH_SIZE = 1_000
+"""Bodies per `mpub` frame that `publish_many` sends when not told otherwise."""
 _MPUB_OVERHEAD_BYTES = 192
 """Generous msgpack size of an `mpub` map without its queue name and bodies, publish options
 included, in bytes."""
@@ -42,61 +44,65 @@ _STR_HEADER_BYTES = 5
 """Largest msgpack str header (str32), in bytes."""
 
 
+class BatchOptions(TypedDict, total=False):
+    """The publish options of protocol.md 2.3 that apply to every message of a batch; None (or
+    leaving one out) gives the broker's default.
+
+    `priority` is 0..9 (higher first, default 0), `delay_s` seconds of invisibility,
+    `not_before` a Unix time before which the message stays invisible (the later of the two
+    counts), `ttl_s` the age in seconds after which it is never delivered.
+    """
+
+    priority: int | None
+    delay_s: float | None
+    not_before: float | None
+    ttl_s: float | None
+
+
+class PublishOptions(BatchOptions, total=False):
+    """`BatchOptions` and `dedup_id`: up to 128 bytes naming one publish, so that a publish the
+    queue saw with that id within its dedup window stores nothing (protocol.md 4.4)."""
+
+    dedup_id: str | None
+
+
+_OPTION_NAMES = tuple(PublishOptions.__annotations__)  # declared order: frames do not depend on the caller's
+
+
+def _option_fields(options: BatchOptions) -> dict[str, Any]:
+    return {name: value for name in _OPTION_NAMES if (value := options.get(name)) is not None}
+
+
 def ping() -> Request[None]:
-    """`ping`: a round trip."""
+    """Round trip to the broker."""
     return Request(request_fields("ping"), lambda reply: None)
 
 
-@dataclass(frozen=True, slots=True)
-class PublishOptions:
-    """The publish options of protocol.md 2.3; None leaves each to the broker's default.
+def _pub(queue: str, body: Body, key: str | None, options: PublishOptions) -> dict[str, Any]:
+    return {**request_fields("pub", queue=queue, body=to_bytes(body), key=key), **_option_fields(options)}
 
-    `priority` is 0..9 (higher first), `delay_s` seconds of invisibility, `not_before` a Unix
-    time before which the message stays invisible (the later of the two counts), `ttl_s` the
-    age in seconds after which it is never delivered, `dedup_id` up to 128 bytes naming the
-    publish for deduplication (protocol.md 4.4; not for `mpub`).
+
+def publish(queue: str, body: Body, key: str | None = None, **options: Unpack[PublishOptions]) -> Request[int]:
+    """Publish one message; returns its msg_id once the broker has committed it.
+
+    `key` makes it a keyed message (protocol.md 4.2). Options (`PublishOptions`): `priority`
+    0..9 (higher first, default 0); `delay_s` seconds, or `not_before` a Unix time, before it
+    can be delivered; `ttl_s`: never delivered once that many seconds old; `dedup_id`: a
+    publish the queue saw with that id within its dedup window stores nothing and returns the
+    first message's id (see `publish_dedup` to know whether it did).
     """
-
-    priority: int | None = None
-    delay_s: float | None = None
-    not_before: float | None = None
-    ttl_s: float | None = None
-    dedup_id: str | None = None
-
-    def to_fields(self) -> dict[str, Any]:
-        """The options that are set, as request fields."""
-        return {
-            name: value
-            for name, value in (
-                ("priority", self.priority),
-                ("delay_s", self.delay_s),
-                ("not_before", self.not_before),
-                ("ttl_s", self.ttl_s),
-                ("dedup_id", self.dedup_id),
-            )
-            if value is not None
-        }
+    return Request(_pub(queue, body, key, options), lambda reply: int(reply_field(reply, "msg_id", int)))
 
 
-NO_OPTIONS = PublishOptions()
-
-
-def _pub_fields(queue: str, body: Body, key: str | None, options: PublishOptions) -> dict[str, Any]:
-    fields = request_fields("pub", queue=queue, body=to_bytes(body), key=key)
-    if options is not NO_OPTIONS:
-        fields.update(options.to_fields())
-    return fields
-
-
-def publish(queue: str, body: Body, key: str | None = None, options: PublishOptions = NO_OPTIONS) -> Request[int]:
-    """`pub`: one message; the reply gives its msg_id (the first one's, for a duplicate)."""
-    return Request(_pub_fields(queue, body, key, options), lambda reply: int(reply_field(reply, "msg_id", int)))
-
-
-def publish_result(
-    queue: str, body: Body, key: str | None = None, options: PublishOptions = NO_OPTIONS
+def publish_dedup(
+    queue: str, body: Body, dedup_id: str, key: str | None = None, **options: Unpack[BatchOptions]
 ) -> Request[PublishResult]:
-    """`pub`: one message; the reply gives its msg_id and whether it was a duplicate."""
+    """Publish one message at most once per `dedup_id` within the queue's dedup window.
+
+    Returns its msg_id and `duplicate`: True when the queue had already seen `dedup_id`, in
+    which case nothing was stored and msg_id is the first message's. Safe to retry after a lost
+    confirmation (protocol.md 4.4). The options are those of `publish`.
+    """
 
     def parse(reply: dict[str, Any]) -> PublishResult:
         duplicate = reply.get("duplicate", False)
@@ -104,13 +110,35 @@ def publish_result(
             raise ProtocolError(f"reply field 'duplicate' is {duplicate!r}, expected a bool")
         return PublishResult(reply_field(reply, "msg_id", int), duplicate)
 
-    return Request(_pub_fields(queue, body, key, options), parse)
+    with_id: PublishOptions = {**options, "dedup_id": dedup_id}
+    return Request(_pub(queue, body, key, with_id), parse)
+
+
+def publish_many(
+    queue: str, bodies: Iterable[Body], batch_size: int = DEFAULT_BATCH_SIZE, **options: Unpack[BatchOptions]
+) -> Batch[list[int]]:
+    """Publish many messages, pipelined; returns their msg_ids in the order of `bodies`.
+
+    Bodies go out as `mpub` frames of at most `batch_size` bodies (1..10,000), all sent without
+    waiting for replies, every message with the options given (those of `publish` but
+    `dedup_id`). If any batch fails, its error is raised after every batch has answered; the
+    other batches may have been stored (the broker commits each `mpub` on its own).
+    """
+
+    def combine(batches: list[list[int]]) -> list[int]:
+        return [msg_id for ids in batches for msg_id in ids]
+
+    return Batch(lambda max_frame_bytes: publish_batches(queue, bodies, batch_size, max_frame_bytes, options), combine)
 
 
 def fanout(
-    topic: str, body: Body, key: str | None = None, options: PublishOptions = NO_OPTIONS
+    topic: str, body: Body, key: str | None = None, **options: Unpack[PublishOptions]
 ) -> Request[dict[str, int]]:
-    """`fanout`: one copy per queue bound to `topic`; the reply maps each queue to its copy's id."""
+    """Publish one copy to every queue bound to `topic` (`bind`); returns queue -> msg_id.
+
+    Each copy is consumed and acked on its own; a topic with no bound queue stores nothing and
+    returns {}. The options are those of `publish`.
+    """
 
     def parse(reply: dict[str, Any]) -> dict[str, int]:
         ids = reply_field(reply, "msg_ids", dict)
@@ -118,8 +146,7 @@ def fanout(
             raise ProtocolError(f"reply field 'msg_ids' is not a map of queue to msg id: {ids!r}")
         return dict(ids)
 
-    fields = request_fields("fanout", topic=topic, body=to_bytes(body), key=key)
-    fields.update(options.to_fields())
+    fields = {**request_fields("fanout", topic=topic, body=to_bytes(body), key=key), **_option_fields(options)}
     return Request(fields, parse)
 
 
@@ -134,11 +161,7 @@ def _publish_batch(queue: str, bodies: list[bytes], options: dict[str, Any]) -> 
 
 
 def publish_batches(
-    queue: str,
-    bodies: Iterable[Body],
-    batch_size: int,
-    max_frame_bytes: int,
-    options: PublishOptions = NO_OPTIONS,
+    queue: str, bodies: Iterable[Body], batch_size: int, max_frame_bytes: int, options: BatchOptions | None = None
 ) -> list[Request[list[int]]]:
     """Split `bodies` into `mpub` requests of at most `batch_size` bodies each, all with `options`.
 
@@ -149,9 +172,9 @@ def publish_batches(
     """
     if not 1 <= batch_size <= MAX_MPUB_BODIES:
         raise ValueError(f"batch_size must be 1..{MAX_MPUB_BODIES}, got {batch_size}")
-    if options.dedup_id is not None:
+    extra = _option_fields(options or {})
+    if "dedup_id" in extra:
         raise ValueError("mpub takes no dedup_id: publish one by one to deduplicate")
-    extra = options.to_fields()
     budget = max_frame_bytes - _MPUB_OVERHEAD_BYTES - len(queue.encode("utf-8", "replace"))
     requests: list[Request[list[int]]] = []
     batch: list[bytes] = []
@@ -180,7 +203,10 @@ def _messages(reply: dict[str, Any]) -> list[Message]:
 
 
 def get(queue: str, lease_s: float | None = None, wait_s: float | None = None, max: int = 1) -> Request[list[Message]]:
-    """`get`: lease up to `max` messages for `lease_s` seconds, waiting up to `wait_s` seconds."""
+    """Lease up to `max` ready messages (1..1,000) for `lease_s` seconds (queue default if None).
+
+    With `wait_s`, waits up to that many seconds for a message; returns [] if none came.
+    """
     return Request(
         request_fields("get", queue=queue, lease_s=lease_s, wait_s=wait_s, max=max),
         _messages,
@@ -188,13 +214,36 @@ def get(queue: str, lease_s: float | None = None, wait_s: float | None = None, m
     )
 
 
+def lease(queue: str, lease_s: float | None = None, wait_s: float | None = None) -> Request[Message | None]:
+    """Lease one message, or return None if none is ready (within `wait_s` seconds)."""
+    one = get(queue, lease_s, wait_s, 1)
+
+    def parse(reply: dict[str, Any]) -> Message | None:
+        msgs = one.parse(reply)
+        return msgs[0] if msgs else None
+
+    return Request(one.fields, parse, one.wait_s)
+
+
 def ack(receipt: ReceiptLike) -> Request[None]:
-    """`ack`: the delivery is done."""
+    """Acknowledge a delivery: the message is gone for good once this returns."""
     return Request(request_fields("ack", receipt=to_receipt(receipt)), lambda reply: None)
 
 
-def ack_many(receipts: Sequence[str]) -> Request[AckResult]:
-    """Batch `ack` of 1..10,000 receipt strings: one commit; the reply says which ones failed."""
+def ack_many(receipts: Iterable[ReceiptLike]) -> Batch[AckResult]:
+    """Acknowledge many deliveries at once: receipts, or the `Message`s themselves.
+
+    Sent as batch `ack` requests of at most 10,000 receipts, pipelined; each is one commit on
+    the broker. A receipt that cannot be acked (`LEASE_LOST`, `NOT_YOUR_LEASE`, ...) does not
+    fail the call: it is listed in the result's `failed`, and the others are acked. If a whole
+    request fails (say `ConnectionLost`), its error is raised after every request has answered;
+    the other requests' acks may have been committed. No receipts, no request.
+    """
+    return Batch(lambda max_frame_bytes: ack_batches(receipts, max_frame_bytes), AckResult.combine)
+
+
+def ack_batch(receipts: Sequence[str]) -> Request[AckResult]:
+    """One batch `ack` of 1..10,000 receipt strings: one commit; the reply says which failed."""
 
     def parse(reply: dict[str, Any]) -> AckResult:
         acked: int = reply_field(reply, "acked", int)
@@ -224,24 +273,27 @@ def ack_batches(
         text = to_receipt(receipt)
         cost = (len(text) if text.isascii() else len(text.encode("utf-8", "replace"))) + _STR_HEADER_BYTES
         if batch and (len(batch) == batch_size or size + cost > budget):
-            requests.append(ack_many(batch))
+            requests.append(ack_batch(batch))
             batch, size = [], 0
         batch.append(text)
         size += cost
     if batch:
-        requests.append(ack_many(batch))
+        requests.append(ack_batch(batch))
     return requests
 
 
 def nack(receipt: ReceiptLike, delay_s: float | None = None, error: str | None = None) -> Request[None]:
-    """`nack`: give the delivery back, now or after `delay_s` seconds; `error` says why."""
+    """Give a delivery back: ready again now, or after `delay_s` seconds.
+
+    `error` says why; the broker keeps it with the message (`peek`, `explain`, `history`).
+    """
     return Request(
         request_fields("nack", receipt=to_receipt(receipt), delay_s=delay_s, error=error), lambda reply: None
     )
 
 
 def touch(receipt: ReceiptLike, lease_s: float | None = None) -> Request[float]:
-    """`touch`: the lease ends `lease_s` seconds from now; the reply gives that length."""
+    """Extend a lease to `lease_s` seconds from now (queue default if None); returns that length."""
     return Request(
         request_fields("touch", receipt=to_receipt(receipt), lease_s=lease_s),
         lambda reply: float(reply_field(reply, "lease_s", (int, float))),
@@ -249,7 +301,7 @@ def touch(receipt: ReceiptLike, lease_s: float | None = None) -> Request[float]:
 
 
 def queues() -> Request[list[str]]:
-    """`queues`: every queue name, sorted."""
+    """The names of all queues, sorted."""
 
     def parse(reply: dict[str, Any]) -> list[str]:
         names = reply_field(reply, "queues", list)
@@ -261,7 +313,7 @@ def queues() -> Request[list[str]]:
 
 
 def stats(queue: str | None = None) -> Request[dict[str, Any]]:
-    """`stats`: `{"server": {...}, "queues": {name: {...}}}`, for one queue or all."""
+    """Broker statistics: `{"server": {...}, "queues": {name: {...}}}` (protocol.md section 6)."""
 
     def parse(reply: dict[str, Any]) -> dict[str, Any]:
         reply_field(reply, "server", dict)
@@ -271,31 +323,18 @@ def stats(queue: str | None = None) -> Request[dict[str, Any]]:
     return Request(request_fields("stats", queue=queue), parse)
 
 
-def quit() -> Request[None]:
-    """`quit`: goodbye; the broker then closes the connection and ends the session, if any."""
-    return Request(request_fields("quit"), lambda reply: None)
-
-
-def hello(consumer: str, heartbeat_s: float | None = None, session: str | None = None) -> Request[Session]:
-    """`hello`: start a consumer session, or resume the one whose token is `session`.
-
-    `heartbeat_s` is the heartbeat interval asked for, in seconds (the broker's default if None).
-    """
-    return Request(
-        request_fields("hello", consumer=consumer, heartbeat_s=heartbeat_s, session=session),
-        lambda reply: Session.from_wire(reply, consumer),
-    )
-
-
 def heartbeat() -> Request[None]:
-    """`heartbeat`: a sign of life for the connection's session."""
+    """A sign of life for the session; the client already sends these when idle."""
     return Request(request_fields("heartbeat"), lambda reply: None)
 
 
 def join(queue: str, group: str, prefetch: int | None = None) -> Request[dict[str, Any]]:
-    """`join`: the session's consumer joins the queue's group, holding at most `prefetch` leases.
+    """Join the consumer group `group` of `queue`, holding at most `prefetch` leases (1..10,000).
 
-    The reply gives `queue`, `group`, `consumer`, `prefetch` and `members` (the group's size).
+    Returns the broker's answer: `queue`, `group`, `consumer`, `prefetch`, `members`. Needs
+    `hello` first (`NoSession`); `NameTaken` if a live member of the group already uses this
+    consumer name. Members then `get` (or `consume`) as usual; keyed messages go only to the
+    member that owns the key.
     """
 
     def parse(reply: dict[str, Any]) -> dict[str, Any]:
@@ -309,8 +348,22 @@ def join(queue: str, group: str, prefetch: int | None = None) -> Request[dict[st
 
 
 def leave(queue: str) -> Request[None]:
-    """`leave`: the session's consumer leaves the queue's group (a no-op if not a member)."""
+    """Leave the group of `queue` (nothing happens if not a member); needs `hello` first."""
     return Request(request_fields("leave", queue=queue), lambda reply: None)
+
+
+# -- sent by the clients' session and push machinery ------------------------------------------
+
+
+def hello(consumer: str, heartbeat_s: float | None = None, session: str | None = None) -> Request[Session]:
+    """`hello`: start a consumer session, or resume the one whose token is `session`.
+
+    `heartbeat_s` is the heartbeat interval asked for, in seconds (the broker's default if None).
+    """
+    return Request(
+        request_fields("hello", consumer=consumer, heartbeat_s=heartbeat_s, session=session),
+        lambda reply: Session.from_wire(reply, consumer),
+    )
 
 
 def subscribe(queue: str, prefetch: int | None = None, lease_s: float | None = None) -> Request[None]:
@@ -326,3 +379,8 @@ def unsubscribe(queue: str) -> Request[None]:
 def monitor(queue: str | None = None) -> Request[None]:
     """`monitor`: the broker pushes the events of `queue` (of every queue if None)."""
     return Request(request_fields("monitor", queue=queue), lambda reply: None)
+
+
+def quit() -> Request[None]:
+    """`quit`: goodbye; the broker then closes the connection and ends the session, if any."""
+    return Request(request_fields("quit"), lambda reply: None)

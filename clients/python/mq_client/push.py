@@ -122,14 +122,15 @@ class PushStream(Generic[T]):
 
 
 class Subscription(PushStream[Message]):
-    """Messages of `queue` the broker pushes, at most `prefetch` unacked at once.
+    """Messages of `queue` the broker pushes, at most `prefetch` unacked at once (None: the
+    broker's default).
 
     Each is a lease like one from `get`: ack, nack or touch it on the same client; acks and
     nacks free credit for more. Iterate with `async for msg in sub`, or take what has arrived
     with `await sub.batch(n)`. `await sub.close()` (or `async with`) unsubscribes.
     """
 
-    def __init__(self, queue: str, prefetch: int, lease_s: float | None, router: PushRouter, call: Call) -> None:
+    def __init__(self, queue: str, prefetch: int | None, lease_s: float | None, router: PushRouter, call: Call) -> None:
         super().__init__()
         self.queue = queue
         self.prefetch = prefetch

@@ -1,15 +1,16 @@
 """A request and its reply, sans-IO: the pieces every operation of protocol.md 2.3 is made of.
 
-`Request` pairs the map to send with the function that reads a successful reply; the helpers
-build request maps, check reply fields (`ProtocolError` when the broker says something the
-protocol does not allow) and turn bodies and receipts into their wire form.
+`Request` pairs the map to send with the function that reads a successful reply; a `Batch` is
+an operation sent as several pipelined requests. The helpers build request maps, check reply
+fields (`ProtocolError` when the broker says something the protocol does not allow) and turn
+bodies and receipts into their wire form.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, TypeAlias, TypeVar
 
 from mq_client.errors import ProtocolError, error_from_reply
 from mq_client.message import Message
@@ -41,6 +42,22 @@ class Request(Generic[T]):
         frames byte-identical to tests/vectors/frames.json.
         """
         return {"op": self.fields["op"], "rid": rid, **self.fields}
+
+
+@dataclass(frozen=True, slots=True)
+class Batch(Generic[T]):
+    """An operation sent as several requests, pipelined on one connection.
+
+    `split(max_frame_bytes)` makes the requests, each frame within that many bytes; `combine`
+    turns their parsed replies, in request order, into the caller's value.
+    """
+
+    split: Callable[[int], Sequence[Request[Any]]] = field(repr=False)
+    combine: Callable[[list[Any]], T] = field(repr=False)
+
+
+Operation: TypeAlias = Request[T] | Batch[T]
+"""What an operation of ops.py or admin_ops.py builds; a client sends it (methods.py)."""
 
 
 def check_reply(reply: dict[str, Any]) -> dict[str, Any]:

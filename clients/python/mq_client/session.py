@@ -1,8 +1,7 @@
 """Consumer sessions, client side: the values both clients keep (protocol.md sections 4.1, 4.2).
 
-Pure: no sockets, no clock, no event loop. `Session` is what `hello` answered, `Membership` is
-one `join` to repeat after a reconnect that could not resume the session, and `backoff_delays`
-spaces out reconnect attempts.
+Pure: no sockets, no clock, no event loop. `Session` is what `hello` answered and
+`backoff_delays` spaces out reconnect attempts.
 """
 
 from __future__ import annotations
@@ -73,15 +72,6 @@ class Session:
             return cls(**fields)
         except ValueError as exc:
             raise ProtocolError(f"bad hello reply: {exc}") from exc
-
-
-@dataclass(frozen=True, slots=True)
-class Membership:
-    """One `join`: the client repeats it when a reconnect starts a new session."""
-
-    queue: str
-    group: str
-    prefetch: int | None
 
 
 def backoff_delays(

@@ -10,7 +10,7 @@ import pytest
 from mq_client import Message, PeekedMessage, PublishResult, admin_ops, ops
 from mq_client.codec import encode_frame
 from mq_client.errors import NotFound, ProtocolError, error_class
-from mq_client.ops import PublishOptions
+from mq_client.ops import BatchOptions, PublishOptions
 from mq_client.request import Request, check_reply
 
 ALL = PublishOptions(priority=7, delay_s=1.5, not_before=1_800_000_000.0, ttl_s=60, dedup_id="order-17")
@@ -23,17 +23,17 @@ def ok(**fields: Any) -> dict[str, Any]:
 @pytest.mark.parametrize(
     ("request_", "fields"),
     [
-        (ops.publish("q", b"b", None, PublishOptions(priority=3)), {"op": "pub", "queue": "q", "body": b"b",
+        (ops.publish("q", b"b", None, **PublishOptions(priority=3)), {"op": "pub", "queue": "q", "body": b"b",
                                                                     "priority": 3}),
-        (ops.publish("q", "b", "k", ALL), {"op": "pub", "queue": "q", "body": b"b", "key": "k", "priority": 7,
+        (ops.publish("q", "b", "k", **ALL), {"op": "pub", "queue": "q", "body": b"b", "key": "k", "priority": 7,
                                            "delay_s": 1.5, "not_before": 1_800_000_000.0, "ttl_s": 60,
                                            "dedup_id": "order-17"}),
-        (ops.publish_result("q", b"b", None, PublishOptions(dedup_id="d")), {"op": "pub", "queue": "q", "body": b"b",
+        (ops.publish_dedup("q", b"b", "d"), {"op": "pub", "queue": "q", "body": b"b",
                                                                              "dedup_id": "d"}),
         (ops.publish_batches("q", [b"a", b"b"], 10, 1 << 20, PublishOptions(priority=9, delay_s=2, ttl_s=5))[0],
          {"op": "mpub", "queue": "q", "bodies": [b"a", b"b"], "priority": 9, "delay_s": 2, "ttl_s": 5}),
         (ops.fanout("videos", b"v"), {"op": "fanout", "topic": "videos", "body": b"v"}),
-        (ops.fanout("videos", b"v", "k", PublishOptions(priority=1, dedup_id="x")),
+        (ops.fanout("videos", b"v", "k", **PublishOptions(priority=1, dedup_id="x")),
          {"op": "fanout", "topic": "videos", "body": b"v", "key": "k", "priority": 1, "dedup_id": "x"}),
         (ops.nack("1.1", error="ValueError: bad input"), {"op": "nack", "receipt": "1.1",
                                                            "error": "ValueError: bad input"}),
@@ -67,7 +67,7 @@ def test_request_fields(request_: Request[Any], fields: dict[str, Any]) -> None:
 
 
 def test_no_options_keep_the_plain_pub_frame() -> None:
-    assert ops.publish("q", b"b").fields == ops.publish("q", b"b", None, PublishOptions()).fields
+    assert ops.publish("q", b"b").fields == ops.publish("q", b"b", None, **PublishOptions()).fields
     assert ops.publish("q", b"b").fields == {"op": "pub", "queue": "q", "body": b"b"}
 
 
@@ -78,15 +78,16 @@ def test_mpub_refuses_a_dedup_id() -> None:
 
 def test_mpub_options_fit_the_frame_budget() -> None:
     # Bodies that just fit an mpub without options must still fit with every option set.
-    requests = ops.publish_batches("q", [b"x" * 900] * 10, 10, 4096, PublishOptions(7, 1.5, 1e9, 60.0))
+    every = BatchOptions(priority=7, delay_s=1.5, not_before=1e9, ttl_s=60.0)
+    requests = ops.publish_batches("q", [b"x" * 900] * 10, 10, 4096, every)
     assert len(requests) > 1
     assert all(len(encode_frame(r.to_wire(2**63))) <= 4096 + 4 for r in requests)
 
 
 def test_publish_replies() -> None:
     assert ops.publish("q", b"").parse(ok(msg_id=4, duplicate=True)) == 4
-    assert ops.publish_result("q", b"").parse(ok(msg_id=4)) == PublishResult(4, False)
-    assert ops.publish_result("q", b"").parse(ok(msg_id=4, duplicate=True)) == PublishResult(4, True)
+    assert ops.publish_dedup("q", b"", "d").parse(ok(msg_id=4)) == PublishResult(4, False)
+    assert ops.publish_dedup("q", b"", "d").parse(ok(msg_id=4, duplicate=True)) == PublishResult(4, True)
     assert ops.fanout("t", b"").parse(ok(msg_ids={"a": 1, "b": 2})) == {"a": 1, "b": 2}
     assert ops.fanout("t", b"").parse(ok(msg_ids={})) == {}
 
@@ -122,8 +123,8 @@ def test_peek_reply_is_typed_with_dead_letter_fields() -> None:
 @pytest.mark.parametrize(
     ("request_", "reply"),
     [
-        (ops.publish_result("q", b""), {"ok": True, "msg_id": 1, "duplicate": 1}),
-        (ops.publish_result("q", b""), {"ok": True, "duplicate": False}),
+        (ops.publish_dedup("q", b"", "d"), {"ok": True, "msg_id": 1, "duplicate": 1}),
+        (ops.publish_dedup("q", b"", "d"), {"ok": True, "duplicate": False}),
         (ops.fanout("t", b""), {"ok": True, "msg_ids": [1]}),
         (ops.fanout("t", b""), {"ok": True, "msg_ids": {"a": "1"}}),
         (admin_ops.purge("q"), {"ok": True, "purged": None}),

@@ -32,7 +32,7 @@ def _frame(request: Request[Any], rid: int) -> bytes:
         ("mpub request", ops.publish_batches("orders", [b"a", "b"], 1000, 1 << 20)[0], 4),
         ("get request", ops.get("orders", lease_s=30, wait_s=1.5, max=10), 5),
         ("ack request", ops.ack("1.1"), 7),
-        ("batch ack request", ops.ack_many(["1.1", "2.1"]), 16),
+        ("batch ack request", ops.ack_batch(["1.1", "2.1"]), 16),
         ("batch ack request", ops.ack_batches(["1.1", MSG_2], 1 << 20)[0], 16),
         ("nack request", ops.nack("2.1", delay_s=5), 8),
         ("touch request", ops.touch("3.1", lease_s=60), 9),
@@ -85,7 +85,7 @@ def test_parse_replies_from_vectors() -> None:
     (msg,) = ops.get("orders").parse(_reply("get reply"))
     assert msg.receipt == "1.1" and msg.body == b"margherita"
     assert ops.get("orders").parse(_reply("get reply, empty")) == []
-    result = ops.ack_many(["1.1", "2.1"]).parse(_reply("batch ack reply"))
+    result = ops.ack_batch(["1.1", "2.1"]).parse(_reply("batch ack reply"))
     assert result == AckResult(1, (AckFailure("2.1", "LEASE_LOST", "lease 2.1 is no longer held: message 2 "
                                                                "was acked or removed"),))
     lease_s = ops.touch("3.1").parse(_reply("touch reply"))
@@ -119,13 +119,13 @@ def test_error_reply_raises_its_typed_error() -> None:
         (ops.get("q"), {"ok": True, "msgs": None}),
         (ops.get("q"), {"ok": True, "msgs": [{"receipt": "1.1"}]}),
         (ops.touch("1.1"), {"ok": True, "lease_s": "60"}),
-        (ops.ack_many(["1.1"]), {"ok": True}),
-        (ops.ack_many(["1.1"]), {"ok": True, "acked": "1", "failed": []}),
-        (ops.ack_many(["1.1"]), {"ok": True, "acked": 1, "failed": None}),
-        (ops.ack_many(["1.1"]), {"ok": True, "acked": 0, "failed": ["1.1"]}),
-        (ops.ack_many(["1.1"]), {"ok": True, "acked": 0, "failed": [{"receipt": "1.1", "code": 7}]}),
-        (ops.ack_many(["1.1", "2.1"]), {"ok": True, "acked": 1, "failed": []}),  # one unaccounted for
-        (ops.ack_many(["1.1"]), {"ok": True, "acked": -1, "failed": [
+        (ops.ack_batch(["1.1"]), {"ok": True}),
+        (ops.ack_batch(["1.1"]), {"ok": True, "acked": "1", "failed": []}),
+        (ops.ack_batch(["1.1"]), {"ok": True, "acked": 1, "failed": None}),
+        (ops.ack_batch(["1.1"]), {"ok": True, "acked": 0, "failed": ["1.1"]}),
+        (ops.ack_batch(["1.1"]), {"ok": True, "acked": 0, "failed": [{"receipt": "1.1", "code": 7}]}),
+        (ops.ack_batch(["1.1", "2.1"]), {"ok": True, "acked": 1, "failed": []}),  # one unaccounted for
+        (ops.ack_batch(["1.1"]), {"ok": True, "acked": -1, "failed": [
             {"receipt": "1.1", "code": "LEASE_LOST", "message": ""},
             {"receipt": "1.1", "code": "LEASE_LOST", "message": ""}]}),
         (ops.queues(), {"ok": True, "queues": [1]}),
