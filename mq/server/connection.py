@@ -1,54 +1,62 @@
 """One client connection: picks its mode from the first byte, decodes requests, holds replies
 until the changes they confirm are committed, and applies back-pressure.
 
-Replies are released in the order they were made. A text connection also executes its commands
-one after another: a GET that waits holds the lines typed after it (the backlog).
+A connection knows the broker only as a `Round`: it hands over what it decoded and learns which
+batch is committed. Replies are released in the order they were made. A connection whose
+speaker needs replies in order (text mode) executes its commands one after another: a command
+that waits holds the lines typed after it (the backlog).
 """
 
 from __future__ import annotations
 
 import asyncio
 import itertools
-import logging
 from collections import deque
-from typing import TYPE_CHECKING, Any, cast
+from typing import Protocol, cast
 
-from mq.codec.binary import BinaryDecoder, Rejected, encode_error, encode_frame, encode_ok
-from mq.codec.commands import Command, Quit
-from mq.codec.sniff import Mode, sniff_mode
-from mq.codec.text import TextDecoder
-from mq.codec.text_reply import (
-    EOL,
-    encode_text_error,
-    encode_text_reply,
-    format_event,
-    format_message,
-)
-from mq.errors import MQError
+from mq.codec.binary import Rejected
+from mq.codec.commands import Command
+from mq.codec.sniff import sniff_mode
+from mq.server.config import Config
+from mq.server.outcome import Peer
+from mq.server.sessions import Session
+from mq.server.speaker import BinarySpeaker, Decoder, Speaker, for_mode
 
-if TYPE_CHECKING:
-    from mq.server.app import BrokerServer
-    from mq.server.sessions import Session
-    from mq.server.waiters import Waiter
-
-log = logging.getLogger(__name__)
 _ids = itertools.count(1)
+Item = Command | Rejected
+
+
+class Round(Protocol):
+    """What a connection needs of the broker."""
+
+    @property
+    def committed(self) -> int:
+        """The number of the last committed batch."""
+        ...
+
+    def opened(self, conn: Connection) -> None: ...
+
+    def received(self, conn: Connection, items: list[Item]) -> None:
+        """Execute what `conn` sent; its replies come back through `send`."""
+        ...
+
+    def closed(self, conn: Connection) -> None: ...
 
 
 class Connection(asyncio.Protocol):
-    def __init__(self, server: BrokerServer) -> None:
-        self.server = server
+    def __init__(self, broker: Round, config: Config) -> None:
+        self.broker = broker
+        self.config = config
         self.id = next(_ids)
         self.anonymous_holder = f"c{self.id}"
-        self.session: Session[Connection] | None = None
+        self.session: Session[Peer] | None = None
         self.peer = "?"
-        self.mode: Mode | None = None
-        self._decoder: BinaryDecoder | TextDecoder | None = None
+        self.speaker: Speaker = BinarySpeaker()  # until the first byte says otherwise
+        self._decoder: Decoder | None = None
         self._transport: asyncio.Transport | None = None
         self._held: deque[tuple[int, bytes]] = deque()  # (batch number, reply bytes)
-        self.backlog: deque[Command | Rejected] = deque()  # text mode, behind a waiting GET
-        self.blocked = False
-        self.waiters: list[Waiter[Connection]] = []
+        self.backlog: deque[Item] = deque()  # in-order mode: commands behind a waiting one
+        self.blocked = False  # in-order mode: a command is waiting for its answer
         self.closing = False  # no more requests are read; close once replies are flushed
         self._read_holds: set[str] = set()  # why reading is paused; read again when empty
 
@@ -64,23 +72,22 @@ class Connection(asyncio.Protocol):
         peer = transport.get_extra_info("peername")
         self.peer = f"{peer[0]}:{peer[1]}" if peer else "?"
         self.anonymous_holder = f"c{self.id}@{self.peer}"
-        self._transport.set_write_buffer_limits(high=self.server.config.write_buffer_high_bytes)
-        self.server.connection_opened(self)
+        self._transport.set_write_buffer_limits(high=self.config.write_buffer_high_bytes)
+        self.broker.opened(self)
 
     def data_received(self, data: bytes) -> None:
         if self.closing:
             return
         if self._decoder is None:
-            self.mode = sniff_mode(data[0])
-            cfg = self.server.config
-            self._decoder = (TextDecoder(cfg.max_line_bytes) if self.mode is Mode.TEXT
-                             else BinaryDecoder(cfg.max_frame_bytes))
-        self.server.run_round(self, self._decoder.feed(data))
+            self._decoder, self.speaker = for_mode(sniff_mode(data[0]),
+                                                   self.config.max_frame_bytes,
+                                                   self.config.max_line_bytes)
+        self.broker.received(self, self._decoder.feed(data))
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closing = True
         self._transport = None
-        self.server.connection_closed(self)
+        self.broker.closed(self)
 
     def pause_writing(self) -> None:
         # The client is not reading its replies: stop reading its requests until it does.
@@ -102,37 +109,9 @@ class Connection(asyncio.Protocol):
 
     # --- replies ------------------------------------------------------------------------------
 
-    def encode_result(self, command: Command, result: dict[str, Any]) -> bytes:
-        if self.mode is Mode.TEXT:
-            return encode_text_reply(command, result)
-        return encode_ok(command.rid, result)
-
-    def encode_push_msgs(self, queue: str, msgs: list[dict[str, Any]]) -> bytes:
-        if self.mode is Mode.TEXT:
-            return b"".join(format_message(m).encode("utf-8", "surrogateescape") + EOL
-                            for m in msgs)
-        return encode_frame({"push": "msgs", "queue": queue, "msgs": msgs})
-
-    def encode_push_event(self, event: dict[str, Any]) -> bytes:
-        if self.mode is Mode.TEXT:
-            return format_event(event).encode("utf-8", "surrogateescape") + EOL
-        return encode_frame({"push": "event", **{k: v for k, v in event.items()
-                                                 if v is not None}})
-
-    def encode_failure(self, rid: int | None, error: MQError) -> bytes:
-        if error.fatal:
-            self.closing = True
-        if self.mode is Mode.TEXT:
-            return encode_text_error(error)
-        return encode_error(rid, error)
-
-    def quit_after(self, command: Command) -> None:
-        if isinstance(command, Quit):
-            self.closing = True
-
     def send(self, number: int, data: bytes) -> bool:
         """Send `data` once batch `number` is committed; True if it had to be held."""
-        if not self._held and number <= self.server.committed:
+        if not self._held and number <= self.broker.committed:
             self._write(data)
             return False
         self._held.append((number, data))
