@@ -57,7 +57,8 @@ class BrokerServer:
                                                  config.max_waiting_gets)
         self.state = ServerState(config, self.core, self.sessions, self.delivery, Monitors(),
                                  self.store.history, self.figures)
-        self.group = GroupCommit(self.store, self._on_commit)
+        self.group = GroupCommit(self.store, self._on_commit,
+                                 max_changes=config.max_commit_changes)
         self.rounds = Rounds(self.state, self.group, self._spawn, self._reschedule_tick)
         self._tasks: asyncio.TaskGroup | None = None
         self._tick_wake = asyncio.Event()
@@ -165,4 +166,6 @@ class BrokerServer:
             "sessions": len(self.sessions),
             "subscriptions": self.delivery.subscriptions,
             "compaction_backlog": self.store.compaction_backlog,
+            "monitor_events_dropped": self.rounds.monitor_events_dropped,
+            "buffered_input_bytes": self.rounds.buffered_input,
         }
