@@ -55,3 +55,50 @@ def test_the_rule_catches_a_violation(tmp_path: Path) -> None:
     bad = tmp_path / "bad.py"
     bad.write_text("import asyncio\nfrom mq.storage.sqlite import SQLiteStore\n")
     assert imports_of(bad) == {"asyncio", "mq.storage.sqlite"}
+
+
+def module_graph(package: Path, prefix: str) -> dict[str, set[str]]:
+    """Which modules of `package` import which others of it (TYPE_CHECKING imports count too:
+    a cycle hidden behind them is still a circle a reader must hold in their head)."""
+    modules = {f"{prefix}.{f.stem}": f for f in sorted(package.glob("*.py"))}
+    return {name: {i for i in imports_of(f) if i in modules and i != name}
+            for name, f in modules.items()}
+
+
+def find_cycle(graph: dict[str, set[str]]) -> list[str]:
+    """One import cycle of `graph` as a path that ends where it starts, or [] if none."""
+    done: set[str] = set()
+
+    def visit(node: str, path: list[str]) -> list[str]:
+        if node in path:
+            return [*path[path.index(node):], node]
+        if node in done:
+            return []
+        for nxt in sorted(graph.get(node, ())):
+            cycle = visit(nxt, [*path, node])
+            if cycle:
+                return cycle
+        done.add(node)
+        return []
+
+    for start in sorted(graph):
+        cycle = visit(start, [])
+        if cycle:
+            return cycle
+    return []
+
+
+def test_the_server_wing_has_no_import_cycle() -> None:
+    for package in ("server", "codec", "core", "storage"):
+        graph = module_graph(ROOT / "mq" / package, f"mq.{package}")
+        assert find_cycle(graph) == [], f"mq/{package} has an import cycle"
+
+
+def test_the_cycle_check_catches_a_circle(tmp_path: Path) -> None:
+    (tmp_path / "a.py").write_text("from p.b import x\n")
+    (tmp_path / "b.py").write_text("from typing import TYPE_CHECKING\n"
+                                   "if TYPE_CHECKING:\n    from p.a import y\n")
+    (tmp_path / "c.py").write_text("import p.a\n")
+    graph = module_graph(tmp_path, "p")
+    assert graph == {"p.a": {"p.b"}, "p.b": {"p.a"}, "p.c": {"p.a"}}
+    assert find_cycle(graph) == ["p.a", "p.b", "p.a"]

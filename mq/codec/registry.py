@@ -80,6 +80,10 @@ class Entry:
     fields: tuple[FieldInfo, ...]
     syntax: TextSyntax
 
+    @property
+    def args(self) -> tuple[str, ...]:
+        return self.spec.args
+
     def field(self, name: str) -> FieldInfo:
         for f in self.fields:
             if f.name == name:

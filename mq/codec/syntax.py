@@ -9,15 +9,27 @@ token with its field's Kind and leaves bounds to the command's constructor.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from mq.codec.escape import unescape_body
-from mq.codec.fields import Key, fields_of, kind_of
+from mq.codec.fields import FieldInfo, Key, fields_of, kind_of
 from mq.codec.options import PLAIN, PublishOptions
-from mq.errors import bad_request
+from mq.errors import MQError, bad_request
 
-if TYPE_CHECKING:
-    from mq.codec.registry import Entry
+
+class Entry(Protocol):
+    """What a syntax reads of a command's registry entry (registry.Entry)."""
+
+    @property
+    def args(self) -> tuple[str, ...]:
+        """The fields given by position, in order."""
+        ...
+
+    def field(self, name: str) -> FieldInfo: ...
+
+    def build(self, values: Mapping[str, object]) -> Any: ...
+
+    def usage_error(self) -> MQError: ...
 
 
 def utf8(raw: bytes, name: str) -> str:
@@ -32,7 +44,7 @@ def read_args(entry: Entry, tokens: list[str], most: int | None = None) -> dict[
 
     Fewer tokens than the required arguments, or more than `most` (default: one per argument),
     is answered with the usage."""
-    names = entry.spec.args
+    names = entry.args
     least = sum(1 for name in names if entry.field(name).required)
     if not least <= len(tokens) <= (len(names) if most is None else most):
         raise entry.usage_error()
@@ -46,7 +58,7 @@ def read_args(entry: Entry, tokens: list[str], most: int | None = None) -> dict[
 
 def positional_synopsis(entry: Entry) -> str:
     return " ".join(f"<{name}>" if entry.field(name).required else f"[{name}]"
-                    for name in entry.spec.args)
+                    for name in entry.args)
 
 
 class Positional:
@@ -74,7 +86,7 @@ class Trailing:
         text = utf8(rest, "arguments")
         tokens = text.split()
         values = read_args(entry, tokens, self.most_tokens)
-        n = len(entry.spec.args)
+        n = len(entry.args)
         if len(tokens) > n:
             values[self.field] = text.split(None, n)[n].strip()
         return entry.build(values)
@@ -97,13 +109,13 @@ class OneOrMany:
         values = read_args(entry, tokens, self.most)
         if len(tokens) == 1:
             return entry.build(values)
-        (name,) = entry.spec.args
+        (name,) = entry.args
         kind = entry.field(name).kind
         assert kind is not None and kind.token is not None  # the registry checked
         return self.many(**{self.many_field: tuple(kind.token(t, name) for t in tokens)})
 
     def synopsis(self, entry: Entry) -> str:
-        (name,) = entry.spec.args
+        (name,) = entry.args
         return f"<{name}> [{name} ...]"
 
 
@@ -115,7 +127,7 @@ class Settings:
 
     def parse(self, entry: Entry, rest: bytes) -> Any:
         tokens = utf8(rest, "arguments").split()
-        n = len(entry.spec.args)
+        n = len(entry.args)
         values = read_args(entry, tokens, n + len(self.names))
         for token in tokens[n:]:
             name, eq, value = token.partition("=")
@@ -165,12 +177,12 @@ class Publishing:
             body = remainder
         key = given.pop("key", None)
         options = PublishOptions(**given) if given else PLAIN  # type: ignore[arg-type]
-        (target,) = entry.spec.args
+        (target,) = entry.args
         return entry.build({target: name.decode("ascii", errors="replace"),
                             "body": unescape_body(body), "key": key, "options": options})
 
     def synopsis(self, entry: Entry) -> str:
-        (target,) = entry.spec.args
+        (target,) = entry.args
         return f"<{target}> [option=V ...] [--] <body>"
 
 

@@ -1,50 +1,85 @@
 """One client connection: picks its mode from the first byte, decodes requests, holds replies
 until the changes they confirm are committed, and applies back-pressure.
 
-Replies are released in the order they were made. A text connection also executes its commands
-one after another: a GET that waits holds the lines typed after it (the backlog).
+A connection knows the broker only as a `Round`: it hands over what it decoded and learns which
+batch is committed. Replies are released in the order they were made.
+
+Back-pressure. What the client sent is decoded into the backlog and executed from there. The
+broker stops executing a connection's backlog while its unread replies are above
+`write_buffer_high_bytes` (so 100 PEEKs of a big message cost one reply's memory, not 100), and
+stops reading its socket while the backlog or its replies waiting for a commit are above their
+bounds: the rest of a fast client's requests wait in its own socket, not in the broker. A
+connection whose speaker needs replies in order (text mode) also holds its backlog while a
+command waits for its answer.
+
+A client that shuts down its sending side (EOF) still gets every reply to what it sent; the
+connection closes once they are out. Its GETs that wait are answered at once, empty: TCP cannot
+tell a half-closed client from one that closed, and the latter must not hold the broker's
+resources for the whole of its `wait_s`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import itertools
-import logging
 from collections import deque
-from typing import TYPE_CHECKING, Any, cast
+from typing import Protocol, cast
 
-from mq.codec.binary import BinaryDecoder, encode_error, encode_frame, encode_ok
-from mq.codec.commands import Command, Quit, Rejected
-from mq.codec.sniff import Mode, sniff_mode
-from mq.codec.text import TextDecoder
-from mq.codec.text_lines import EOL, format_event, format_message
-from mq.codec.text_reply import encode_text_error, encode_text_reply
-from mq.errors import MQError
+from mq.codec.commands import Command, Rejected
+from mq.codec.sniff import sniff_mode
+from mq.server.config import Config
+from mq.server.outcome import Peer
+from mq.server.sessions import Session
+from mq.server.speaker import BinarySpeaker, Decoder, Speaker, for_mode
 
-if TYPE_CHECKING:
-    from mq.server.app import BrokerServer
-    from mq.server.sessions import Session
-    from mq.server.waiters import Waiter
-
-log = logging.getLogger(__name__)
 _ids = itertools.count(1)
+Item = Command | Rejected
+
+
+class Round(Protocol):
+    """What a connection needs of the broker."""
+
+    @property
+    def committed(self) -> int:
+        """The number of the last committed batch."""
+        ...
+
+    def opened(self, conn: Connection) -> None: ...
+
+    def received(self, conn: Connection, items: list[Item]) -> None:
+        """Execute what `conn` sent; its replies come back through `send`."""
+        ...
+
+    def writable(self, conn: Connection) -> None:
+        """The client read its replies: execute what waits in its backlog."""
+        ...
+
+    def sent_all(self, conn: Connection) -> None:
+        """The client shut down its sending side (or closed): answer what it sent, then close."""
+        ...
+
+    def closed(self, conn: Connection) -> None: ...
 
 
 class Connection(asyncio.Protocol):
-    def __init__(self, server: BrokerServer) -> None:
-        self.server = server
+    def __init__(self, broker: Round, config: Config) -> None:
+        self.broker = broker
+        self.config = config
         self.id = next(_ids)
         self.anonymous_holder = f"c{self.id}"
-        self.session: Session[Connection] | None = None
+        self.session: Session[Peer] | None = None
         self.peer = "?"
-        self.mode: Mode | None = None
-        self._decoder: BinaryDecoder | TextDecoder | None = None
+        self.speaker: Speaker = BinarySpeaker()  # until the first byte says otherwise
+        self._decoder: Decoder | None = None
         self._transport: asyncio.Transport | None = None
         self._held: deque[tuple[int, bytes]] = deque()  # (batch number, reply bytes)
-        self.backlog: deque[Command | Rejected] = deque()  # text mode, behind a waiting GET
-        self.blocked = False
-        self.waiters: list[Waiter[Connection]] = []
+        self.unsent_bytes = 0  # replies made but not yet handed to the socket
+        self.backlog: deque[Item] = deque()  # read, not yet executed
+        self.awaiting = 0  # commands waiting for their answer (a GET that waits, HISTORY)
+        self.log_reads = 0  # of those, HISTORY reads running
+        self.buffered_input = 0  # bytes of unfinished requests the decoder holds
         self.closing = False  # no more requests are read; close once replies are flushed
+        self.eof = False  # the client sent all it will send; close once everything is answered
         self._read_holds: set[str] = set()  # why reading is paused; read again when empty
 
     @property
@@ -59,23 +94,27 @@ class Connection(asyncio.Protocol):
         peer = transport.get_extra_info("peername")
         self.peer = f"{peer[0]}:{peer[1]}" if peer else "?"
         self.anonymous_holder = f"c{self.id}@{self.peer}"
-        self._transport.set_write_buffer_limits(high=self.server.config.write_buffer_high_bytes)
-        self.server.connection_opened(self)
+        self._transport.set_write_buffer_limits(high=self.config.write_buffer_high_bytes)
+        self.broker.opened(self)
 
     def data_received(self, data: bytes) -> None:
         if self.closing:
             return
         if self._decoder is None:
-            self.mode = sniff_mode(data[0])
-            cfg = self.server.config
-            self._decoder = (TextDecoder(cfg.max_line_bytes) if self.mode is Mode.TEXT
-                             else BinaryDecoder(cfg.max_frame_bytes))
-        self.server.run_round(self, self._decoder.feed(data))
+            self._decoder, self.speaker = for_mode(sniff_mode(data[0]),
+                                                   self.config.max_frame_bytes,
+                                                   self.config.max_line_bytes)
+        self.broker.received(self, self._decoder.feed(data))
+
+    def eof_received(self) -> bool:
+        self.eof = True
+        self.broker.sent_all(self)
+        return True  # keep the sending side open for the replies still due
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closing = True
         self._transport = None
-        self.server.connection_closed(self)
+        self.broker.closed(self)
 
     def pause_writing(self) -> None:
         # The client is not reading its replies: stop reading its requests until it does.
@@ -83,6 +122,21 @@ class Connection(asyncio.Protocol):
 
     def resume_writing(self) -> None:
         self.release_reading("replies")
+        self.broker.writable(self)
+
+    @property
+    def decoder_buffered_bytes(self) -> int:
+        return 0 if self._decoder is None else self._decoder.buffered_bytes
+
+    @property
+    def unread_bytes(self) -> int:
+        """Replies made for this client that it has not read yet (as far as the broker holds)."""
+        written = 0 if self._transport is None else self._transport.get_write_buffer_size()
+        return self.unsent_bytes + written
+
+    def over_output(self) -> bool:
+        """Too many replies wait to be read: execute nothing more for now."""
+        return self.unread_bytes > self.config.write_buffer_high_bytes
 
     def hold_reading(self, reason: str) -> None:
         if self._transport is not None and not self._read_holds:
@@ -97,40 +151,18 @@ class Connection(asyncio.Protocol):
 
     # --- replies ------------------------------------------------------------------------------
 
-    def encode_result(self, command: Command, result: dict[str, Any]) -> bytes:
-        if self.mode is Mode.TEXT:
-            return encode_text_reply(command, result)
-        return encode_ok(command.rid, result)
-
-    def encode_push_msgs(self, queue: str, msgs: list[dict[str, Any]]) -> bytes:
-        if self.mode is Mode.TEXT:
-            return b"".join(format_message(m).encode("utf-8", "surrogateescape") + EOL
-                            for m in msgs)
-        return encode_frame({"push": "msgs", "queue": queue, "msgs": msgs})
-
-    def encode_push_event(self, event: dict[str, Any]) -> bytes:
-        if self.mode is Mode.TEXT:
-            return format_event(event).encode("utf-8", "surrogateescape") + EOL
-        return encode_frame({"push": "event", **{k: v for k, v in event.items()
-                                                 if v is not None}})
-
-    def encode_failure(self, rid: int | None, error: MQError) -> bytes:
-        if error.fatal:
-            self.closing = True
-        if self.mode is Mode.TEXT:
-            return encode_text_error(error)
-        return encode_error(rid, error)
-
-    def quit_after(self, command: Command) -> None:
-        if isinstance(command, Quit):
-            self.closing = True
+    def queue_reply(self, data: bytes) -> None:
+        """Account for a reply made in this round; `send` hands it on."""
+        self.unsent_bytes += len(data)
 
     def send(self, number: int, data: bytes) -> bool:
         """Send `data` once batch `number` is committed; True if it had to be held."""
-        if not self._held and number <= self.server.committed:
+        if not self._held and number <= self.broker.committed:
             self._write(data)
             return False
         self._held.append((number, data))
+        if len(self._held) >= self.config.max_unconfirmed_replies:
+            self.hold_reading("unconfirmed")
         return True
 
     def release(self, committed: int) -> bool:
@@ -138,15 +170,23 @@ class Connection(asyncio.Protocol):
         held = self._held
         while held and held[0][0] <= committed:
             self._write(held.popleft()[1])
+        if len(held) < self.config.max_unconfirmed_replies // 2:
+            self.release_reading("unconfirmed")
         self.close_if_done()
         return bool(held)
 
     def _write(self, data: bytes) -> None:
+        self.unsent_bytes -= len(data)
         if self._transport is not None:
             self._transport.write(data)
 
+    @property
+    def done(self) -> bool:
+        """Nothing more is due to this client: it may be closed once its replies are out."""
+        return self.closing or (self.eof and not self.awaiting and not self.backlog)
+
     def close_if_done(self) -> None:
-        if self.closing and not self._held and self._transport is not None:
+        if self.done and not self._held and self._transport is not None:
             self._transport.close()
 
     def abort(self) -> None:

@@ -1,0 +1,213 @@
+"""Handing messages to consumers: the only caller of `core.lease`.
+
+Three ways ask for messages, and all three lease here, under one size limit for what one reply
+or push may carry (`max_reply_bytes`):
+- a GET served at once (`take`);
+- a GET that waits (`wait`): parked until its queue gains messages or its `wait_s` passes;
+- a subscription (SUB): a standing GET with credit, topped up to `prefetch` unacked messages
+  whenever its queue gains messages or its acks free credit.
+
+`serve` is called with the queues that gained messages; it returns what to send rather than
+sending it, so the caller encodes for each connection's mode and queues the bytes behind the
+commit of the leases they report.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Generic, Protocol, TypeVar
+
+from mq.codec.commands import Get
+from mq.core.broker import Broker
+from mq.core.model import Message
+from mq.errors import Code, MQError
+from mq.server.waiters import Waiter, Waiters
+
+Wire = dict[str, Any]
+
+
+class Consumer(Protocol):
+    @property
+    def holder(self) -> str: ...
+
+    def over_output(self) -> bool:
+        """Too many replies wait to be read by this client."""
+        ...
+
+
+C = TypeVar("C", bound=Consumer)
+
+
+@dataclass(slots=True, eq=False)
+class Subscription(Generic[C]):
+    conn: C
+    queue: str
+    prefetch: int
+    lease_s: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class Answer(Generic[C]):
+    """A waiting GET served: reply to `get` on `conn` with `msgs` (empty: its wait ran out)."""
+
+    conn: C
+    get: Get
+    msgs: list[Wire]
+
+
+@dataclass(frozen=True, slots=True)
+class Push(Generic[C]):
+    """Messages leased to a subscription of `conn` on `queue`."""
+
+    conn: C
+    queue: str
+    msgs: list[Wire]
+
+
+class Delivery(Generic[C]):
+    def __init__(self, core: Broker, max_reply_bytes: int, max_waiting_gets: int) -> None:
+        self.core = core
+        self.max_reply_bytes = max_reply_bytes
+        self.max_waiting_gets = max_waiting_gets
+        self.waiters: Waiters[C] = Waiters()
+        self._waits_of: dict[C, list[Waiter[C]]] = {}
+        self._subs: dict[str, list[Subscription[C]]] = {}
+        self._subscribed: dict[C, set[str]] = {}  # connection -> queues it subscribes to
+
+    # --- the one lease ------------------------------------------------------------------------
+
+    def take(self, queue: str, holder: str, lease_s: float | None, max_count: int) -> list[Wire]:
+        """Lease up to `max_count` ready messages of `queue` now; [] when there are none."""
+        msgs = self.core.lease(queue, holder, lease_s, max_count, self.max_reply_bytes)
+        return [_wire(m) for m in msgs]
+
+    # --- GETs that wait -----------------------------------------------------------------------
+
+    def wait(self, conn: C, get: Get, now: float) -> None:
+        """Park `get` until its queue gains messages or `get.wait_s` passes."""
+        waits = [w for w in self._waits_of.get(conn, ()) if not w.done]
+        if len(waits) >= self.max_waiting_gets:
+            raise MQError(Code.BAD_REQUEST, f"{len(waits)} GETs of this connection are waiting "
+                          f"already (max_waiting_gets={self.max_waiting_gets}); wait for their "
+                          "replies first")
+        waiter = Waiter(conn, get, now + get.wait_s)
+        self.waiters.park(waiter)
+        self._waits_of[conn] = [*waits, waiter]
+
+    def expired(self, now: float) -> list[Answer[C]]:
+        """Waiting GETs whose time ran out, answered empty."""
+        return [Answer(w.conn, w.command, []) for w in self.waiters.expired(now)]
+
+    def end_waits(self, conn: C) -> list[Answer[C]]:
+        """The waiting GETs of `conn`, answered empty now."""
+        answers = []
+        for waiter in self._waits_of.pop(conn, ()):
+            if not waiter.done:
+                self.waiters.finish(waiter)
+                answers.append(Answer(conn, waiter.command, []))
+        return answers
+
+    def cancel_all(self) -> list[Waiter[C]]:
+        """Every waiting GET, taken out of line (the broker is shutting down)."""
+        out = []
+        for waits in self._waits_of.values():
+            for waiter in waits:
+                if not waiter.done:
+                    self.waiters.finish(waiter)
+                    out.append(waiter)
+        self._waits_of.clear()
+        return out
+
+    def next_deadline(self) -> float | None:
+        return self.waiters.next_deadline()
+
+    # --- subscriptions ------------------------------------------------------------------------
+
+    def subscribe(self, conn: C, queue: str, prefetch: int, lease_s: float | None) -> None:
+        self.unsubscribe(conn, queue)
+        self._subs.setdefault(queue, []).append(Subscription(conn, queue, prefetch, lease_s))
+        self._subscribed.setdefault(conn, set()).add(queue)
+        self.core.queue(queue)
+        self.core.woken.add(queue)  # serve it what is ready already
+
+    def unsubscribe(self, conn: C, queue: str) -> None:
+        subs = [s for s in self._subs.get(queue, []) if s.conn is not conn]
+        if subs:
+            self._subs[queue] = subs
+        else:
+            self._subs.pop(queue, None)
+        queues = self._subscribed.get(conn)
+        if queues is not None:
+            queues.discard(queue)
+            if not queues:
+                del self._subscribed[conn]
+
+    def resume(self, conn: C) -> None:
+        """`conn` reads its replies again: its subscriptions may be topped up."""
+        for queue in self._subscribed.get(conn, ()):
+            self.core.woken.add(queue)
+
+    @property
+    def subscriptions(self) -> int:
+        return sum(len(subs) for subs in self._subs.values())
+
+    # --- serving ------------------------------------------------------------------------------
+
+    def serve(self, queues: set[str]) -> tuple[list[Answer[C]], list[Push[C]]]:
+        """Lease to the waiting GETs, then the subscriptions, of `queues` that gained messages."""
+        answers: list[Answer[C]] = []
+        pushes: list[Push[C]] = []
+        for queue in queues:
+            self._serve_waiters(queue, answers)
+            self._fill_subscriptions(queue, pushes)
+        return answers, pushes
+
+    def _serve_waiters(self, queue: str, answers: list[Answer[C]]) -> None:
+        # Longest waiting first; with a consumer group a waiter may be unable to take what
+        # another can, so each one is asked in turn.
+        for waiter in self.waiters.live(queue):
+            if self._ready(queue) == 0:
+                break
+            get = waiter.command
+            msgs = self.take(queue, waiter.conn.holder, get.lease_s, get.max)
+            if msgs:
+                self.waiters.finish(waiter)
+                answers.append(Answer(waiter.conn, get, msgs))
+
+    def _fill_subscriptions(self, queue: str, pushes: list[Push[C]]) -> None:
+        subs = self._subs.get(queue)
+        if not subs:
+            return
+        for sub in list(subs):  # in turn, so subscribers share a busy queue
+            if sub.conn.over_output():
+                continue  # it does not read what it has: more would only pile up here
+            credit = sub.prefetch - self._held(queue, sub.conn.holder)
+            if credit > 0:
+                msgs = self.take(queue, sub.conn.holder, sub.lease_s, credit)
+                if msgs:
+                    pushes.append(Push(sub.conn, queue, msgs))
+        subs.append(subs.pop(0))
+
+    def _ready(self, queue: str) -> int:
+        q = self.core.queues.get(queue)
+        return 0 if q is None else q.ready
+
+    def _held(self, queue: str, holder: str) -> int:
+        q = self.core.queues.get(queue)
+        return 0 if q is None else len(q.held_by.get(holder, ()))
+
+    # --- connections --------------------------------------------------------------------------
+
+    def forget(self, conn: C) -> None:
+        """`conn` is gone: its waiting GETs and its subscriptions end."""
+        for waiter in self._waits_of.pop(conn, ()):
+            self.waiters.finish(waiter)
+        for queue in list(self._subscribed.get(conn, ())):
+            self.unsubscribe(conn, queue)
+
+
+def _wire(m: Message) -> Wire:
+    """The message map of protocol.md 2.3, for the delivery being made now."""
+    return {"receipt": f"{m.id}.{m.deliveries}", "msg_id": m.id, "queue": m.queue,
+            "deliveries": m.deliveries, "body": m.body, "key": m.key,
+            "published_at": m.published_at, "priority": m.priority}

@@ -1,0 +1,62 @@
+"""What a handler knows of the connection it serves (`Peer`), and what it returns (`Outcome`).
+
+A handler never calls back into the server: it returns a result to send now, or says that the
+answer comes later, and the round does the rest. That keeps the handlers free of the server's
+machinery (rounds, commits, sockets) and the server wing free of import circles.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Coroutine
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from mq.codec.commands import Get
+from mq.server.sessions import Session
+
+Result = dict[str, Any]
+
+
+class Peer(Protocol):
+    """The connection a command came in on, as the handlers see it."""
+
+    anonymous_holder: str  # who holds its leases while it has no session
+    session: Session[Peer] | None
+
+    @property
+    def holder(self) -> str:
+        """Who holds the leases taken on this connection now."""
+        ...
+
+    def abort(self) -> None:
+        """Close at once, dropping unsent bytes."""
+        ...
+
+    def over_output(self) -> bool:
+        """Too many replies wait to be read by this client."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class Wait:
+    """A GET that found nothing: park it until a message arrives or its `wait_s` passes."""
+
+    get: Get
+
+
+@dataclass(frozen=True, slots=True)
+class Later:
+    """Answer with what `work` returns (say, a read of the log) once it is done."""
+
+    work: Coroutine[Any, Any, Result]
+
+
+@dataclass(frozen=True, slots=True)
+class Goodbye:
+    """Reply with `result`, then close the connection once its replies are out."""
+
+    result: Result
+
+
+Outcome = Result | Wait | Later | Goodbye
+"""A plain result is the reply to send now: the common case, so it is not wrapped."""

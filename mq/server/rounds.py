@@ -1,0 +1,283 @@
+"""Rounds: how requests become replies that never confirm what is not yet on disk.
+
+Theory of operation. Work happens in rounds, each on the event loop without awaiting: the bytes
+of one `data_received`, one tick of the timer, or the end of a slow command. A round executes
+its commands (each handler returns an outcome), serves waiting GETs and subscriptions on queues
+that gained messages, submits all the core's changes to group commit as one batch, and queues
+every reply, push and event of the round behind that batch. When the batch commits, they go
+out. So a thousand pipelined publishes cost one transaction, and a reply is sent only after the
+commit of the changes it reports.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+from mq.codec.commands import Command, Rejected
+from mq.errors import Code, MQError
+from mq.server.connection import Connection, Item
+from mq.server.delivery import Answer
+from mq.server.handlers import Handlers
+from mq.server.outcome import Goodbye, Later, Outcome, Peer, Result, Wait
+from mq.server.sessions import Session
+from mq.server.state import ServerState
+from mq.storage.group_commit import GroupCommit
+
+log = logging.getLogger("mq.server")
+
+INTERNAL = MQError(Code.INTERNAL, "internal error; see the broker log")
+
+
+class Rounds:
+    def __init__(self, state: ServerState, group: GroupCommit,
+                 spawn: Callable[[Coroutine[Any, Any, None]], object],
+                 after_round: Callable[[], None]) -> None:
+        self.state = state
+        self.core = state.core
+        self.handlers = Handlers(state)
+        self.group = group
+        self._spawn = spawn  # runs a task owned by the server's task group
+        self._after_round = after_round  # the ticker looks at its next deadline
+        self.connections: set[Connection] = set()
+        self._held: set[Connection] = set()  # connections with replies waiting for a commit
+        self._out: list[tuple[Connection, bytes]] = []  # this round's replies, in order
+        self.buffered_input = 0  # bytes of unfinished requests, all connections together
+        self.monitor_events_dropped = 0
+
+    @property
+    def committed(self) -> int:
+        return self.group.committed
+
+    # --- what connections hand over -----------------------------------------------------------
+
+    def opened(self, conn: Connection) -> None:
+        self.connections.add(conn)
+
+    def received(self, conn: Connection, items: list[Item]) -> None:
+        if conn.session is not None:
+            self.state.sessions.beat(conn.session, self.core.clock())  # any request is a sign
+        self._count_input(conn)
+        conn.backlog.extend(items)
+        self._drain_backlog(conn)
+        self.finish()
+
+    def writable(self, conn: Connection) -> None:
+        self._drain_backlog(conn)
+        self.state.delivery.resume(conn)
+        self.finish()
+
+    def sent_all(self, conn: Connection) -> None:
+        for answer in self.state.delivery.end_waits(conn):
+            self._answer(answer)
+        self._drain_backlog(conn)
+        self.finish()
+        conn.close_if_done()
+
+    def _count_input(self, conn: Connection) -> None:
+        """Unfinished frames of all clients together are bounded: the client whose frame
+        would take them above `max_buffered_input_bytes` is refused and closed."""
+        now = conn.decoder_buffered_bytes
+        self.buffered_input += now - conn.buffered_input
+        conn.buffered_input = now
+        limit = self.state.config.max_buffered_input_bytes
+        if self.buffered_input > limit and now > 0:
+            self._fail(conn, None, MQError(Code.OVERLOADED, f"the broker holds {limit} bytes "
+                                           "of unfinished requests (max_buffered_input_bytes); "
+                                           "retry later"))
+
+    def closed(self, conn: Connection) -> None:
+        self.connections.discard(conn)
+        self._held.discard(conn)
+        self.buffered_input -= conn.buffered_input
+        conn.buffered_input = 0
+        self.state.delivery.forget(conn)
+        self.state.monitors.forget(conn)
+        session = conn.session
+        if session is not None and session.conn is conn:  # it may have moved on already
+            self.state.sessions.detach(session, self.core.clock())
+        # Without a session, a closed connection is a client that went away, which is no sign
+        # that its messages kill consumers: they go back without counting a death.
+        self.core.release_holder(conn.anonymous_holder, died=False)
+        self.finish()
+
+    # --- executing ----------------------------------------------------------------------------
+
+    def _may_run(self, conn: Connection) -> bool:
+        """Whether the next command of `conn`'s backlog may be executed now."""
+        if conn.closing:
+            return False
+        if conn.awaiting and conn.speaker.in_order:
+            return False  # replies must come in order: the rest waits for that answer
+        # Resumed when a read ends, when replies are committed, or when the client reads them.
+        return conn.log_reads < self.state.config.max_log_reads and not conn.over_output()
+
+    def _drain_backlog(self, conn: Connection) -> None:
+        backlog = conn.backlog
+        while backlog and self._may_run(conn):
+            self._execute(conn, backlog.popleft())
+        if len(backlog) >= self.state.config.max_backlog_commands:
+            conn.hold_reading("backlog")
+        else:
+            conn.release_reading("backlog")
+
+    def _execute(self, conn: Connection, item: Item) -> None:
+        if isinstance(item, Rejected):
+            self._fail(conn, item.rid, item.error)
+            return
+        try:
+            outcome = self.handlers.handle(item, conn)
+            if isinstance(outcome, Wait):
+                if conn.eof:
+                    outcome = {"msgs": []}  # it can send nothing more: no point in waiting
+                else:
+                    self.state.delivery.wait(conn, outcome.get, self.core.clock())
+        except MQError as e:
+            self._fail(conn, item.rid, e)
+            return
+        except Exception:
+            log.exception("internal error handling %r from %s", type(item).__name__, conn.holder)
+            self._fail(conn, item.rid, INTERNAL)
+            return
+        self._apply(conn, item, outcome)
+
+    def _apply(self, conn: Connection, command: Command, outcome: Outcome) -> None:
+        if isinstance(outcome, dict):
+            self._reply(conn, command, outcome)
+        elif isinstance(outcome, Goodbye):
+            self._reply(conn, command, outcome.result)
+            conn.closing = True
+        else:
+            conn.awaiting += 1
+            if isinstance(outcome, Later):
+                conn.log_reads += 1
+                self._spawn(self._answer_later(conn, command, outcome.work))
+
+    async def _answer_later(self, conn: Connection, command: Command,
+                            work: Coroutine[Any, Any, Result]) -> None:
+        try:
+            self._reply(conn, command, await work)
+        except MQError as e:
+            self._fail(conn, command.rid, e)
+        except Exception:
+            log.exception("internal error answering %s", type(command).__name__)
+            self._fail(conn, command.rid, INTERNAL)
+        conn.log_reads -= 1
+        self._answered(conn)
+        self.finish()
+
+    def _answer(self, answer: Answer[Peer]) -> None:
+        conn = answer.conn
+        assert isinstance(conn, Connection)
+        self._reply(conn, answer.get, {"msgs": answer.msgs})
+        self._answered(conn)
+
+    def _answered(self, conn: Connection) -> None:
+        conn.awaiting -= 1
+        if conn.backlog:
+            self._drain_backlog(conn)
+
+    def _reply(self, conn: Connection, command: Command, result: Result) -> None:
+        self._queue(conn, conn.speaker.reply(command, result))
+
+    def _fail(self, conn: Connection, rid: int | None, error: MQError) -> None:
+        self._queue(conn, conn.speaker.error(rid, error))
+        if error.fatal:
+            conn.closing = True
+
+    def _queue(self, conn: Connection, data: bytes) -> None:
+        conn.queue_reply(data)
+        self._out.append((conn, data))
+
+    # --- the end of a round -------------------------------------------------------------------
+
+    def finish(self) -> None:
+        """Serve what woke, commit the round's changes as one batch, queue its replies behind.
+
+        A connection that stopped because its replies were too big for the buffer may go on
+        once they are handed to its socket: if the socket took them all, no `resume_writing`
+        would come to say so, so it goes on here."""
+        sent = self._finish_once()
+        while resumable := [conn for conn in sent if conn.backlog and self._may_run(conn)]:
+            for conn in resumable:
+                self._drain_backlog(conn)
+            sent = self._finish_once()
+
+    def _finish_once(self) -> set[Connection]:
+        woken = self.core.take_woken()
+        while woken:
+            answers, pushes = self.state.delivery.serve(woken)
+            for answer in answers:
+                self._answer(answer)
+            for push in pushes:
+                conn = push.conn
+                assert isinstance(conn, Connection)
+                self._queue(conn, conn.speaker.messages(push.queue, push.msgs))
+            woken = self.core.take_woken()
+        changes = self.core.take_changes()
+        self._send_events(changes)
+        # A round without changes confirms nothing: its replies wait only for the earlier
+        # replies of their own connection, never for another client's commit.
+        number = self.group.submit(changes) if changes else 0
+        out, self._out = self._out, []
+        for conn, data in out:
+            if conn.send(number, data):
+                self._held.add(conn)
+        sent = {conn for conn, _ in out}
+        for conn in sent:
+            if conn.done:
+                conn.close_if_done()
+        self._after_round()
+        return sent
+
+    def _send_events(self, changes: list[Any]) -> None:
+        for watcher, event in self.state.monitors.events(changes):
+            assert isinstance(watcher, Connection)
+            if watcher.over_output():
+                # A monitor that does not read loses events rather than growing the broker.
+                self.monitor_events_dropped += 1
+            else:
+                self._queue(watcher, watcher.speaker.event(event))
+
+    def on_commit(self, number: int) -> None:
+        conns = list(self._held)
+        self._held = {conn for conn in conns if conn.release(number)}
+        for conn in conns:  # their replies went out: they may do more
+            if conn.backlog:
+                self._drain_backlog(conn)
+            self.state.delivery.resume(conn)
+        if conns:
+            self.finish()
+
+    # --- time and shutdown --------------------------------------------------------------------
+
+    def tick(self) -> None:
+        """Apply what is due now: the core's deadlines, dead sessions, GETs that waited out."""
+        now = self.core.clock()
+        self.core.tick()
+        for session in self.state.sessions.dead(now):
+            self._bury(session)
+        for answer in self.state.delivery.expired(now):
+            self._answer(answer)
+        self.finish()
+
+    def _bury(self, session: Session[Peer]) -> None:
+        """A session missed its heartbeats or its grace ran out: all its leases go back now."""
+        conn = session.conn
+        state = "disconnected" if conn is None else "silent (missed heartbeats)"
+        released, poisoned = self.state.end_session(session, died=True)
+        log.warning("consumer %s died, %s: %d leases requeued, %d messages poisoned",
+                    session.holder, state, released, poisoned)
+        if conn is not None:
+            conn.abort()
+
+    def refuse_waiting(self, error: MQError) -> None:
+        """Answer every waiting GET with `error` and read no more (the broker shuts down)."""
+        for waiter in self.state.delivery.cancel_all():
+            conn = waiter.conn
+            assert isinstance(conn, Connection)
+            self._fail(conn, waiter.command.rid, error)
+        for conn in self.connections:
+            conn.closing = True
+        self.finish()

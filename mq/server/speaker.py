@@ -1,0 +1,84 @@
+"""How a connection is spoken to: one speaker per mode encodes replies, errors and pushes.
+
+The mode is known after the first byte (mq/codec/sniff.py); from then on the server never asks
+which mode a connection speaks, it asks its speaker. Speakers are stateless and shared.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+from mq.codec.binary import BinaryDecoder, encode_error, encode_frame, encode_ok
+from mq.codec.commands import Command
+from mq.codec.sniff import Mode
+from mq.codec.text import TextDecoder
+from mq.codec.text_lines import EOL, format_event, format_message
+from mq.codec.text_reply import encode_text_error, encode_text_reply
+from mq.errors import MQError
+
+Result = dict[str, Any]
+
+
+class Speaker(Protocol):
+    # Text replies carry no request id, so a text client can only match replies to requests by
+    # their order: a command that waits (a long-poll GET, HISTORY) holds the ones typed after it.
+    in_order: bool
+
+    def reply(self, command: Command, result: Result) -> bytes: ...
+
+    def error(self, rid: int | None, error: MQError) -> bytes: ...
+
+    def messages(self, queue: str, msgs: list[Result]) -> bytes:
+        """Messages pushed to a subscription."""
+        ...
+
+    def event(self, event: Result) -> bytes:
+        """One MONITOR event."""
+        ...
+
+
+class BinarySpeaker:
+    in_order = False
+
+    def reply(self, command: Command, result: Result) -> bytes:
+        return encode_ok(command.rid, result)
+
+    def error(self, rid: int | None, error: MQError) -> bytes:
+        return encode_error(rid, error)
+
+    def messages(self, queue: str, msgs: list[Result]) -> bytes:
+        return encode_frame({"push": "msgs", "queue": queue, "msgs": msgs})
+
+    def event(self, event: Result) -> bytes:
+        return encode_frame({"push": "event", **{k: v for k, v in event.items()
+                                                 if v is not None}})
+
+
+class TextSpeaker:
+    in_order = True
+
+    def reply(self, command: Command, result: Result) -> bytes:
+        return encode_text_reply(command, result)
+
+    def error(self, rid: int | None, error: MQError) -> bytes:
+        return encode_text_error(error)
+
+    def messages(self, queue: str, msgs: list[Result]) -> bytes:
+        return b"".join(_text_line(format_message(m)) for m in msgs)
+
+    def event(self, event: Result) -> bytes:
+        return _text_line(format_event(event))
+
+
+def _text_line(text: str) -> bytes:
+    return text.encode("utf-8", "surrogateescape") + EOL
+
+
+Decoder = BinaryDecoder | TextDecoder
+
+
+def for_mode(mode: Mode, max_frame_bytes: int, max_line_bytes: int) -> tuple[Decoder, Speaker]:
+    """The decoder and the speaker of a connection that speaks `mode`."""
+    if mode is Mode.TEXT:
+        return TextDecoder(max_line_bytes), TextSpeaker()
+    return BinaryDecoder(max_frame_bytes), BinarySpeaker()

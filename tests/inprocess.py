@@ -1,0 +1,104 @@
+"""A real broker in this test process, on real loopback sockets but on fake time.
+
+The broker runs its own event loop (uvloop, as in production) in a thread; the test talks to it
+through ordinary sockets from its own thread. Its clock is a FakeClock that moves only when the
+test calls `advance`, which then runs one tick of the broker and waits until what the tick
+changed is committed. So a lease that expires, a delay that ends, a GET that waits out its
+`wait_s` or a consumer that misses its heartbeats happen exactly when the test says, however
+slow or busy the machine is: no test sleeps on the wall clock to see them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from mq.core.clock import FakeClock
+from mq.server.app import BrokerServer
+from mq.server.config import Config
+from mq.server.run import run_loop
+
+START_TIMEOUT_S = 15.0
+SETTLE_TIMEOUT_S = 10.0
+
+
+class InProcessBroker:
+    def __init__(self, db_path: Path, **settings: Any) -> None:
+        self.clock = FakeClock()
+        config = dataclasses.replace(Config(), port=0, db_path=str(db_path), **settings)
+        self.server = BrokerServer(config, clock=self.clock)
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._ready = threading.Event()
+        self._thread = threading.Thread(target=self._serve, name="inprocess-broker", daemon=True)
+        self.error: BaseException | None = None
+
+    @property
+    def port(self) -> int:
+        assert self.server.port is not None
+        return self.server.port
+
+    @property
+    def url(self) -> str:
+        return f"mq://127.0.0.1:{self.port}"
+
+    def start(self) -> InProcessBroker:
+        self._thread.start()
+        if not self._ready.wait(START_TIMEOUT_S):
+            raise RuntimeError(f"the in-process broker did not start: {self.error!r}")
+        return self
+
+    def _serve(self) -> None:
+        try:
+            run_loop(self.server.run(on_ready=self._on_ready))
+        except BaseException as e:  # reported by start() and stop()
+            self.error = e
+            self._ready.set()
+
+    def _on_ready(self, server: BrokerServer) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._ready.set()
+
+    def advance(self, seconds: float) -> None:
+        """Move the broker's clock on by `seconds`, run its tick, and return once the changes
+        of that tick are committed (so the replies and pushes it made are on their way)."""
+        self._call(self._advance(seconds))
+
+    async def _advance(self, seconds: float) -> None:
+        self.clock.advance(seconds)
+        self.server.rounds.tick()
+        target = self.server.group.last_submitted
+        while self.server.group.committed < target:
+            await asyncio.sleep(0.001)
+
+    def wait_for_connections(self, count: int) -> None:
+        """Return once the broker holds exactly `count` connections (it saw a close)."""
+        self._call(self._connections(count))
+
+    async def _connections(self, count: int) -> None:
+        while len(self.server.rounds.connections) != count:
+            await asyncio.sleep(0.001)
+
+    def _call(self, work: Any) -> Any:
+        assert self._loop is not None
+        return asyncio.run_coroutine_threadsafe(work, self._loop).result(SETTLE_TIMEOUT_S)
+
+    def stop(self) -> None:
+        if self._loop is not None and self._thread.is_alive():
+            self._loop.call_soon_threadsafe(self.server.stop)
+            self._thread.join(START_TIMEOUT_S)
+        if self.error is not None:
+            raise self.error
+
+
+@contextmanager
+def broker_on_fake_time(db_path: Path, **settings: Any) -> Iterator[InProcessBroker]:
+    broker = InProcessBroker(db_path, **settings).start()
+    try:
+        yield broker
+    finally:
+        broker.stop()
