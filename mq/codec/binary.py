@@ -8,6 +8,7 @@ import msgpack
 
 from mq.codec.binary_ops import READERS
 from mq.codec.commands import Command, Rejected
+from mq.codec.replies import Reply
 from mq.errors import Code, MQError, bad_request
 from mq.limits import MAX_FRAME_BYTES_CEILING
 
@@ -103,11 +104,9 @@ def encode_frame(payload: dict[str, Any]) -> bytes:
     return len(body).to_bytes(PREFIX_BYTES, "big") + body
 
 
-def encode_ok(rid: int | None, fields: dict[str, Any] | None = None) -> bytes:
-    reply: dict[str, Any] = {"rid": rid, "ok": True}
-    if fields:
-        reply.update(fields)
-    return encode_frame(reply)
+def encode_reply(rid: int | None, reply: Reply) -> bytes:
+    """A successful reply: `rid`, `ok`, then the reply's own fields."""
+    return encode_frame({"rid": rid, "ok": True, **reply.fields()})
 
 
 def encode_error(rid: int | None, error: MQError) -> bytes:

@@ -2,7 +2,7 @@
 
 Each command is declared once, here: its fields with their defaults and kinds (how each is read
 from a request, fields.py), the checks of its constructor against the protocol's limits
-(mq/limits.py), and its `SPEC`: binary op, text verb, HELP line and text reply (registry.py).
+(mq/limits.py), and its `SPEC`: binary op, text verb, HELP line and reply type (registry.py).
 `REGISTRY`, at the bottom, derives from these what the decoders and HELP use. The order of
 `Command` is the order HELP lists the commands in.
 
@@ -15,7 +15,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, get_args
 
-from mq.codec import replies
 from mq.codec.fields import (
     Bodies,
     Body,
@@ -30,9 +29,34 @@ from mq.codec.fields import (
     receipts,
 )
 from mq.codec.options import PLAIN, Options
-from mq.codec.registry import Registry, Result, Spec
+from mq.codec.registry import Registry, Spec
+from mq.codec.replies import (
+    AckedMany,
+    Bye,
+    Copies,
+    Declared,
+    Deleted,
+    Explanation,
+    Joined,
+    LogEvents,
+    Messages,
+    Monitoring,
+    Peeked,
+    Pong,
+    Published,
+    PublishedMany,
+    Purged,
+    QueueNames,
+    Rebound,
+    Redriven,
+    SessionStarted,
+    Statistics,
+    Subscribed,
+    TopicBindings,
+    Touched,
+    Usage,
+)
 from mq.codec.syntax import PUB_OPTIONS, PUBLISHING, OneOrMany, Settings, Trailing
-from mq.codec.text_lines import lines
 from mq.codec.values import (
     Receipt,
     check_int,
@@ -115,7 +139,7 @@ class MessageOp:
 
 @dataclass(frozen=True, slots=True)
 class Ping:
-    SPEC = Spec("ping", "PING", "check the connection", reply=replies.pong)
+    SPEC = Spec("ping", "PING", "check the connection", reply=Pong)
 
     rid: int | None = None
 
@@ -123,7 +147,7 @@ class Ping:
 @dataclass(frozen=True, slots=True)
 class Publish:
     SPEC = Spec("pub", "PUB", f"store a message; options: {' '.join(PUB_OPTIONS)}",
-                args=("queue",), text=PUBLISHING, reply=replies.published)
+                args=("queue",), text=PUBLISHING, reply=Published)
 
     queue: QueueName
     body: Body
@@ -137,7 +161,7 @@ class Publish:
 
 @dataclass(frozen=True, slots=True)
 class PublishMany:
-    SPEC = Spec("mpub", None)
+    SPEC = Spec("mpub", None, reply=PublishedMany)
 
     queue: QueueName
     bodies: Bodies
@@ -157,7 +181,7 @@ class Fanout:
     """Publish once to a topic: one copy per bound queue."""
 
     SPEC = Spec("fanout", "FANOUT", "publish to every queue bound to topic", args=("topic",),
-                synopsis="<topic> [option=V ...] <body>", text=PUBLISHING, reply=replies.copies)
+                synopsis="<topic> [option=V ...] <body>", text=PUBLISHING, reply=Copies)
 
     topic: Name
     body: Body
@@ -172,7 +196,7 @@ class Fanout:
 @dataclass(frozen=True, slots=True)
 class Get:
     SPEC = Spec("get", "GET", "lease the next ready message",
-                args=("queue", "lease_s", "wait_s"), reply=replies.first_message)
+                args=("queue", "lease_s", "wait_s"), reply=Messages)
 
     queue: QueueName
     lease_s: Seconds | None = None
@@ -195,7 +219,7 @@ class AckMany:
     """Ack a batch: each receipt succeeds or fails on its own; one commit for all. Asked for
     as an ack with several receipts (Ack's SPEC)."""
 
-    SPEC = Spec(None, None, reply=replies.acked)
+    SPEC = Spec(None, None, reply=AckedMany)
 
     receipts: Receipts
     rid: int | None = None
@@ -241,7 +265,7 @@ class Nack:
 @dataclass(frozen=True, slots=True)
 class Touch:
     SPEC = Spec("touch", "TOUCH", "extend a lease", args=("receipt", "lease_s"),
-                reply=replies.touched)
+                reply=Touched)
 
     receipt: ReceiptArg
     lease_s: Seconds | None = None
@@ -256,7 +280,7 @@ class Subscribe:
     """Push consumption: the broker sends up to `prefetch` unacked messages, more as acks come."""
 
     SPEC = Spec("sub", "SUB", "have messages pushed as MSG lines",
-                args=("queue", "prefetch", "lease_s"), reply=replies.subscribed)
+                args=("queue", "prefetch", "lease_s"), reply=Subscribed)
 
     queue: QueueName
     prefetch: Integer = DEFAULT_PREFETCH
@@ -282,7 +306,7 @@ class Hello:
     """Identify as a consumer and start (or resume, with `session`) a heartbeat session."""
 
     SPEC = Spec("hello", "HELLO", "start or resume a consumer session",
-                args=("consumer", "heartbeat_s", "session"), reply=replies.session)
+                args=("consumer", "heartbeat_s", "session"), reply=SessionStarted)
 
     consumer: Name
     heartbeat_s: Seconds | None = None
@@ -307,7 +331,7 @@ class Heartbeat:
 @dataclass(frozen=True, slots=True)
 class Join:
     SPEC = Spec("join", "JOIN", "join a consumer group (after HELLO)",
-                args=("queue", "group", "prefetch"), reply=replies.joined)
+                args=("queue", "group", "prefetch"), reply=Joined)
 
     queue: QueueName
     group: Name
@@ -336,7 +360,7 @@ DECLARE_SETTINGS = ("retention_s", "lease_s", "max_deliveries", "dead_letter", "
 @dataclass(frozen=True, slots=True)
 class Declare:
     SPEC = Spec("declare", "DECLARE", f"settings: {' '.join(DECLARE_SETTINGS)}",
-                args=("queue",), text=Settings(DECLARE_SETTINGS), reply=replies.declared)
+                args=("queue",), text=Settings(DECLARE_SETTINGS), reply=Declared)
 
     queue: QueueName
     retention_s: Seconds | None = None
@@ -364,7 +388,7 @@ class Declare:
 @dataclass(frozen=True, slots=True)
 class Peek:
     SPEC = Spec("peek", "PEEK", "the next messages, without leasing them",
-                args=("queue", "count"), reply=replies.peeked)
+                args=("queue", "count"), reply=Peeked)
 
     queue: QueueName
     count: Integer = DEFAULT_PEEK_COUNT
@@ -378,19 +402,19 @@ class Peek:
 class Purge(QueueOp):
     __slots__ = ()
     SPEC = Spec("purge", "PURGE", "remove every message of a queue", args=("queue",),
-                reply=replies.purged)
+                reply=Purged)
 
 
 class DeleteQueue(QueueOp):
     __slots__ = ()
     SPEC = Spec("delete", "DELETE", "remove a queue and its messages", args=("queue",),
-                reply=replies.deleted)
+                reply=Deleted)
 
 
 @dataclass(frozen=True, slots=True)
 class Redrive:
     SPEC = Spec("redrive", "REDRIVE", "move dead letters back", args=("queue", "count", "to"),
-                synopsis="<dead-letter queue> [count] [to]", reply=replies.redriven)
+                synopsis="<dead-letter queue> [count] [to]", reply=Redriven)
 
     queue: QueueName
     count: Integer = DEFAULT_REDRIVE_COUNT
@@ -408,9 +432,9 @@ class Redrive:
 class Bind:
     SPEC = (
         Spec("bind", "BIND", "copy what FANOUT sends to topic here", args=("topic", "queue"),
-             reply=replies.rebound),
+             reply=Rebound),
         Spec("unbind", "UNBIND", "stop that", args=("topic", "queue"), fixed={"unbind": True},
-             reply=replies.rebound),
+             reply=Rebound),
     )
 
     topic: Name
@@ -426,7 +450,7 @@ class Bind:
 @dataclass(frozen=True, slots=True)
 class Bindings:
     SPEC = Spec("bindings", "BINDINGS", "which queues each topic feeds", args=("topic",),
-                reply=replies.bindings)
+                reply=TopicBindings)
 
     topic: Text | None = None
     rid: int | None = None
@@ -442,13 +466,13 @@ class Bindings:
 class Explain(MessageOp):
     __slots__ = ()
     SPEC = Spec("explain", "EXPLAIN", "why is this message (not) delivered?", args=("msg_id",),
-                reply=replies.explained)
+                reply=Explanation)
 
 
 class History(MessageOp):
     __slots__ = ()
     SPEC = Spec("history", "HISTORY", "its life, from the log", args=("msg_id",),
-                reply=replies.history)
+                reply=LogEvents)
 
 
 class Monitor(MaybeQueueOp):
@@ -456,7 +480,7 @@ class Monitor(MaybeQueueOp):
 
     __slots__ = ()
     SPEC = Spec("monitor", "MONITOR", "a live line for every message event", args=("queue",),
-                reply=replies.monitoring)
+                reply=Monitoring)
 
 
 @dataclass(frozen=True, slots=True)
@@ -468,31 +492,26 @@ class Unmonitor:
 
 @dataclass(frozen=True, slots=True)
 class ListQueues:
-    SPEC = Spec("queues", "QUEUES", "list the queues", reply=replies.queue_names)
+    SPEC = Spec("queues", "QUEUES", "list the queues", reply=QueueNames)
 
     rid: int | None = None
 
 
 class Stats(MaybeQueueOp):
     __slots__ = ()
-    SPEC = Spec("stats", "STATS", "counts per queue", args=("queue",), reply=replies.statistics)
-
-
-def _usage(result: Result) -> bytes:
-    # HELP lists every command, itself included, so it reads the registry when it is asked.
-    return lines(REGISTRY.help_lines(), "+OK")
+    SPEC = Spec("stats", "STATS", "counts per queue", args=("queue",), reply=Statistics)
 
 
 @dataclass(frozen=True, slots=True)
 class Help:
-    SPEC = Spec(None, "HELP", "this list", reply=_usage)
+    SPEC = Spec(None, "HELP", "this list", reply=Usage)
 
     rid: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class Quit:
-    SPEC = Spec("quit", "QUIT", "close the connection", reply=replies.bye)
+    SPEC = Spec("quit", "QUIT", "close the connection", reply=Bye)
 
     rid: int | None = None
 
@@ -507,3 +526,5 @@ Decoded = Command | Rejected
 """What a decoder makes of one frame or line."""
 
 REGISTRY = Registry.of(get_args(Command))
+USAGE = Usage(tuple(REGISTRY.help_lines()))
+"""The reply to HELP: every command, itself included, so it is known once all are declared."""

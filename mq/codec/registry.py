@@ -2,11 +2,11 @@
 
 Theory of operation. Each command class carries a `SPEC` (or, when one class has several
 forms, like BIND and UNBIND, a tuple of them): its binary op, its text verb and aliases, what
-HELP says of it, which of its fields are text arguments, and its text reply format. Its fields,
+HELP says of it, which of its fields are text arguments, and the type of its reply. Its fields,
 their defaults and how each is read (the `Kind` in the annotation, fields.py) are those of the
 dataclass itself. `Registry.of(Command)` binds each SPEC to its class's fields as an `Entry`,
 and from the entries come the tables the modes use: the binary readers by op (binary_ops.py),
-the text parsers by verb (text.py), the reply formats by command type and the HELP lines. So a
+the text parsers by verb (text.py), the entry of each command type and the HELP lines. So a
 new command, or a new field, is written in one place: its class.
 
 Special text syntaxes (a body after options, trailing free text, `setting=V` tokens) are
@@ -21,15 +21,13 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from mq.codec.fields import FieldInfo, fields_of
+from mq.codec.replies import Done, Reply
 from mq.codec.syntax import POSITIONAL
 from mq.errors import MQError, bad_request
 
 Map = dict[str, Any]
-Result = dict[str, Any]
 WireReader = Callable[[Map, int | None], Any]
 """Builds a command from a binary request map and its rid."""
-TextFormat = Callable[[Result], bytes]
-"""The text reply to a command, from the same result fields a binary reply carries."""
 
 HELP_SYNOPSIS_CHARS = 40  # HELP aligns every summary after the widest usage
 
@@ -56,7 +54,7 @@ class Spec:
     `fixed` sets fields this form implies (UNBIND is BIND with `unbind` true). `synopsis`
     replaces the usage the syntax derives, where HELP has always said it differently. `wire`
     and `text` replace the derived readers for a syntax no field declaration can express;
-    `reply` formats the text reply (None: a plain `+OK`).
+    `reply` is the type of the reply its handler returns (replies.py), which each mode encodes.
     """
 
     op: str | None
@@ -68,7 +66,7 @@ class Spec:
     synopsis: str | None = None
     wire: WireReader | None = None
     text: TextSyntax | None = None
-    reply: TextFormat | None = None
+    reply: type[Reply] = Done
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,7 +113,7 @@ class Registry:
     entries: tuple[Entry, ...]
     by_op: Mapping[str, Entry]
     by_verb: Mapping[str, Entry]  # aliases included
-    by_type: Mapping[type, Entry]  # the first form of each class: its reply format
+    by_type: Mapping[type, Entry]  # the first form of each class
 
     @classmethod
     def of(cls, classes: tuple[type, ...]) -> Registry:
@@ -153,6 +151,8 @@ def _bind(cls: type, spec: Spec) -> Entry:
             raise TypeError(f"{cls.__name__}.{name} has no text form: it cannot be an argument")
     for name in spec.fixed:
         entry.field(name)
+    if not (isinstance(spec.reply, type) and issubclass(spec.reply, Reply)):
+        raise TypeError(f"{cls.__name__} declares a reply that is not a Reply type")
     return entry
 
 

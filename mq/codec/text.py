@@ -1,9 +1,9 @@
 """Text mode for people at a telnet prompt (protocol.md section 3): lines to commands.
 
 One command per line (LF or CRLF); its verb picks the command's entry in the registry and the
-entry's syntax reads the rest (syntax.py). Replies are made in text_reply.py. Every reply ends
-with a line that starts with `+`, `-ERR ` or `MSG `, so a program can read a reply without
-knowing its length in advance.
+entry's syntax reads the rest (syntax.py). Replies are typed values whose `text()` gives their
+lines (replies.py). Every reply ends with a line that starts with `+`, `-ERR ` or `MSG `, so a
+program can read a reply without knowing its length in advance.
 """
 
 from __future__ import annotations

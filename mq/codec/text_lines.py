@@ -5,9 +5,11 @@ lines before it never do (protocol.md 3)."""
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from typing import Any
 
 from mq.codec.escape import escape_body
+from mq.errors import MQError
 
 EOL = b"\r\n"
 
@@ -18,6 +20,11 @@ def line(text: str) -> bytes:
 
 def lines(body: list[str], last: str) -> bytes:
     return b"".join(line(text) for text in body) + line(last)
+
+
+def error_line(error: MQError) -> bytes:
+    """`-ERR <CODE> <human text>` (protocol.md 3.3)."""
+    return line(f"-ERR {error.code.value} {error.message}")
 
 
 def seconds(value: float) -> str:
@@ -81,11 +88,11 @@ def group_table(queues: dict[str, dict[str, Any]]) -> list[str]:
     return table(["queue/group", "consumer", *GROUP_COLUMNS], rows) if rows else []
 
 
-def format_message(m: dict[str, Any]) -> str:
+def format_message(m: Mapping[str, Any]) -> str:
     return f"MSG {m['receipt']} {m['queue']} {m['deliveries']} {escape_body(m['body'])}"
 
 
-def format_event(e: dict[str, Any]) -> str:
+def format_event(e: Mapping[str, Any]) -> str:
     """A MONITOR line: EVENT <time> <queue> <msg_id> <event> [name=value ...]."""
     extra = " ".join(f"{k}={field_text(v)}" for k, v in e.items()
                      if k not in ("at", "queue", "msg_id", "event") and v is not None)

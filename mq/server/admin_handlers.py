@@ -19,8 +19,21 @@ from mq.codec.commands import (
     Redrive,
     Stats,
 )
+from mq.codec.replies import (
+    Declared,
+    Deleted,
+    Explanation,
+    LogEvents,
+    Peeked,
+    Purged,
+    QueueNames,
+    Rebound,
+    Redriven,
+    Statistics,
+    TopicBindings,
+)
 from mq.core import admin
-from mq.server.outcome import Later, Outcome, Peer, Result
+from mq.server.outcome import Later, Outcome, Peer
 from mq.server.state import ServerState
 
 Handler = Callable[[Any, Peer], Outcome]
@@ -40,22 +53,21 @@ class AdminHandlers:
             Explain: self.explain, History: self.history,
         }
 
-    def declare(self, cmd: Declare, peer: Peer) -> Outcome:
+    def declare(self, cmd: Declare, peer: Peer) -> Declared:
         s = admin.declare(self.core, cmd.queue, **cmd.settings())
-        return {"queue": cmd.queue, "retention_s": s.retention_s, "lease_s": s.lease_s,
-                "max_deliveries": s.max_deliveries, "dead_letter": s.dead_letter_for(cmd.queue),
-                "dedup_window_s": s.dedup_window_s}
+        return Declared(cmd.queue, s.retention_s, s.lease_s, s.max_deliveries,
+                        s.dead_letter_for(cmd.queue), s.dedup_window_s)
 
-    def list_queues(self, cmd: ListQueues, peer: Peer) -> Outcome:
-        return {"queues": self.core.queue_names()}
+    def list_queues(self, cmd: ListQueues, peer: Peer) -> QueueNames:
+        return QueueNames(self.core.queue_names())
 
-    def purge(self, cmd: Purge, peer: Peer) -> Outcome:
-        return {"purged": admin.purge(self.core, cmd.queue)}
+    def purge(self, cmd: Purge, peer: Peer) -> Purged:
+        return Purged(admin.purge(self.core, cmd.queue))
 
-    def delete(self, cmd: DeleteQueue, peer: Peer) -> Outcome:
-        return {"queue": cmd.queue, "deleted": admin.delete(self.core, cmd.queue)}
+    def delete(self, cmd: DeleteQueue, peer: Peer) -> Deleted:
+        return Deleted(cmd.queue, admin.delete(self.core, cmd.queue))
 
-    def peek(self, cmd: Peek, peer: Peer) -> Outcome:
+    def peek(self, cmd: Peek, peer: Peer) -> Peeked:
         # Like a get, the reply stops early once the bodies fill a frame (at least one shown).
         msgs: list[dict[str, Any]] = []
         size = 0
@@ -64,35 +76,35 @@ class AdminHandlers:
             if msgs and size > self.config.max_frame_bytes:
                 break
             msgs.append(m)
-        return {"msgs": msgs}
+        return Peeked(msgs)
 
-    def redrive(self, cmd: Redrive, peer: Peer) -> Outcome:
-        return {"redriven": admin.redrive(self.core, cmd.queue, cmd.count, cmd.to)}
+    def redrive(self, cmd: Redrive, peer: Peer) -> Redriven:
+        return Redriven(admin.redrive(self.core, cmd.queue, cmd.count, cmd.to))
 
-    def bind(self, cmd: Bind, peer: Peer) -> Outcome:
+    def bind(self, cmd: Bind, peer: Peer) -> Rebound:
         change = admin.unbind if cmd.unbind else admin.bind
         changed = change(self.core, cmd.topic, cmd.queue)
-        return {"changed": changed, "bindings": {cmd.topic: self.core.topics.queues_of(cmd.topic)}}
+        return Rebound(changed, {cmd.topic: self.core.topics.queues_of(cmd.topic)})
 
-    def bindings(self, cmd: Bindings, peer: Peer) -> Outcome:
-        return {"bindings": self.core.topics.bindings(cmd.topic)}
+    def bindings(self, cmd: Bindings, peer: Peer) -> TopicBindings:
+        return TopicBindings(self.core.topics.bindings(cmd.topic))
 
-    def explain(self, cmd: Explain, peer: Peer) -> Outcome:
+    def explain(self, cmd: Explain, peer: Peer) -> Explanation:
         out = admin.explain(self.core, cmd.msg_id)
         holder = out.get("holder")
         ago = self.state.last_heartbeat_s_ago(holder) if holder else None
         if ago is not None:
             out["holder_last_heartbeat_s_ago"] = ago
             out["why"] += f"; its consumer's last heartbeat was {ago:.1f} s ago"
-        return out
+        return Explanation(out)
 
-    def history(self, cmd: History, peer: Peer) -> Outcome:
+    def history(self, cmd: History, peer: Peer) -> Later:
         return Later(self._history(cmd.msg_id))
 
-    async def _history(self, msg_id: int) -> Result:
-        return {"msg_id": msg_id, "events": await self.state.history(msg_id)}
+    async def _history(self, msg_id: int) -> LogEvents:
+        return LogEvents(msg_id, await self.state.history(msg_id))
 
-    def stats(self, cmd: Stats, peer: Peer) -> Outcome:
+    def stats(self, cmd: Stats, peer: Peer) -> Statistics:
         queues = admin.stats(self.core, cmd.queue)
         for name, queue_stats in queues.items():
             group = admin.group_stats(self.core, name)
@@ -101,4 +113,4 @@ class AdminHandlers:
                     member["last_heartbeat_s_ago"] = self.state.last_heartbeat_s_ago(
                         member["holder"])
                 queue_stats["group"] = group
-        return {"server": self.state.figures(), "queues": queues}
+        return Statistics(self.state.figures(), queues)

@@ -1,14 +1,15 @@
 """One function per command: turn a command into a call on the core and an outcome.
 
-Results are the fields of a binary reply (protocol.md 2.3); the connection's speaker encodes
-them for its mode. A handler that cannot answer at once returns `Wait` (a GET that waits) or
-`Later` (HISTORY, which reads the log) and the round answers when it can. Administration
-commands live in admin_handlers.py.
+A handler returns the typed reply its command's SPEC declares (mq/codec/replies.py); the
+connection's speaker encodes it for its mode. A handler that cannot answer at once returns
+`Wait` (a GET that waits) or `Later` (HISTORY, which reads the log) and the round answers when
+it can. Administration commands live in admin_handlers.py.
 """
 
 from __future__ import annotations
 
 from mq.codec.commands import (
+    USAGE,
     Ack,
     AckMany,
     Command,
@@ -30,6 +31,25 @@ from mq.codec.commands import (
     Unmonitor,
     Unsubscribe,
 )
+from mq.codec.replies import (
+    BYE,
+    DONE,
+    PONG,
+    AckedMany,
+    Copies,
+    Deduplicated,
+    Done,
+    Joined,
+    Messages,
+    Monitoring,
+    Pong,
+    Published,
+    PublishedMany,
+    SessionStarted,
+    Subscribed,
+    Touched,
+    Usage,
+)
 from mq.errors import Code, MQError
 from mq.server.admin_handlers import AdminHandlers, Handler
 from mq.server.outcome import Goodbye, Outcome, Peer, Wait
@@ -44,8 +64,8 @@ class Handlers(AdminHandlers):
         self.table: dict[type, Handler] = {
             Ping: self.ping, Publish: self.publish, PublishMany: self.publish_many,
             Fanout: self.fanout, Get: self.get, Ack: self.ack, AckMany: self.ack_many,
-            Nack: self.nack, Touch: self.touch, Help: self.ping, Quit: self.quit,
-            Hello: self.hello, Heartbeat: self.ping, Join: self.join, Leave: self.leave,
+            Nack: self.nack, Touch: self.touch, Help: self.help, Quit: self.quit,
+            Hello: self.hello, Heartbeat: self.heartbeat, Join: self.join, Leave: self.leave,
             Subscribe: self.subscribe, Unsubscribe: self.unsubscribe, Monitor: self.monitor,
             Unmonitor: self.unmonitor,
             **self.admin_table(),
@@ -54,45 +74,46 @@ class Handlers(AdminHandlers):
     def handle(self, command: Command, peer: Peer) -> Outcome:
         return self.table[type(command)](command, peer)
 
-    def ping(self, cmd: Ping | Help | Heartbeat, peer: Peer) -> Outcome:
-        return {}
+    def ping(self, cmd: Ping, peer: Peer) -> Pong:
+        return PONG
+
+    def help(self, cmd: Help, peer: Peer) -> Usage:
+        return USAGE
 
     # --- publishing ---------------------------------------------------------------------------
 
-    def publish(self, cmd: Publish, peer: Peer) -> Outcome:
+    def publish(self, cmd: Publish, peer: Peer) -> Published:
         o = cmd.options
         ids_before = self.core.next_id
         msg_id = self.core.publish(cmd.queue, cmd.body, cmd.key, o.priority,
                                    o.delay_from(self.core.clock()), o.ttl_s, o.dedup_id)
-        if msg_id < ids_before:
-            return {"msg_id": msg_id, "duplicate": True}
-        return {"msg_id": msg_id}
+        return Published(msg_id) if msg_id >= ids_before else Deduplicated(msg_id)
 
-    def publish_many(self, cmd: PublishMany, peer: Peer) -> Outcome:
+    def publish_many(self, cmd: PublishMany, peer: Peer) -> PublishedMany:
         o = cmd.options
         publish, queue, delay = self.core.publish, cmd.queue, o.delay_from(self.core.clock())
-        return {"msg_ids": [publish(queue, body, None, o.priority, delay, o.ttl_s)
-                            for body in cmd.bodies]}
+        return PublishedMany([publish(queue, body, None, o.priority, delay, o.ttl_s)
+                              for body in cmd.bodies])
 
-    def fanout(self, cmd: Fanout, peer: Peer) -> Outcome:
+    def fanout(self, cmd: Fanout, peer: Peer) -> Copies:
         o = cmd.options
         ids = self.core.publish_to_topic(cmd.topic, cmd.body, cmd.key, o.priority,
                                          o.delay_from(self.core.clock()), o.ttl_s, o.dedup_id)
-        return {"msg_ids": ids}
+        return Copies(ids)
 
     # --- consuming ----------------------------------------------------------------------------
 
-    def get(self, cmd: Get, peer: Peer) -> Outcome:
+    def get(self, cmd: Get, peer: Peer) -> Messages | Wait:
         msgs = self.delivery.take(cmd.queue, peer.holder, cmd.lease_s, cmd.max)
         if msgs or cmd.wait_s <= 0:
-            return {"msgs": msgs}
+            return Messages(msgs)
         return Wait(cmd)
 
-    def ack(self, cmd: Ack, peer: Peer) -> Outcome:
+    def ack(self, cmd: Ack, peer: Peer) -> Done:
         self.core.ack(cmd.receipt.msg_id, cmd.receipt.delivery, peer.holder)
-        return {}
+        return DONE
 
-    def ack_many(self, cmd: AckMany, peer: Peer) -> Outcome:
+    def ack_many(self, cmd: AckMany, peer: Peer) -> AckedMany:
         ack, holder = self.core.ack, peer.holder
         failed = []
         for r in cmd.receipts:
@@ -100,36 +121,36 @@ class Handlers(AdminHandlers):
                 ack(r.msg_id, r.delivery, holder)
             except MQError as e:
                 failed.append({"receipt": str(r), "code": e.code.value, "message": e.message})
-        return {"acked": len(cmd.receipts) - len(failed), "failed": failed}
+        return AckedMany(len(cmd.receipts) - len(failed), failed)
 
-    def nack(self, cmd: Nack, peer: Peer) -> Outcome:
+    def nack(self, cmd: Nack, peer: Peer) -> Done:
         r = cmd.receipt
         self.core.nack(r.msg_id, r.delivery, peer.holder, cmd.delay_s, cmd.error)
-        return {}
+        return DONE
 
-    def touch(self, cmd: Touch, peer: Peer) -> Outcome:
+    def touch(self, cmd: Touch, peer: Peer) -> Touched:
         r = cmd.receipt
-        return {"lease_s": self.core.touch(r.msg_id, r.delivery, peer.holder, cmd.lease_s)}
+        return Touched(self.core.touch(r.msg_id, r.delivery, peer.holder, cmd.lease_s))
 
-    def subscribe(self, cmd: Subscribe, peer: Peer) -> Outcome:
+    def subscribe(self, cmd: Subscribe, peer: Peer) -> Subscribed:
         self.delivery.subscribe(peer, cmd.queue, cmd.prefetch, cmd.lease_s)
-        return {"queue": cmd.queue, "prefetch": cmd.prefetch}
+        return Subscribed(cmd.queue, cmd.prefetch)
 
-    def unsubscribe(self, cmd: Unsubscribe, peer: Peer) -> Outcome:
+    def unsubscribe(self, cmd: Unsubscribe, peer: Peer) -> Done:
         self.delivery.unsubscribe(peer, cmd.queue)
-        return {}
+        return DONE
 
-    def monitor(self, cmd: Monitor, peer: Peer) -> Outcome:
+    def monitor(self, cmd: Monitor, peer: Peer) -> Monitoring:
         self.state.monitors.watch(peer, cmd.queue)
-        return {"queue": cmd.queue}
+        return Monitoring(cmd.queue)
 
-    def unmonitor(self, cmd: Unmonitor, peer: Peer) -> Outcome:
+    def unmonitor(self, cmd: Unmonitor, peer: Peer) -> Done:
         self.state.monitors.forget(peer)
-        return {}
+        return DONE
 
     # --- consumer sessions --------------------------------------------------------------------
 
-    def hello(self, cmd: Hello, peer: Peer) -> Outcome:
+    def hello(self, cmd: Hello, peer: Peer) -> SessionStarted:
         if peer.session is not None and cmd.session != peer.session.token:
             raise MQError(Code.BAD_REQUEST, f"this connection is already consumer "
                           f"{peer.session.consumer!r}; open another connection for another one")
@@ -143,9 +164,12 @@ class Handlers(AdminHandlers):
             previous.abort()
         peer.session = session
         self.core.transfer_holder(peer.anonymous_holder, session.holder)
-        return {"session": session.token, "heartbeat_s": heartbeat_s,
-                "dead_after_s": round(sessions.dead_after_s(heartbeat_s), 6),
-                "grace_s": sessions.grace_s, "resumed": cmd.session == session.token}
+        return SessionStarted(session.token, heartbeat_s,
+                              round(sessions.dead_after_s(heartbeat_s), 6), sessions.grace_s,
+                              resumed=cmd.session == session.token)
+
+    def heartbeat(self, cmd: Heartbeat, peer: Peer) -> Done:
+        return DONE  # any request is a sign of life, and the round noted this one
 
     def _session(self, peer: Peer) -> Session[Peer]:
         if peer.session is None:
@@ -153,22 +177,21 @@ class Handlers(AdminHandlers):
                           "session")
         return peer.session
 
-    def join(self, cmd: Join, peer: Peer) -> Outcome:
+    def join(self, cmd: Join, peer: Peer) -> Joined:
         session = self._session(peer)
         prefetch = cmd.prefetch or self.config.default_prefetch
         group = self.core.join(cmd.queue, cmd.group, session.consumer, session.holder, prefetch)
         session.queues.add(cmd.queue)
-        return {"queue": cmd.queue, "group": group.name, "consumer": session.consumer,
-                "prefetch": prefetch, "members": len(group.members)}
+        return Joined(cmd.queue, group.name, session.consumer, prefetch, len(group.members))
 
-    def leave(self, cmd: Leave, peer: Peer) -> Outcome:
+    def leave(self, cmd: Leave, peer: Peer) -> Done:
         session = self._session(peer)
         self.core.leave(cmd.queue, session.consumer)
         session.queues.discard(cmd.queue)
-        return {}
+        return DONE
 
-    def quit(self, cmd: Quit, peer: Peer) -> Outcome:
+    def quit(self, cmd: Quit, peer: Peer) -> Goodbye:
         """A consumer that says goodbye ends its session: its leases go back at once."""
         if peer.session is not None:
             self.state.end_session(peer.session, died=False)
-        return Goodbye({})
+        return Goodbye(BYE)

@@ -1,8 +1,9 @@
 """What a handler knows of the connection it serves (`Peer`), and what it returns (`Outcome`).
 
-A handler never calls back into the server: it returns a result to send now, or says that the
-answer comes later, and the round does the rest. That keeps the handlers free of the server's
-machinery (rounds, commits, sockets) and the server wing free of import circles.
+A handler never calls back into the server: it returns a reply to send now (a typed value of
+mq/codec/replies.py, the one its command's SPEC declares), or says that the answer comes later,
+and the round does the rest. That keeps the handlers free of the server's machinery (rounds,
+commits, sockets) and the server wing free of import circles.
 """
 
 from __future__ import annotations
@@ -12,9 +13,8 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from mq.codec.commands import Get
+from mq.codec.replies import Reply
 from mq.server.sessions import Session
-
-Result = dict[str, Any]
 
 
 class Peer(Protocol):
@@ -48,15 +48,15 @@ class Wait:
 class Later:
     """Answer with what `work` returns (say, a read of the log) once it is done."""
 
-    work: Coroutine[Any, Any, Result]
+    work: Coroutine[Any, Any, Reply]
 
 
 @dataclass(frozen=True, slots=True)
 class Goodbye:
-    """Reply with `result`, then close the connection once its replies are out."""
+    """Reply with `reply`, then close the connection once its replies are out."""
 
-    result: Result
+    reply: Reply
 
 
-Outcome = Result | Wait | Later | Goodbye
-"""A plain result is the reply to send now: the common case, so it is not wrapped."""
+Outcome = Reply | Wait | Later | Goodbye
+"""A plain reply is the one to send now: the common case, so it is not wrapped."""

@@ -16,11 +16,12 @@ from collections.abc import Callable, Coroutine
 from typing import Any
 
 from mq.codec.commands import Command, Rejected
+from mq.codec.replies import Messages, Reply
 from mq.errors import Code, MQError
 from mq.server.connection import Connection, Item
 from mq.server.delivery import Answer
 from mq.server.handlers import Handlers
-from mq.server.outcome import Goodbye, Later, Outcome, Peer, Result, Wait
+from mq.server.outcome import Goodbye, Later, Outcome, Peer, Wait
 from mq.server.sessions import Session
 from mq.server.state import ServerState
 from mq.storage.group_commit import GroupCommit
@@ -130,7 +131,7 @@ class Rounds:
             outcome = self.handlers.handle(item, conn)
             if isinstance(outcome, Wait):
                 if conn.eof:
-                    outcome = {"msgs": []}  # it can send nothing more: no point in waiting
+                    outcome = Messages([])  # it can send nothing more: no point in waiting
                 else:
                     self.state.delivery.wait(conn, outcome.get, self.core.clock())
         except MQError as e:
@@ -143,10 +144,10 @@ class Rounds:
         self._apply(conn, item, outcome)
 
     def _apply(self, conn: Connection, command: Command, outcome: Outcome) -> None:
-        if isinstance(outcome, dict):
+        if isinstance(outcome, Reply):
             self._reply(conn, command, outcome)
         elif isinstance(outcome, Goodbye):
-            self._reply(conn, command, outcome.result)
+            self._reply(conn, command, outcome.reply)
             conn.closing = True
         else:
             conn.awaiting += 1
@@ -155,7 +156,7 @@ class Rounds:
                 self._spawn(self._answer_later(conn, command, outcome.work))
 
     async def _answer_later(self, conn: Connection, command: Command,
-                            work: Coroutine[Any, Any, Result]) -> None:
+                            work: Coroutine[Any, Any, Reply]) -> None:
         try:
             self._reply(conn, command, await work)
         except MQError as e:
@@ -170,7 +171,7 @@ class Rounds:
     def _answer(self, answer: Answer[Peer]) -> None:
         conn = answer.conn
         assert isinstance(conn, Connection)
-        self._reply(conn, answer.get, {"msgs": answer.msgs})
+        self._reply(conn, answer.get, Messages(answer.msgs))
         self._answered(conn)
 
     def _answered(self, conn: Connection) -> None:
@@ -178,8 +179,8 @@ class Rounds:
         if conn.backlog:
             self._drain_backlog(conn)
 
-    def _reply(self, conn: Connection, command: Command, result: Result) -> None:
-        self._queue(conn, conn.speaker.reply(command, result))
+    def _reply(self, conn: Connection, command: Command, reply: Reply) -> None:
+        self._queue(conn, conn.speaker.reply(command, reply))
 
     def _fail(self, conn: Connection, rid: int | None, error: MQError) -> None:
         self._queue(conn, conn.speaker.error(rid, error))

@@ -8,15 +8,15 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
-from mq.codec.binary import BinaryDecoder, encode_error, encode_frame, encode_ok
+from mq.codec.binary import BinaryDecoder, encode_error, encode_frame, encode_reply
 from mq.codec.commands import Command
+from mq.codec.replies import Reply
 from mq.codec.sniff import Mode
 from mq.codec.text import TextDecoder
-from mq.codec.text_lines import EOL, format_event, format_message
-from mq.codec.text_reply import encode_text_error, encode_text_reply
+from mq.codec.text_lines import EOL, error_line, format_event, format_message
 from mq.errors import MQError
 
-Result = dict[str, Any]
+Wire = dict[str, Any]  # a message or event map, shaped where it is made
 
 
 class Speaker(Protocol):
@@ -24,15 +24,15 @@ class Speaker(Protocol):
     # their order: a command that waits (a long-poll GET, HISTORY) holds the ones typed after it.
     in_order: bool
 
-    def reply(self, command: Command, result: Result) -> bytes: ...
+    def reply(self, command: Command, reply: Reply) -> bytes: ...
 
     def error(self, rid: int | None, error: MQError) -> bytes: ...
 
-    def messages(self, queue: str, msgs: list[Result]) -> bytes:
+    def messages(self, queue: str, msgs: list[Wire]) -> bytes:
         """Messages pushed to a subscription."""
         ...
 
-    def event(self, event: Result) -> bytes:
+    def event(self, event: Wire) -> bytes:
         """One MONITOR event."""
         ...
 
@@ -40,16 +40,16 @@ class Speaker(Protocol):
 class BinarySpeaker:
     in_order = False
 
-    def reply(self, command: Command, result: Result) -> bytes:
-        return encode_ok(command.rid, result)
+    def reply(self, command: Command, reply: Reply) -> bytes:
+        return encode_reply(command.rid, reply)
 
     def error(self, rid: int | None, error: MQError) -> bytes:
         return encode_error(rid, error)
 
-    def messages(self, queue: str, msgs: list[Result]) -> bytes:
+    def messages(self, queue: str, msgs: list[Wire]) -> bytes:
         return encode_frame({"push": "msgs", "queue": queue, "msgs": msgs})
 
-    def event(self, event: Result) -> bytes:
+    def event(self, event: Wire) -> bytes:
         return encode_frame({"push": "event", **{k: v for k, v in event.items()
                                                  if v is not None}})
 
@@ -57,16 +57,16 @@ class BinarySpeaker:
 class TextSpeaker:
     in_order = True
 
-    def reply(self, command: Command, result: Result) -> bytes:
-        return encode_text_reply(command, result)
+    def reply(self, command: Command, reply: Reply) -> bytes:
+        return reply.text()
 
     def error(self, rid: int | None, error: MQError) -> bytes:
-        return encode_text_error(error)
+        return error_line(error)
 
-    def messages(self, queue: str, msgs: list[Result]) -> bytes:
+    def messages(self, queue: str, msgs: list[Wire]) -> bytes:
         return b"".join(_text_line(format_message(m)) for m in msgs)
 
-    def event(self, event: Result) -> bytes:
+    def event(self, event: Wire) -> bytes:
         return _text_line(format_event(event))
 
 

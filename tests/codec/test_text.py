@@ -7,9 +7,9 @@ from hypothesis import strategies as st
 
 from mq.codec.commands import Ack, Declare, Get, Nack, Ping, Publish, Rejected, Stats, Touch
 from mq.codec.escape import escape_body, unescape_body
+from mq.codec.replies import Messages
 from mq.codec.sniff import Mode, sniff_mode
 from mq.codec.text import TextDecoder
-from mq.codec.text_reply import encode_text_reply
 from mq.codec.values import Receipt
 from mq.errors import Code
 
@@ -76,8 +76,8 @@ def test_arbitrary_bytes_never_raise(data: bytes, step: int) -> None:
 
 def test_get_reply_formats() -> None:
     msg = {"receipt": "4.2", "queue": "q", "deliveries": 2, "body": b"a\nb"}
-    assert encode_text_reply(Get("q"), {"msgs": [msg]}) == b"MSG 4.2 q 2 a\\nb\r\n"
-    assert encode_text_reply(Get("q"), {"msgs": []}) == b"+EMPTY\r\n"
+    assert Messages([msg]).text() == b"MSG 4.2 q 2 a\\nb\r\n"
+    assert Messages([]).text() == b"+EMPTY\r\n"
 
 
 def test_sniffing_never_takes_a_frame_for_text() -> None:

@@ -4,13 +4,28 @@ test suite reads too: both sides agree byte for byte."""
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from mq.codec.binary import BinaryDecoder, command_from_map, encode_frame
+from mq.codec.binary import BinaryDecoder, command_from_map, encode_frame, encode_reply
 from mq.codec.commands import Rejected
+from mq.codec.replies import (
+    DONE,
+    PONG,
+    AckedMany,
+    Copies,
+    Deduplicated,
+    Joined,
+    Messages,
+    Published,
+    PublishedMany,
+    Reply,
+    SessionStarted,
+    Touched,
+)
 
 VECTORS = json.loads((Path(__file__).parents[1] / "vectors" / "frames.json").read_text())["frames"]
 
@@ -41,3 +56,33 @@ def test_request_vectors_decode_to_commands(vector: dict[str, Any]) -> None:
     assert not isinstance(command, Rejected), command
     assert command == command_from_map(meaning(vector["meaning"]))
     assert command.rid == vector["meaning"]["rid"]
+
+
+def _reply(name: str, make: Callable[[dict[str, Any]], Reply]) -> tuple[str, Reply]:
+    fields = {k: v for k, v in meaning(BY_NAME[name]["meaning"]).items() if k not in ("rid", "ok")}
+    return name, make(fields)
+
+
+BY_NAME = {v["name"]: v for v in VECTORS}
+TYPED_REPLIES = [
+    _reply("ping reply", lambda f: PONG),
+    _reply("pub reply", lambda f: Published(**f)),
+    _reply("pub reply, deduplicated", lambda f: Deduplicated(f["msg_id"])),
+    _reply("mpub reply", lambda f: PublishedMany(**f)),
+    _reply("get reply", lambda f: Messages(**f)),
+    _reply("get reply, empty", lambda f: Messages(**f)),
+    _reply("touch reply", lambda f: Touched(**f)),
+    _reply("hello reply", lambda f: SessionStarted(**f)),
+    _reply("join reply", lambda f: Joined(**f)),
+    _reply("batch ack reply", lambda f: AckedMany(**f)),
+    _reply("fanout reply", lambda f: Copies(**f)),
+]
+
+
+@pytest.mark.parametrize(("name", "reply"), TYPED_REPLIES, ids=[n for n, _ in TYPED_REPLIES])
+def test_typed_replies_encode_to_the_reply_vectors(name: str, reply: Reply) -> None:
+    assert encode_reply(BY_NAME[name]["meaning"]["rid"], reply).hex() == BY_NAME[name]["frame"]
+
+
+def test_a_reply_with_nothing_to_say_is_rid_and_ok() -> None:
+    assert encode_reply(3, DONE) == encode_frame({"rid": 3, "ok": True})
