@@ -6,7 +6,8 @@ from __future__ import annotations
 from typing import Any
 
 from mq.core.broker import Broker
-from mq.core.model import Bound, Declared, Dropped, Message, Purged, QueueSettings, State
+from mq.core.events import Bound, Declared, Purged, Removed
+from mq.core.model import Message, QueueSettings, State
 from mq.errors import Code, MQError
 
 
@@ -33,7 +34,7 @@ def purge(core: Broker, queue: str, reason: str = "purge") -> int:
     for msg in doomed:
         q.remove(msg)
         del core.messages[msg.id]
-        core.pending.append(Dropped(msg.id, now, reason, queue))
+        core.pending.append(Removed(msg.id, now, reason, queue))
     return len(doomed)
 
 

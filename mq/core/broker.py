@@ -22,22 +22,20 @@ import heapq
 from collections.abc import Iterable
 
 from mq.core.clock import Clock
-from mq.core.group import Group, Member, RingFactory
-from mq.core.model import (
+from mq.core.events import (
     Acked,
     Appended,
     Change,
-    DeadLetter,
-    Dropped,
     Expired,
     Leased,
-    Message,
+    Left,
     Moved,
     Nacked,
-    QueueSettings,
     Released,
-    State,
+    Removed,
 )
+from mq.core.group import Group, Member, RingFactory
+from mq.core.model import DeadLetter, Message, QueueSettings, State
 from mq.core.queue import Queue
 from mq.core.topics import Topics
 from mq.errors import Code, MQError
@@ -175,7 +173,7 @@ class Broker:
                 break
             if msg.expires_at is not None and msg.expires_at <= now:
                 q.take(msg)
-                self._remove(q, msg, Dropped(msg.id, now, "ttl", q.name))
+                self._remove(q, msg, Removed(msg.id, now, "ttl", q.name))
                 q.counters.ttl_expired += 1
                 continue
             if budget is not None:
@@ -322,7 +320,7 @@ class Broker:
             for msg_id in sorted(q.held_by.get(holder, ())):
                 msg = q.messages[msg_id]
                 if not died:
-                    self.pending.append(Nacked(msg_id, now, now, None, q.name))
+                    self.pending.append(Left(msg_id, now, holder, q.name))
                     if not self._dead_letter_if_spent(q, msg, now):
                         q.make_ready(msg)
                         released += 1
@@ -405,7 +403,7 @@ class Broker:
                 break
             old.append(msg)
         for msg in old:
-            self._remove(q, msg, Dropped(msg.id, now, "retention", q.name))
+            self._remove(q, msg, Removed(msg.id, now, "retention", q.name))
             q.counters.dropped += 1
 
     def queue_names(self) -> list[str]:

@@ -1,10 +1,9 @@
-"""Value types of the queue model, and the changes the core reports for storage to record."""
+"""Value types of the queue model. What happens to them is in events.py."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import Enum
-from typing import NamedTuple
 
 
 class State(Enum):
@@ -84,92 +83,3 @@ class QueueSettings:
 
 
 DLQ_SUFFIX = ".dlq"
-
-
-# Changes: what happened, in order, for the log. Storage turns each into rows.
-# NamedTuples rather than frozen dataclasses: several are made for every message, and a tuple
-# is built three times faster. They are just as immutable.
-
-
-class Appended(NamedTuple):
-    message: Message
-    body_of: int | None = None  # fan-out copy: the message whose log row holds the body
-
-
-class Moved(NamedTuple):
-    """To a dead-letter queue (reason says why) or back from one (a redrive)."""
-
-    msg_id: int
-    at: float
-    queue: str
-    reason: str
-    delivery_base: int
-    redrive: bool = False
-    source: str = ""  # the queue it left
-
-
-class Purged(NamedTuple):
-    """A queue deleted with all its messages and settings."""
-
-    queue: str
-
-
-class Bound(NamedTuple):
-    topic: str
-    queue: str
-    bound: bool  # False: unbound
-
-
-class Leased(NamedTuple):
-    msg_id: int
-    delivery: int
-    holder: str
-    at: float
-    queue: str = ""
-
-
-class Acked(NamedTuple):
-    msg_id: int
-    at: float
-    queue: str = ""
-
-
-class Nacked(NamedTuple):
-    msg_id: int
-    at: float
-    ready_at: float
-    error: str | None = None
-    queue: str = ""
-
-
-class Expired(NamedTuple):
-    msg_id: int
-    at: float
-    queue: str = ""
-
-
-class Released(NamedTuple):
-    """A lease given back because its holder died."""
-
-    msg_id: int
-    at: float
-    holder: str
-    queue: str = ""
-
-
-class Dropped(NamedTuple):
-    msg_id: int
-    at: float
-    reason: str = "retention"  # or "ttl", "purge"
-    queue: str = ""
-
-
-class Declared(NamedTuple):
-    queue: str
-    settings: QueueSettings
-
-
-Change = (
-    Appended | Leased | Acked | Nacked | Expired | Released | Moved | Dropped | Declared | Purged
-    | Bound
-)

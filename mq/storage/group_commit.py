@@ -14,7 +14,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from mq.core.model import Change
+from mq.core.events import Change
 from mq.storage.base import Store
 
 log = logging.getLogger(__name__)

@@ -12,18 +12,8 @@ import pytest
 from mq.core import admin
 from mq.core.broker import RETENTION_BATCH, Broker
 from mq.core.clock import FakeClock
-from mq.core.model import (
-    Acked,
-    Appended,
-    Declared,
-    Dropped,
-    Expired,
-    Leased,
-    Message,
-    Nacked,
-    QueueSettings,
-    State,
-)
+from mq.core.events import Acked, Appended, Declared, Expired, Leased, Nacked, Removed
+from mq.core.model import Message, QueueSettings, State
 from mq.errors import Code, MQError
 
 T0 = 1_800_000_000.0
@@ -520,7 +510,7 @@ def test_take_changes_reports_each_change_in_order(broker: Broker, clock: FakeCl
     broker.tick()
     changes = broker.take_changes()
     assert [type(c) for c in changes] == [
-        Declared, Appended, Appended, Leased, Acked, Leased, Nacked, Leased, Expired, Dropped,
+        Declared, Appended, Appended, Leased, Acked, Leased, Nacked, Leased, Expired, Removed,
     ]
     declared, app1, app2, leased1, acked, leased2, nacked, leased3, expired, dropped = changes
     assert declared == Declared("q", QueueSettings(100, LEASE_S))
@@ -533,7 +523,7 @@ def test_take_changes_reports_each_change_in_order(broker: Broker, clock: FakeCl
     assert nacked == Nacked(2, T0, T0 + 5, None, "q")
     assert leased3 == Leased(2, 2, "h2", T0 + 5, "q")
     assert expired == Expired(2, T0 + 15, "q")
-    assert dropped == Dropped(2, T0 + 100, "retention", "q")
+    assert dropped == Removed(2, T0 + 100, "retention", "q")
     assert broker.take_changes() == []
 
 

@@ -8,7 +8,8 @@ import pytest
 from mq.core import admin
 from mq.core.broker import Broker
 from mq.core.clock import FakeClock
-from mq.core.model import Appended, Moved, QueueSettings, State
+from mq.core.events import Appended, Moved
+from mq.core.model import QueueSettings, State
 from mq.errors import Code, MQError
 
 
