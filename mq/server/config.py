@@ -36,9 +36,14 @@ class Config:
     default_prefetch: int = 100  # unacked messages a group member may hold at once
     ring_vnodes: int = 512  # points per member on a group's hash ring
     keep_history_s: float = 60.0  # acked/removed messages stay in the log this long (HISTORY)
-    write_buffer_high_bytes: int = 4 * 1024 * 1024  # pause reading a client above this
-    max_text_backlog_lines: int = 10_000  # text lines held behind a waiting GET before pausing
+    # Bounds on what one client can make the broker hold (protocol.md section 7).
+    write_buffer_high_bytes: int = 4 * 1024 * 1024  # replies not yet read: no more executed
+    max_backlog_commands: int = 10_000  # read but not yet executed, before reading pauses
+    max_unconfirmed_replies: int = 10_000  # replies waiting for a commit, before reading pauses
     max_waiting_gets: int = 1_000  # long-poll GETs one connection may have waiting at once
+    max_log_reads: int = 16  # HISTORY reads one connection may have running at once
+    max_buffered_input_bytes: int = 256 * 1024 * 1024  # unfinished frames of all clients
+    max_commit_changes: int = 20_000  # changes per group commit (one round may exceed it)
     shutdown_timeout_s: float = 10.0
 
     def __post_init__(self) -> None:
@@ -60,6 +65,12 @@ class Config:
             raise ValueError("grace_s and keep_history_s must be >= 0")
         if not 1 <= self.default_prefetch <= MAX_PREFETCH:
             raise ValueError(f"default_prefetch must be 1 .. {MAX_PREFETCH}")
+        bounds = (self.write_buffer_high_bytes, self.max_backlog_commands,
+                  self.max_unconfirmed_replies, self.max_waiting_gets, self.max_log_reads,
+                  self.max_commit_changes)
+        if min(bounds) < 1 or self.max_buffered_input_bytes < self.max_frame_bytes:
+            raise ValueError("every bound must be at least 1, and max_buffered_input_bytes at "
+                             "least max_frame_bytes")
         if not 0 <= self.port <= 65535:
             raise ValueError("port must be 0..65535 (0 picks a free port)")
 

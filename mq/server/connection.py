@@ -2,9 +2,18 @@
 until the changes they confirm are committed, and applies back-pressure.
 
 A connection knows the broker only as a `Round`: it hands over what it decoded and learns which
-batch is committed. Replies are released in the order they were made. A connection whose
-speaker needs replies in order (text mode) executes its commands one after another: a command
-that waits holds the lines typed after it (the backlog).
+batch is committed. Replies are released in the order they were made.
+
+Back-pressure. What the client sent is decoded into the backlog and executed from there. The
+broker stops executing a connection's backlog while its unread replies are above
+`write_buffer_high_bytes` (so 100 PEEKs of a big message cost one reply's memory, not 100), and
+stops reading its socket while the backlog or its replies waiting for a commit are above their
+bounds: the rest of a fast client's requests wait in its own socket, not in the broker. A
+connection whose speaker needs replies in order (text mode) also holds its backlog while a
+command waits for its answer.
+
+A client that shuts down its sending side (EOF) still gets every reply to what it sent; the
+connection closes once they are out.
 """
 
 from __future__ import annotations
@@ -40,6 +49,10 @@ class Round(Protocol):
         """Execute what `conn` sent; its replies come back through `send`."""
         ...
 
+    def writable(self, conn: Connection) -> None:
+        """The client read its replies: execute what waits in its backlog."""
+        ...
+
     def closed(self, conn: Connection) -> None: ...
 
 
@@ -55,9 +68,13 @@ class Connection(asyncio.Protocol):
         self._decoder: Decoder | None = None
         self._transport: asyncio.Transport | None = None
         self._held: deque[tuple[int, bytes]] = deque()  # (batch number, reply bytes)
-        self.backlog: deque[Item] = deque()  # in-order mode: commands behind a waiting one
-        self.blocked = False  # in-order mode: a command is waiting for its answer
+        self.unsent_bytes = 0  # replies made but not yet handed to the socket
+        self.backlog: deque[Item] = deque()  # read, not yet executed
+        self.awaiting = 0  # commands waiting for their answer (a GET that waits, HISTORY)
+        self.log_reads = 0  # of those, HISTORY reads running
+        self.buffered_input = 0  # bytes of unfinished requests the decoder holds
         self.closing = False  # no more requests are read; close once replies are flushed
+        self.eof = False  # the client sent all it will send; close once everything is answered
         self._read_holds: set[str] = set()  # why reading is paused; read again when empty
 
     @property
@@ -84,6 +101,11 @@ class Connection(asyncio.Protocol):
                                                    self.config.max_line_bytes)
         self.broker.received(self, self._decoder.feed(data))
 
+    def eof_received(self) -> bool:
+        self.eof = True
+        self.close_if_done()
+        return True  # keep the sending side open for the replies still due
+
     def connection_lost(self, exc: Exception | None) -> None:
         self.closing = True
         self._transport = None
@@ -95,6 +117,16 @@ class Connection(asyncio.Protocol):
 
     def resume_writing(self) -> None:
         self.release_reading("replies")
+        self.broker.writable(self)
+
+    @property
+    def decoder_buffered_bytes(self) -> int:
+        return 0 if self._decoder is None else self._decoder.buffered_bytes
+
+    def over_output(self) -> bool:
+        """Too many replies wait to be read: execute nothing more for now."""
+        written = 0 if self._transport is None else self._transport.get_write_buffer_size()
+        return self.unsent_bytes + written > self.config.write_buffer_high_bytes
 
     def hold_reading(self, reason: str) -> None:
         if self._transport is not None and not self._read_holds:
@@ -109,12 +141,18 @@ class Connection(asyncio.Protocol):
 
     # --- replies ------------------------------------------------------------------------------
 
+    def queue_reply(self, data: bytes) -> None:
+        """Account for a reply made in this round; `send` hands it on."""
+        self.unsent_bytes += len(data)
+
     def send(self, number: int, data: bytes) -> bool:
         """Send `data` once batch `number` is committed; True if it had to be held."""
         if not self._held and number <= self.broker.committed:
             self._write(data)
             return False
         self._held.append((number, data))
+        if len(self._held) >= self.config.max_unconfirmed_replies:
+            self.hold_reading("unconfirmed")
         return True
 
     def release(self, committed: int) -> bool:
@@ -122,15 +160,23 @@ class Connection(asyncio.Protocol):
         held = self._held
         while held and held[0][0] <= committed:
             self._write(held.popleft()[1])
+        if len(held) < self.config.max_unconfirmed_replies // 2:
+            self.release_reading("unconfirmed")
         self.close_if_done()
         return bool(held)
 
     def _write(self, data: bytes) -> None:
+        self.unsent_bytes -= len(data)
         if self._transport is not None:
             self._transport.write(data)
 
+    @property
+    def done(self) -> bool:
+        """Nothing more is due to this client: it may be closed once its replies are out."""
+        return self.closing or (self.eof and not self.awaiting and not self.backlog)
+
     def close_if_done(self) -> None:
-        if self.closing and not self._held and self._transport is not None:
+        if self.done and not self._held and self._transport is not None:
             self._transport.close()
 
     def abort(self) -> None:

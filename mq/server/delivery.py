@@ -30,6 +30,10 @@ class Consumer(Protocol):
     @property
     def holder(self) -> str: ...
 
+    def over_output(self) -> bool:
+        """Too many replies wait to be read by this client."""
+        ...
+
 
 C = TypeVar("C", bound=Consumer)
 
@@ -68,6 +72,7 @@ class Delivery(Generic[C]):
         self.waiters: Waiters[C] = Waiters()
         self._waits_of: dict[C, list[Waiter[C]]] = {}
         self._subs: dict[str, list[Subscription[C]]] = {}
+        self._subscribed: dict[C, set[str]] = {}  # connection -> queues it subscribes to
 
     # --- the one lease ------------------------------------------------------------------------
 
@@ -112,6 +117,7 @@ class Delivery(Generic[C]):
     def subscribe(self, conn: C, queue: str, prefetch: int, lease_s: float | None) -> None:
         self.unsubscribe(conn, queue)
         self._subs.setdefault(queue, []).append(Subscription(conn, queue, prefetch, lease_s))
+        self._subscribed.setdefault(conn, set()).add(queue)
         self.core.queue(queue)
         self.core.woken.add(queue)  # serve it what is ready already
 
@@ -121,6 +127,16 @@ class Delivery(Generic[C]):
             self._subs[queue] = subs
         else:
             self._subs.pop(queue, None)
+        queues = self._subscribed.get(conn)
+        if queues is not None:
+            queues.discard(queue)
+            if not queues:
+                del self._subscribed[conn]
+
+    def resume(self, conn: C) -> None:
+        """`conn` reads its replies again: its subscriptions may be topped up."""
+        for queue in self._subscribed.get(conn, ()):
+            self.core.woken.add(queue)
 
     @property
     def subscriptions(self) -> int:
@@ -154,6 +170,8 @@ class Delivery(Generic[C]):
         if not subs:
             return
         for sub in list(subs):  # in turn, so subscribers share a busy queue
+            if sub.conn.over_output():
+                continue  # it does not read what it has: more would only pile up here
             credit = sub.prefetch - self._held(queue, sub.conn.holder)
             if credit > 0:
                 msgs = self.take(queue, sub.conn.holder, sub.lease_s, credit)
@@ -175,7 +193,7 @@ class Delivery(Generic[C]):
         """`conn` is gone: its waiting GETs and its subscriptions end."""
         for waiter in self._waits_of.pop(conn, ()):
             self.waiters.finish(waiter)
-        for queue in [q for q, subs in self._subs.items() if any(s.conn is conn for s in subs)]:
+        for queue in list(self._subscribed.get(conn, ())):
             self.unsubscribe(conn, queue)
 
 

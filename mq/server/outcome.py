@@ -32,6 +32,10 @@ class Peer(Protocol):
         """Close at once, dropping unsent bytes."""
         ...
 
+    def over_output(self) -> bool:
+        """Too many replies wait to be read by this client."""
+        ...
+
 
 @dataclass(frozen=True, slots=True)
 class Wait:

@@ -44,6 +44,8 @@ class Rounds:
         self.connections: set[Connection] = set()
         self._held: set[Connection] = set()  # connections with replies waiting for a commit
         self._out: list[tuple[Connection, bytes]] = []  # this round's replies, in order
+        self.buffered_input = 0  # bytes of unfinished requests, all connections together
+        self.monitor_events_dropped = 0
 
     @property
     def committed(self) -> int:
@@ -57,19 +59,33 @@ class Rounds:
     def received(self, conn: Connection, items: list[Item]) -> None:
         if conn.session is not None:
             self.state.sessions.beat(conn.session, self.core.clock())  # any request is a sign
-        if conn.speaker.in_order:
-            conn.backlog.extend(items)
-            self._drain_backlog(conn)
-        else:
-            for item in items:
-                if conn.closing:
-                    break
-                self._execute(conn, item)
+        self._count_input(conn)
+        conn.backlog.extend(items)
+        self._drain_backlog(conn)
         self.finish()
+
+    def writable(self, conn: Connection) -> None:
+        self._drain_backlog(conn)
+        self.state.delivery.resume(conn)
+        self.finish()
+
+    def _count_input(self, conn: Connection) -> None:
+        """Unfinished frames of all clients together are bounded: the client whose frame
+        would take them above `max_buffered_input_bytes` is refused and closed."""
+        now = conn.decoder_buffered_bytes
+        self.buffered_input += now - conn.buffered_input
+        conn.buffered_input = now
+        limit = self.state.config.max_buffered_input_bytes
+        if self.buffered_input > limit and now > 0:
+            self._fail(conn, None, MQError(Code.OVERLOADED, f"the broker holds {limit} bytes "
+                                           "of unfinished requests (max_buffered_input_bytes); "
+                                           "retry later"))
 
     def closed(self, conn: Connection) -> None:
         self.connections.discard(conn)
         self._held.discard(conn)
+        self.buffered_input -= conn.buffered_input
+        conn.buffered_input = 0
         self.state.delivery.forget(conn)
         self.state.monitors.forget(conn)
         session = conn.session
@@ -83,10 +99,14 @@ class Rounds:
     # --- executing ----------------------------------------------------------------------------
 
     def _drain_backlog(self, conn: Connection) -> None:
-        while conn.backlog and not conn.blocked and not conn.closing:
-            self._execute(conn, conn.backlog.popleft())
-        # Commands sent behind a waiting one are parsed but held: bound them.
-        if len(conn.backlog) >= self.state.config.max_text_backlog_lines:
+        backlog, config = conn.backlog, self.state.config
+        while backlog and not conn.closing:
+            if conn.awaiting and conn.speaker.in_order:
+                break  # replies must come in order: the rest waits for that answer
+            if conn.log_reads >= config.max_log_reads or conn.over_output():
+                break  # resumed when a read ends or the client reads its replies
+            self._execute(conn, backlog.popleft())
+        if len(backlog) >= config.max_backlog_commands:
             conn.hold_reading("backlog")
         else:
             conn.release_reading("backlog")
@@ -115,9 +135,9 @@ class Rounds:
             self._reply(conn, command, outcome.result)
             conn.closing = True
         else:
-            if conn.speaker.in_order:
-                conn.blocked = True  # until it is answered
+            conn.awaiting += 1
             if isinstance(outcome, Later):
+                conn.log_reads += 1
                 self._spawn(self._answer_later(conn, command, outcome.work))
 
     async def _answer_later(self, conn: Connection, command: Command,
@@ -129,27 +149,32 @@ class Rounds:
         except Exception:
             log.exception("internal error answering %s", type(command).__name__)
             self._fail(conn, command.rid, INTERNAL)
-        self._unblock(conn)
+        conn.log_reads -= 1
+        self._answered(conn)
         self.finish()
 
     def _answer(self, answer: Answer[Peer]) -> None:
         conn = answer.conn
         assert isinstance(conn, Connection)
         self._reply(conn, answer.get, {"msgs": answer.msgs})
-        self._unblock(conn)
+        self._answered(conn)
 
-    def _unblock(self, conn: Connection) -> None:
-        if conn.blocked:
-            conn.blocked = False
+    def _answered(self, conn: Connection) -> None:
+        conn.awaiting -= 1
+        if conn.backlog:
             self._drain_backlog(conn)
 
     def _reply(self, conn: Connection, command: Command, result: Result) -> None:
-        self._out.append((conn, conn.speaker.reply(command, result)))
+        self._queue(conn, conn.speaker.reply(command, result))
 
     def _fail(self, conn: Connection, rid: int | None, error: MQError) -> None:
-        self._out.append((conn, conn.speaker.error(rid, error)))
+        self._queue(conn, conn.speaker.error(rid, error))
         if error.fatal:
             conn.closing = True
+
+    def _queue(self, conn: Connection, data: bytes) -> None:
+        conn.queue_reply(data)
+        self._out.append((conn, data))
 
     # --- the end of a round -------------------------------------------------------------------
 
@@ -163,23 +188,39 @@ class Rounds:
             for push in pushes:
                 conn = push.conn
                 assert isinstance(conn, Connection)
-                self._out.append((conn, conn.speaker.messages(push.queue, push.msgs)))
+                self._queue(conn, conn.speaker.messages(push.queue, push.msgs))
             woken = self.core.take_woken()
         changes = self.core.take_changes()
-        for watcher, event in self.state.monitors.events(changes):
-            assert isinstance(watcher, Connection)
-            self._out.append((watcher, watcher.speaker.event(event)))
-        number = self.group.submit(changes)
+        self._send_events(changes)
+        # A round without changes confirms nothing: its replies wait only for the earlier
+        # replies of their own connection, never for another client's commit.
+        number = self.group.submit(changes) if changes else 0
         out, self._out = self._out, []
         for conn, data in out:
             if conn.send(number, data):
                 self._held.add(conn)
-        for conn in {conn for conn, _ in out if conn.closing}:
+        for conn in {conn for conn, _ in out if conn.done}:
             conn.close_if_done()
         self._after_round()
 
+    def _send_events(self, changes: list[Any]) -> None:
+        for watcher, event in self.state.monitors.events(changes):
+            assert isinstance(watcher, Connection)
+            if watcher.over_output():
+                # A monitor that does not read loses events rather than growing the broker.
+                self.monitor_events_dropped += 1
+            else:
+                self._queue(watcher, watcher.speaker.event(event))
+
     def on_commit(self, number: int) -> None:
-        self._held = {conn for conn in self._held if conn.release(number)}
+        conns = list(self._held)
+        self._held = {conn for conn in conns if conn.release(number)}
+        for conn in conns:  # their replies went out: they may do more
+            if conn.backlog:
+                self._drain_backlog(conn)
+            self.state.delivery.resume(conn)
+        if conns:
+            self.finish()
 
     # --- time and shutdown --------------------------------------------------------------------
 

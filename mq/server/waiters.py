@@ -15,6 +15,7 @@ from typing import Generic, TypeVar
 from mq.codec.commands import Get
 
 C = TypeVar("C")
+COMPACT_AFTER = 1_000  # answered waiters kept before the structures are rebuilt without them
 
 
 @dataclass(eq=False, slots=True)
@@ -31,6 +32,7 @@ class Waiters(Generic[C]):
     _deadlines: list[tuple[float, int, Waiter[C]]] = field(default_factory=list)
     _order: Iterator[int] = field(default_factory=itertools.count)
     count: int = 0
+    _finished: int = 0  # answered waiters still referenced by the structures above
 
     def park(self, waiter: Waiter[C]) -> None:
         self._by_queue.setdefault(waiter.command.queue, deque()).append(waiter)
@@ -53,6 +55,19 @@ class Waiters(Generic[C]):
         if not waiter.done:
             waiter.done = True
             self.count -= 1
+            self._finished += 1
+            if self._finished > COMPACT_AFTER and self._finished > self.count:
+                self._compact()
+
+    def _compact(self) -> None:
+        # Answered waiters are dropped lazily, when their queue is looked at or their deadline
+        # comes. Waiters of connections that closed may never be looked at again, and each
+        # keeps its whole connection alive: once they outnumber the live ones, drop them all.
+        self._by_queue = {q: deque(w for w in line if not w.done)
+                          for q, line in self._by_queue.items() if any(not w.done for w in line)}
+        self._deadlines = [entry for entry in self._deadlines if not entry[2].done]
+        heapq.heapify(self._deadlines)
+        self._finished = 0
 
     def expired(self, now: float) -> list[Waiter[C]]:
         out: list[Waiter[C]] = []

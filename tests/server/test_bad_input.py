@@ -133,7 +133,7 @@ def test_half_typed_line_then_disconnect(broker: BrokerProcess) -> None:
 
 def test_lines_piled_behind_a_waiting_get_are_bounded(broker: BrokerProcess) -> None:
     """A text client whose GET waits and who keeps typing is read no further once the held
-    lines reach max_text_backlog_lines: its bytes stay in the socket, not in the broker."""
+    lines reach max_backlog_commands: its bytes stay in the socket, not in the broker."""
     rss_before = broker.rss_bytes()
     s = socket.create_connection(("127.0.0.1", broker.port), timeout=10)
     s.sendall(b"GET nothing 30 3\r\n")
