@@ -15,6 +15,7 @@ is built three times faster. They are just as immutable.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from enum import IntEnum
 from typing import NamedTuple
 
@@ -175,3 +176,12 @@ class Bound(NamedTuple):
 
 MessageChange = Appended | Leased | Acked | Nacked | Expired | Released | Left | Removed | Moved
 Change = MessageChange | Declared | Purged | Bound
+
+
+@dataclass(frozen=True, slots=True)
+class Effects:
+    """What the broker's operations did since the last time the caller asked."""
+
+    changes: list[Change]  # in the order they happened: for the log and MONITOR
+    woken: frozenset[str]  # queues whose waiting consumers may be served now: they gained
+    # ready messages, a holder's credit grew, or a subscription asked (Broker.wake)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import Enum
+from typing import NamedTuple
 
 
 class State(Enum):
@@ -56,19 +57,6 @@ class Message:
         """Heap order as one int: higher priority first, then lower id (FIFO within a level)."""
         return ((MAX_PRIORITY - self.priority) << _ID_BITS) | self.id
 
-    def to_wire(self) -> dict[str, object]:
-        """The message map of protocol.md 2.3, for the delivery being made now."""
-        return {
-            "receipt": f"{self.id}.{self.deliveries}",
-            "msg_id": self.id,
-            "queue": self.queue,
-            "deliveries": self.deliveries,
-            "body": self.body,
-            "key": self.key,
-            "published_at": self.published_at,
-            "priority": self.priority,
-        }
-
 
 @dataclass(frozen=True, slots=True)
 class QueueSettings:
@@ -83,3 +71,32 @@ class QueueSettings:
 
 
 DLQ_SUFFIX = ".dlq"
+
+
+# What the broker hands out. NamedTuples: one is made for every publish and every delivery.
+
+
+class Published(NamedTuple):
+    """The answer to a publish: the message's id, or the earlier message's for a duplicate."""
+
+    msg_id: int
+    duplicate: bool  # True: deduplicated, nothing was stored
+
+
+class Delivery(NamedTuple):
+    """One message leased to a holder. Its receipt is `msg_id.delivery`."""
+
+    msg_id: int
+    delivery: int  # how many times it was leased, this time included (1 the first time)
+    queue: str
+    body: bytes
+    key: str | None
+    published_at: float  # Unix s
+    priority: int
+
+
+class Joined(NamedTuple):
+    """A consumer's place in a group, as it stands after it joined."""
+
+    group: str
+    members: int

@@ -43,7 +43,7 @@ async def write_once(path: Path, broker: Broker, sync: str = "full") -> None:
     """Open the store, write what the broker changed, close."""
     store = SQLiteStore(path, sync, clock=AFTER_ALL)
     async with opened(store):
-        await store.write(broker.take_changes())
+        await store.write(broker.take_effects().changes)
 
 
 async def reopen(path: Path) -> Recovered:
@@ -58,9 +58,9 @@ def by_id(recovered: Recovered) -> dict[int, Message]:
 
 def lease_one(broker: Broker, holder: str = "h1", lease_s: float | None = None
               ) -> tuple[int, int]:
-    """Lease one message of queue "q"; its receipt as (msg_id, delivery), captured now."""
-    [msg] = broker.lease("q", holder, lease_s)
-    return msg.id, msg.deliveries
+    """Lease one message of queue "q"; its receipt as (msg_id, delivery)."""
+    [leased] = broker.lease("q", holder, lease_s)
+    return leased.msg_id, leased.delivery
 
 
 def rows(path: Path, sql: str) -> list[tuple[object, ...]]:
