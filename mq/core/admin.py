@@ -29,6 +29,7 @@ class Admin(BrokerState):
         if values["dead_letter"] == queue:
             raise MQError(Code.BAD_REQUEST, "a queue cannot be its own dead-letter queue")
         q.settings = QueueSettings(**values)
+        self._due.schedule(queue, q.next_due())  # a shorter retention_s may be due sooner
         self._pending.append(Declared(queue, q.settings))
         return q.settings
 

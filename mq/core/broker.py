@@ -17,11 +17,16 @@ holder (a connection, or a consumer session that outlives its connections); when
 A message that comes back from a lease (nack, expiry, a dead holder) goes back to ready, unless
 it has used up its queue's `max_deliveries` or killed `poison_deaths` holders: then it moves to
 the queue's dead-letter queue, keeping its id, its history and the reason.
+
+Time. Every timer (a lease ending, a delay ending, a message reaching retention_s) belongs to a
+queue (timers.py), and one structure for the whole broker (deadlines.py) knows when each queue
+next needs a tick. Every operation that sets a timer tells it; `next_deadline` and `tick` then
+touch only the queues whose time has come, so their cost does not grow with the number of
+queues nor with the messages that went through them.
 """
 
 from __future__ import annotations
 
-import heapq
 from collections.abc import Iterable
 
 from mq.core.admin import Admin
@@ -73,6 +78,7 @@ class Broker(Admin):
         self._next_id = max(self._next_id, next_id)
         for q in self._queues.values():
             q.forget_dedup(now)
+            self._due.schedule(q.name, q.next_due())
 
     # --- publishing --------------------------------------------------------------------------
 
@@ -99,10 +105,14 @@ class Broker(Admin):
         q.counters.published += 1
         self._messages[msg.id] = msg
         if dedup_id is not None:
+            q.forget_dedup(now)  # here, not in a tick: dedup ids are no reason to wake up
             q.remember(dedup_id, msg.id, now + q.settings.dedup_window_s)
         self._pending.append(Appended(msg, body_of))
         if msg.state is State.READY:
             self._woken.add(queue)
+            self._due.schedule(queue, now + q.settings.retention_s)
+        else:
+            self._due.schedule(queue, min(msg.ready_at, now + q.settings.retention_s))
         return Published(msg.id, False)
 
     def publish_to_topic(self, topic: str, body: bytes, key: str | None = None,
@@ -153,11 +163,12 @@ class Broker(Admin):
             q.take(msg)
             q.mark_leased(msg, holder)
             delivery = msg.deliveries = msg.deliveries + 1
-            msg.deadline = deadline
-            heapq.heappush(self._deadlines, (deadline, msg.id, delivery))
+            q.lease_until(msg, deadline)
             self._pending.append(Leased(msg.id, delivery, holder, now, queue))
             leased.append(Delivery(msg.id, delivery, queue, msg.body, msg.key, msg.published_at,
                                    msg.priority))
+        if leased:
+            self._due.schedule(queue, deadline)
         return leased
 
     def ack(self, msg_id: int, delivery: int, holder: str) -> None:
@@ -179,6 +190,7 @@ class Broker(Admin):
             return
         if delay_s > 0:
             q.delay(msg, now + delay_s)
+            self._due.schedule(q.name, msg.ready_at)
             self._credit_freed(q)
         else:
             q.make_ready(msg)
@@ -188,9 +200,10 @@ class Broker(Admin):
               ) -> float:
         """Restart the lease clock; returns the lease length granted, in seconds."""
         msg = self._held(msg_id, delivery, holder)
-        granted = self._queues[msg.queue].settings.lease_s if lease_s is None else lease_s
-        msg.deadline = self.clock() + granted
-        heapq.heappush(self._deadlines, (msg.deadline, msg_id, delivery))
+        q = self._queues[msg.queue]
+        granted = q.settings.lease_s if lease_s is None else lease_s
+        q.lease_until(msg, self.clock() + granted)
+        self._due.schedule(q.name, msg.deadline)
         return granted
 
     def _held(self, msg_id: int, delivery: int, holder: str) -> Message:
@@ -287,51 +300,43 @@ class Broker(Admin):
     # --- time --------------------------------------------------------------------------------
 
     def tick(self) -> None:
-        """Apply everything that is due now: lease expiry, delays ending, retention."""
+        """Apply everything that is due now in the queues whose time has come: leases
+        expiring, delays ending, retention."""
         now = self.clock()
-        self._expire_leases(now)
-        for q in list(self._queues.values()):
+        for name in self._due.pop_due(now):
+            q = self._queues.get(name)
+            if q is None:
+                continue  # deleted since
+            self._expire_leases(q, now)
             if q.release_due(now):
-                self._woken.add(q.name)
+                self._woken.add(name)
             self._apply_retention(q, now)
             q.forget_dedup(now)
+            self._due.schedule(name, q.next_due())
 
     def next_deadline(self) -> float | None:
-        """The earliest time at which `tick` has something to do, or None."""
-        times: list[float] = []
-        if self._deadlines:
-            times.append(self._deadlines[0][0])
-        for q in self._queues.values():
-            release = q.next_release()
-            if release is not None:
-                times.append(release)
-            oldest = q.oldest()
-            if oldest is not None:
-                times.append(oldest.published_at + q.settings.retention_s)
-        return min(times, default=None)
+        """The earliest time at which `tick` has something to do (Unix s), or None. O(1) when
+        nothing changed since the last call; otherwise each timer that moved costs O(log n)
+        once (see deadlines.py)."""
+        return self._due.next(self._due_of)
 
-    def _expire_leases(self, now: float) -> None:
-        deadlines = self._deadlines
-        while deadlines and deadlines[0][0] <= now:
-            deadline, msg_id, delivery = heapq.heappop(deadlines)
-            msg = self._messages.get(msg_id)
-            if (msg is None or msg.state is not State.LEASED or msg.deliveries != delivery
-                    or msg.deadline != deadline):
-                continue  # acked, given back, or touched since: this entry is stale
-            q = self._queues[msg.queue]
+    def _due_of(self, queue: str) -> float | None:
+        q = self._queues.get(queue)
+        return None if q is None else q.next_due()
+
+    def _expire_leases(self, q: Queue, now: float) -> None:
+        for msg in q.timers.expired_leases(now):
             q.counters.expired += 1
-            self._pending.append(Expired(msg_id, now, q.name))
+            self._pending.append(Expired(msg.id, now, q.name))
             if not self._dead_letter_if_spent(q, msg, now):
                 q.make_ready(msg)
                 self._woken.add(q.name)
 
     def _apply_retention(self, q: Queue, now: float) -> None:
         horizon = now - q.settings.retention_s
-        old: list[Message] = []
-        for msg in q.messages.values():
-            if msg.published_at > horizon or len(old) >= RETENTION_BATCH:
+        for _ in range(RETENTION_BATCH):
+            msg = q.timers.oldest()
+            if msg is None or msg.published_at > horizon:
                 break
-            old.append(msg)
-        for msg in old:
             self._remove(q, msg, Removed(msg.id, now, "retention", q.name))
             q.counters.dropped += 1

@@ -9,6 +9,7 @@ change as they make it.
 from __future__ import annotations
 
 from mq.core.clock import Clock
+from mq.core.deadlines import Deadlines
 from mq.core.events import Change, Effects, Moved
 from mq.core.group import RingFactory
 from mq.core.model import DeadLetter, Message, QueueSettings, State
@@ -26,7 +27,7 @@ class BrokerState:
         self._queues: dict[str, Queue] = {}
         self._topics = Topics()
         self._messages: dict[int, Message] = {}
-        self._deadlines: list[tuple[float, int, int]] = []  # heap of (deadline, id, delivery)
+        self._due = Deadlines()  # when each queue next needs a tick
         self._next_id = next_id
         self._pending: list[Change] = []
         self._woken: set[str] = set()  # queues to serve since the caller last asked
@@ -111,7 +112,9 @@ class BrokerState:
             source.counters.dead_lettered += 1
         msg.queue = to_queue
         msg.state = State.READY
-        self._queue(to_queue).add(msg)
+        target = self._queue(to_queue)
+        target.add(msg)
+        self._due.schedule(to_queue, msg.published_at + target.settings.retention_s)
         self._woken.add(to_queue)
         self._pending.append(Moved(msg.id, now, to_queue, reason, msg.delivery_base, redrive,
                                    source_name))
