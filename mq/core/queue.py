@@ -11,7 +11,7 @@ import heapq
 from dataclasses import dataclass
 from typing import Any
 
-from mq.core.group import Group, Member
+from mq.core.group import Group
 from mq.core.model import Message, QueueSettings, State, id_of
 
 
@@ -169,10 +169,6 @@ class Queue:
                 if msg.state is State.READY:
                     self.group.push(msg)
         return self.group
-
-    def join(self, member: Member) -> None:
-        assert self.group is not None
-        self.group.join(member)
 
     # --- deduplication ------------------------------------------------------------------------
 

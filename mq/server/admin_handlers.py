@@ -19,7 +19,6 @@ from mq.codec.commands import (
     Redrive,
     Stats,
 )
-from mq.core import admin
 from mq.server.outcome import Later, Outcome, Peer, Result
 from mq.server.state import ServerState
 
@@ -41,7 +40,7 @@ class AdminHandlers:
         }
 
     def declare(self, cmd: Declare, peer: Peer) -> Outcome:
-        s = admin.declare(self.core, cmd.queue, **cmd.settings())
+        s = self.core.declare(cmd.queue, **cmd.settings())
         return {"queue": cmd.queue, "retention_s": s.retention_s, "lease_s": s.lease_s,
                 "max_deliveries": s.max_deliveries, "dead_letter": s.dead_letter_for(cmd.queue),
                 "dedup_window_s": s.dedup_window_s}
@@ -50,16 +49,16 @@ class AdminHandlers:
         return {"queues": self.core.queue_names()}
 
     def purge(self, cmd: Purge, peer: Peer) -> Outcome:
-        return {"purged": admin.purge(self.core, cmd.queue)}
+        return {"purged": self.core.purge(cmd.queue)}
 
     def delete(self, cmd: DeleteQueue, peer: Peer) -> Outcome:
-        return {"queue": cmd.queue, "deleted": admin.delete(self.core, cmd.queue)}
+        return {"queue": cmd.queue, "deleted": self.core.delete(cmd.queue)}
 
     def peek(self, cmd: Peek, peer: Peer) -> Outcome:
         # Like a get, the reply stops early once the bodies fill a frame (at least one shown).
         msgs: list[dict[str, Any]] = []
         size = 0
-        for m in admin.peek(self.core, cmd.queue, cmd.count):
+        for m in self.core.peek(cmd.queue, cmd.count):
             size += len(m["body"]) + 256
             if msgs and size > self.config.max_frame_bytes:
                 break
@@ -67,18 +66,19 @@ class AdminHandlers:
         return {"msgs": msgs}
 
     def redrive(self, cmd: Redrive, peer: Peer) -> Outcome:
-        return {"redriven": admin.redrive(self.core, cmd.queue, cmd.count, cmd.to)}
+        return {"redriven": self.core.redrive(cmd.queue, cmd.count, cmd.to)}
 
     def bind(self, cmd: Bind, peer: Peer) -> Outcome:
-        change = admin.unbind if cmd.unbind else admin.bind
-        changed = change(self.core, cmd.topic, cmd.queue)
-        return {"changed": changed, "bindings": {cmd.topic: self.core.topics.queues_of(cmd.topic)}}
+        change = self.core.unbind if cmd.unbind else self.core.bind
+        changed = change(cmd.topic, cmd.queue)
+        bound = self.core.bindings(cmd.topic).get(cmd.topic, [])
+        return {"changed": changed, "bindings": {cmd.topic: bound}}
 
     def bindings(self, cmd: Bindings, peer: Peer) -> Outcome:
-        return {"bindings": self.core.topics.bindings(cmd.topic)}
+        return {"bindings": self.core.bindings(cmd.topic)}
 
     def explain(self, cmd: Explain, peer: Peer) -> Outcome:
-        out = admin.explain(self.core, cmd.msg_id)
+        out = self.core.explain(cmd.msg_id)
         holder = out.get("holder")
         ago = self.state.last_heartbeat_s_ago(holder) if holder else None
         if ago is not None:
@@ -93,9 +93,9 @@ class AdminHandlers:
         return {"msg_id": msg_id, "events": await self.state.history(msg_id)}
 
     def stats(self, cmd: Stats, peer: Peer) -> Outcome:
-        queues = admin.stats(self.core, cmd.queue)
+        queues = self.core.stats(cmd.queue)
         for name, queue_stats in queues.items():
-            group = admin.group_stats(self.core, name)
+            group = self.core.group_stats(name)
             if group is not None:
                 for member in group["members"].values():
                     member["last_heartbeat_s_ago"] = self.state.last_heartbeat_s_ago(

@@ -61,17 +61,15 @@ class Handlers(AdminHandlers):
 
     def publish(self, cmd: Publish, peer: Peer) -> Outcome:
         o = cmd.options
-        ids_before = self.core.next_id
-        msg_id = self.core.publish(cmd.queue, cmd.body, cmd.key, o.priority,
-                                   o.delay_from(self.core.clock()), o.ttl_s, o.dedup_id)
-        if msg_id < ids_before:
-            return {"msg_id": msg_id, "duplicate": True}
-        return {"msg_id": msg_id}
+        msg_id, duplicate = self.core.publish(cmd.queue, cmd.body, cmd.key, o.priority,
+                                              o.delay_from(self.core.clock()), o.ttl_s,
+                                              o.dedup_id)
+        return {"msg_id": msg_id, "duplicate": True} if duplicate else {"msg_id": msg_id}
 
     def publish_many(self, cmd: PublishMany, peer: Peer) -> Outcome:
         o = cmd.options
         publish, queue, delay = self.core.publish, cmd.queue, o.delay_from(self.core.clock())
-        return {"msg_ids": [publish(queue, body, None, o.priority, delay, o.ttl_s)
+        return {"msg_ids": [publish(queue, body, None, o.priority, delay, o.ttl_s).msg_id
                             for body in cmd.bodies]}
 
     def fanout(self, cmd: Fanout, peer: Peer) -> Outcome:
@@ -156,10 +154,10 @@ class Handlers(AdminHandlers):
     def join(self, cmd: Join, peer: Peer) -> Outcome:
         session = self._session(peer)
         prefetch = cmd.prefetch or self.config.default_prefetch
-        group = self.core.join(cmd.queue, cmd.group, session.consumer, session.holder, prefetch)
+        joined = self.core.join(cmd.queue, cmd.group, session.consumer, session.holder, prefetch)
         session.queues.add(cmd.queue)
-        return {"queue": cmd.queue, "group": group.name, "consumer": session.consumer,
-                "prefetch": prefetch, "members": len(group.members)}
+        return {"queue": cmd.queue, "group": joined.group, "consumer": session.consumer,
+                "prefetch": prefetch, "members": joined.members}
 
     def leave(self, cmd: Leave, peer: Peer) -> Outcome:
         session = self._session(peer)

@@ -206,17 +206,18 @@ class Rounds:
             sent = self._finish_once()
 
     def _finish_once(self) -> set[Connection]:
-        woken = self.core.take_woken()
-        while woken:
-            answers, pushes = self.state.delivery.serve(woken)
+        effects = self.core.take_effects()
+        changes = effects.changes
+        while effects.woken:
+            answers, pushes = self.state.delivery.serve(effects.woken)
             for answer in answers:
                 self._answer(answer)
             for push in pushes:
                 conn = push.conn
                 assert isinstance(conn, Connection)
                 self._queue(conn, conn.speaker.messages(push.queue, push.msgs))
-            woken = self.core.take_woken()
-        changes = self.core.take_changes()
+            effects = self.core.take_effects()  # the leases just made, and what they woke
+            changes += effects.changes
         self._send_events(changes)
         # A round without changes confirms nothing: its replies wait only for the earlier
         # replies of their own connection, never for another client's commit.
