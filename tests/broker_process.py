@@ -9,8 +9,11 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
+T = TypeVar("T")
 _LISTENING = re.compile(r"listening on 127\.0\.0\.1:(\d+)")
 
 
@@ -72,10 +75,15 @@ class BrokerProcess:
         return self.proc is not None and self.proc.poll() is None
 
 
-def wait_until(predicate: object, timeout_s: float = 10.0, interval_s: float = 0.02) -> bool:
+def wait_until(condition: Callable[[], T | None], what: str | Callable[[], str], *,
+               timeout_s: float = 10.0, interval_s: float = 0.02) -> T:
+    """Poll `condition` every `interval_s` seconds until it returns something truthy, and return
+    that; after `timeout_s` seconds fail the test, saying what did not happen (`what`, or what
+    it returns when called: a description worked out only on failure)."""
     deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if callable(predicate) and predicate():
-            return True
+    while not (value := condition()):
+        if time.monotonic() >= deadline:
+            said = what() if callable(what) else what
+            raise AssertionError(f"waited {timeout_s} s, in vain, until {said}")
         time.sleep(interval_s)
-    return False
+    return value
