@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from mq_client import AsyncClient
 
-from tests.broker_process import BrokerProcess
+from tests.harness import BrokerProcess
 
 
 @pytest.mark.parametrize("sync", ["full", "normal"])

@@ -29,7 +29,7 @@ from typing import Any
 import pytest
 from mq_client import Client
 
-from tests.broker_process import BrokerProcess, wait_until
+from tests.harness import BrokerProcess, wait_until
 
 ORDERS, STORES = 600, 30
 HEARTBEAT_S, GRACE_S = 0.4, 0.8  # short, yet safe on a busy 2-core machine

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tests.broker_process import BrokerProcess
+from tests.harness import BrokerProcess
 from tests.server.test_bad_input import binary, frame, read_frame
 from tests.textclient import TextSession
 

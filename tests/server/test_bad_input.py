@@ -9,7 +9,7 @@ import time
 
 import msgpack
 
-from tests.broker_process import BrokerProcess
+from tests.harness import BrokerProcess
 from tests.textclient import TextSession
 
 

@@ -8,7 +8,7 @@ import pytest
 from mq_client import AsyncClient, Client, consume
 from mq_client.errors import BadRequest, LeaseLost, NotYourLease
 
-from tests.broker_process import BrokerProcess
+from tests.harness import BrokerProcess
 
 
 def test_async_publish_lease_ack(broker: BrokerProcess) -> None:

@@ -13,7 +13,7 @@ from mq_client import AsyncClient, Client, Message, consume
 from mq_client.codec import FrameDecoder, encode_frame
 from mq_client.errors import NameTaken, NoSession
 
-from tests.broker_process import BrokerProcess
+from tests.harness import BrokerProcess
 
 
 def _members(stats: dict[str, Any], queue: str) -> dict[str, Any]:

@@ -6,7 +6,7 @@ import re
 import time
 from pathlib import Path
 
-from tests.broker_process import BrokerProcess
+from tests.harness import BrokerProcess
 from tests.textclient import TextSession
 
 SESSION = re.compile(r"\+OK session (\w+) heartbeat_s=(\S+) dead_after_s=(\S+) grace_s=(\S+) "

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from tests.broker_process import BrokerProcess
+from tests.harness import BrokerProcess
 from tests.textclient import TextSession
 
 

@@ -12,7 +12,7 @@ import pytest
 from mq_client import AsyncClient, Client, Message, PublishResult
 from mq_client.errors import LeaseLost, NotFound
 
-from tests.broker_process import BrokerProcess
+from tests.harness import BrokerProcess
 
 Scenario = Callable[[AsyncClient], Awaitable[None]]
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from tests.broker_process import BrokerProcess
+from tests.harness import BrokerProcess
 from tests.textclient import TextSession
 
 
