@@ -11,8 +11,5 @@ from tests.harness import BrokerProcess
 @pytest.fixture
 def broker(tmp_path: Path) -> Iterator[BrokerProcess]:
     """A broker process on a fresh SQLite file, killed after the test."""
-    proc = BrokerProcess(tmp_path / "mq.db").start()
-    try:
+    with BrokerProcess(tmp_path / "mq.db") as proc:
         yield proc
-    finally:
-        proc.kill()

@@ -6,13 +6,11 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from tests.harness import BrokerProcess
-from tests.textclient import TextSession
+from tests.harness import BrokerProcess, TextSession
 
 
 def test_state_of_every_feature_survives_sigkill(tmp_path: Path) -> None:
-    broker = BrokerProcess(tmp_path / "mq.db").start()
-    try:
+    with BrokerProcess(tmp_path / "mq.db") as broker:
         t = TextSession(broker.port)
         t.ask("DECLARE jobs max_deliveries=1 dedup_window_s=600")
         assert t.ask("PUB jobs delay_s=1.5 wake me later") == "+OK 1"
@@ -44,13 +42,10 @@ def test_state_of_every_feature_survives_sigkill(tmp_path: Path) -> None:
         assert time.monotonic() - killed_at >= 1.4  # not before its time, restart or not
         assert t.ask("DECLARE jobs").endswith("max_deliveries=1 dead_letter=jobs.dlq "
                                               "dedup_window_s=600")
-    finally:
-        broker.kill()
 
 
 def test_fanout_body_survives_compaction_of_its_holder(tmp_path: Path) -> None:
-    broker = BrokerProcess(tmp_path / "mq.db", "--keep-history-s", "0").start()
-    try:
+    with BrokerProcess(tmp_path / "mq.db", "--keep-history-s", "0") as broker:
         t = TextSession(broker.port)
         t.ask("BIND news a")
         t.ask("BIND news b")
@@ -71,5 +66,3 @@ def test_fanout_body_survives_compaction_of_its_holder(tmp_path: Path) -> None:
         t = TextSession(broker.port)
         t.send("HISTORY 1")
         assert t.reply()[-1].startswith("+OK 0 events")  # both gone once nobody needs the body
-    finally:
-        broker.kill()

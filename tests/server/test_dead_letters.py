@@ -1,33 +1,14 @@
-"""The queue features through text mode against a real broker, as a telnet user types them."""
+"""Dead letters against a real broker: a message that used up its queue's max_deliveries moves
+to the dead-letter queue with its reason, where PEEK shows it without leasing it and REDRIVE
+sends it back to count afresh; through text mode and through the SDK."""
 
 from __future__ import annotations
 
 import time
 
-from tests.harness import BrokerProcess
-from tests.textclient import TextSession
+from mq_client import AsyncClient
 
-
-def test_priority_delay_ttl_and_dedup(broker: BrokerProcess) -> None:
-    t = TextSession(broker.port)
-    assert t.ask("PUB q priority=1 low") == "+OK 1"
-    assert t.ask("PUB q priority=7 high") == "+OK 2"
-    assert t.ask("PUB q delay_s=1.5 later") == "+OK 3"
-    assert t.ask("PUB q ttl_s=0.05 fleeting") == "+OK 4"
-    assert t.ask("PUB q dedup=order-9 once") == "+OK 5"
-    assert t.ask("PUB q dedup=order-9 once") == "+OK 5 duplicate"
-    assert t.ask("PUB q -- priority=3 is the body") == "+OK 6"
-    time.sleep(0.1)
-    got = [t.ask("GET q").split(" ", 4)[4] for _ in range(4)]
-    assert got == ["high", "low", "once", "priority=3 is the body"]  # ttl'd one never shows
-    assert t.ask("GET q") == "+EMPTY"
-    started = time.monotonic()
-    assert t.ask("GET q 30 5") == "MSG 3.1 q 1 later"  # delivered once its delay is over
-    assert time.monotonic() - started < 2.0
-    t.send("STATS q")
-    header, row = t.reply()[:2]
-    stats = dict(zip(header.split(), row.split(), strict=True))
-    assert (stats["ttl_expired"], stats["deduplicated"]) == ("1", "1")
+from tests.harness import BrokerProcess, TextSession, run_with_client
 
 
 def test_dead_letters_peek_redrive_explain_history(broker: BrokerProcess) -> None:
@@ -61,69 +42,28 @@ def test_dead_letters_peek_redrive_explain_history(broker: BrokerProcess) -> Non
     assert t.ask("EXPLAIN 99").startswith("+OK message 99 is not in any queue")
 
 
-def test_fanout_to_bound_queues(broker: BrokerProcess) -> None:
-    t = TextSession(broker.port)
-    assert t.ask("FANOUT uploads video-1").startswith("+OK 0 copies")
-    for q in ("p144", "p720", "captions"):
-        assert t.ask(f"BIND uploads {q}").startswith("+OK changed")
-    t.send("BINDINGS")
-    assert t.reply() == ["uploads -> captions, p144, p720", "+OK 1 topics"]
-    assert t.ask("FANOUT uploads key=v7 video-7") == "+OK 3 copies: captions=1 p144=2 p720=3"
-    assert t.ask("GET p720") == "MSG 3.1 p720 1 video-7"
-    assert t.ask("ACK 3.1") == "+OK"
-    assert t.ask("GET p144") == "MSG 2.1 p144 1 video-7"  # acked on its own
-    assert t.ask("UNBIND uploads p720").startswith("+OK changed")
+def test_dead_letter_after_max_deliveries_then_peek_and_redrive(broker: BrokerProcess) -> None:
+    async def scenario(mq: AsyncClient) -> None:
+        settings = await mq.declare("render", max_deliveries=2, lease_s=10)
+        assert (settings["max_deliveries"], settings["dead_letter"]) == (2, "render.dlq")
+        msg_id = await mq.publish("render", b"frame 42", key="film-1")
+        for attempt in (1, 2):
+            (msg,) = await mq.get("render")
+            assert msg.deliveries == attempt
+            await mq.nack(msg, error=f"GPU error #{attempt}")
+        assert await mq.get("render") == []
+        (dead,) = await mq.peek("render.dlq")
+        assert (dead.msg_id, dead.body, dead.key) == (msg_id, b"frame 42", "film-1")
+        assert dead.deliveries == 2
+        assert dead.dead and dead.dead_from == "render" and dead.last_error == "GPU error #2"
+        assert dead.dead_reason is not None and "max_deliveries=2" in dead.dead_reason
+        assert dead.dead_at is not None and dead.dead_at <= time.time()
+        assert await mq.peek("render.dlq") == [dead]  # peek leases nothing
+        assert await mq.redrive("render.dlq") == 1
+        assert await mq.peek("render.dlq") == []
+        (back,) = await mq.get("render")
+        assert back.msg_id == msg_id
+        await mq.nack(back)  # counts afresh towards max_deliveries: one nack is not enough
+        assert [m.msg_id for m in await mq.get("render")] == [msg_id]
 
-
-def test_purge_and_delete(broker: BrokerProcess) -> None:
-    t = TextSession(broker.port)
-    for i in range(3):
-        t.ask(f"PUB tmp m{i}")
-    assert t.ask("PURGE tmp") == "+OK purged 3 messages"
-    t.ask("PUB tmp again")
-    assert t.ask("DELETE tmp") == "+OK deleted tmp and its 1 messages"
-    assert t.ask("DELETE tmp").startswith("-ERR NOT_FOUND ")
-    t.send("QUEUES")
-    assert t.reply() == ["+OK 0 queues"]
-
-
-def test_sub_pushes_up_to_prefetch_and_more_after_acks(broker: BrokerProcess) -> None:
-    worker, producer = TextSession(broker.port), TextSession(broker.port)
-    assert worker.ask("SUB orders 2").startswith("+OK subscribed to orders prefetch=2")
-    for i in range(4):
-        producer.ask(f"PUB orders o{i}")
-    assert worker.read_line() == "MSG 1.1 orders 1 o0"
-    assert worker.read_line() == "MSG 2.1 orders 1 o1"
-    worker.sock.settimeout(0.3)
-    try:
-        extra = worker.read_line()
-    except TimeoutError:
-        extra = None
-    assert extra is None  # prefetch 2: no third message until an ack
-    worker.sock.settimeout(10)
-    worker.send("ACK 1.1")
-    lines = [worker.read_line(), worker.read_line()]
-    assert "+OK" in lines and "MSG 3.1 orders 1 o2" in lines
-
-
-def test_monitor_tails_events(broker: BrokerProcess) -> None:
-    watcher, t = TextSession(broker.port), TextSession(broker.port)
-    assert watcher.ask("MONITOR pizzas").startswith("+OK monitoring pizzas")
-    t.ask("PUB pizzas key=store-1 diavola")
-    t.ask("PUB other ignored")
-    t.ask("GET pizzas")
-    t.ask("ACK 1.1")
-    lines = [watcher.read_line() for _ in range(3)]
-    assert [line.split()[2:5] for line in lines] == [
-        ["pizzas", "1", "published"], ["pizzas", "1", "leased"], ["pizzas", "1", "acked"]]
-    assert "key=store-1" in lines[0]
-
-
-def test_unmonitor_stops_the_stream(broker: BrokerProcess) -> None:
-    watcher, t = TextSession(broker.port), TextSession(broker.port)
-    watcher.ask("MONITOR")
-    t.ask("PUB q one")
-    assert watcher.read_line().split()[4] == "published"
-    assert watcher.ask("UNMONITOR") == "+OK"
-    t.ask("PUB q two")
-    assert watcher.ask("PING") == "+PONG"  # no EVENT line came before the reply
+    run_with_client(broker.url, scenario)

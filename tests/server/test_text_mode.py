@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import time
 
-from tests.harness import BrokerProcess
-from tests.textclient import TextSession
+from tests.harness import BrokerProcess, TextSession
 
 
 def test_publish_get_ack_round_trip(broker: BrokerProcess) -> None:
@@ -136,3 +135,11 @@ def test_batch_ack(broker: BrokerProcess) -> None:
         "failed 9.1 LEASE_LOST lease 9.1 is no longer held: message 9 was acked or removed",
         "+OK 3 acked, 1 failed",
     ]
+
+
+def test_leading_blanks_zero_counts_and_bad_hex(broker: BrokerProcess) -> None:
+    t = TextSession(broker.port)
+    assert t.ask("  PING") == "+PONG"
+    assert t.ask("PEEK q 0").startswith("-ERR BAD_REQUEST count must be")
+    assert t.ask("SUB q 0").startswith("-ERR BAD_REQUEST prefetch must be")
+    assert t.ask(r"PUB q \x+f").startswith("-ERR BAD_REQUEST bad escape")
