@@ -39,10 +39,26 @@ def wait_until(condition: Callable[[], T | None], what: str | Callable[[], str],
     deadline = time.monotonic() + timeout_s
     while not (value := condition()):
         if time.monotonic() >= deadline:
-            said = what() if callable(what) else what
-            raise AssertionError(f"waited {timeout_s} s, in vain, until {said}")
+            raise _timed_out(timeout_s, what)
         time.sleep(interval_s)
     return value
+
+
+async def wait_until_async(condition: Callable[[], Awaitable[T | None]],
+                           what: str | Callable[[], str], *, timeout_s: float = 10.0,
+                           interval_s: float = 0.02) -> T:
+    """`wait_until` for a scenario on an event loop: `condition` is awaited (a broker query)."""
+    deadline = time.monotonic() + timeout_s
+    while not (value := await condition()):
+        if time.monotonic() >= deadline:
+            raise _timed_out(timeout_s, what)
+        await asyncio.sleep(interval_s)
+    return value
+
+
+def _timed_out(timeout_s: float, what: str | Callable[[], str]) -> AssertionError:
+    said = what() if callable(what) else what
+    return AssertionError(f"waited {timeout_s} s, in vain, until {said}")
 
 
 def free_port() -> int:

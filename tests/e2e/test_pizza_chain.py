@@ -174,7 +174,8 @@ def test_dead_workers_orders_move_and_nothing_is_made_twice(tmp_path: Path, how:
         print(f"\n{how}: {len(in_flight)} orders in flight on {victim} ({len(unconfirmed)} "
               f"acks unconfirmed, settled by the broker); first redelivered "
               f"{delay * 1000:.0f} ms after the signal (deadline {deadline * 1000:.0f} ms)")
-        assert any(f"consumer {victim}/" in line and "requeued" in line for line in broker.log)
+        wait_until(lambda: broker.logged(f"consumer {victim}/", "requeued"),
+                   f"the broker logged that {victim}'s leases were requeued")
     finally:
         (tmp_path / "stop").touch()
         for proc in workers.values():

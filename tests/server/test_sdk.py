@@ -9,7 +9,7 @@ import pytest
 from mq_client import AsyncClient, Client, consume
 from mq_client.errors import BadRequest, LeaseLost, NotYourLease
 
-from tests.harness import BrokerProcess
+from tests.harness import BrokerProcess, wait_until_async
 
 
 def test_async_publish_lease_ack(broker: BrokerProcess) -> None:
@@ -62,7 +62,11 @@ def test_long_poll_wakes_on_publish(broker: BrokerProcess) -> None:
         async with AsyncClient.connect(broker.url) as consumer, \
                 AsyncClient.connect(broker.url) as producer:
             waiting = asyncio.create_task(consumer.lease("later", wait_s=10))
-            await asyncio.sleep(0.1)
+
+            async def parked() -> bool:
+                return bool((await producer.stats())["server"]["waiting_gets"] == 1)
+
+            await wait_until_async(parked, "the broker holds the waiting GET")
             assert not waiting.done()
             await consumer.ping()  # the same connection keeps working while its GET waits
             await producer.publish("later", b"now")

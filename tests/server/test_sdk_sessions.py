@@ -11,7 +11,7 @@ import pytest
 from mq_client import AsyncClient, Client, Message, consume
 from mq_client.errors import NameTaken, NoSession
 
-from tests.harness import BinarySession, BrokerProcess, free_port
+from tests.harness import BinarySession, BrokerProcess, free_port, wait_until_async
 
 
 def _members(stats: dict[str, Any], queue: str) -> dict[str, Any]:
@@ -22,6 +22,11 @@ def _members(stats: dict[str, Any], queue: str) -> dict[str, Any]:
 def _abort(mq: AsyncClient) -> None:
     """Reset the client's connection under it, as a network failure would; the session stays."""
     mq._link._conn.abort()
+
+
+async def _disconnected(mq: AsyncClient) -> bool:
+    """Whether the client has seen its connection end (a reconnecting client then redials)."""
+    return mq._link._conn.closed
 
 
 def test_hello_returns_a_token_and_the_terms(broker: BrokerProcess) -> None:
@@ -166,7 +171,6 @@ def test_reconnect_resumes_the_session_and_keeps_its_leases(broker: BrokerProces
             msg = await mq.lease("ovens")
             assert msg is not None
             _abort(mq)
-            await asyncio.sleep(0.05)
             await asyncio.wait_for(mq.ping(), 5)  # waits for the reconnect
             assert mq.reconnects == 1
             assert mq.session is not None
@@ -193,7 +197,7 @@ def test_after_a_broker_restart_the_client_joins_its_group_again(tmp_path: Path)
                 before = await mq.hello("survivor", heartbeat_s=0.5)
                 await mq.join("ovens", "bakers", prefetch=5)
                 first.kill()
-                await asyncio.sleep(0.2)
+                await wait_until_async(lambda: _disconnected(mq), "the client saw the broker go")
                 second = BrokerProcess(tmp_path / "mq.db", "--port", str(port)).start()
                 stats = await asyncio.wait_for(mq.stats("ovens"), 8)
                 assert mq.reconnects == 1

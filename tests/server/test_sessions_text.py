@@ -6,7 +6,7 @@ import re
 import time
 from pathlib import Path
 
-from tests.harness import BrokerProcess, TextSession
+from tests.harness import BrokerProcess, TextSession, wait_until
 
 SESSION = re.compile(r"\+OK session (\w+) heartbeat_s=(\S+) dead_after_s=(\S+) grace_s=(\S+) "
                      r"resumed=(yes|no)")
@@ -64,7 +64,8 @@ def test_closed_connection_requeues_after_grace(tmp_path: Path) -> None:
         started = time.monotonic()
         assert other.ask("GET jobs 600 5").startswith("MSG 1.2 jobs 2 ")
         assert time.monotonic() - started < 3
-        assert any("consumer w1/" in line and "1 leases requeued" in line for line in broker.log)
+        wait_until(lambda: broker.logged("consumer w1/", "1 leases requeued"),
+                   "the broker logged that w1's lease was requeued")
 
 
 def test_resume_within_grace_keeps_leases(tmp_path: Path) -> None:

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import time
 
-from tests.harness import BrokerProcess, TextSession
+from mq_client import Client
+
+from tests.harness import BrokerProcess, TextSession, wait_until
 
 
 def test_publish_get_ack_round_trip(broker: BrokerProcess) -> None:
@@ -71,7 +73,9 @@ def test_long_poll_get_waits_for_a_publish(broker: BrokerProcess) -> None:
     consumer, producer = TextSession(broker.port), TextSession(broker.port)
     consumer.send("GET pizzas 30 10")
     consumer.send("PING")  # typed while GET waits: answered after it, in order
-    time.sleep(0.2)
+    with Client.connect(broker.url) as observer:
+        wait_until(lambda: observer.stats()["server"]["waiting_gets"] == 1,
+                   "the broker holds the waiting GET")
     assert producer.ask("PUB pizzas diavola") == "+OK 1"
     assert consumer.reply() == ["MSG 1.1 pizzas 1 diavola"]
     assert consumer.reply() == ["+PONG"]
