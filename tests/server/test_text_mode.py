@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import time
 
-from tests.broker_process import BrokerProcess
-from tests.textclient import TextSession
+from mq_client import Client
+
+from tests.harness import BrokerProcess, TextSession, wait_until
 
 
 def test_publish_get_ack_round_trip(broker: BrokerProcess) -> None:
@@ -72,7 +73,9 @@ def test_long_poll_get_waits_for_a_publish(broker: BrokerProcess) -> None:
     consumer, producer = TextSession(broker.port), TextSession(broker.port)
     consumer.send("GET pizzas 30 10")
     consumer.send("PING")  # typed while GET waits: answered after it, in order
-    time.sleep(0.2)
+    with Client.connect(broker.url) as observer:
+        wait_until(lambda: observer.stats()["server"]["waiting_gets"] == 1,
+                   "the broker holds the waiting GET")
     assert producer.ask("PUB pizzas diavola") == "+OK 1"
     assert consumer.reply() == ["MSG 1.1 pizzas 1 diavola"]
     assert consumer.reply() == ["+PONG"]
@@ -136,3 +139,11 @@ def test_batch_ack(broker: BrokerProcess) -> None:
         "failed 9.1 LEASE_LOST lease 9.1 is no longer held: message 9 was acked or removed",
         "+OK 3 acked, 1 failed",
     ]
+
+
+def test_leading_blanks_zero_counts_and_bad_hex(broker: BrokerProcess) -> None:
+    t = TextSession(broker.port)
+    assert t.ask("  PING") == "+PONG"
+    assert t.ask("PEEK q 0").startswith("-ERR BAD_REQUEST count must be")
+    assert t.ask("SUB q 0").startswith("-ERR BAD_REQUEST prefetch must be")
+    assert t.ask(r"PUB q \x+f").startswith("-ERR BAD_REQUEST bad escape")
