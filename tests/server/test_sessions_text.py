@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import re
-import time
-from pathlib import Path
 
-from tests.harness import BrokerProcess, TextSession, wait_until
+from tests.harness import BrokerProcess, TextSession
 
 SESSION = re.compile(r"\+OK session (\w+) heartbeat_s=(\S+) dead_after_s=(\S+) grace_s=(\S+) "
                      r"resumed=(yes|no)")
@@ -52,54 +50,6 @@ def test_keys_stay_with_their_owner(broker: BrokerProcess) -> None:
     producer.send("STATS orders")
     lines = producer.reply()
     assert any(line.split()[:2] == ["orders/cooks", "alice"] for line in lines)
-
-
-def test_closed_connection_requeues_after_grace(tmp_path: Path) -> None:
-    with BrokerProcess(tmp_path / "mq.db", "--grace-s", "0.5") as broker:
-        worker, other = TextSession(broker.port), TextSession(broker.port)
-        hello(worker, "w1")
-        worker.ask("PUB jobs render")
-        assert worker.ask("GET jobs 600").startswith("MSG 1.1 ")
-        worker.close()  # gone without QUIT; the lease is 600 s but the session ends in 0.5 s
-        started = time.monotonic()
-        assert other.ask("GET jobs 600 5").startswith("MSG 1.2 jobs 2 ")
-        assert time.monotonic() - started < 3
-        wait_until(lambda: broker.logged("consumer w1/", "1 leases requeued"),
-                   "the broker logged that w1's lease was requeued")
-
-
-def test_resume_within_grace_keeps_leases(tmp_path: Path) -> None:
-    with BrokerProcess(tmp_path / "mq.db", "--grace-s", "5") as broker:
-        first = TextSession(broker.port)
-        token = hello(first, "w1")
-        first.ask("PUB jobs a")
-        assert first.ask("GET jobs 600").startswith("MSG 1.1 ")
-        first.close()
-        second = TextSession(broker.port)
-        assert SESSION.fullmatch(second.ask(f"HELLO w1 5 {token}")).group(5) == "yes"  # type: ignore[union-attr]
-        assert second.ask("ACK 1.1") == "+OK"
-        unknown = TextSession(broker.port)
-        assert SESSION.fullmatch(unknown.ask("HELLO w1 5 nosuchtoken")).group(5) == "no"  # type: ignore[union-attr]
-
-
-def test_silent_session_is_declared_dead(broker: BrokerProcess) -> None:
-    worker, other = TextSession(broker.port), TextSession(broker.port)
-    hello(worker, "sleepy", heartbeat_s=0.25)
-    worker.ask("PUB jobs x")
-    assert worker.ask("GET jobs 600").startswith("MSG 1.1 ")
-    # no more words from the worker: after 3 x 0.25 s its lease is given back
-    assert other.ask("GET jobs 600 5").startswith("MSG 1.2 ")
-    assert worker.sock.recv(100) == b""  # the broker closed the silent session's connection
-    assert other.ask("ACK 1.2") == "+OK"
-
-
-def test_idle_plain_connection_is_never_killed(tmp_path: Path) -> None:
-    with BrokerProcess(tmp_path / "mq.db", "--heartbeat-s", "0.1") as broker:
-        idle = TextSession(broker.port)
-        idle.ask("PUB q x")
-        assert idle.ask("GET q 600").startswith("MSG 1.1")
-        time.sleep(1.0)
-        assert idle.ask("ACK 1.1") == "+OK"
 
 
 def test_plain_connection_close_requeues_at_once(broker: BrokerProcess) -> None:
