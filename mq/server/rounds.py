@@ -58,7 +58,7 @@ class Rounds:
 
     def received(self, conn: Connection, items: list[Item]) -> None:
         if conn.session is not None:
-            self.state.sessions.beat(conn.session, self.core.clock())  # any request is a sign
+            self.state.sessions.beat(conn.session, self.state.monotonic())  # a sign of life
         self._count_input(conn)
         conn.backlog.extend(items)
         self._drain_backlog(conn)
@@ -97,7 +97,7 @@ class Rounds:
         self.state.monitors.forget(conn)
         session = conn.session
         if session is not None and session.conn is conn:  # it may have moved on already
-            self.state.sessions.detach(session, self.core.clock())
+            self.state.sessions.detach(session, self.state.monotonic())
         # Without a session, a closed connection is a client that went away, which is no sign
         # that its messages kill consumers: they go back without counting a death.
         self.core.release_holder(conn.anonymous_holder, died=False)
@@ -133,7 +133,7 @@ class Rounds:
                 if conn.eof:
                     outcome = {"msgs": []}  # it can send nothing more: no point in waiting
                 else:
-                    self.state.delivery.wait(conn, outcome.get, self.core.clock())
+                    self.state.delivery.wait(conn, outcome.get, self.state.monotonic())
         except MQError as e:
             self._fail(conn, item.rid, e)
             return
@@ -256,7 +256,7 @@ class Rounds:
 
     def tick(self) -> None:
         """Apply what is due now: the core's deadlines, dead sessions, GETs that waited out."""
-        now = self.core.clock()
+        now = self.state.monotonic()
         self.core.tick()
         for session in self.state.sessions.dead(now):
             self._bury(session)
