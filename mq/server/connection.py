@@ -13,7 +13,9 @@ connection whose speaker needs replies in order (text mode) also holds its backl
 command waits for its answer.
 
 A client that shuts down its sending side (EOF) still gets every reply to what it sent; the
-connection closes once they are out.
+connection closes once they are out. Its GETs that wait are answered at once, empty: TCP cannot
+tell a half-closed client from one that closed, and the latter must not hold the broker's
+resources for the whole of its `wait_s`.
 """
 
 from __future__ import annotations
@@ -51,6 +53,10 @@ class Round(Protocol):
 
     def writable(self, conn: Connection) -> None:
         """The client read its replies: execute what waits in its backlog."""
+        ...
+
+    def sent_all(self, conn: Connection) -> None:
+        """The client shut down its sending side (or closed): answer what it sent, then close."""
         ...
 
     def closed(self, conn: Connection) -> None: ...
@@ -103,7 +109,7 @@ class Connection(asyncio.Protocol):
 
     def eof_received(self) -> bool:
         self.eof = True
-        self.close_if_done()
+        self.broker.sent_all(self)
         return True  # keep the sending side open for the replies still due
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -123,10 +129,15 @@ class Connection(asyncio.Protocol):
     def decoder_buffered_bytes(self) -> int:
         return 0 if self._decoder is None else self._decoder.buffered_bytes
 
+    @property
+    def unread_bytes(self) -> int:
+        """Replies made for this client that it has not read yet (as far as the broker holds)."""
+        written = 0 if self._transport is None else self._transport.get_write_buffer_size()
+        return self.unsent_bytes + written
+
     def over_output(self) -> bool:
         """Too many replies wait to be read: execute nothing more for now."""
-        written = 0 if self._transport is None else self._transport.get_write_buffer_size()
-        return self.unsent_bytes + written > self.config.write_buffer_high_bytes
+        return self.unread_bytes > self.config.write_buffer_high_bytes
 
     def hold_reading(self, reason: str) -> None:
         if self._transport is not None and not self._read_holds:

@@ -99,6 +99,15 @@ class Delivery(Generic[C]):
         """Waiting GETs whose time ran out, answered empty."""
         return [Answer(w.conn, w.command, []) for w in self.waiters.expired(now)]
 
+    def end_waits(self, conn: C) -> list[Answer[C]]:
+        """The waiting GETs of `conn`, answered empty now."""
+        answers = []
+        for waiter in self._waits_of.pop(conn, ()):
+            if not waiter.done:
+                self.waiters.finish(waiter)
+                answers.append(Answer(conn, waiter.command, []))
+        return answers
+
     def cancel_all(self) -> list[Waiter[C]]:
         """Every waiting GET, taken out of line (the broker is shutting down)."""
         out = []

@@ -133,7 +133,7 @@ class Handlers(AdminHandlers):
                           f"{peer.session.consumer!r}; open another connection for another one")
         sessions = self.state.sessions
         session, previous = sessions.open(peer, cmd.consumer, cmd.heartbeat_s,
-                                          self.config.heartbeat_s, self.core.clock(),
+                                          self.config.heartbeat_s, self.state.monotonic(),
                                           cmd.session)
         heartbeat_s = session.heartbeat_s
         if previous is not None and previous is not peer:

@@ -58,7 +58,7 @@ class Rounds:
 
     def received(self, conn: Connection, items: list[Item]) -> None:
         if conn.session is not None:
-            self.state.sessions.beat(conn.session, self.core.clock())  # any request is a sign
+            self.state.sessions.beat(conn.session, self.state.monotonic())  # a sign of life
         self._count_input(conn)
         conn.backlog.extend(items)
         self._drain_backlog(conn)
@@ -68,6 +68,13 @@ class Rounds:
         self._drain_backlog(conn)
         self.state.delivery.resume(conn)
         self.finish()
+
+    def sent_all(self, conn: Connection) -> None:
+        for answer in self.state.delivery.end_waits(conn):
+            self._answer(answer)
+        self._drain_backlog(conn)
+        self.finish()
+        conn.close_if_done()
 
     def _count_input(self, conn: Connection) -> None:
         """Unfinished frames of all clients together are bounded: the client whose frame
@@ -90,7 +97,7 @@ class Rounds:
         self.state.monitors.forget(conn)
         session = conn.session
         if session is not None and session.conn is conn:  # it may have moved on already
-            self.state.sessions.detach(session, self.core.clock())
+            self.state.sessions.detach(session, self.state.monotonic())
         # Without a session, a closed connection is a client that went away, which is no sign
         # that its messages kill consumers: they go back without counting a death.
         self.core.release_holder(conn.anonymous_holder, died=False)
@@ -98,15 +105,20 @@ class Rounds:
 
     # --- executing ----------------------------------------------------------------------------
 
+    def _may_run(self, conn: Connection) -> bool:
+        """Whether the next command of `conn`'s backlog may be executed now."""
+        if conn.closing:
+            return False
+        if conn.awaiting and conn.speaker.in_order:
+            return False  # replies must come in order: the rest waits for that answer
+        # Resumed when a read ends, when replies are committed, or when the client reads them.
+        return conn.log_reads < self.state.config.max_log_reads and not conn.over_output()
+
     def _drain_backlog(self, conn: Connection) -> None:
-        backlog, config = conn.backlog, self.state.config
-        while backlog and not conn.closing:
-            if conn.awaiting and conn.speaker.in_order:
-                break  # replies must come in order: the rest waits for that answer
-            if conn.log_reads >= config.max_log_reads or conn.over_output():
-                break  # resumed when a read ends or the client reads its replies
+        backlog = conn.backlog
+        while backlog and self._may_run(conn):
             self._execute(conn, backlog.popleft())
-        if len(backlog) >= config.max_backlog_commands:
+        if len(backlog) >= self.state.config.max_backlog_commands:
             conn.hold_reading("backlog")
         else:
             conn.release_reading("backlog")
@@ -118,7 +130,10 @@ class Rounds:
         try:
             outcome = self.handlers.handle(item, conn)
             if isinstance(outcome, Wait):
-                self.state.delivery.wait(conn, outcome.get, self.core.clock())
+                if conn.eof:
+                    outcome = {"msgs": []}  # it can send nothing more: no point in waiting
+                else:
+                    self.state.delivery.wait(conn, outcome.get, self.state.monotonic())
         except MQError as e:
             self._fail(conn, item.rid, e)
             return
@@ -179,7 +194,18 @@ class Rounds:
     # --- the end of a round -------------------------------------------------------------------
 
     def finish(self) -> None:
-        """Serve what woke, commit the round's changes as one batch, queue its replies behind."""
+        """Serve what woke, commit the round's changes as one batch, queue its replies behind.
+
+        A connection that stopped because its replies were too big for the buffer may go on
+        once they are handed to its socket: if the socket took them all, no `resume_writing`
+        would come to say so, so it goes on here."""
+        sent = self._finish_once()
+        while resumable := [conn for conn in sent if conn.backlog and self._may_run(conn)]:
+            for conn in resumable:
+                self._drain_backlog(conn)
+            sent = self._finish_once()
+
+    def _finish_once(self) -> set[Connection]:
         effects = self.core.take_effects()
         changes = effects.changes
         while effects.woken:
@@ -200,9 +226,12 @@ class Rounds:
         for conn, data in out:
             if conn.send(number, data):
                 self._held.add(conn)
-        for conn in {conn for conn, _ in out if conn.done}:
-            conn.close_if_done()
+        sent = {conn for conn, _ in out}
+        for conn in sent:
+            if conn.done:
+                conn.close_if_done()
         self._after_round()
+        return sent
 
     def _send_events(self, changes: list[Any]) -> None:
         for watcher, event in self.state.monitors.events(changes):
@@ -227,7 +256,7 @@ class Rounds:
 
     def tick(self) -> None:
         """Apply what is due now: the core's deadlines, dead sessions, GETs that waited out."""
-        now = self.core.clock()
+        now = self.state.monotonic()
         self.core.tick()
         for session in self.state.sessions.dead(now):
             self._bury(session)

@@ -39,6 +39,11 @@ class Waiters(Generic[C]):
         heapq.heappush(self._deadlines, (waiter.deadline, next(self._order), waiter))
         self.count += 1
 
+    @property
+    def retained(self) -> int:
+        """Waiters still referenced, answered or not (what they cost in memory)."""
+        return len(self._deadlines)
+
     def live(self, queue: str) -> list[Waiter[C]]:
         """The live waiters on `queue`, longest waiting first (answered ones are dropped)."""
         line = self._by_queue.get(queue)

@@ -4,6 +4,11 @@ go together into the next one, so the cost of a commit (an fsync in `full` mode)
 Batches are numbered. `submit` returns the number of the batch the changes will be committed in;
 after each commit `on_commit(number)` is called, and the caller releases the replies that waited
 for that batch or an earlier one.
+
+A batch is closed to new changes once it holds `max_changes` (the submission that crosses the
+line stays whole: it is one round's work), so while one commit is being written the next ones
+queue up in bounded batches, and a reply waits for the commit of its own changes, not for
+everything a fast producer sent since.
 """
 
 from __future__ import annotations
@@ -11,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -29,13 +35,15 @@ class CommitStats:
 
 class GroupCommit:
     def __init__(self, store: Store, on_commit: Callable[[int], None],
-                 compact_chunk: int = 2_000, compact_every: int = 20) -> None:
+                 compact_chunk: int = 2_000, compact_every: int = 20,
+                 max_changes: int = 20_000) -> None:
         self.store = store
         self.on_commit = on_commit
         self.compact_chunk = compact_chunk
         self.compact_every = compact_every  # under steady load, compact once per this many commits
-        self._open: list[Change] = []
-        self._open_number = 1
+        self.max_changes = max_changes
+        self._batches: deque[list[Change]] = deque()  # not yet being written, oldest first
+        self._last_number = 0  # the number of the newest batch in _batches (or written)
         self.committed = 0  # number of the last committed batch
         self._wake = asyncio.Event()
         self._closing = False
@@ -44,13 +52,17 @@ class GroupCommit:
     @property
     def last_submitted(self) -> int:
         """The number of the newest batch holding changes (committed or not)."""
-        return self._open_number if self._open else self._open_number - 1
+        return self._last_number
 
     def submit(self, changes: list[Change]) -> int:
         if changes:
-            self._open.extend(changes)
+            batches = self._batches
+            if not batches or len(batches[-1]) >= self.max_changes:
+                batches.append([])
+                self._last_number += 1
+            batches[-1].extend(changes)
             self._wake.set()
-        return self.last_submitted
+        return self._last_number
 
     async def run(self) -> None:
         """Write batches until `close` is called and the last batch is committed.
@@ -58,7 +70,7 @@ class GroupCommit:
         Compaction runs in the gaps: whenever there is nothing to commit, and under steady
         load once every `compact_every` commits, one bounded chunk at a time."""
         while True:
-            if not self._open:
+            if not self._batches:
                 if self._closing:
                     return
                 delay = self.store.next_compaction_in()
@@ -66,10 +78,10 @@ class GroupCommit:
                     continue
                 await self._idle(delay)
             self._wake.clear()
-            if not self._open:
+            if not self._batches:
                 continue
-            batch, number = self._open, self._open_number
-            self._open, self._open_number = [], number + 1
+            batch = self._batches.popleft()
+            number = self.committed + 1
             await self.store.write(batch)
             self.committed = number
             self.stats.commits += 1

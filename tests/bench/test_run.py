@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from mq.cli import main
-from tests.broker_process import BrokerProcess
+from tests.harness import BrokerProcess
 
 
 def bench(tmp_path: Path, *args: str) -> tuple[int, dict[str, Any]]:
