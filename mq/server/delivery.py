@@ -142,10 +142,13 @@ class Delivery(Generic[C]):
             if not queues:
                 del self._subscribed[conn]
 
-    def resume(self, conn: C) -> None:
-        """`conn` reads its replies again: its subscriptions may be topped up."""
-        for queue in self._subscribed.get(conn, ()):
+    def resume(self, conn: C) -> bool:
+        """`conn` reads its replies again: its subscriptions may be topped up. True when it
+        has any (their queues are woken)."""
+        queues = self._subscribed.get(conn, ())
+        for queue in queues:
             self.core.wake(queue)
+        return bool(queues)
 
     @property
     def subscriptions(self) -> int:

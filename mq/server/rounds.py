@@ -245,11 +245,13 @@ class Rounds:
     def on_commit(self, number: int) -> None:
         conns = list(self._held)
         self._held = {conn for conn in conns if conn.release(number)}
+        more = False
         for conn in conns:  # their replies went out: they may do more
-            if conn.backlog:
+            if conn.backlog and self._may_run(conn):
                 self._drain_backlog(conn)
-            self.state.delivery.resume(conn)
-        if conns:
+                more = True
+            more = self.state.delivery.resume(conn) or more
+        if more:
             self.finish()
 
     # --- time and shutdown --------------------------------------------------------------------
