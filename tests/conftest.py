@@ -5,14 +5,11 @@ from pathlib import Path
 
 import pytest
 
-from tests.broker_process import BrokerProcess
+from tests.harness import BrokerProcess
 
 
 @pytest.fixture
 def broker(tmp_path: Path) -> Iterator[BrokerProcess]:
     """A broker process on a fresh SQLite file, killed after the test."""
-    proc = BrokerProcess(tmp_path / "mq.db").start()
-    try:
+    with BrokerProcess(tmp_path / "mq.db") as proc:
         yield proc
-    finally:
-        proc.kill()

@@ -31,7 +31,7 @@ class InProcessBroker:
     def __init__(self, db_path: Path, **settings: Any) -> None:
         self.clock = FakeClock()
         config = dataclasses.replace(Config(), port=0, db_path=str(db_path), **settings)
-        self.server = BrokerServer(config, clock=self.clock)
+        self.server = BrokerServer(config, clock=self.clock, monotonic=self.clock)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._ready = threading.Event()
         self._thread = threading.Thread(target=self._serve, name="inprocess-broker", daemon=True)

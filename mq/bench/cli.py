@@ -108,6 +108,10 @@ def _add_broker_flags(p: argparse.ArgumentParser) -> None:
                    help="load a running broker instead of starting one")
     p.add_argument("--broker-pid", type=int, metavar="PID",
                    help="with --url: the broker's pid, for its CPU and RSS figures")
+    p.add_argument("--warm", type=int, default=_D.warm, metavar="N",
+                   help="before the run, pass N messages through the queue (publish, lease, "
+                   "ack in batches) so the run measures a queue with a past (default "
+                   "%(default)s)")
     p.add_argument("--idle-connections", type=int, default=_D.idle_connections, metavar="N",
                    help="before the run, open N idle connections (one ping each, then silent; "
                    f"0..{MAX_IDLE_CONNECTIONS:,}, 127.0.0.1 only), report the broker's RSS "

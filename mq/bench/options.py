@@ -18,6 +18,7 @@ MAX_MPUB_BODIES = 10_000  # protocol.md section 7
 MAX_GET_MAX = 1_000  # protocol.md section 7
 MAX_PREFETCH = 10_000  # protocol.md section 7: a subscription's credit
 MAX_IDLE_CONNECTIONS = 10_000
+MAX_WARM = 100_000_000
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
 _QUEUE_NAME = re.compile(r"[A-Za-z0-9_\-.:]{1,200}")
 
@@ -49,6 +50,9 @@ class BenchOptions:
     "each" (one `ack` request per message, all in flight at once).
     `idle_connections` plain connections are opened (one `ping` each, then silent) before the
     measured run and held until its end, to see what idle connections cost the broker.
+    `warm` messages are passed through the queue (published, leased and acked in batches)
+    before the measured run, so that it measures a queue with a past: the broker's cost per
+    request must not grow with how many messages a queue has seen.
     `rate` switches producers to open loop: sends happen at fixed times, and latencies are
     measured from those scheduled times, so a slow broker cannot hide its delays.
     """
@@ -67,6 +71,7 @@ class BenchOptions:
     keys: int = 0
     sync: str = "full"
     idle_connections: int = 0
+    warm: int = 0
     rate: float | None = None
     queue: str = field(default_factory=_fresh_queue)
     url: str | None = None
@@ -105,6 +110,7 @@ class BenchOptions:
             (self.idle_connections == 0 or self.url is None or _loopback(self.url),
              "--idle-connections needs a broker on 127.0.0.1"),
             (self.keys >= 0, "keys must be at least 0"),
+            (0 <= self.warm <= MAX_WARM, f"warm must be 0..{MAX_WARM:,}"),
             (self.rate is None or self.rate > 0, "rate must be above 0 msgs/s"),
             (self.scenario != "consume" or self.rate is None, "--rate applies to producers; "
              "the consume scenario has none"),

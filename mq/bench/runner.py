@@ -48,6 +48,7 @@ PREFILL_CHUNK = 10_000  # messages per publish_many call while prefilling
 PREFILL_BATCH = 1_000  # bodies per mpub while prefilling
 IDLE_SETTLE_S = 0.2  # after opening the idle connections, before reading the broker's RSS
 MB = 1e6
+WARM_NOTE_EVERY = 100_000  # messages between two progress lines while warming
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,6 +87,7 @@ def _run(opts: BenchOptions, url: str, pid: int | None, started: bool,
     idle = IdleConnections(url, opts.idle_connections)
     try:
         run_async(_declare(url, opts.queue))
+        warm = _warm(opts, url, out) if opts.warm else None
         prefill = _prefill(opts, url, out) if opts.scenario == "consume" else None
         idle_figures = _open_idle(idle, monitor, out) if opts.idle_connections else None
         before = run_async(_broker_stats(url, opts.queue))
@@ -105,7 +107,10 @@ def _run(opts: BenchOptions, url: str, pid: int | None, started: bool,
         "commits": _delta(before.commits, after.commits),
         "committed_changes": _delta(before.committed_changes, after.committed_changes),
     }
-    return build_report(opts, broker, prefill, results, failures, floor, timeline, idle_figures)
+    report = build_report(opts, broker, prefill, results, failures, floor, timeline,
+                          idle_figures)
+    report["warm"] = warm
+    return report
 
 
 def _open_idle(idle: IdleConnections, monitor: BrokerMonitor | None, out: TextIO,
@@ -150,6 +155,35 @@ async def _broker_stats(url: str, queue_name: str) -> BrokerStats:
     except (MQError, TimeoutError):
         return BrokerStats(None, None, None)
     return BrokerStats(server.get("sync"), server.get("commits"), server.get("committed_changes"))
+
+
+def _warm(opts: BenchOptions, url: str, out: TextIO) -> dict[str, Any]:
+    print(f"warming {opts.queue}: {opts.warm:,} messages in and out ...", file=out)
+    seconds = run_async(_pass_through(opts, url, out))
+    print(f"warmed in {seconds:.2f} s ({opts.warm / seconds:,.0f} msgs/s)", file=out)
+    return {"messages": opts.warm, "seconds": seconds}
+
+
+async def _pass_through(opts: BenchOptions, url: str, out: TextIO) -> float:
+    """Publish, lease and ack `opts.warm` messages, a batch at a time, leaving none behind."""
+    body = bytes(opts.size)
+    started = time.perf_counter()
+    next_note = WARM_NOTE_EVERY
+    async with asyncio.timeout(opts.timeout_s), AsyncClient.connect(url) as client:
+        done = 0
+        while done < opts.warm:
+            n = min(PREFILL_BATCH, opts.warm - done)
+            await client.publish_many(opts.queue, [body] * n, batch_size=PREFILL_BATCH)
+            leased = 0
+            while leased < n:
+                msgs = await client.get(opts.queue, max=n - leased)
+                await client.ack_many([m.receipt for m in msgs])
+                leased += len(msgs)
+            done += n
+            if done >= next_note:
+                print(f"  {done:,} of {opts.warm:,}", file=out)
+                next_note += WARM_NOTE_EVERY
+    return time.perf_counter() - started
 
 
 def _prefill(opts: BenchOptions, url: str, out: TextIO) -> dict[str, Any]:

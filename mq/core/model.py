@@ -1,4 +1,4 @@
-"""Value types of the queue model, and the changes the core reports for storage to record."""
+"""Value types of the queue model. What happens to them is in events.py."""
 
 from __future__ import annotations
 
@@ -57,19 +57,6 @@ class Message:
         """Heap order as one int: higher priority first, then lower id (FIFO within a level)."""
         return ((MAX_PRIORITY - self.priority) << _ID_BITS) | self.id
 
-    def to_wire(self) -> dict[str, object]:
-        """The message map of protocol.md 2.3, for the delivery being made now."""
-        return {
-            "receipt": f"{self.id}.{self.deliveries}",
-            "msg_id": self.id,
-            "queue": self.queue,
-            "deliveries": self.deliveries,
-            "body": self.body,
-            "key": self.key,
-            "published_at": self.published_at,
-            "priority": self.priority,
-        }
-
 
 @dataclass(frozen=True, slots=True)
 class QueueSettings:
@@ -86,90 +73,30 @@ class QueueSettings:
 DLQ_SUFFIX = ".dlq"
 
 
-# Changes: what happened, in order, for the log. Storage turns each into rows.
-# NamedTuples rather than frozen dataclasses: several are made for every message, and a tuple
-# is built three times faster. They are just as immutable.
+# What the broker hands out. NamedTuples: one is made for every publish and every delivery.
 
 
-class Appended(NamedTuple):
-    message: Message
-    body_of: int | None = None  # fan-out copy: the message whose log row holds the body
-
-
-class Moved(NamedTuple):
-    """To a dead-letter queue (reason says why) or back from one (a redrive)."""
+class Published(NamedTuple):
+    """The answer to a publish: the message's id, or the earlier message's for a duplicate."""
 
     msg_id: int
-    at: float
+    duplicate: bool  # True: deduplicated, nothing was stored
+
+
+class Delivery(NamedTuple):
+    """One message leased to a holder. Its receipt is `msg_id.delivery`."""
+
+    msg_id: int
+    delivery: int  # how many times it was leased, this time included (1 the first time)
     queue: str
-    reason: str
-    delivery_base: int
-    redrive: bool = False
-    source: str = ""  # the queue it left
+    body: bytes
+    key: str | None
+    published_at: float  # Unix s
+    priority: int
 
 
-class Purged(NamedTuple):
-    """A queue deleted with all its messages and settings."""
+class Joined(NamedTuple):
+    """A consumer's place in a group, as it stands after it joined."""
 
-    queue: str
-
-
-class Bound(NamedTuple):
-    topic: str
-    queue: str
-    bound: bool  # False: unbound
-
-
-class Leased(NamedTuple):
-    msg_id: int
-    delivery: int
-    holder: str
-    at: float
-    queue: str = ""
-
-
-class Acked(NamedTuple):
-    msg_id: int
-    at: float
-    queue: str = ""
-
-
-class Nacked(NamedTuple):
-    msg_id: int
-    at: float
-    ready_at: float
-    error: str | None = None
-    queue: str = ""
-
-
-class Expired(NamedTuple):
-    msg_id: int
-    at: float
-    queue: str = ""
-
-
-class Released(NamedTuple):
-    """A lease given back because its holder died."""
-
-    msg_id: int
-    at: float
-    holder: str
-    queue: str = ""
-
-
-class Dropped(NamedTuple):
-    msg_id: int
-    at: float
-    reason: str = "retention"  # or "ttl", "purge"
-    queue: str = ""
-
-
-class Declared(NamedTuple):
-    queue: str
-    settings: QueueSettings
-
-
-Change = (
-    Appended | Leased | Acked | Nacked | Expired | Released | Moved | Dropped | Declared | Purged
-    | Bound
-)
+    group: str
+    members: int

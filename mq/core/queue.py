@@ -1,4 +1,5 @@
-"""One queue: its messages in id order, which are ready, which wait for a delay, who holds what.
+"""One queue: its messages, which are ready, which wait for a delay, who holds what, and its
+timers (timers.py: lease ends, delay ends, the oldest message for retention).
 
 Heaps are lazy: an entry whose message has since changed state is skipped when it surfaces,
 which keeps every operation O(log n) without searching the heaps. Ready heaps hold ranks
@@ -11,8 +12,9 @@ import heapq
 from dataclasses import dataclass
 from typing import Any
 
-from mq.core.group import Group, Member
+from mq.core.group import Group
 from mq.core.model import Message, QueueSettings, State, id_of
+from mq.core.timers import Timers
 
 
 @dataclass(slots=True)
@@ -34,9 +36,9 @@ class Queue:
     def __init__(self, name: str, settings: QueueSettings) -> None:
         self.name = name
         self.settings = settings
-        self.messages: dict[int, Message] = {}  # every live message; ids ascend
+        self.messages: dict[int, Message] = {}  # every live message
         self._ready: list[int] = []  # heap of ranks
-        self._delayed: list[tuple[float, int]] = []  # heap of (ready_at, id)
+        self.timers = Timers(self.messages)
         self.held_by: dict[str, set[int]] = {}  # holder -> ids of the messages it leases
         self.inflight: dict[str, dict[str, int]] = {}  # key -> holder -> leases of that key
         self.dedup: dict[str, tuple[int, float]] = {}  # dedup id -> (msg id, remembered until)
@@ -50,9 +52,10 @@ class Queue:
 
     def add(self, message: Message) -> None:
         self.messages[message.id] = message
+        self.timers.added(message)
         if message.state is State.DELAYED:
             self.delayed += 1
-            heapq.heappush(self._delayed, (message.ready_at, message.id))
+            self.timers.delayed(message, self.delayed)
         else:
             message.state = State.READY
             self._push_ready(message)
@@ -72,7 +75,7 @@ class Queue:
         message.state = State.DELAYED
         message.ready_at = ready_at
         self.delayed += 1
-        heapq.heappush(self._delayed, (ready_at, message.id))
+        self.timers.delayed(message, self.delayed)
 
     def mark_leased(self, message: Message, holder: str) -> None:
         message.state = State.LEASED
@@ -88,9 +91,14 @@ class Queue:
         self._leave_state(message)
         self.mark_leased(message, holder)
 
+    def lease_until(self, message: Message, deadline: float) -> None:
+        """The lease of `message` (marked leased) ends at `deadline`, Unix s."""
+        self.timers.leased(message, deadline, self.leased)
+
     def remove(self, message: Message) -> None:
         del self.messages[message.id]
         self._leave_state(message)
+        self.timers.removed(message.id)
 
     def _leave_state(self, message: Message) -> None:
         if message.state is State.LEASED:
@@ -170,10 +178,6 @@ class Queue:
                     self.group.push(msg)
         return self.group
 
-    def join(self, member: Member) -> None:
-        assert self.group is not None
-        self.group.join(member)
-
     # --- deduplication ------------------------------------------------------------------------
 
     def remember(self, dedup_id: str, msg_id: int, until: float) -> None:
@@ -196,21 +200,14 @@ class Queue:
 
     def release_due(self, now: float) -> bool:
         """Move delayed messages whose time has come to ready; True if any moved."""
-        moved = False
-        delayed, messages = self._delayed, self.messages
-        while delayed and delayed[0][0] <= now:
-            ready_at, msg_id = heapq.heappop(delayed)
-            msg = messages.get(msg_id)
-            if msg is not None and msg.state is State.DELAYED and msg.ready_at == ready_at:
-                self.make_ready(msg)
-                moved = True
-        return moved
+        ended = self.timers.ended_delays(now)
+        for msg in ended:
+            self.make_ready(msg)
+        return bool(ended)
 
-    def next_release(self) -> float | None:
-        return self._delayed[0][0] if self._delayed else None
-
-    def oldest(self) -> Message | None:
-        return next(iter(self.messages.values()), None)
+    def next_due(self) -> float | None:
+        """When `Broker.tick` next has something to do in this queue (Unix s), or None."""
+        return self.timers.next_due(self.settings.retention_s)
 
     # --- statistics ---------------------------------------------------------------------------
 

@@ -32,7 +32,6 @@ from mq.codec.replies import (
     Statistics,
     TopicBindings,
 )
-from mq.core import admin
 from mq.server.outcome import Later, Outcome, Peer
 from mq.server.state import ServerState
 
@@ -54,7 +53,7 @@ class AdminHandlers:
         }
 
     def declare(self, cmd: Declare, peer: Peer) -> Declared:
-        s = admin.declare(self.core, cmd.queue, **cmd.settings())
+        s = self.core.declare(cmd.queue, **cmd.settings())
         return Declared(cmd.queue, s.retention_s, s.lease_s, s.max_deliveries,
                         s.dead_letter_for(cmd.queue), s.dedup_window_s)
 
@@ -62,16 +61,16 @@ class AdminHandlers:
         return QueueNames(self.core.queue_names())
 
     def purge(self, cmd: Purge, peer: Peer) -> Purged:
-        return Purged(admin.purge(self.core, cmd.queue))
+        return Purged(self.core.purge(cmd.queue))
 
     def delete(self, cmd: DeleteQueue, peer: Peer) -> Deleted:
-        return Deleted(cmd.queue, admin.delete(self.core, cmd.queue))
+        return Deleted(cmd.queue, self.core.delete(cmd.queue))
 
     def peek(self, cmd: Peek, peer: Peer) -> Peeked:
         # Like a get, the reply stops early once the bodies fill a frame (at least one shown).
         msgs: list[dict[str, Any]] = []
         size = 0
-        for m in admin.peek(self.core, cmd.queue, cmd.count):
+        for m in self.core.peek(cmd.queue, cmd.count):
             size += len(m["body"]) + 256
             if msgs and size > self.config.max_frame_bytes:
                 break
@@ -79,18 +78,19 @@ class AdminHandlers:
         return Peeked(msgs)
 
     def redrive(self, cmd: Redrive, peer: Peer) -> Redriven:
-        return Redriven(admin.redrive(self.core, cmd.queue, cmd.count, cmd.to))
+        return Redriven(self.core.redrive(cmd.queue, cmd.count, cmd.to))
 
     def bind(self, cmd: Bind, peer: Peer) -> Rebound:
-        change = admin.unbind if cmd.unbind else admin.bind
-        changed = change(self.core, cmd.topic, cmd.queue)
-        return Rebound(changed, {cmd.topic: self.core.topics.queues_of(cmd.topic)})
+        change = self.core.unbind if cmd.unbind else self.core.bind
+        changed = change(cmd.topic, cmd.queue)
+        bound = self.core.bindings(cmd.topic).get(cmd.topic, [])
+        return Rebound(changed, {cmd.topic: bound})
 
     def bindings(self, cmd: Bindings, peer: Peer) -> TopicBindings:
-        return TopicBindings(self.core.topics.bindings(cmd.topic))
+        return TopicBindings(self.core.bindings(cmd.topic))
 
     def explain(self, cmd: Explain, peer: Peer) -> Explanation:
-        out = admin.explain(self.core, cmd.msg_id)
+        out = self.core.explain(cmd.msg_id)
         holder = out.get("holder")
         ago = self.state.last_heartbeat_s_ago(holder) if holder else None
         if ago is not None:
@@ -105,9 +105,9 @@ class AdminHandlers:
         return LogEvents(msg_id, await self.state.history(msg_id))
 
     def stats(self, cmd: Stats, peer: Peer) -> Statistics:
-        queues = admin.stats(self.core, cmd.queue)
+        queues = self.core.stats(cmd.queue)
         for name, queue_stats in queues.items():
-            group = admin.group_stats(self.core, name)
+            group = self.core.group_stats(name)
             if group is not None:
                 for member in group["members"].values():
                     member["last_heartbeat_s_ago"] = self.state.last_heartbeat_s_ago(

@@ -45,9 +45,14 @@ def tune_gc() -> None:
 
 
 class BrokerServer:
-    def __init__(self, config: Config, clock: Clock = time.time) -> None:
+    def __init__(self, config: Config, clock: Clock = time.time,
+                 monotonic: Clock = time.monotonic) -> None:
+        """`clock` is Unix time, for what the log and clients see (timestamps, delays,
+        retention, TTL); `monotonic` runs the deadlines a clock step must not move
+        (heartbeats, grace periods, waiting GETs)."""
         self.config = config
         self.clock = clock
+        self.monotonic = monotonic
         self.store = SQLiteStore(config.db_path, config.sync, config.keep_history_s)
         self.core = Broker(clock, QueueSettings(config.retention_s, config.lease_s),
                            ring_factory=lambda: HashRing(vnodes=config.ring_vnodes),
@@ -55,8 +60,8 @@ class BrokerServer:
         self.sessions: Sessions[Peer] = Sessions(config.heartbeat_misses, config.grace_s)
         self.delivery: Delivery[Peer] = Delivery(self.core, config.max_frame_bytes,
                                                  config.max_waiting_gets)
-        self.state = ServerState(config, self.core, self.sessions, self.delivery, Monitors(),
-                                 self.store.history, self.figures)
+        self.state = ServerState(config, self.core, monotonic, self.sessions, self.delivery,
+                                 Monitors(), self.store.history, self.figures)
         self.group = GroupCommit(self.store, self._on_commit,
                                  max_changes=config.max_commit_changes)
         self.rounds = Rounds(self.state, self.group, self._spawn, self._reschedule_tick)
@@ -64,7 +69,7 @@ class BrokerServer:
         self._tick_wake = asyncio.Event()
         self._planned_tick: float | None = None
         self._stop = asyncio.Event()
-        self._started_at = clock()
+        self._started_at = monotonic()
         self._server: asyncio.Server | None = None
         self.port: int | None = None
 
@@ -125,9 +130,14 @@ class BrokerServer:
     # --- time ---------------------------------------------------------------------------------
 
     def _next_deadline(self) -> float | None:
-        times = [t for t in (self.core.next_deadline(), self.delivery.next_deadline(),
-                             self.sessions.next_deadline()) if t is not None]
-        return min(times, default=None)
+        """When the next tick is due, on the monotonic clock; None when nothing waits."""
+        now, mono = self.clock(), self.monotonic()
+        waits = [t - mono for t in (self.delivery.next_deadline(), self.sessions.next_deadline())
+                 if t is not None]
+        core_due = self.core.next_deadline()
+        if core_due is not None:
+            waits.append(core_due - now)
+        return mono + min(waits) if waits else None
 
     def _reschedule_tick(self) -> None:
         deadline = self._next_deadline()
@@ -140,11 +150,11 @@ class BrokerServer:
             self._tick_wake.clear()
             deadline = self._next_deadline()
             self._planned_tick = deadline
-            timeout = None if deadline is None else max(0.0, deadline - self.clock())
+            timeout = None if deadline is None else max(0.0, deadline - self.monotonic())
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._tick_wake.wait(), timeout)
             session_due = self.sessions.next_deadline()
-            if session_due is not None and session_due <= self.clock():
+            if session_due is not None and session_due <= self.monotonic():
                 # After a stall, timers run before sockets are read: let the loop read once,
                 # so a heartbeat already waiting in a socket is counted before anyone is buried.
                 await asyncio.sleep(0)
@@ -156,7 +166,7 @@ class BrokerServer:
         """The server's own figures, as STATS shows them."""
         return {
             "version": __version__,
-            "uptime_s": round(self.clock() - self._started_at, 3),
+            "uptime_s": round(self.monotonic() - self._started_at, 3),
             "connections": len(self.rounds.connections),
             "sync": self.config.sync,
             "max_frame_bytes": self.config.max_frame_bytes,

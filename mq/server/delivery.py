@@ -14,12 +14,13 @@ commit of the leases they report.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, Generic, Protocol, TypeVar
 
 from mq.codec.commands import Get
 from mq.core.broker import Broker
-from mq.core.model import Message
+from mq.core.model import Delivery as CoreDelivery
 from mq.errors import Code, MQError
 from mq.server.waiters import Waiter, Waiters
 
@@ -78,8 +79,8 @@ class Delivery(Generic[C]):
 
     def take(self, queue: str, holder: str, lease_s: float | None, max_count: int) -> list[Wire]:
         """Lease up to `max_count` ready messages of `queue` now; [] when there are none."""
-        msgs = self.core.lease(queue, holder, lease_s, max_count, self.max_reply_bytes)
-        return [_wire(m) for m in msgs]
+        return [_wire(d) for d in self.core.lease(queue, holder, lease_s, max_count,
+                                                  self.max_reply_bytes)]
 
     # --- GETs that wait -----------------------------------------------------------------------
 
@@ -127,8 +128,7 @@ class Delivery(Generic[C]):
         self.unsubscribe(conn, queue)
         self._subs.setdefault(queue, []).append(Subscription(conn, queue, prefetch, lease_s))
         self._subscribed.setdefault(conn, set()).add(queue)
-        self.core.queue(queue)
-        self.core.woken.add(queue)  # serve it what is ready already
+        self.core.wake(queue)  # serve it what is ready already
 
     def unsubscribe(self, conn: C, queue: str) -> None:
         subs = [s for s in self._subs.get(queue, []) if s.conn is not conn]
@@ -142,10 +142,13 @@ class Delivery(Generic[C]):
             if not queues:
                 del self._subscribed[conn]
 
-    def resume(self, conn: C) -> None:
-        """`conn` reads its replies again: its subscriptions may be topped up."""
-        for queue in self._subscribed.get(conn, ()):
-            self.core.woken.add(queue)
+    def resume(self, conn: C) -> bool:
+        """`conn` reads its replies again: its subscriptions may be topped up. True when it
+        has any (their queues are woken)."""
+        queues = self._subscribed.get(conn, ())
+        for queue in queues:
+            self.core.wake(queue)
+        return bool(queues)
 
     @property
     def subscriptions(self) -> int:
@@ -153,7 +156,7 @@ class Delivery(Generic[C]):
 
     # --- serving ------------------------------------------------------------------------------
 
-    def serve(self, queues: set[str]) -> tuple[list[Answer[C]], list[Push[C]]]:
+    def serve(self, queues: Iterable[str]) -> tuple[list[Answer[C]], list[Push[C]]]:
         """Lease to the waiting GETs, then the subscriptions, of `queues` that gained messages."""
         answers: list[Answer[C]] = []
         pushes: list[Push[C]] = []
@@ -166,7 +169,7 @@ class Delivery(Generic[C]):
         # Longest waiting first; with a consumer group a waiter may be unable to take what
         # another can, so each one is asked in turn.
         for waiter in self.waiters.live(queue):
-            if self._ready(queue) == 0:
+            if self.core.ready_count(queue) == 0:
                 break
             get = waiter.command
             msgs = self.take(queue, waiter.conn.holder, get.lease_s, get.max)
@@ -181,20 +184,12 @@ class Delivery(Generic[C]):
         for sub in list(subs):  # in turn, so subscribers share a busy queue
             if sub.conn.over_output():
                 continue  # it does not read what it has: more would only pile up here
-            credit = sub.prefetch - self._held(queue, sub.conn.holder)
+            credit = sub.prefetch - self.core.held_count(queue, sub.conn.holder)
             if credit > 0:
                 msgs = self.take(queue, sub.conn.holder, sub.lease_s, credit)
                 if msgs:
                     pushes.append(Push(sub.conn, queue, msgs))
         subs.append(subs.pop(0))
-
-    def _ready(self, queue: str) -> int:
-        q = self.core.queues.get(queue)
-        return 0 if q is None else q.ready
-
-    def _held(self, queue: str, holder: str) -> int:
-        q = self.core.queues.get(queue)
-        return 0 if q is None else len(q.held_by.get(holder, ()))
 
     # --- connections --------------------------------------------------------------------------
 
@@ -206,8 +201,8 @@ class Delivery(Generic[C]):
             self.unsubscribe(conn, queue)
 
 
-def _wire(m: Message) -> Wire:
+def _wire(d: CoreDelivery) -> Wire:
     """The message map of protocol.md 2.3, for the delivery being made now."""
-    return {"receipt": f"{m.id}.{m.deliveries}", "msg_id": m.id, "queue": m.queue,
-            "deliveries": m.deliveries, "body": m.body, "key": m.key,
-            "published_at": m.published_at, "priority": m.priority}
+    return {"receipt": f"{d.msg_id}.{d.delivery}", "msg_id": d.msg_id, "queue": d.queue,
+            "deliveries": d.delivery, "body": d.body, "key": d.key,
+            "published_at": d.published_at, "priority": d.priority}

@@ -84,15 +84,15 @@ class Handlers(AdminHandlers):
 
     def publish(self, cmd: Publish, peer: Peer) -> Published:
         o = cmd.options
-        ids_before = self.core.next_id
-        msg_id = self.core.publish(cmd.queue, cmd.body, cmd.key, o.priority,
-                                   o.delay_from(self.core.clock()), o.ttl_s, o.dedup_id)
-        return Published(msg_id) if msg_id >= ids_before else Deduplicated(msg_id)
+        msg_id, duplicate = self.core.publish(cmd.queue, cmd.body, cmd.key, o.priority,
+                                              o.delay_from(self.core.clock()), o.ttl_s,
+                                              o.dedup_id)
+        return Deduplicated(msg_id) if duplicate else Published(msg_id)
 
     def publish_many(self, cmd: PublishMany, peer: Peer) -> PublishedMany:
         o = cmd.options
         publish, queue, delay = self.core.publish, cmd.queue, o.delay_from(self.core.clock())
-        return PublishedMany([publish(queue, body, None, o.priority, delay, o.ttl_s)
+        return PublishedMany([publish(queue, body, None, o.priority, delay, o.ttl_s).msg_id
                               for body in cmd.bodies])
 
     def fanout(self, cmd: Fanout, peer: Peer) -> Copies:
@@ -156,7 +156,7 @@ class Handlers(AdminHandlers):
                           f"{peer.session.consumer!r}; open another connection for another one")
         sessions = self.state.sessions
         session, previous = sessions.open(peer, cmd.consumer, cmd.heartbeat_s,
-                                          self.config.heartbeat_s, self.core.clock(),
+                                          self.config.heartbeat_s, self.state.monotonic(),
                                           cmd.session)
         heartbeat_s = session.heartbeat_s
         if previous is not None and previous is not peer:
@@ -180,9 +180,9 @@ class Handlers(AdminHandlers):
     def join(self, cmd: Join, peer: Peer) -> Joined:
         session = self._session(peer)
         prefetch = cmd.prefetch or self.config.default_prefetch
-        group = self.core.join(cmd.queue, cmd.group, session.consumer, session.holder, prefetch)
+        joined = self.core.join(cmd.queue, cmd.group, session.consumer, session.holder, prefetch)
         session.queues.add(cmd.queue)
-        return Joined(cmd.queue, group.name, session.consumer, prefetch, len(group.members))
+        return Joined(cmd.queue, joined.group, session.consumer, prefetch, joined.members)
 
     def leave(self, cmd: Leave, peer: Peer) -> Done:
         session = self._session(peer)

@@ -7,16 +7,17 @@ from __future__ import annotations
 
 from typing import Any, Generic, TypeVar
 
-from mq.core.model import (
+from mq.core.events import (
     Acked,
     Appended,
     Change,
-    Dropped,
     Expired,
     Leased,
+    Left,
     Moved,
     Nacked,
     Released,
+    Removed,
 )
 
 C = TypeVar("C")
@@ -49,28 +50,25 @@ class Monitors(Generic[C]):
 
 
 def event_of(c: Change) -> Event | None:
-    """The MONITOR event of one change (protocol.md 2.4); None for changes of no message."""
+    """The MONITOR event of one change (protocol.md 2.3), named by its `Event`; None for
+    changes of no message."""
     if isinstance(c, Appended):
         m = c.message
-        return {"at": m.published_at, "queue": m.queue, "msg_id": m.id, "event": "published",
+        return {"at": m.published_at, "queue": m.queue, "msg_id": m.id, "event": c.kind.wire,
                 "key": m.key, "size": len(m.body), "priority": m.priority or None}
-    if isinstance(c, (Acked, Dropped)):
-        event = "acked" if isinstance(c, Acked) else f"removed ({c.reason})"
-        return {"at": c.at, "queue": c.queue, "msg_id": c.msg_id, "event": event}
     if isinstance(c, Moved):
-        return {"at": c.at, "queue": c.queue, "msg_id": c.msg_id,
-                "event": "redriven" if c.redrive else "dead-lettered", "reason": c.reason,
-                "from": c.source}
-    if not isinstance(c, (Leased, Nacked, Expired, Released)):
+        return {"at": c.at, "queue": c.queue, "msg_id": c.msg_id, "event": c.kind.wire,
+                "reason": c.reason, "from": c.source}
+    if not isinstance(c, (Leased, Acked, Nacked, Expired, Released, Left, Removed)):
         return None
-    queue = c.queue or None
+    event: Event = {"at": c.at, "queue": c.queue or None, "msg_id": c.msg_id,
+                    "event": c.kind.wire}
     if isinstance(c, Leased):
-        return {"at": c.at, "queue": queue, "msg_id": c.msg_id, "event": "leased",
-                "holder": c.holder, "delivery": c.delivery}
-    if isinstance(c, Nacked):
-        return {"at": c.at, "queue": queue, "msg_id": c.msg_id, "event": "nacked",
-                "error": c.error, "delay_s": round(c.ready_at - c.at, 3) or None}
-    if isinstance(c, Expired):
-        return {"at": c.at, "queue": queue, "msg_id": c.msg_id, "event": "lease expired"}
-    return {"at": c.at, "queue": queue, "msg_id": c.msg_id,
-            "event": "released (holder died)", "holder": c.holder}
+        event.update(holder=c.holder, delivery=c.delivery)
+    elif isinstance(c, Nacked):
+        event.update(error=c.error, delay_s=round(c.ready_at - c.at, 3) or None)
+    elif isinstance(c, (Released, Left)):
+        event.update(holder=c.holder)
+    elif isinstance(c, Removed):
+        event.update(reason=c.reason)
+    return event

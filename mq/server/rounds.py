@@ -58,7 +58,7 @@ class Rounds:
 
     def received(self, conn: Connection, items: list[Item]) -> None:
         if conn.session is not None:
-            self.state.sessions.beat(conn.session, self.core.clock())  # any request is a sign
+            self.state.sessions.beat(conn.session, self.state.monotonic())  # a sign of life
         self._count_input(conn)
         conn.backlog.extend(items)
         self._drain_backlog(conn)
@@ -97,7 +97,7 @@ class Rounds:
         self.state.monitors.forget(conn)
         session = conn.session
         if session is not None and session.conn is conn:  # it may have moved on already
-            self.state.sessions.detach(session, self.core.clock())
+            self.state.sessions.detach(session, self.state.monotonic())
         # Without a session, a closed connection is a client that went away, which is no sign
         # that its messages kill consumers: they go back without counting a death.
         self.core.release_holder(conn.anonymous_holder, died=False)
@@ -133,7 +133,7 @@ class Rounds:
                 if conn.eof:
                     outcome = Messages([])  # it can send nothing more: no point in waiting
                 else:
-                    self.state.delivery.wait(conn, outcome.get, self.core.clock())
+                    self.state.delivery.wait(conn, outcome.get, self.state.monotonic())
         except MQError as e:
             self._fail(conn, item.rid, e)
             return
@@ -206,17 +206,18 @@ class Rounds:
             sent = self._finish_once()
 
     def _finish_once(self) -> set[Connection]:
-        woken = self.core.take_woken()
-        while woken:
-            answers, pushes = self.state.delivery.serve(woken)
+        effects = self.core.take_effects()
+        changes = effects.changes
+        while effects.woken:
+            answers, pushes = self.state.delivery.serve(effects.woken)
             for answer in answers:
                 self._answer(answer)
             for push in pushes:
                 conn = push.conn
                 assert isinstance(conn, Connection)
                 self._queue(conn, conn.speaker.messages(push.queue, push.msgs))
-            woken = self.core.take_woken()
-        changes = self.core.take_changes()
+            effects = self.core.take_effects()  # the leases just made, and what they woke
+            changes += effects.changes
         self._send_events(changes)
         # A round without changes confirms nothing: its replies wait only for the earlier
         # replies of their own connection, never for another client's commit.
@@ -244,18 +245,20 @@ class Rounds:
     def on_commit(self, number: int) -> None:
         conns = list(self._held)
         self._held = {conn for conn in conns if conn.release(number)}
+        more = False
         for conn in conns:  # their replies went out: they may do more
-            if conn.backlog:
+            if conn.backlog and self._may_run(conn):
                 self._drain_backlog(conn)
-            self.state.delivery.resume(conn)
-        if conns:
+                more = True
+            more = self.state.delivery.resume(conn) or more
+        if more:
             self.finish()
 
     # --- time and shutdown --------------------------------------------------------------------
 
     def tick(self) -> None:
         """Apply what is due now: the core's deadlines, dead sessions, GETs that waited out."""
-        now = self.core.clock()
+        now = self.state.monotonic()
         self.core.tick()
         for session in self.state.sessions.dead(now):
             self._bury(session)

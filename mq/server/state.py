@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from mq.core.broker import Broker
+from mq.core.clock import Clock
 from mq.server.config import Config
 from mq.server.delivery import Delivery
 from mq.server.monitor import Monitors
@@ -23,6 +24,7 @@ from mq.server.sessions import Session, Sessions
 class ServerState:
     config: Config
     core: Broker
+    monotonic: Clock  # heartbeats, grace periods and waiting GETs run on it, not on Unix time
     sessions: Sessions[Peer]
     delivery: Delivery[Peer]
     monitors: Monitors[Peer]
@@ -41,4 +43,4 @@ class ServerState:
         """Seconds since the session holding as `holder` last beat; None without a session."""
         session = self.sessions.by_holder(holder)
         beat = self.sessions.last_beat(session) if session is not None else None
-        return None if beat is None else round(self.core.clock() - beat, 3)
+        return None if beat is None else round(self.monotonic() - beat, 3)

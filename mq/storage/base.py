@@ -6,7 +6,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from mq.core.model import Change, Message, QueueSettings
+from mq.core.events import Change
+from mq.core.model import Message, QueueSettings
 
 
 @dataclass(slots=True)

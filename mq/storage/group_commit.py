@@ -20,7 +20,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from mq.core.model import Change
+from mq.core.events import Change
 from mq.storage.base import Store
 
 log = logging.getLogger(__name__)

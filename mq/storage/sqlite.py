@@ -1,9 +1,9 @@
 """The append-only log in SQLite (WAL mode), through aiosqlite so the event loop never waits.
 
 Layout. One table, `log`, gets a row for every publish (with the body) and for every later
-state change of a message (leased, acked, nacked, expired, released, moved, dropped). Rows are
+event in a message's life (rows.py: one `LogRow` type, its `kind` an `Event` code). Rows are
 only ever appended; the current state of a message is the fold of its rows in `seq` order, which
-is what `open` computes. A message whose last row is final (acked, dropped) is deleted with all
+is what `open` computes. A message whose last row is final (acked, removed) is deleted with all
 its rows later, in bounded chunks (`compact`). Queue settings live in `queues`, topic bindings
 in `bindings`.
 
@@ -15,43 +15,43 @@ Cost. A batch of changes is written as ONE multi-row INSERT in autocommit mode: 
 statement is its own atomic transaction, so a group commit costs one hop to the aiosqlite thread
 and one commit (one fsync with synchronous=FULL). Larger batches, and batches that also change
 queue settings, use an explicit transaction.
+
+Versions. The file's format version is kept in SQLite's `user_version` header field:
+  1  the first log, which stamped no version (a file with tables and user_version 0);
+  2  adds the LEFT event (code 9: a lease given back by a goodbye, logged as a nack before).
+`open` reads the version before it writes anything. A new file is created at SCHEMA_VERSION. An
+older file is upgraded in place, one step at a time, each step in one transaction that also
+stamps its version, so a crash leaves the file at one version or the next, never between. A
+file of a newer version than this code knows is refused (`LogVersionError`) and left untouched:
+an older broker could misread rows it does not know.
+To change the format: bump SCHEMA_VERSION, add the step from the previous version to UPGRADES
+(SQL that rewrites what changed; empty when the new version only adds what old code never
+wrote, like a new event code), note it in the list above, and add a storage test that opens a
+file of the old version. Adding an `Event` code is a format change: old code cannot describe it.
 """
 
 from __future__ import annotations
 
 import itertools
 import logging
+import sqlite3
 import time
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable, Sequence
-from enum import IntEnum
 from pathlib import Path
 from typing import Any, cast
 
 import aiosqlite
 
-from mq.core.model import (
-    Acked,
-    Appended,
-    Bound,
-    Change,
-    DeadLetter,
-    Declared,
-    Dropped,
-    Expired,
-    Leased,
-    Message,
-    Moved,
-    Nacked,
-    Purged,
-    QueueSettings,
-    Released,
-    State,
-)
+from mq import __version__
+from mq.core.events import FINAL, Bound, Change, Declared, Event, Purged
+from mq.core.model import QueueSettings
 from mq.storage.base import Recovered
+from mq.storage.rows import Fold, LogRow, describe, encode, is_final
 
 log = logging.getLogger(__name__)
 
+SCHEMA_VERSION = 2
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS log (
     seq INTEGER PRIMARY KEY,
@@ -89,69 +89,21 @@ CREATE TABLE IF NOT EXISTS meta (
     value INTEGER NOT NULL
 );
 """
-COLUMNS = ("msg_id, kind, at, queue, body, key, delivery, holder, ready_at, detail, priority, "
-           "expires_at, dedup, body_of")
-ROW = "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+# version -> the SQL that takes a file of that version to the next one
+UPGRADES: dict[int, str] = {
+    1: "",  # 2 only adds the LEFT event code, which a version-1 file never holds
+}
+COLUMNS = ", ".join(LogRow._fields)
+ROW = "(" + ", ".join("?" * len(LogRow._fields)) + ")"
 INSERT_ONE = f"INSERT INTO log ({COLUMNS}) VALUES {ROW}"
 RECOVERY_CHUNK_ROWS = 20_000
 RECOVERY_PROGRESS_ROWS = 200_000  # a progress line this often while a big log is read
 MAX_ROWS_PER_STATEMENT = 2_000  # 28,000 bound variables: far below SQLite's limit
-
-
-class Event(IntEnum):
-    PUBLISHED = 0
-    LEASED = 1
-    ACKED = 2
-    NACKED = 3
-    EXPIRED = 4
-    DROPPED = 5
-    RELEASED = 6  # the holder died; the message went back to ready
-    DEAD_LETTERED = 7  # moved to a dead-letter queue
-    REDRIVEN = 8  # moved back from one
-
-
-FINAL = (Event.ACKED, Event.DROPPED)
 SYNC_MODES = ("full", "normal")
-Row = tuple[Any, ...]
 
 
-# One function per change type, looked up by type: this runs for every change on the hot path.
-# Plain ints for the kinds: binding an IntEnum costs more.
-_LEASED, _ACKED, _NACKED, _EXPIRED, _DROPPED, _RELEASED = (
-    int(Event.LEASED), int(Event.ACKED), int(Event.NACKED), int(Event.EXPIRED),
-    int(Event.DROPPED), int(Event.RELEASED))
-
-
-def _appended(c: Appended) -> Row:
-    m = c.message
-    return (m.id, int(Event.PUBLISHED), m.published_at, m.queue,
-            m.body if c.body_of is None else None, m.key, None, None,
-            m.ready_at if m.state is State.DELAYED else None, None,
-            m.priority, m.expires_at, m.dedup_id, c.body_of)
-
-
-def _moved(c: Moved) -> Row:
-    kind = Event.REDRIVEN if c.redrive else Event.DEAD_LETTERED
-    return (c.msg_id, int(kind), c.at, c.queue, None, None, c.delivery_base, None, None,
-            c.reason, None, None, None, None)
-
-
-_ROWS: dict[type, Callable[[Any], Row]] = {
-    Appended: _appended,
-    Leased: lambda c: (c.msg_id, _LEASED, c.at, None, None, None, c.delivery, c.holder, None,
-                       None, None, None, None, None),
-    Acked: lambda c: (c.msg_id, _ACKED, c.at, None, None, None, None, None, None, None, None,
-                      None, None, None),
-    Nacked: lambda c: (c.msg_id, _NACKED, c.at, None, None, None, None, None, c.ready_at,
-                       c.error, None, None, None, None),
-    Expired: lambda c: (c.msg_id, _EXPIRED, c.at, None, None, None, None, None, None, None,
-                        None, None, None, None),
-    Released: lambda c: (c.msg_id, _RELEASED, c.at, None, None, None, None, c.holder, None,
-                         None, None, None, None, None),
-    Moved: _moved,
-    Dropped: lambda c: (c.msg_id, _DROPPED, c.at, None, None, None, None, None, None, c.reason,
-                        None, None, None, None),
-}
+class LogVersionError(sqlite3.DatabaseError):
+    """The file is an mq log of a version this code does not know."""
 
 
 class SQLiteStore:
@@ -169,7 +121,7 @@ class SQLiteStore:
         # (finished at, id) of acked/removed messages awaiting compaction, oldest first
         self._finished: deque[tuple[float, int]] = deque()
         self._body_of: dict[int, int] = {}  # fan-out copy -> the message whose row has the body
-        self._dependents: dict[int, int] = {}  # body holder -> copies not yet compacted
+        self._dependents: Counter[int] = Counter()  # body holder -> copies not yet compacted
         self._kept: set[int] = set()  # finished holders kept for their dependents
 
     @property
@@ -193,13 +145,49 @@ class SQLiteStore:
         # isolation_level=None: autocommit, so a single INSERT commits by itself (see above).
         self._db = await aiosqlite.connect(self.path, isolation_level=None)
         try:
+            version = await self._version()  # before anything is written to the file
             await self.db.execute("PRAGMA journal_mode=WAL")
             await self.db.execute(f"PRAGMA synchronous={self.sync.upper()}")
-            await self.db.executescript(SCHEMA)
+            await self._upgrade(version)
             return await self._recover()
         except BaseException:
             await self.close()  # aiosqlite's thread would otherwise keep the process alive
             raise
+
+    # --- versions -----------------------------------------------------------------------------
+
+    async def _version(self) -> int | None:
+        """The file's format version; None for a new, empty file. Refuses a newer version."""
+        version = await self._scalar("PRAGMA user_version")
+        if version == 0:
+            has_log = await self._scalar(
+                "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = 'log'")
+            return 1 if has_log else None
+        if version > SCHEMA_VERSION:
+            raise LogVersionError(
+                f"{self.path} is an mq log of format version {version}, written by a newer mq; "
+                f"this mq ({__version__}) reads versions up to {SCHEMA_VERSION}. Run an mq that "
+                "knows that version (the one that wrote the file, or newer); the file was left "
+                "as it was")
+        return version
+
+    async def _upgrade(self, version: int | None) -> None:
+        """Create a new file at SCHEMA_VERSION, or take an older one there step by step."""
+        if version is None:
+            await self.db.executescript(
+                f"BEGIN; {SCHEMA} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;")
+            return
+        for step in range(version, SCHEMA_VERSION):
+            log.info("upgrading %s from log format version %d to %d", self.path, step, step + 1)
+            await self.db.executescript(
+                f"BEGIN; {UPGRADES[step]} PRAGMA user_version = {step + 1}; COMMIT;")
+
+    async def _scalar(self, sql: str) -> int:
+        async with self.db.execute(sql) as cursor:
+            row = await cursor.fetchone()
+        return int(row[0]) if row else 0
+
+    # --- recovery -----------------------------------------------------------------------------
 
     async def _recover(self) -> Recovered:
         db = self.db
@@ -208,66 +196,42 @@ class SQLiteStore:
             settings = {row[0]: QueueSettings(*row[1:]) for row in await cursor.fetchall()}
         async with db.execute("SELECT topic, queue FROM bindings") as cursor:
             bindings = [(topic, queue) for topic, queue in await cursor.fetchall()]
-        messages: dict[int, Message] = {}
-        finished: dict[int, float] = {}  # id -> when it finished
-        max_id = await self._meta("max_msg_id")
+        fold = Fold()
         async with db.execute(f"SELECT {COLUMNS} FROM log ORDER BY seq") as cursor:
             # In chunks: a million rows fetched at once would double the peak memory.
             read = 0
-            while chunk := cast(list[Row], await cursor.fetchmany(RECOVERY_CHUNK_ROWS)):
-                for row in chunk:  # plain tuples: the connection has no row factory
-                    msg_id = row[0]
-                    if row[1] == Event.PUBLISHED:
-                        messages[msg_id] = self._published(row, messages)
-                        max_id = max(max_id, msg_id)
-                    elif row[1] in FINAL:
-                        finished[msg_id] = row[2]
-                    elif msg_id in messages:
-                        _apply(messages[msg_id], row)
+            while chunk := cast(list[tuple[Any, ...]],
+                                await cursor.fetchmany(RECOVERY_CHUNK_ROWS)):
+                fold.add(chunk)  # plain tuples: the connection has no row factory
                 read += len(chunk)
                 if read % RECOVERY_PROGRESS_ROWS < len(chunk):
                     log.info("recovering %s: %d log rows read, %d messages so far", self.path,
-                             read, len(messages))
-        self._finished = deque(sorted((at, msg_id) for msg_id, at in finished.items()))
-        live = [m for msg_id, m in messages.items() if msg_id not in finished]
+                             read, len(fold.messages))
+        self._finished = deque(sorted((at, msg_id) for msg_id, at in fold.finished.items()))
+        self._body_of = fold.body_of
+        self._dependents = Counter(fold.body_of.values())
+        live = fold.live()
         log.info("recovered %d messages in %d queues from %s (%d finished awaiting compaction)",
                  len(live), len({m.queue for m in live} | set(settings)), self.path,
-                 len(finished))
-        finished_dedup = [m for msg_id, m in messages.items()
-                          if msg_id in finished and m.dedup_id is not None]
-        return Recovered(settings, live, max_id + 1, bindings, finished_dedup)
+                 len(fold.finished))
+        next_id = max(fold.max_id, await self._scalar(
+            "SELECT value FROM meta WHERE name = 'max_msg_id'")) + 1
+        return Recovered(settings, live, next_id, bindings, fold.finished_dedup())
 
-    def _published(self, row: Row, messages: dict[int, Message]) -> Message:
-        (msg_id, _, at, queue, body, key, _, _, ready_at, _, priority, expires_at, dedup,
-         body_of) = row
-        if body_of is not None:
-            holder = messages.get(body_of)
-            body = holder.body if holder is not None else b""
-            self._body_of[msg_id] = body_of
-            self._dependents[body_of] = self._dependents.get(body_of, 0) + 1
-        msg = Message(msg_id, queue, body, key, at, priority=priority or 0,
-                      expires_at=expires_at, dedup_id=dedup)
-        if ready_at is not None and ready_at > at:
-            msg.state, msg.ready_at = State.DELAYED, ready_at
-        return msg
-
-    async def _meta(self, name: str) -> int:
-        async with self.db.execute("SELECT value FROM meta WHERE name = ?", (name,)) as cursor:
-            row = await cursor.fetchone()
-        return int(row[0]) if row else 0
+    # --- writing ------------------------------------------------------------------------------
 
     async def write(self, changes: Sequence[Change]) -> None:
-        rows: list[Row] = []
+        rows: list[LogRow] = []
         others: list[Change] = []  # settings and bindings: not rows of the log
         for c in changes:  # one pass: this runs for every change
-            make = _ROWS.get(type(c))
-            if make is None:
+            row = encode(c)
+            if row is None:
                 others.append(c)
                 continue
-            rows.append(make(c))
-            if type(c) is Appended and c.body_of is not None:
-                self._body_of[c.message.id] = c.body_of
-                self._dependents[c.body_of] = self._dependents.get(c.body_of, 0) + 1
+            rows.append(row)
+            if row.body_of is not None:
+                self._body_of[row.msg_id] = row.body_of
+                self._dependents[row.body_of] += 1
         db = self.db
         if not others and len(rows) <= MAX_ROWS_PER_STATEMENT:
             if rows:
@@ -287,9 +251,9 @@ class SQLiteStore:
             raise
         self._note_finished(rows)
 
-    def _note_finished(self, rows: list[Row]) -> None:
+    def _note_finished(self, rows: list[LogRow]) -> None:
         """Once committed (never before), finished messages may be compacted."""
-        self._finished.extend((row[2], row[0]) for row in rows if row[1] in FINAL)
+        self._finished.extend((row.at, row.msg_id) for row in rows if is_final(row))
 
     async def compact(self, limit: int) -> int:
         """Delete up to `limit` finished messages whose history time is over; returns how many."""
@@ -333,11 +297,11 @@ class SQLiteStore:
         return len(chunk)
 
     async def history(self, msg_id: int) -> list[dict[str, Any]]:
-        """Every row the log still has of `msg_id`, oldest first, as readable values."""
+        """Every row the log still has of `msg_id`, oldest first, as HISTORY events."""
         async with self.db.execute(
                 f"SELECT {COLUMNS} FROM log WHERE msg_id = ? ORDER BY seq", (msg_id,)) as cursor:
             rows = await cursor.fetchall()
-        return [_event(tuple(r)) for r in rows]
+        return [describe(LogRow._make(r)) for r in rows]
 
     async def close(self) -> None:
         if self._db is not None:
@@ -356,30 +320,6 @@ def _runs(ids: list[int]) -> list[tuple[int, int]]:
     return runs
 
 
-def _apply(msg: Message, row: Row) -> None:
-    """Fold one non-publish row into the message's state at recovery."""
-    kind, at, queue, delivery, ready_at, detail = row[1], row[2], row[3], row[6], row[8], row[9]
-    if kind == Event.LEASED:
-        msg.deliveries = delivery
-        msg.state = State.READY  # leases are void after a restart
-    elif kind == Event.NACKED:
-        if detail is not None:
-            msg.last_error = detail
-        if ready_at > at:
-            msg.state, msg.ready_at = State.DELAYED, ready_at
-        else:
-            msg.state = State.READY
-    elif kind == Event.EXPIRED:
-        msg.state = State.READY
-    elif kind == Event.RELEASED:
-        msg.deaths += 1
-        msg.state = State.READY
-    elif kind in (Event.DEAD_LETTERED, Event.REDRIVEN):
-        msg.dead = DeadLetter(msg.queue, detail, at) if kind == Event.DEAD_LETTERED else None
-        msg.delivery_base = delivery
-        msg.queue, msg.state = queue, State.READY
-
-
 def _statement(c: Change) -> tuple[str, tuple[Any, ...]]:
     if isinstance(c, Declared):
         s = c.settings
@@ -393,28 +333,3 @@ def _statement(c: Change) -> tuple[str, tuple[Any, ...]]:
     if c.bound:
         return "INSERT OR IGNORE INTO bindings (topic, queue) VALUES (?, ?)", (c.topic, c.queue)
     return "DELETE FROM bindings WHERE topic = ? AND queue = ?", (c.topic, c.queue)
-
-
-_EVENT_NAMES = {Event.PUBLISHED: "published", Event.LEASED: "leased", Event.ACKED: "acked",
-                Event.NACKED: "nacked", Event.EXPIRED: "lease expired",
-                Event.DROPPED: "removed", Event.RELEASED: "released (holder died)",
-                Event.DEAD_LETTERED: "dead-lettered", Event.REDRIVEN: "redriven"}
-
-
-def _event(row: Row) -> dict[str, Any]:
-    (_, kind, at, queue, body, key, delivery, holder, ready_at, detail, priority, expires_at,
-     dedup, _body_of) = row
-    out: dict[str, Any] = {"at": at, "event": _EVENT_NAMES[Event(kind)]}
-    if kind == Event.PUBLISHED:
-        out.update(queue=queue, key=key, priority=priority or None, dedup_id=dedup,
-                   size=len(body) if body is not None else None, delay_until=ready_at,
-                   expires_at=expires_at)
-    elif kind == Event.LEASED:
-        out.update(delivery=delivery, holder=holder)
-    elif kind == Event.NACKED:
-        out.update(error=detail, ready_at=ready_at)
-    elif kind == Event.RELEASED:
-        out.update(holder=holder)
-    elif kind in (Event.DEAD_LETTERED, Event.REDRIVEN, Event.DROPPED):
-        out.update(queue=queue, reason=detail)
-    return {k: v for k, v in out.items() if v is not None}

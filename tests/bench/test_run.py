@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from mq.cli import main
-from tests.broker_process import BrokerProcess
+from tests.harness import BrokerProcess
 
 
 def bench(tmp_path: Path, *args: str) -> tuple[int, dict[str, Any]]:
@@ -169,3 +169,13 @@ def test_bad_options_exit_2_before_starting_anything(
     assert main(["bench", "--dir", str(tmp_path), *args]) == 2
     assert "mq bench:" in capsys.readouterr().err
     assert not list(tmp_path.iterdir())
+
+
+def test_warm_passes_messages_through_the_queue_before_the_run(tmp_path: Path) -> None:
+    code, r = bench(tmp_path, "--scenario", "e2e", "--warm", "2500", "--count", "300",
+                    "--sync", "normal")
+    assert code == 0
+    assert r["warm"]["messages"] == 2500
+    c = r["counts"]
+    assert c["confirmed"] == c["received"] == c["unique"] == 300  # the warm-up left nothing
+    assert r["broker"]["committed_changes"] >= 300

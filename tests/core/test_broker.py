@@ -9,21 +9,10 @@ from __future__ import annotations
 
 import pytest
 
-from mq.core import admin
 from mq.core.broker import RETENTION_BATCH, Broker
 from mq.core.clock import FakeClock
-from mq.core.model import (
-    Acked,
-    Appended,
-    Declared,
-    Dropped,
-    Expired,
-    Leased,
-    Message,
-    Nacked,
-    QueueSettings,
-    State,
-)
+from mq.core.events import Acked, Appended, Declared, Expired, Leased, Nacked, Removed
+from mq.core.model import Delivery, Message, Published, QueueSettings, State
 from mq.errors import Code, MQError
 
 T0 = 1_800_000_000.0
@@ -42,15 +31,22 @@ def broker(clock: FakeClock) -> Broker:
 
 
 def publish_n(broker: Broker, n: int, queue: str = "q") -> list[int]:
-    return [broker.publish(queue, f"m{i}".encode()) for i in range(n)]
+    return [broker.publish(queue, f"m{i}".encode()).msg_id for i in range(n)]
 
 
 def lease_one(broker: Broker, holder: str = "h1", queue: str = "q",
               lease_s: float | None = None) -> tuple[int, int]:
-    """Lease one message and return its receipt as (msg_id, delivery), captured now: the core
-    hands out its live Message, whose delivery count moves on with later leases."""
-    [msg] = broker.lease(queue, holder, lease_s)
-    return msg.id, msg.deliveries
+    """Lease one message and return its receipt as (msg_id, delivery)."""
+    [leased] = broker.lease(queue, holder, lease_s)
+    return leased.msg_id, leased.delivery
+
+
+def state_of(broker: Broker, msg_id: int) -> str:
+    return str(broker.explain(msg_id)["state"])
+
+
+def lease_deadline(broker: Broker, msg_id: int) -> float:
+    return float(broker.explain(msg_id)["lease_deadline"])
 
 
 def code_of(excinfo: pytest.ExceptionInfo[MQError]) -> Code:
@@ -63,7 +59,7 @@ def code_of(excinfo: pytest.ExceptionInfo[MQError]) -> Code:
 def test_publish_returns_ascending_ids_and_lease_is_fifo_by_id(broker: Broker) -> None:
     """Ids ascend from 1; each lease takes the ready message with the lowest id."""
     assert publish_n(broker, 3) == [1, 2, 3]
-    leased = [broker.lease("q", "h1")[0].id for _ in range(3)]
+    leased = [broker.lease("q", "h1")[0].msg_id for _ in range(3)]
     assert leased == [1, 2, 3]
     assert broker.lease("q", "h1") == []
 
@@ -72,23 +68,18 @@ def test_lease_max_count_returns_a_batch_in_id_order(broker: Broker) -> None:
     """`max_count` leases up to that many at once, lowest ids first, fewer when fewer are ready."""
     publish_n(broker, 5)
     first = broker.lease("q", "h1", max_count=3)
-    assert [m.id for m in first] == [1, 2, 3]
-    assert all(m.deliveries == 1 and m.state is State.LEASED for m in first)
+    assert [d.msg_id for d in first] == [1, 2, 3]
+    assert all(d.delivery == 1 and state_of(broker, d.msg_id) == "leased" for d in first)
     rest = broker.lease("q", "h1", max_count=3)
-    assert [m.id for m in rest] == [4, 5]
+    assert [d.msg_id for d in rest] == [4, 5]
     assert broker.lease("q", "h1", max_count=3) == []
 
 
-def test_first_lease_is_delivery_one_and_receipt_names_it(broker: Broker) -> None:
-    """The receipt is `<msg_id>.<deliveries>`, and the first delivery counts 1."""
-    broker.publish("q", b"body", key="k")
-    [msg] = broker.lease("q", "h1")
-    wire = msg.to_wire()
-    assert wire["receipt"] == "1.1"
-    assert wire["deliveries"] == 1
-    assert wire["body"] == b"body"
-    assert wire["key"] == "k"
-    assert wire["published_at"] == T0
+def test_first_lease_is_delivery_one_and_names_the_receipt(broker: Broker) -> None:
+    """A delivery carries what its receipt `<msg_id>.<delivery>` is made of, the first
+    delivery counting 1, and the message's fields."""
+    broker.publish("q", b"body", key="k", priority=2)
+    assert broker.lease("q", "h1") == [Delivery(1, 1, "q", b"body", "k", T0, 2)]
 
 
 def test_lease_hides_the_message_from_other_holders(broker: Broker) -> None:
@@ -103,7 +94,7 @@ def test_queues_are_independent(broker: Broker) -> None:
     """A lease on one queue never returns another queue's messages."""
     broker.publish("a", b"x")
     assert broker.lease("b", "h1") == []
-    assert [m.queue for m in broker.lease("a", "h1")] == ["a"]
+    assert [d.queue for d in broker.lease("a", "h1")] == ["a"]
 
 
 # --- lease expiry and touch ------------------------------------------------------------------
@@ -116,10 +107,9 @@ def test_expired_lease_is_ready_again_with_a_new_delivery_number(
     assert lease_one(broker, "h1") == (1, 1)
     clock.advance(LEASE_S)
     broker.tick()
-    assert admin.stats(broker, "q")["q"]["expired"] == 1
+    assert broker.stats("q")["q"]["expired"] == 1
     [msg] = broker.lease("q", "h2")
-    assert (msg.id, msg.deliveries) == (1, 2)
-    assert msg.to_wire()["receipt"] == "1.2"
+    assert (msg.msg_id, msg.delivery) == (1, 2)  # receipt 1.2
 
 
 def test_lease_is_kept_until_its_deadline(broker: Broker, clock: FakeClock) -> None:
@@ -130,14 +120,14 @@ def test_lease_is_kept_until_its_deadline(broker: Broker, clock: FakeClock) -> N
     broker.tick()
     assert broker.lease("q", "h2") == []
     broker.ack(*receipt, "h1")
-    assert admin.stats(broker, "q")["q"]["acked"] == 1
+    assert broker.stats("q")["q"]["acked"] == 1
 
 
 def test_explicit_lease_s_overrides_the_queue_default(broker: Broker, clock: FakeClock) -> None:
     """`lease_s` given to lease sets this lease's length instead of the queue's."""
     publish_n(broker, 1)
     [msg] = broker.lease("q", "h1", lease_s=5)
-    assert msg.deadline == T0 + 5
+    assert lease_deadline(broker, msg.msg_id) == T0 + 5
     clock.advance(5)
     broker.tick()
     assert lease_one(broker, "h2") == (1, 2)
@@ -152,11 +142,11 @@ def test_touch_extends_the_deadline(broker: Broker, clock: FakeClock) -> None:
     assert broker.touch(*touched, "h1") == LEASE_S
     clock.advance(LEASE_S - 20)  # the original deadline
     broker.tick()
-    stats = admin.stats(broker, "q")["q"]
+    stats = broker.stats("q")["q"]
     assert (stats["leased"], stats["ready"], stats["expired"]) == (1, 1, 1)
     assert lease_one(broker, "h2") == (untouched[0], 2)  # only the untouched one came back
     broker.ack(*touched, "h1")  # still held
-    assert admin.stats(broker, "q")["q"]["acked"] == 1
+    assert broker.stats("q")["q"]["acked"] == 1
 
 
 def test_touch_with_lease_s_grants_that_length_from_now(
@@ -168,11 +158,11 @@ def test_touch_with_lease_s_grants_that_length_from_now(
     assert broker.touch(*receipt, "h1", lease_s=100) == 100
     clock.advance(99.5)
     broker.tick()
-    assert admin.stats(broker, "q")["q"]["leased"] == 1
+    assert broker.stats("q")["q"]["leased"] == 1
     clock.advance(0.5)
     broker.tick()
-    assert admin.stats(broker, "q")["q"]["leased"] == 0
-    assert admin.stats(broker, "q")["q"]["expired"] == 1
+    assert broker.stats("q")["q"]["leased"] == 0
+    assert broker.stats("q")["q"]["expired"] == 1
 
 
 def test_touch_after_the_deadline_is_lease_lost(broker: Broker, clock: FakeClock) -> None:
@@ -196,7 +186,7 @@ def test_ack_removes_the_message(broker: Broker, clock: FakeClock) -> None:
     clock.advance(LEASE_S * 2)
     broker.tick()
     assert broker.lease("q", "h1") == []
-    stats = admin.stats(broker, "q")["q"]
+    stats = broker.stats("q")["q"]
     assert (stats["ready"], stats["leased"], stats["acked"], stats["expired"]) == (0, 0, 1, 0)
 
 
@@ -223,9 +213,9 @@ def test_ack_of_a_stale_receipt_is_lease_lost(broker: Broker, clock: FakeClock) 
         with pytest.raises(MQError) as excinfo:
             broker.ack(*old, holder)
         assert code_of(excinfo) is Code.LEASE_LOST
-    assert admin.stats(broker, "q")["q"]["leased"] == 1
+    assert broker.stats("q")["q"]["leased"] == 1
     broker.ack(*new, "h2")
-    assert admin.stats(broker, "q")["q"]["acked"] == 1
+    assert broker.stats("q")["q"]["acked"] == 1
 
 
 def test_ack_after_the_deadline_before_tick_is_lease_lost(
@@ -250,7 +240,7 @@ def test_ack_by_another_holder_is_not_your_lease(broker: Broker) -> None:
             op(*receipt, "h2")
         assert code_of(excinfo) is Code.NOT_YOUR_LEASE
     broker.ack(*receipt, "h1")
-    assert admin.stats(broker, "q")["q"]["acked"] == 1
+    assert broker.stats("q")["q"]["acked"] == 1
 
 
 def test_ack_of_unknown_message_is_lease_lost(broker: Broker) -> None:
@@ -267,11 +257,11 @@ def test_nack_requeues_at_once_keeping_its_place_by_id(broker: Broker) -> None:
     """A nacked message is ready at once and comes before higher ids still waiting."""
     publish_n(broker, 3)
     first, second = broker.lease("q", "h1", max_count=2)
-    receipt = (first.id, first.deliveries)
+    receipt = (first.msg_id, first.delivery)
     broker.nack(*receipt, "h1")
     assert lease_one(broker, "h2") == (1, 2)
     assert lease_one(broker, "h2") == (3, 1)
-    assert second.state is State.LEASED
+    assert state_of(broker, second.msg_id) == "leased"
 
 
 def test_ack_after_nack_is_lease_lost(broker: Broker) -> None:
@@ -290,16 +280,16 @@ def test_nack_with_delay_is_delayed_until_the_delay_passes(
     publish_n(broker, 1)
     receipt = lease_one(broker, "h1")
     broker.nack(*receipt, "h1", delay_s=10)
-    [msg] = broker.queue("q").messages.values()
-    assert (msg.state, msg.ready_at) == (State.DELAYED, T0 + 10)
-    stats = admin.stats(broker, "q")["q"]
+    explained = broker.explain(receipt[0])
+    assert (explained["state"], explained["ready_at"]) == ("delayed", T0 + 10)
+    stats = broker.stats("q")["q"]
     assert (stats["ready"], stats["delayed"], stats["leased"]) == (0, 1, 0)
     clock.advance(9.5)
     broker.tick()
     assert broker.lease("q", "h2") == []
     clock.advance(0.5)
     broker.tick()
-    assert admin.stats(broker, "q")["q"]["delayed"] == 0
+    assert broker.stats("q")["q"]["delayed"] == 0
     assert lease_one(broker, "h2") == (1, 2)
 
 
@@ -308,12 +298,12 @@ def test_delayed_message_does_not_expire_as_a_lease(broker: Broker, clock: FakeC
     publish_n(broker, 1)
     receipt = lease_one(broker, "h1")
     broker.nack(*receipt, "h1", delay_s=LEASE_S * 2)
-    broker.take_changes()
+    broker.take_effects()  # start afresh
     clock.advance(LEASE_S)
     broker.tick()
-    assert broker.take_changes() == []
-    assert admin.stats(broker, "q")["q"]["delayed"] == 1
-    assert admin.stats(broker, "q")["q"]["expired"] == 0
+    assert broker.take_effects().changes == []
+    assert broker.stats("q")["q"]["delayed"] == 1
+    assert broker.stats("q")["q"]["expired"] == 0
 
 
 # --- retention ------------------------------------------------------------------------------
@@ -326,13 +316,13 @@ def test_retention_drops_ready_delayed_and_leased_messages(
     delayed = lease_one(broker, "h1")
     leased = lease_one(broker, "h1", lease_s=RETENTION_S * 2)
     broker.nack(*delayed, "h1", delay_s=RETENTION_S * 2)
-    assert broker.queue("q").messages[delayed[0]].state is State.DELAYED
+    assert state_of(broker, delayed[0]) == "delayed"
     clock.advance(RETENTION_S - 0.5)
     broker.tick()
-    assert admin.stats(broker, "q")["q"]["dropped"] == 0
+    assert broker.stats("q")["q"]["dropped"] == 0
     clock.advance(0.5)
     broker.tick()
-    stats = admin.stats(broker, "q")["q"]
+    stats = broker.stats("q")["q"]
     assert (stats["ready"], stats["delayed"], stats["leased"]) == (0, 0, 0)
     assert stats["dropped"] == 4
     with pytest.raises(MQError) as excinfo:
@@ -349,7 +339,7 @@ def test_retention_drops_only_messages_past_their_age(broker: Broker, clock: Fak
     broker.tick()
     [msg] = broker.lease("q", "h1")
     assert msg.body == b"young"
-    assert admin.stats(broker, "q")["q"]["dropped"] == 1
+    assert broker.stats("q")["q"]["dropped"] == 1
 
 
 def test_retention_is_bounded_per_tick(broker: Broker, clock: FakeClock) -> None:
@@ -357,21 +347,21 @@ def test_retention_is_bounded_per_tick(broker: Broker, clock: FakeClock) -> None
     publish_n(broker, RETENTION_BATCH + 1)
     clock.advance(RETENTION_S)
     broker.tick()
-    assert admin.stats(broker, "q")["q"]["dropped"] == RETENTION_BATCH
+    assert broker.stats("q")["q"]["dropped"] == RETENTION_BATCH
     due = broker.next_deadline()
     assert due is not None and due <= clock()  # the rest is due at once
     broker.tick()
-    assert admin.stats(broker, "q")["q"]["dropped"] == RETENTION_BATCH + 1
+    assert broker.stats("q")["q"]["dropped"] == RETENTION_BATCH + 1
 
 
 def test_retention_uses_the_queue_setting(broker: Broker, clock: FakeClock) -> None:
     """A declared retention_s applies to that queue only."""
-    admin.declare(broker, "short", retention_s=10, lease_s=None)
+    broker.declare("short", retention_s=10, lease_s=None)
     broker.publish("short", b"a")
     broker.publish("long", b"b")
     clock.advance(10)
     broker.tick()
-    stats = admin.stats(broker)
+    stats = broker.stats()
     assert stats["short"]["dropped"] == 1
     assert stats["long"]["dropped"] == 0
     assert stats["long"]["ready"] == 1
@@ -383,23 +373,23 @@ def test_retention_uses_the_queue_setting(broker: Broker, clock: FakeClock) -> N
 def test_declare_changes_settings_and_lease_uses_its_lease_s(
         broker: Broker, clock: FakeClock) -> None:
     """Declared lease_s becomes the default lease; a None field keeps the current value."""
-    settings = admin.declare(broker, "q", retention_s=None, lease_s=5)
+    settings = broker.declare("q", retention_s=None, lease_s=5)
     assert settings == QueueSettings(retention_s=RETENTION_S, lease_s=5)
     publish_n(broker, 1)
     [msg] = broker.lease("q", "h1")
-    assert msg.deadline == T0 + 5
-    assert admin.declare(broker, "q", retention_s=50, lease_s=None) == QueueSettings(50, 5)
-    stats = admin.stats(broker, "q")["q"]
+    assert lease_deadline(broker, msg.msg_id) == T0 + 5
+    assert broker.declare("q", retention_s=50, lease_s=None) == QueueSettings(50, 5)
+    stats = broker.stats("q")["q"]
     assert (stats["retention_s"], stats["lease_s"]) == (50, 5)
     clock.advance(5)
     broker.tick()
-    assert admin.stats(broker, "q")["q"]["expired"] == 1
+    assert broker.stats("q")["q"]["expired"] == 1
 
 
 def test_touch_without_lease_s_uses_the_declared_default(
         broker: Broker, clock: FakeClock) -> None:
     """`touch` with no lease_s grants the queue's declared lease_s."""
-    admin.declare(broker, "q", retention_s=None, lease_s=7)
+    broker.declare("q", retention_s=None, lease_s=7)
     publish_n(broker, 1)
     receipt = lease_one(broker, "h1")
     assert broker.touch(*receipt, "h1") == 7
@@ -409,14 +399,14 @@ def test_new_queue_gets_the_defaults(broker: Broker) -> None:
     """A queue created on first use has the broker's default settings and zero counts."""
     broker.publish("fresh", b"x")
     assert broker.queue_names() == ["fresh"]
-    stats = admin.stats(broker, "fresh")["fresh"]
+    stats = broker.stats("fresh")["fresh"]
     assert (stats["retention_s"], stats["lease_s"]) == (RETENTION_S, LEASE_S)
-    assert admin.stats(broker, "missing") == {}
+    assert broker.stats("missing") == {}
 
 
 def test_stats_counts_every_field(broker: Broker, clock: FakeClock) -> None:
     """ready, delayed, leased, published, acked, expired, dropped and oldest_ready_s add up."""
-    admin.declare(broker, "q", retention_s=100, lease_s=None)
+    broker.declare("q", retention_s=100, lease_s=None)
     publish_n(broker, 2)  # 1 and 2 will be dropped by retention
     clock.advance(60)
     publish_n(broker, 6)  # 3..8
@@ -430,7 +420,7 @@ def test_stats_counts_every_field(broker: Broker, clock: FakeClock) -> None:
     clock.advance(40)  # T0+100: 1 and 2 reach retention, 4's lease expired
     broker.tick()
     assert expiring[0] == 4
-    assert admin.stats(broker, "q")["q"] == {
+    assert broker.stats("q")["q"] == {
         "ready": 3,  # 4, 7, 8
         "delayed": 1,  # 5
         "leased": 1,  # 6
@@ -456,12 +446,27 @@ def test_oldest_ready_s_is_zero_without_ready_messages(broker: Broker, clock: Fa
     """oldest_ready_s ignores leased messages and is 0 when nothing is ready."""
     publish_n(broker, 2)
     clock.advance(12.5)
-    assert admin.stats(broker, "q")["q"]["oldest_ready_s"] == 12.5
+    assert broker.stats("q")["q"]["oldest_ready_s"] == 12.5
     lease_one(broker, "h1")
     clock.advance(1)
-    assert admin.stats(broker, "q")["q"]["oldest_ready_s"] == 13.5
+    assert broker.stats("q")["q"]["oldest_ready_s"] == 13.5
     lease_one(broker, "h1")
-    assert admin.stats(broker, "q")["q"]["oldest_ready_s"] == 0.0
+    assert broker.stats("q")["q"]["oldest_ready_s"] == 0.0
+
+
+def test_ready_and_held_counts(broker: Broker, clock: FakeClock) -> None:
+    """What a consumer may still get and what a holder holds, per queue; an unknown queue
+    counts 0 and is not created by asking."""
+    publish_n(broker, 3)
+    broker.publish("q", b"later", delay_s=10)
+    broker.lease("q", "h1", max_count=2)
+    assert broker.ready_count("q") == 1  # leased and delayed ones are not ready
+    assert (broker.held_count("q", "h1"), broker.held_count("q", "h2")) == (2, 0)
+    assert broker.ready_count("nowhere") == broker.held_count("nowhere", "h1") == 0
+    assert broker.queue_names() == ["q"]
+    clock.advance(10)
+    broker.tick()
+    assert broker.ready_count("q") == 2
 
 
 # --- deadlines ------------------------------------------------------------------------------
@@ -470,7 +475,7 @@ def test_oldest_ready_s_is_zero_without_ready_messages(broker: Broker, clock: Fa
 def test_next_deadline_is_none_when_nothing_is_due(broker: Broker) -> None:
     """A broker without messages has nothing to wake for."""
     assert broker.next_deadline() is None
-    admin.declare(broker, "q", retention_s=None, lease_s=None)
+    broker.declare("q", retention_s=None, lease_s=None)
     assert broker.next_deadline() is None
 
 
@@ -488,7 +493,7 @@ def test_next_deadline_is_the_earliest_of_retention_leases_and_delays(
     clock.advance(20)
     broker.tick()
     assert broker.next_deadline() == T0 + 60
-    admin.declare(broker, "other", retention_s=50, lease_s=None)
+    broker.declare("other", retention_s=50, lease_s=None)
     broker.publish("other", b"c")  # published at T0+20, retained until T0+70
     clock.advance(10)
     assert broker.next_deadline() == T0 + 60
@@ -496,15 +501,15 @@ def test_next_deadline_is_the_earliest_of_retention_leases_and_delays(
     clock.advance(30)  # T0+60: the old deadline passes; the touched lease holds
     broker.tick()
     assert broker.next_deadline() == T0 + 70
-    assert admin.stats(broker, "q")["q"]["leased"] == 1
+    assert broker.stats("q")["q"]["leased"] == 1
 
 
 # --- changes and wake-ups -------------------------------------------------------------------
 
 
-def test_take_changes_reports_each_change_in_order(broker: Broker, clock: FakeClock) -> None:
+def test_effects_report_each_change_once_in_order(broker: Broker, clock: FakeClock) -> None:
     """Every state change is reported once, in the order it happened, and then cleared."""
-    admin.declare(broker, "q", retention_s=100, lease_s=None)
+    broker.declare("q", retention_s=100, lease_s=None)
     broker.publish("q", b"a", key="k")  # 1
     broker.publish("q", b"b")  # 2
     one = lease_one(broker, "h1")
@@ -518,9 +523,9 @@ def test_take_changes_reports_each_change_in_order(broker: Broker, clock: FakeCl
     broker.tick()
     clock.advance(85)  # T0+100
     broker.tick()
-    changes = broker.take_changes()
+    changes = broker.take_effects().changes
     assert [type(c) for c in changes] == [
-        Declared, Appended, Appended, Leased, Acked, Leased, Nacked, Leased, Expired, Dropped,
+        Declared, Appended, Appended, Leased, Acked, Leased, Nacked, Leased, Expired, Removed,
     ]
     declared, app1, app2, leased1, acked, leased2, nacked, leased3, expired, dropped = changes
     assert declared == Declared("q", QueueSettings(100, LEASE_S))
@@ -533,44 +538,48 @@ def test_take_changes_reports_each_change_in_order(broker: Broker, clock: FakeCl
     assert nacked == Nacked(2, T0, T0 + 5, None, "q")
     assert leased3 == Leased(2, 2, "h2", T0 + 5, "q")
     assert expired == Expired(2, T0 + 15, "q")
-    assert dropped == Dropped(2, T0 + 100, "retention", "q")
-    assert broker.take_changes() == []
+    assert dropped == Removed(2, T0 + 100, "retention", "q")
+    assert broker.take_effects().changes == []
 
 
 def test_touch_is_not_a_change(broker: Broker) -> None:
     """A touch only moves an in-memory deadline (leases are void after restart): nothing to log."""
     publish_n(broker, 1)
     receipt = lease_one(broker, "h1")
-    broker.take_changes()
+    broker.take_effects()  # start afresh
     broker.touch(*receipt, "h1")
-    assert broker.take_changes() == []
+    assert broker.take_effects().changes == []
 
 
-def test_take_woken_lists_queues_that_gained_ready_messages(
+def test_effects_list_queues_that_gained_ready_messages_as_woken(
         broker: Broker, clock: FakeClock) -> None:
     """Publish, nack, lease expiry and a delay ending wake the queue (it gained ready
-    messages), and so do ack and a delayed nack (its holder's credit grew); leasing does not."""
+    messages), and so do ack and a delayed nack (its holder's credit grew); leasing does not.
+    A subscription's `wake` wakes its queue, creating it."""
     broker.publish("a", b"x")
     broker.publish("b", b"y")
-    assert broker.take_woken() == {"a", "b"}
-    assert broker.take_woken() == set()
+    assert broker.take_effects().woken == {"a", "b"}
+    assert broker.take_effects().woken == set()
     ra = lease_one(broker, "h1", queue="a")
     rb = lease_one(broker, "h1", queue="b", lease_s=10)
-    assert broker.take_woken() == set()
+    assert broker.take_effects().woken == set()
     broker.nack(*ra, "h1")
-    assert broker.take_woken() == {"a"}
+    assert broker.take_effects().woken == {"a"}
     ra = lease_one(broker, "h1", queue="a")
     broker.nack(*ra, "h1", delay_s=20)
-    assert broker.take_woken() == {"a"}
+    assert broker.take_effects().woken == {"a"}
     clock.advance(10)
     broker.tick()  # b's lease expires
-    assert broker.take_woken() == {"b"}
+    assert broker.take_effects().woken == {"b"}
     clock.advance(10)
     broker.tick()  # a's delay ends
-    assert broker.take_woken() == {"a"}
+    assert broker.take_effects().woken == {"a"}
     rb = lease_one(broker, "h1", queue="b")
     broker.ack(*rb, "h1")
-    assert broker.take_woken() == {"b"}
+    assert broker.take_effects().woken == {"b"}
+    broker.wake("new")
+    assert broker.take_effects().woken == {"new"}
+    assert broker.queue_names() == ["a", "b", "new"]
 
 
 # --- restore --------------------------------------------------------------------------------
@@ -588,23 +597,24 @@ def test_restore_makes_messages_available_with_deliveries_kept(
         delayed,
     ]
     broker.restore({"q": QueueSettings(retention_s=500, lease_s=8)}, messages, next_id=10)
-    assert broker.take_woken() == {"q"}
-    stats = admin.stats(broker, "q")["q"]
+    assert broker.take_effects().woken == {"q"}
+    stats = broker.stats("q")["q"]
     assert (stats["ready"], stats["delayed"], stats["leased"]) == (2, 1, 0)
     assert (stats["retention_s"], stats["lease_s"]) == (500, 8)
     assert stats["oldest_ready_s"] == 30.0
     first = broker.lease("q", "h1", max_count=5)
-    assert [(m.id, m.deliveries, m.deadline) for m in first] == [(1, 3, T0 + 8), (2, 1, T0 + 8)]
-    assert first[0].to_wire()["receipt"] == "1.3"
+    assert [(d.msg_id, d.delivery, lease_deadline(broker, d.msg_id)) for d in first] == [
+        (1, 3, T0 + 8), (2, 1, T0 + 8)]  # receipts 1.3 and 2.1
     clock.advance(5)
     broker.tick()
     assert lease_one(broker, "h1") == (3, 2)
-    assert broker.publish("q", b"d") == 10
-    assert broker.take_changes()[-1] == Appended(broker.queue("q").messages[10])
+    assert broker.publish("q", b"d") == Published(10, False)
+    last = broker.take_effects().changes[-1]
+    assert isinstance(last, Appended) and (last.message.id, last.message.body) == (10, b"d")
 
 
 def test_restore_never_moves_next_id_backwards(broker: Broker) -> None:
     """An id already handed out by this broker is not reused when restore says lower."""
     publish_n(broker, 3)
     broker.restore({}, [], next_id=2)
-    assert broker.publish("q", b"x") == 4
+    assert broker.publish("q", b"x").msg_id == 4

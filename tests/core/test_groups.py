@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import pytest
 
-from mq.core import admin
 from mq.core.broker import Broker
 from mq.core.clock import FakeClock
-from mq.core.model import Moved, QueueSettings, Released, State
+from mq.core.events import Left, Moved, Released
+from mq.core.model import Joined, QueueSettings
 from mq.errors import Code, MQError
 from mq.ring import HashRing
 
@@ -28,18 +28,17 @@ def publish_keyed(core: Broker, keys: int, per_key: int) -> dict[int, str]:
     ids = {}
     for round_ in range(per_key):
         for k in range(keys):
-            ids[core.publish("orders", f"{k}:{round_}".encode(), key=f"store-{k}")] = f"store-{k}"
+            key = f"store-{k}"
+            ids[core.publish("orders", f"{k}:{round_}".encode(), key=key).msg_id] = key
     return ids
 
 
 def drain(core: Broker, name: str) -> list[int]:
-    return [m.id for m in core.lease("orders", f"{name}/s", max_count=1000)]
+    return [d.msg_id for d in core.lease("orders", f"{name}/s", max_count=1000)]
 
 
 def owner(core: Broker, key: str) -> str | None:
-    group = core.queues["orders"].group
-    assert group is not None
-    return group.owner(key)
+    return core.key_owner("orders", key)
 
 
 def test_keyed_messages_go_only_to_their_owner() -> None:
@@ -56,7 +55,7 @@ def test_keyed_messages_go_only_to_their_owner() -> None:
 def test_unkeyed_messages_go_to_anyone_with_credit(core: Broker) -> None:
     join(core, "alice", prefetch=2)
     join(core, "bob", prefetch=5)
-    ids = [core.publish("orders", b"x") for _ in range(6)]
+    ids = [core.publish("orders", b"x").msg_id for _ in range(6)]
     assert drain(core, "alice") == ids[:2]  # credit 2
     assert drain(core, "bob") == ids[2:6]
     assert drain(core, "alice") == []
@@ -68,18 +67,18 @@ def test_credit_returns_with_acks(core: Broker) -> None:
     core.publish("orders", b"b")
     [first] = core.lease("orders", "alice/s", max_count=10)
     assert core.lease("orders", "alice/s") == []
-    core.take_woken()
-    core.ack(first.id, first.deliveries, "alice/s")
-    assert "orders" in core.take_woken()  # a waiting GET of the member may be served now
+    core.take_effects()  # start afresh
+    core.ack(first.msg_id, first.delivery, "alice/s")
+    assert "orders" in core.take_effects().woken  # a waiting GET of the member may be served now
     assert [m.body for m in core.lease("orders", "alice/s")] == [b"b"]
 
 
 def test_a_key_in_flight_is_not_handed_to_the_new_owner(core: Broker) -> None:
     join(core, "alice")
-    first = core.publish("orders", b"1", key="k")
-    second = core.publish("orders", b"2", key="k")
+    first = core.publish("orders", b"1", key="k").msg_id
+    second = core.publish("orders", b"2", key="k").msg_id
     [m] = core.lease("orders", "alice/s")
-    assert m.id == first
+    assert m.msg_id == first
     # bob joins; find a name that takes over key k
     newcomer = next(n for n in (f"bob{i}" for i in range(200))
                     if HashRing([n, "alice"], vnodes=64).owner("k") == n)
@@ -87,7 +86,7 @@ def test_a_key_in_flight_is_not_handed_to_the_new_owner(core: Broker) -> None:
     assert owner(core, "k") == newcomer
     assert drain(core, newcomer) == []  # k is still in flight on alice
     assert drain(core, "alice") == []  # and alice no longer owns it
-    core.ack(m.id, m.deliveries, "alice/s")
+    core.ack(m.msg_id, m.delivery, "alice/s")
     assert drain(core, newcomer) == [second]
 
 
@@ -105,53 +104,70 @@ def test_dead_holder_releases_everything_at_once(core: Broker) -> None:
     bob_had = drain(core, "bob")
     alice_had = drain(core, "alice")
     assert bob_had and alice_had
-    core.take_changes()
+    core.take_effects()  # start afresh
     released, poisoned = core.release_holder("bob/s")
     assert (released, poisoned) == (len(bob_had), 0)
-    assert [c.msg_id for c in core.take_changes() if isinstance(c, Released)] == sorted(bob_had)
-    assert set(core.queues["orders"].group.members) == {"alice"}  # type: ignore[union-attr]
+    changes = core.take_effects().changes
+    assert [c.msg_id for c in changes if isinstance(c, Released)] == sorted(bob_had)
+    stats = core.group_stats("orders")
+    assert stats is not None and set(stats["members"]) == {"alice"}
     # alice now owns every key, but bob's keys were not in flight elsewhere: she gets them all
-    again = drain(core, "alice")
-    assert sorted(again) == sorted(bob_had)
-    assert all(core.queues["orders"].messages[i].deliveries == 2 for i in again)
-    assert set(ids) == set(alice_had) | set(again)
+    again = core.lease("orders", "alice/s", max_count=1000)
+    assert sorted(d.msg_id for d in again) == sorted(bob_had)
+    assert all(d.delivery == 2 for d in again)
+    assert set(ids) == set(alice_had) | {d.msg_id for d in again}
 
 
 def test_poison_after_repeated_deaths(core: Broker) -> None:
     """A message whose holders die `poison_deaths` times goes to the dead-letter queue with
     the reason, instead of killing a third worker."""
-    msg_id = core.publish("orders", b"kills workers")
+    msg_id = core.publish("orders", b"kills workers").msg_id
     for holder in ("w1", "w2"):
-        [m] = core.lease("orders", holder)
-        core.take_changes()
+        core.lease("orders", holder)
+        core.take_effects()  # start afresh
         core.release_holder(holder)
-        changes = core.take_changes()
+        changes = core.take_effects().changes
     moved = [c for c in changes if isinstance(c, Moved)]
     assert [(c.msg_id, c.queue) for c in moved] == [(msg_id, "orders.dlq")]
     assert "2 consumers died" in moved[0].reason
-    assert m.queue == "orders.dlq" and m.state is State.READY and m.dead is not None
+    explained = core.explain(msg_id)
+    assert (explained["queue"], explained["state"]) == ("orders.dlq", "ready")
+    assert explained["why"].startswith("dead-lettered from orders: poison")
     assert core.lease("orders", "w3") == []
-    stats = admin.stats(core, "orders")["orders"]
+    stats = core.stats("orders")["orders"]
     assert (stats["poisoned"], stats["ready"], stats["released"], stats["dead_lettered"]) == (
         1, 0, 1, 1)
-    assert [x["msg_id"] for x in admin.peek(core, "orders.dlq", 10)] == [msg_id]
+    assert [x["msg_id"] for x in core.peek("orders.dlq", 10)] == [msg_id]
 
 
 def test_goodbye_is_not_a_death(core: Broker) -> None:
-    core.publish("orders", b"x")
+    """A holder that leaves gives its leases back as Left (not Released, not a nack): however
+    often, the message is never poison."""
+    msg_id = core.publish("orders", b"x").msg_id  # poison_deaths=2
     for holder in ("w1", "w2", "w3"):
-        [m] = core.lease("orders", holder)
-        core.release_holder(holder, died=False)
-    assert m.state is State.READY and m.deaths == 0
+        core.lease("orders", holder)
+        core.take_effects()  # start afresh
+        assert core.release_holder(holder, died=False) == (1, 0)
+        assert core.take_effects().changes == [Left(msg_id, core.clock(), holder, "orders")]
+    explained = core.explain(msg_id)
+    assert (explained["queue"], explained["state"], explained["deliveries"]) == (
+        "orders", "ready", 3)
+    assert core.stats("orders")["orders"]["released"] == 0  # counts deaths only
 
 
 def test_non_members_get_only_unkeyed_while_the_group_has_members(core: Broker) -> None:
-    keyed = core.publish("orders", b"k", key="k")
-    plain = core.publish("orders", b"p")
+    keyed = core.publish("orders", b"k", key="k").msg_id
+    plain = core.publish("orders", b"p").msg_id
     join(core, "alice")
-    assert [m.id for m in core.lease("orders", "outsider", max_count=10)] == [plain]
+    assert [d.msg_id for d in core.lease("orders", "outsider", max_count=10)] == [plain]
     core.leave("orders", "alice")
-    assert [m.id for m in core.lease("orders", "outsider", max_count=10)] == [keyed]
+    assert [d.msg_id for d in core.lease("orders", "outsider", max_count=10)] == [keyed]
+
+
+def test_join_answers_the_group_and_how_many_members_it_has(core: Broker) -> None:
+    assert core.join("orders", "cooks", "alice", "alice/s", 5) == Joined("cooks", 1)
+    assert core.join("orders", "cooks", "bob", "bob/s", 5) == Joined("cooks", 2)
+    assert core.join("orders", "cooks", "alice", "alice/s", 9) == Joined("cooks", 2)  # again
 
 
 def test_name_taken_and_group_name(core: Broker) -> None:
@@ -168,7 +184,7 @@ def test_group_stats(core: Broker) -> None:
     join(core, "alice", "bob", prefetch=7)
     publish_keyed(core, keys=10, per_key=1)
     drain(core, "alice")
-    stats = admin.group_stats(core, "orders")
+    stats = core.group_stats("orders")
     assert stats is not None and stats["group"] == "cooks"
     members = stats["members"]
     assert members["alice"]["prefetch"] == 7

@@ -4,7 +4,11 @@ acks, and stops by itself (stop file or time limit).
 Log lines (one os.write each, so a SIGKILL never leaves half a line):
     LEASE <unix_s> <msg_id> <deliveries> <key>    received, for each message of a get
     START <unix_s> <msg_id> <deliveries> <key>    began making it
-    ACK <unix_s> <msg_id>
+    ACKING <unix_s> <msg_id> <deliveries>         about to send the ack
+    ACK <unix_s> <msg_id>                         the broker confirmed the ack
+
+ACKING comes before the ack is sent, so a worker killed with an ack in flight leaves an ACKING
+without its ACK: the broker may or may not have committed that ack, and only it can say which.
 """
 
 from __future__ import annotations
@@ -45,6 +49,7 @@ def main() -> None:
                 os.write(fd, f"START {time.time():.6f} {msg.msg_id} {msg.deliveries} "
                              f"{msg.key}\n".encode())
                 time.sleep(args.work_s)
+                os.write(fd, f"ACKING {time.time():.6f} {msg.msg_id} {msg.deliveries}\n".encode())
                 mq.ack(msg)
                 os.write(fd, f"ACK {time.time():.6f} {msg.msg_id}\n".encode())
     os.close(fd)

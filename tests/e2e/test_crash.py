@@ -8,69 +8,61 @@ from pathlib import Path
 import pytest
 from mq_client import AsyncClient
 
-from tests.broker_process import BrokerProcess
+from tests.harness import BrokerProcess, wait_until
 
 
 @pytest.mark.parametrize("sync", ["full", "normal"])
 def test_confirmed_publishes_and_acks_survive_sigkill(tmp_path: Path, sync: str) -> None:
-    db = tmp_path / "mq.db"
-    broker = BrokerProcess(db, "--sync", sync).start()
     total, acked_count = 5000, 1200
 
-    async def before_kill() -> tuple[list[int], set[int], set[int]]:
-        async with AsyncClient.connect(broker.url) as mq:
+    async def before_kill(url: str) -> tuple[list[int], set[int], set[int]]:
+        async with AsyncClient.connect(url) as mq:
             ids = await mq.publish_many("orders", [f"order {i}".encode() for i in range(total)],
                                         batch_size=500)
             leased = await mq.get("orders", max=1000) + await mq.get("orders", max=1000)
             to_ack, held = leased[:acked_count], leased[acked_count:]
+            # every ack is confirmed before the kill: none is in flight, so none is ambiguous
             await asyncio.gather(*(mq.ack(m) for m in to_ack))
             return ids, {m.msg_id for m in to_ack}, {m.msg_id for m in held}
 
-    try:
-        ids, acked, held = asyncio.run(before_kill())
+    async def after_restart(url: str) -> list[tuple[int, int, bytes]]:
+        async with AsyncClient.connect(url) as mq:
+            got: list[tuple[int, int, bytes]] = []
+            while batch := await mq.get("orders", max=1000):
+                got += [(m.msg_id, m.deliveries, m.body) for m in batch]
+                await asyncio.gather(*(mq.ack(m) for m in batch))
+            return got
+
+    with BrokerProcess(tmp_path / "mq.db", "--sync", sync) as broker:
+        ids, acked, held = asyncio.run(before_kill(broker.url))
         assert len(set(ids)) == total
         broker.kill()  # leases held at the kill become void; acks confirmed stay acked
         broker.start()
+        delivered = asyncio.run(after_restart(broker.url))
 
-        async def after_restart() -> list[tuple[int, int, bytes]]:
-            async with AsyncClient.connect(broker.url) as mq:
-                got: list[tuple[int, int, bytes]] = []
-                while batch := await mq.get("orders", max=1000):
-                    got += [(m.msg_id, m.deliveries, m.body) for m in batch]
-                    await asyncio.gather(*(mq.ack(m) for m in batch))
-                return got
-
-        delivered = asyncio.run(after_restart())
-        delivered_ids = [d[0] for d in delivered]
-        assert len(delivered_ids) == len(set(delivered_ids))
-        assert set(delivered_ids) == set(ids) - acked
-        assert not acked & set(delivered_ids)
-        deliveries = {msg_id: n for msg_id, n, _ in delivered}
-        assert all(deliveries[i] == 2 for i in held)  # the void lease still counted
-        assert all(deliveries[i] == 1 for i in set(ids) - acked - held)
-        bodies = {msg_id: body for msg_id, _, body in delivered}
-        assert bodies[ids[-1]] == f"order {total - 1}".encode()
-    finally:
-        broker.kill()
+    delivered_ids = [d[0] for d in delivered]
+    assert len(delivered_ids) == len(set(delivered_ids))
+    assert set(delivered_ids) == set(ids) - acked
+    assert not acked & set(delivered_ids)
+    deliveries = {msg_id: n for msg_id, n, _ in delivered}
+    assert all(deliveries[i] == 2 for i in held)  # the void lease still counted
+    assert all(deliveries[i] == 1 for i in set(ids) - acked - held)
+    bodies = {msg_id: body for msg_id, _, body in delivered}
+    assert bodies[ids[-1]] == f"order {total - 1}".encode()
 
 
 def test_sigterm_shuts_down_cleanly_and_keeps_everything(tmp_path: Path) -> None:
-    broker = BrokerProcess(tmp_path / "mq.db").start()
-
-    async def publish() -> list[int]:
-        async with AsyncClient.connect(broker.url) as mq:
+    async def publish(url: str) -> list[int]:
+        async with AsyncClient.connect(url) as mq:
             return await mq.publish_many("q", [b"x"] * 300)
 
-    ids = asyncio.run(publish())
-    assert broker.stop() == 0
-    assert any("mq stopped" in line for line in broker.log)
-    broker.start()
-
-    async def count() -> int:
-        async with AsyncClient.connect(broker.url) as mq:
+    async def count(url: str) -> int:
+        async with AsyncClient.connect(url) as mq:
             return int((await mq.stats("q"))["queues"]["q"]["ready"])
 
-    try:
-        assert asyncio.run(count()) == len(ids)
-    finally:
-        broker.kill()
+    with BrokerProcess(tmp_path / "mq.db") as broker:
+        ids = asyncio.run(publish(broker.url))
+        assert broker.stop() == 0
+        wait_until(lambda: broker.logged("mq stopped"), "the broker logged 'mq stopped'")
+        broker.start()
+        assert asyncio.run(count(broker.url)) == len(ids)

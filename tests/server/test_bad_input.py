@@ -7,41 +7,7 @@ import socket
 import struct
 import time
 
-import msgpack
-
-from tests.broker_process import BrokerProcess
-from tests.textclient import TextSession
-
-
-def frame(payload: dict[str, object]) -> bytes:
-    body = msgpack.packb(payload, use_bin_type=True)
-    return struct.pack(">I", len(body)) + body
-
-
-def read_frame(sock: socket.socket) -> dict[str, object]:
-    header = _read_exact(sock, 4)
-    return msgpack.unpackb(_read_exact(sock, struct.unpack(">I", header)[0]), raw=False)
-
-
-def _read_exact(sock: socket.socket, n: int) -> bytes:
-    data = b""
-    while len(data) < n:
-        chunk = sock.recv(n - len(data))
-        if not chunk:
-            raise ConnectionError("closed")
-        data += chunk
-    return data
-
-
-def binary(port: int) -> socket.socket:
-    return socket.create_connection(("127.0.0.1", port), timeout=10)
-
-
-def closed_by_peer(sock: socket.socket) -> bool:
-    try:
-        return sock.recv(1) == b""
-    except ConnectionResetError:
-        return True
+from tests.harness import BinarySession, BrokerProcess, TextSession, frame
 
 
 def assert_healthy(port: int) -> None:
@@ -54,34 +20,34 @@ def assert_healthy(port: int) -> None:
 
 def test_huge_length_prefix_is_refused_before_allocation(broker: BrokerProcess) -> None:
     rss_before = broker.rss_bytes()
-    s = binary(broker.port)
-    s.sendall(struct.pack(">I", 2 * 1024**3) + b"\x00" * 1000)
-    reply = read_frame(s)
+    s = BinarySession(broker.port)
+    s.sock.sendall(struct.pack(">I", 2 * 1024**3) + b"\x00" * 1000)
+    reply = s.read()
     assert reply["ok"] is False
     assert reply["code"] == "FRAME_TOO_LARGE"
     assert reply["fatal"] is True
-    assert closed_by_peer(s)
+    assert s.closed_by_peer()
     assert_healthy(broker.port)
     assert broker.rss_bytes() - rss_before < 20 * 1024**2
 
 
 def test_garbage_payload_gets_bad_frame_and_connection_survives(broker: BrokerProcess) -> None:
-    s = binary(broker.port)
-    s.sendall(struct.pack(">I", 5) + b"\xc1\xc1\xc1\xc1\xc1")  # 0xc1 is never valid msgpack
-    assert read_frame(s)["code"] == "BAD_FRAME"
-    s.sendall(struct.pack(">I", 1) + b"\x07")  # valid msgpack, but an int, not a map
-    assert read_frame(s)["code"] == "BAD_FRAME"
-    s.sendall(frame({"op": "ping", "rid": 9}))
-    assert read_frame(s) == {"rid": 9, "ok": True}
+    s = BinarySession(broker.port)
+    s.sock.sendall(struct.pack(">I", 5) + b"\xc1\xc1\xc1\xc1\xc1")  # 0xc1 is never valid msgpack
+    assert s.read()["code"] == "BAD_FRAME"
+    s.sock.sendall(struct.pack(">I", 1) + b"\x07")  # valid msgpack, but an int, not a map
+    assert s.read()["code"] == "BAD_FRAME"
+    s.send({"op": "ping", "rid": 9})
+    assert s.read() == {"rid": 9, "ok": True}
     assert_healthy(broker.port)
 
 
 def test_random_bytes_close_or_error_only_that_connection(broker: BrokerProcess) -> None:
-    s = binary(broker.port)
-    s.sendall(bytes(range(256)) * 4)  # starts with 0x00: binary mode, lengths are garbage
-    s.settimeout(5)
+    s = BinarySession(broker.port)
+    s.sock.sendall(bytes(range(256)) * 4)  # starts with 0x00: binary mode, lengths are garbage
+    s.sock.settimeout(5)
     try:
-        while s.recv(65536):
+        while s.sock.recv(65536):
             pass
     except (TimeoutError, ConnectionResetError):
         pass
@@ -89,23 +55,22 @@ def test_random_bytes_close_or_error_only_that_connection(broker: BrokerProcess)
 
 
 def test_unknown_op_and_bad_fields(broker: BrokerProcess) -> None:
-    s = binary(broker.port)
-    s.sendall(frame({"op": "teleport", "rid": 1}))
-    assert read_frame(s) == {"rid": 1, "ok": False, "code": "UNKNOWN_OP",
-                             "message": "unknown op 'teleport'; see protocol.md 2.3",
-                             "fatal": False}
-    s.sendall(frame({"op": "get", "rid": 2, "queue": "q", "max": 0}))
-    assert read_frame(s)["code"] == "BAD_REQUEST"
-    s.sendall(frame({"op": "pub", "rid": 3, "queue": "q", "body": 17}))
-    assert read_frame(s)["code"] == "BAD_REQUEST"
-    s.sendall(frame({"op": "pub", "rid": 4, "queue": "q", "body": b"fine"}))
-    assert read_frame(s) == {"rid": 4, "ok": True, "msg_id": 1}
+    s = BinarySession(broker.port)
+    s.send({"op": "teleport", "rid": 1})
+    assert s.read() == {"rid": 1, "ok": False, "code": "UNKNOWN_OP",
+                        "message": "unknown op 'teleport'; see protocol.md 2.3", "fatal": False}
+    s.send({"op": "get", "rid": 2, "queue": "q", "max": 0})
+    assert s.read()["code"] == "BAD_REQUEST"
+    s.send({"op": "pub", "rid": 3, "queue": "q", "body": 17})
+    assert s.read()["code"] == "BAD_REQUEST"
+    s.send({"op": "pub", "rid": 4, "queue": "q", "body": b"fine"})
+    assert s.read() == {"rid": 4, "ok": True, "msg_id": 1}
 
 
 def test_truncated_frame_stores_nothing(broker: BrokerProcess) -> None:
     whole = frame({"op": "pub", "rid": 1, "queue": "cut", "body": b"x" * 100})
-    s = binary(broker.port)
-    s.sendall(whole[: len(whole) // 2])
+    s = BinarySession(broker.port)
+    s.sock.sendall(whole[: len(whole) // 2])
     s.close()
     t = TextSession(broker.port)
     assert t.ask("GET cut") == "+EMPTY"
@@ -154,12 +119,24 @@ def test_lines_piled_behind_a_waiting_get_are_bounded(broker: BrokerProcess) -> 
 
 
 def test_waiting_gets_per_connection_are_bounded(broker: BrokerProcess) -> None:
-    s = binary(broker.port)
-    s.sendall(b"".join(frame({"op": "get", "rid": i, "queue": "idle", "wait_s": 30})
-                       for i in range(1_001)))
-    reply = read_frame(s)  # the first reply: the 1,001st GET is refused at once
+    s = BinarySession(broker.port)
+    s.sock.sendall(b"".join(frame({"op": "get", "rid": i, "queue": "idle", "wait_s": 30})
+                            for i in range(1_001)))
+    reply = s.read()  # the first reply: the 1,001st GET is refused at once
     assert (reply["rid"], reply["code"]) == (1_000, "BAD_REQUEST")
     assert "max_waiting_gets=1000" in str(reply["message"])
-    s.sendall(frame({"op": "ping", "rid": 5_000}))
-    assert read_frame(s) == {"rid": 5_000, "ok": True}
+    s.send({"op": "ping", "rid": 5_000})
+    assert s.read() == {"rid": 5_000, "ok": True}
     assert_healthy(broker.port)
+
+
+def test_odd_receipts_are_bad_requests_not_closed_connections(broker: BrokerProcess) -> None:
+    t = TextSession(broker.port)
+    assert t.ask("ACK \u00b2.1").startswith("-ERR BAD_REQUEST ")  # a digit int() refuses
+    assert t.ask("ACK \u0661.\u0661").startswith("-ERR BAD_REQUEST ")  # non-ASCII digits
+    assert t.ask("ACK " + "1" * 5000 + ".1").startswith("-ERR BAD_REQUEST ")
+    s = BinarySession(broker.port)
+    s.send({"op": "ack", "rid": 1, "receipt": "\u00b2.1"})
+    assert s.read()["code"] == "BAD_REQUEST"
+    s.send({"op": "ping", "rid": 2})
+    assert s.read() == {"rid": 2, "ok": True}

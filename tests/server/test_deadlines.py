@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.harness import TextSession
 from tests.inprocess import InProcessBroker, broker_on_fake_time
-from tests.textclient import TextSession
 
 NO_REPLY_WAIT_S = 0.1  # how long to listen for a reply that must not come (real seconds)
 
@@ -80,6 +80,37 @@ def test_a_waiting_get_is_answered_when_a_delay_ends(broker: InProcessBroker) ->
     assert no_reply_yet(consumer)
     broker.advance(2.0)
     assert consumer.reply() == ["MSG 1.1 q 1 later"]
+
+
+def test_priority_delay_ttl_and_dedup_together(broker: InProcessBroker) -> None:
+    t = TextSession(broker.port)
+    assert t.ask("PUB q priority=1 low") == "+OK 1"
+    assert t.ask("PUB q priority=7 high") == "+OK 2"
+    assert t.ask("PUB q delay_s=1.5 later") == "+OK 3"
+    assert t.ask("PUB q ttl_s=0.05 fleeting") == "+OK 4"
+    assert t.ask("PUB q dedup=order-9 once") == "+OK 5"
+    assert t.ask("PUB q dedup=order-9 once") == "+OK 5 duplicate"
+    assert t.ask("PUB q -- priority=3 is the body") == "+OK 6"
+    broker.advance(0.1)
+    got = [t.ask("GET q").split(" ", 4)[4] for _ in range(4)]
+    assert got == ["high", "low", "once", "priority=3 is the body"]  # ttl'd one never shows
+    assert t.ask("GET q") == "+EMPTY"
+    t.send("GET q 30 5")
+    broker.advance(1.41)
+    assert t.reply() == ["MSG 3.1 q 1 later"]  # delivered once its delay is over
+    t.send("STATS q")
+    header, row = t.reply()[:2]
+    stats = dict(zip(header.split(), row.split(), strict=True))
+    assert (stats["ttl_expired"], stats["deduplicated"]) == ("1", "1")
+
+
+def test_not_before_hides_a_message_until_its_time(broker: InProcessBroker) -> None:
+    t = TextSession(broker.port)
+    assert t.ask(f"PUB oven not_before={broker.clock.now + 2:.3f} scheduled") == "+OK 1"
+    broker.advance(1.9)
+    assert t.ask("GET oven") == "+EMPTY"
+    broker.advance(0.2)
+    assert t.ask("GET oven") == "MSG 1.1 oven 1 scheduled"
 
 
 def test_a_message_past_its_ttl_is_never_delivered(broker: InProcessBroker) -> None:
@@ -151,6 +182,8 @@ def test_a_session_keeps_its_leases_through_a_reconnect_within_grace(
     assert again.ask(f"HELLO mobile 5 {token}").endswith("resumed=yes")
     assert other.ask("GET jobs 600") == "+EMPTY"
     assert again.ask("ACK 1.1") == "+OK"
+    unknown = TextSession(broker.port)
+    assert unknown.ask("HELLO mobile 5 nosuchtoken").endswith("resumed=no")
 
 
 def test_a_session_that_does_not_come_back_in_grace_loses_its_leases(

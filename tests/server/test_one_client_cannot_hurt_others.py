@@ -17,35 +17,10 @@ import msgpack
 import pytest
 
 from mq.server.connection import Connection
+from tests.harness import BinarySession, TextSession, frame
 from tests.inprocess import InProcessBroker, broker_on_fake_time
-from tests.textclient import TextSession
 
 NO_REPLY_WAIT_S = 0.2  # how long to listen for a reply that must not come (real seconds)
-
-
-def frame(payload: dict[str, object]) -> bytes:
-    body = msgpack.packb(payload, use_bin_type=True)
-    return struct.pack(">I", len(body)) + body
-
-
-def read_frame(sock: socket.socket) -> dict[str, object]:
-    size = struct.unpack(">I", read_exact(sock, 4))[0]
-    reply: dict[str, object] = msgpack.unpackb(read_exact(sock, size), raw=False)
-    return reply
-
-
-def read_exact(sock: socket.socket, n: int) -> bytes:
-    data = b""
-    while len(data) < n:
-        chunk = sock.recv(n - len(data))
-        if not chunk:
-            raise ConnectionError(f"closed after {len(data)} of {n} bytes")
-        data += chunk
-    return data
-
-
-def binary(port: int) -> socket.socket:
-    return socket.create_connection(("127.0.0.1", port), timeout=10)
 
 
 def nothing_to_read(sock: socket.socket) -> bool:
@@ -59,9 +34,10 @@ def nothing_to_read(sock: socket.socket) -> bool:
     return False
 
 
-def connection_of(broker: InProcessBroker, holder_port: int) -> Connection:
-    """The broker's side of the client connection whose local port is `holder_port`."""
-    found = [c for c in broker.server.rounds.connections if c.peer.endswith(f":{holder_port}")]
+def connection_of(broker: InProcessBroker, client: BinarySession) -> Connection:
+    """The broker's side of `client`'s connection."""
+    port = client.sock.getsockname()[1]
+    found = [c for c in broker.server.rounds.connections if c.peer.endswith(f":{port}")]
     assert len(found) == 1
     return found[0]
 
@@ -99,20 +75,20 @@ def test_a_producer_that_never_reads_is_paused_with_bounded_replies(db: Path) ->
     bound = 50
     with broker_on_fake_time(db, max_unconfirmed_replies=bound,
                              write_buffer_high_bytes=16 * 1024) as broker:
-        producer = binary(broker.port)
+        producer = BinarySession(broker.port)
         sent = 20_000
         pubs = b"".join(frame({"op": "pub", "queue": "q", "body": b"x" * 100, "rid": i})
                         for i in range(sent))
-        sender = threading.Thread(target=producer.sendall, args=(pubs,), daemon=True)
+        sender = threading.Thread(target=producer.sock.sendall, args=(pubs,), daemon=True)
         sender.start()
         other = TextSession(broker.port)
         assert other.ask("PING") == "+PONG"
-        conn = connection_of(broker, producer.getsockname()[1])
+        conn = connection_of(broker, producer)
         # The producer reads nothing: the broker holds at most a socket's worth of its requests
         # and a bounded amount of its replies; the rest waits in the producer's own socket.
         assert conn.unsent_bytes <= 64 * 1024
         assert len(conn.backlog) <= broker.server.config.max_backlog_commands
-        got = [read_frame(producer) for _ in range(sent)]
+        got = [producer.read() for _ in range(sent)]
         assert [r["rid"] for r in got] == list(range(sent))
         assert all(r["ok"] for r in got)
         sender.join(10)
@@ -121,49 +97,49 @@ def test_a_producer_that_never_reads_is_paused_with_bounded_replies(db: Path) ->
 def test_many_big_peeks_cost_one_replys_memory_until_read(db: Path) -> None:
     body = b"p" * 1_000_000
     with broker_on_fake_time(db, write_buffer_high_bytes=2_000_000) as broker:
-        client = binary(broker.port)
-        client.sendall(frame({"op": "pub", "queue": "big", "body": body, "rid": 0}))
-        assert read_frame(client)["ok"]
-        client.sendall(b"".join(frame({"op": "peek", "queue": "big", "rid": i})
+        client = BinarySession(broker.port)
+        client.sock.sendall(frame({"op": "pub", "queue": "big", "body": body, "rid": 0}))
+        assert client.read()["ok"]
+        client.sock.sendall(b"".join(frame({"op": "peek", "queue": "big", "rid": i})
                                 for i in range(1, 101)))
-        conn = connection_of(broker, client.getsockname()[1])
+        conn = connection_of(broker, client)
         for _ in range(10):  # while the client reads nothing, a second or so of real time
-            assert not nothing_to_read(client)
+            assert not nothing_to_read(client.sock)
             # replies stop once the buffer is full: the rest wait as commands, not as bytes
             assert conn.unread_bytes <= 2_000_000 + 2 * len(body)
         assert len(conn.backlog) > 50
-        replies = [read_frame(client) for _ in range(100)]
+        replies = [client.read() for _ in range(100)]
         assert [r["rid"] for r in replies] == list(range(1, 101))
         assert all(len(r["msgs"][0]["body"]) == len(body) for r in replies)  # type: ignore[index]
 
 
 def test_every_pipelined_history_request_gets_one_reply(broker: InProcessBroker) -> None:
-    client = binary(broker.port)
-    client.sendall(frame({"op": "pub", "queue": "q", "body": b"x", "rid": 0}))
-    assert read_frame(client)["msg_id"] == 1
+    client = BinarySession(broker.port)
+    client.sock.sendall(frame({"op": "pub", "queue": "q", "body": b"x", "rid": 0}))
+    assert client.read()["msg_id"] == 1
     for start in range(1, 101, 5):  # 5 per round, then 100 more in one go
-        client.sendall(b"".join(frame({"op": "history", "msg_id": 1, "rid": i})
+        client.sock.sendall(b"".join(frame({"op": "history", "msg_id": 1, "rid": i})
                                 for i in range(start, start + 5)))
-    client.sendall(b"".join(frame({"op": "history", "msg_id": 1, "rid": i})
+    client.sock.sendall(b"".join(frame({"op": "history", "msg_id": 1, "rid": i})
                             for i in range(101, 201)))
-    replies = [read_frame(client) for _ in range(200)]
+    replies = [client.read() for _ in range(200)]
     assert sorted(r["rid"] for r in replies) == list(range(1, 201))  # type: ignore[type-var]
     assert all(r["events"][0]["event"] == "published" for r in replies)  # type: ignore[index]
-    assert nothing_to_read(client)
+    assert nothing_to_read(client.sock)
 
 
 @pytest.mark.parametrize("mode", ["text", "binary"])
 def test_a_half_closed_client_gets_every_reply(broker: InProcessBroker, mode: str) -> None:
-    client = binary(broker.port)
+    client = BinarySession(broker.port)
     if mode == "text":
-        client.sendall(b"".join(b"PUB q m%d\r\n" % i for i in range(20)) + b"GET q 30 5\r\n")
+        client.sock.sendall(b"".join(b"PUB q m%d\r\n" % i for i in range(20)) + b"GET q 30 5\r\n")
     else:
-        client.sendall(b"".join(frame({"op": "pub", "queue": "q", "body": b"m", "rid": i})
+        client.sock.sendall(b"".join(frame({"op": "pub", "queue": "q", "body": b"m", "rid": i})
                                 for i in range(20)))
-        client.sendall(frame({"op": "get", "queue": "q", "wait_s": 5, "rid": 20}))
-    client.shutdown(socket.SHUT_WR)  # as `printf ... | nc` does after its last line
+        client.sock.sendall(frame({"op": "get", "queue": "q", "wait_s": 5, "rid": 20}))
+    client.sock.shutdown(socket.SHUT_WR)  # as `printf ... | nc` does after its last line
     data = b""
-    while chunk := client.recv(65536):
+    while chunk := client.sock.recv(65536):
         data += chunk
     if mode == "text":
         assert data.split(b"\r\n")[:21] == [b"+OK %d" % i for i in range(1, 21)] + [
@@ -185,29 +161,29 @@ def test_a_subscriber_that_never_reads_is_not_pushed_more(db: Path) -> None:
             producer.send("PUB jobs " + "j" * 10_000)
         for _ in range(100):
             assert producer.reply()[-1].startswith("+OK")
-        lazy = binary(broker.port)
-        lazy.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-        lazy.sendall(frame({"op": "sub", "queue": "jobs", "prefetch": 10, "lease_s": 1,
+        lazy = BinarySession(broker.port)
+        lazy.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        lazy.sock.sendall(frame({"op": "sub", "queue": "jobs", "prefetch": 10, "lease_s": 1,
                             "rid": 1}))
         push_bytes = 10 * 10_100
         for _ in range(30):  # every lease expires and comes back, again and again
             broker.advance(1.01)
-            conn = connection_of(broker, lazy.getsockname()[1])
+            conn = connection_of(broker, lazy)
             assert conn.unread_bytes < 64 * 1024 + 2 * push_bytes
         assert producer.ask("PING") == "+PONG"
 
 
 def test_a_monitor_that_never_reads_loses_events_not_memory(db: Path) -> None:
     with broker_on_fake_time(db, write_buffer_high_bytes=32 * 1024) as broker:
-        watcher = binary(broker.port)
-        watcher.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-        watcher.sendall(frame({"op": "monitor", "rid": 1}))
-        producer = binary(broker.port)
+        watcher = BinarySession(broker.port)
+        watcher.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        watcher.sock.sendall(frame({"op": "monitor", "rid": 1}))
+        producer = BinarySession(broker.port)
         batch = frame({"op": "mpub", "queue": "q", "bodies": [b"e"] * 1000, "rid": 2})
         for _ in range(20):
-            producer.sendall(batch)
-            assert read_frame(producer)["ok"]
-        conn = connection_of(broker, watcher.getsockname()[1])
+            producer.sock.sendall(batch)
+            assert producer.read()["ok"]
+        conn = connection_of(broker, watcher)
         assert conn.unsent_bytes < 64 * 1024
         assert broker.server.rounds.monitor_events_dropped > 0
 
@@ -216,23 +192,16 @@ def test_unfinished_frames_of_all_clients_are_bounded(db: Path) -> None:
     mib = 1024 * 1024
     with broker_on_fake_time(db, max_frame_bytes=mib, max_buffered_input_bytes=2 * mib) as broker:
         header = struct.pack(">I", mib - 10)
-        slow = [binary(broker.port) for _ in range(3)]
+        slow = [BinarySession(broker.port) for _ in range(3)]
         for sock in slow[:2]:
-            sock.sendall(header + b"\x00" * (900 * 1024))  # most of a frame, never finished
+            sock.sock.sendall(header + b"\x00" * (900 * 1024))  # most of a frame, never finished
         TextSession(broker.port).ask("PING")  # the first two are buffered by now
-        slow[2].sendall(header + b"\x00" * (900 * 1024))
-        reply = read_frame(slow[2])
+        slow[2].sock.sendall(header + b"\x00" * (900 * 1024))
+        reply = slow[2].read()
         assert reply["code"] == "OVERLOADED" and reply["fatal"] is True
-        assert closed_by_peer(slow[2])
-        assert nothing_to_read(slow[0]) and nothing_to_read(slow[1])  # not their fault
+        assert slow[2].closed_by_peer()
+        assert nothing_to_read(slow[0].sock) and nothing_to_read(slow[1].sock)  # not their fault
         assert TextSession(broker.port).ask("PING") == "+PONG"
-
-
-def closed_by_peer(sock: socket.socket) -> bool:
-    try:
-        return sock.recv(1) == b""
-    except ConnectionResetError:
-        return True
 
 
 @pytest.mark.parametrize(("close", "clients"), [("fin", 200), ("reset", 1_100)])

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 
 import pytest
 from mq_client import AsyncClient, Client, consume
 from mq_client.errors import BadRequest, LeaseLost, NotYourLease
 
-from tests.broker_process import BrokerProcess
+from tests.harness import BrokerProcess, wait_until_async
 
 
 def test_async_publish_lease_ack(broker: BrokerProcess) -> None:
@@ -61,7 +62,11 @@ def test_long_poll_wakes_on_publish(broker: BrokerProcess) -> None:
         async with AsyncClient.connect(broker.url) as consumer, \
                 AsyncClient.connect(broker.url) as producer:
             waiting = asyncio.create_task(consumer.lease("later", wait_s=10))
-            await asyncio.sleep(0.1)
+
+            async def parked() -> bool:
+                return bool((await producer.stats())["server"]["waiting_gets"] == 1)
+
+            await wait_until_async(parked, "the broker holds the waiting GET")
             assert not waiting.done()
             await consumer.ping()  # the same connection keeps working while its GET waits
             await producer.publish("later", b"now")
@@ -102,31 +107,10 @@ def test_blocking_client(broker: BrokerProcess) -> None:
         assert mq.get("sync", wait_s=0.2) == []
 
 
-def test_get_reply_is_capped_by_frame_size(tmp_path: object) -> None:
-    from pathlib import Path
-    broker = BrokerProcess(Path(str(tmp_path)) / "mq.db", "--max-frame-bytes", "65536").start()
-    try:
-        with Client.connect(broker.url, max_frame_bytes=65536) as mq:
-            mq.publish_many("big", [b"z" * 20_000] * 10, batch_size=2)
-            first = mq.get("big", max=10)
-            assert 1 < len(first) < 10
-            assert sum(len(m.body) for m in first) <= 65536
-    finally:
-        broker.kill()
-
-
-def test_mq_stats_prints_a_table(broker: BrokerProcess) -> None:
-    import subprocess
-    import sys
-    with Client.connect(broker.url) as mq:
-        mq.publish("pizzas", b"funghi")
-    out = subprocess.run([sys.executable, "-m", "mq", "stats", "--url", broker.url],
-                         capture_output=True, text=True, timeout=30)
-    assert out.returncode == 0, out.stderr
-    lines = out.stdout.splitlines()
-    assert lines[0].startswith("mq ")
-    assert lines[2].split()[:2] == ["queue", "ready"]
-    assert lines[3].split()[:2] == ["pizzas", "1"]
-    down = subprocess.run([sys.executable, "-m", "mq", "stats", "--url", "mq://127.0.0.1:1"],
-                          capture_output=True, text=True, timeout=30)
-    assert down.returncode == 1 and "Is a broker running there?" in down.stderr
+def test_get_reply_is_capped_by_frame_size(tmp_path: Path) -> None:
+    with BrokerProcess(tmp_path / "mq.db", "--max-frame-bytes", "65536") as broker, \
+            Client.connect(broker.url, max_frame_bytes=65536) as mq:
+        mq.publish_many("big", [b"z" * 20_000] * 10, batch_size=2)
+        first = mq.get("big", max=10)
+        assert 1 < len(first) < 10
+        assert sum(len(m.body) for m in first) <= 65536

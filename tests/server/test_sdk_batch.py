@@ -6,7 +6,7 @@ import asyncio
 
 from mq_client import AsyncClient, Client, Message, consume
 
-from tests.broker_process import BrokerProcess
+from tests.harness import BrokerProcess
 
 
 def test_async_ack_many_across_the_10_000_split(broker: BrokerProcess) -> None:

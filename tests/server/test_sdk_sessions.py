@@ -3,17 +3,15 @@
 from __future__ import annotations
 
 import asyncio
-import socket
 import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 from mq_client import AsyncClient, Client, Message, consume
-from mq_client.codec import FrameDecoder, encode_frame
 from mq_client.errors import NameTaken, NoSession
 
-from tests.broker_process import BrokerProcess
+from tests.harness import BinarySession, BrokerProcess, free_port, wait_until_async
 
 
 def _members(stats: dict[str, Any], queue: str) -> dict[str, Any]:
@@ -26,20 +24,9 @@ def _abort(mq: AsyncClient) -> None:
     mq._link._conn.abort()
 
 
-class SilentConsumer:
-    """A consumer that says hello and joins, then never says anything again (raw frames)."""
-
-    def __init__(self, port: int) -> None:
-        self.sock = socket.create_connection(("127.0.0.1", port), timeout=5)
-        self.decoder = FrameDecoder()
-        self.rid = 0
-
-    def call(self, op: str, **fields: Any) -> dict[str, Any]:
-        self.rid += 1
-        self.sock.sendall(encode_frame({"op": op, "rid": self.rid, **fields}))
-        while True:
-            for reply in self.decoder.feed(self.sock.recv(65536)):
-                return reply
+async def _disconnected(mq: AsyncClient) -> bool:
+    """Whether the client has seen its connection end (a reconnecting client then redials)."""
+    return mq._link._conn.closed
 
 
 def test_hello_returns_a_token_and_the_terms(broker: BrokerProcess) -> None:
@@ -58,7 +45,7 @@ def test_hello_returns_a_token_and_the_terms(broker: BrokerProcess) -> None:
 
 
 def test_heartbeats_keep_an_idle_session_alive(broker: BrokerProcess) -> None:
-    silent = SilentConsumer(broker.port)
+    silent = BinarySession(broker.port)  # says hello and joins, then never says anything again
     assert silent.call("hello", consumer="silent", heartbeat_s=0.2)["ok"]
     assert silent.call("join", queue="ovens", group="bakers")["ok"]
 
@@ -76,7 +63,7 @@ def test_heartbeats_keep_an_idle_session_alive(broker: BrokerProcess) -> None:
             assert _members(stats, "ovens")["chatty"]["last_heartbeat_s_ago"] < 0.2
             await mq.ping()
     asyncio.run(scenario())
-    silent.sock.close()
+    silent.close()
 
 
 def test_blocking_client_heartbeats_while_its_thread_is_busy(broker: BrokerProcess) -> None:
@@ -184,7 +171,6 @@ def test_reconnect_resumes_the_session_and_keeps_its_leases(broker: BrokerProces
             msg = await mq.lease("ovens")
             assert msg is not None
             _abort(mq)
-            await asyncio.sleep(0.05)
             await asyncio.wait_for(mq.ping(), 5)  # waits for the reconnect
             assert mq.reconnects == 1
             assert mq.session is not None
@@ -198,14 +184,8 @@ def test_reconnect_resumes_the_session_and_keeps_its_leases(broker: BrokerProces
     asyncio.run(scenario())
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def test_after_a_broker_restart_the_client_joins_its_group_again(tmp_path: Path) -> None:
-    port = _free_port()
+    port = free_port()
     first = BrokerProcess(tmp_path / "mq.db", "--port", str(port)).start()
     second: BrokerProcess | None = None
     try:
@@ -217,7 +197,7 @@ def test_after_a_broker_restart_the_client_joins_its_group_again(tmp_path: Path)
                 before = await mq.hello("survivor", heartbeat_s=0.5)
                 await mq.join("ovens", "bakers", prefetch=5)
                 first.kill()
-                await asyncio.sleep(0.2)
+                await wait_until_async(lambda: _disconnected(mq), "the client saw the broker go")
                 second = BrokerProcess(tmp_path / "mq.db", "--port", str(port)).start()
                 stats = await asyncio.wait_for(mq.stats("ovens"), 8)
                 assert mq.reconnects == 1

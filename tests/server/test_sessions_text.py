@@ -3,11 +3,8 @@
 from __future__ import annotations
 
 import re
-import time
-from pathlib import Path
 
-from tests.broker_process import BrokerProcess
-from tests.textclient import TextSession
+from tests.harness import BrokerProcess, TextSession
 
 SESSION = re.compile(r"\+OK session (\w+) heartbeat_s=(\S+) dead_after_s=(\S+) grace_s=(\S+) "
                      r"resumed=(yes|no)")
@@ -55,62 +52,6 @@ def test_keys_stay_with_their_owner(broker: BrokerProcess) -> None:
     assert any(line.split()[:2] == ["orders/cooks", "alice"] for line in lines)
 
 
-def test_closed_connection_requeues_after_grace(tmp_path: Path) -> None:
-    broker = BrokerProcess(tmp_path / "mq.db", "--grace-s", "0.5").start()
-    try:
-        worker, other = TextSession(broker.port), TextSession(broker.port)
-        hello(worker, "w1")
-        worker.ask("PUB jobs render")
-        assert worker.ask("GET jobs 600").startswith("MSG 1.1 ")
-        worker.close()  # gone without QUIT; the lease is 600 s but the session ends in 0.5 s
-        started = time.monotonic()
-        assert other.ask("GET jobs 600 5").startswith("MSG 1.2 jobs 2 ")
-        assert time.monotonic() - started < 3
-        assert any("consumer w1/" in line and "1 leases requeued" in line for line in broker.log)
-    finally:
-        broker.kill()
-
-
-def test_resume_within_grace_keeps_leases(tmp_path: Path) -> None:
-    broker = BrokerProcess(tmp_path / "mq.db", "--grace-s", "5").start()
-    try:
-        first = TextSession(broker.port)
-        token = hello(first, "w1")
-        first.ask("PUB jobs a")
-        assert first.ask("GET jobs 600").startswith("MSG 1.1 ")
-        first.close()
-        second = TextSession(broker.port)
-        assert SESSION.fullmatch(second.ask(f"HELLO w1 5 {token}")).group(5) == "yes"  # type: ignore[union-attr]
-        assert second.ask("ACK 1.1") == "+OK"
-        unknown = TextSession(broker.port)
-        assert SESSION.fullmatch(unknown.ask("HELLO w1 5 nosuchtoken")).group(5) == "no"  # type: ignore[union-attr]
-    finally:
-        broker.kill()
-
-
-def test_silent_session_is_declared_dead(broker: BrokerProcess) -> None:
-    worker, other = TextSession(broker.port), TextSession(broker.port)
-    hello(worker, "sleepy", heartbeat_s=0.25)
-    worker.ask("PUB jobs x")
-    assert worker.ask("GET jobs 600").startswith("MSG 1.1 ")
-    # no more words from the worker: after 3 x 0.25 s its lease is given back
-    assert other.ask("GET jobs 600 5").startswith("MSG 1.2 ")
-    assert worker.sock.recv(100) == b""  # the broker closed the silent session's connection
-    assert other.ask("ACK 1.2") == "+OK"
-
-
-def test_idle_plain_connection_is_never_killed(tmp_path: Path) -> None:
-    broker = BrokerProcess(tmp_path / "mq.db", "--heartbeat-s", "0.1").start()
-    try:
-        idle = TextSession(broker.port)
-        idle.ask("PUB q x")
-        assert idle.ask("GET q 600").startswith("MSG 1.1")
-        time.sleep(1.0)
-        assert idle.ask("ACK 1.1") == "+OK"
-    finally:
-        broker.kill()
-
-
 def test_plain_connection_close_requeues_at_once(broker: BrokerProcess) -> None:
     a, b = TextSession(broker.port), TextSession(broker.port)
     a.ask("PUB q x")
@@ -129,3 +70,34 @@ def test_quit_gives_leases_back_without_counting_a_death(broker: BrokerProcess) 
     b.send("STATS q")
     row = b.reply()[1].split()
     assert row[0] == "q"
+
+
+def test_leases_taken_before_hello_move_to_the_session(broker: BrokerProcess) -> None:
+    t = TextSession(broker.port)
+    t.ask("PUB q job")
+    assert t.ask("GET q 600") == "MSG 1.1 q 1 job"
+    assert t.ask("HELLO w1 5").startswith("+OK session ")
+    assert t.ask("ACK 1.1") == "+OK"
+
+
+def test_closing_a_plain_connection_is_not_a_death(broker: BrokerProcess) -> None:
+    for _ in range(4):  # poison_deaths is 3: four closes would poison it if they counted
+        t = TextSession(broker.port)
+        t.ask("PUB q x") if _ == 0 else None
+        assert t.ask("GET q 600 5").startswith("MSG 1.")
+        t.close()
+    t = TextSession(broker.port)
+    assert t.ask("GET q 600 5").startswith("MSG 1.5 q 5 ")
+
+
+def test_goodbye_respects_max_deliveries(broker: BrokerProcess) -> None:
+    t = TextSession(broker.port)
+    t.ask("DECLARE jobs max_deliveries=1")
+    t.ask("HELLO polite 5")
+    t.ask("PUB jobs once")
+    assert t.ask("GET jobs 600") == "MSG 1.1 jobs 1 once"
+    assert t.ask("QUIT") == "+BYE"
+    t2 = TextSession(broker.port)
+    assert t2.ask("GET jobs") == "+EMPTY"
+    t2.send("PEEK jobs.dlq")
+    assert t2.reply()[-1] == "+OK 1 messages"

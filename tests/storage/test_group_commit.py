@@ -26,7 +26,7 @@ def test_batches_close_at_max_changes_and_keep_a_submission_whole(tmp_path: Path
             for count in (3, 3, 4, 1, 5):  # 3+3 crosses the line: 6 in batch 1, and so on
                 for i in range(count):
                     broker.publish("q", b"%d" % i)
-                numbers.append(group.submit(broker.take_changes()))
+                numbers.append(group.submit(broker.take_effects().changes))
             group.close()
             await asyncio.wait_for(group.run(), timeout=10)
             assert group.stats.committed_changes == 16

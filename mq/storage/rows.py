@@ -1,0 +1,212 @@
+"""One row of the log, and the three things done with rows: `encode` a change into a row, `Fold`
+rows back into the state they leave behind, `describe` a row as a HISTORY event.
+
+The row's fields are the log table's columns, in order (sqlite.py builds its SQL from them). A
+row's `kind` is an `Event` code; which other fields a kind fills is written once, in `encode`,
+and read back in `Fold` and `describe`. No SQL here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Any, NamedTuple
+
+from mq.core.events import (
+    BY_CODE,
+    FINAL,
+    Acked,
+    Appended,
+    Change,
+    Event,
+    Expired,
+    Leased,
+    Left,
+    Moved,
+    Nacked,
+    Released,
+    Removed,
+)
+from mq.core.model import DeadLetter, Message, State
+
+
+class LogRow(NamedTuple):
+    msg_id: int
+    kind: int  # an Event code
+    at: float  # Unix s
+    queue: str | None = None  # PUBLISHED: its queue; DEAD_LETTERED, REDRIVEN: where to
+    body: bytes | None = None  # PUBLISHED, unless a fan-out copy (body_of)
+    key: str | None = None
+    delivery: int | None = None  # LEASED: the delivery; moves: the new delivery base
+    holder: str | None = None  # LEASED, RELEASED, LEFT
+    ready_at: float | None = None  # PUBLISHED with a delay, NACKED: when it is ready again
+    detail: str | None = None  # NACKED: the error; REMOVED and moves: the reason
+    priority: int | None = None
+    expires_at: float | None = None
+    dedup: str | None = None
+    body_of: int | None = None  # fan-out copy: the message whose PUBLISHED row has the body
+
+
+# Plain ints for the kinds on the hot paths (every change is encoded, every row folded): an
+# IntEnum costs more to bind and to compare.
+_PUBLISHED, _LEASED, _ACKED, _NACKED, _EXPIRED, _REMOVED, _RELEASED, _LEFT = (
+    int(Event.PUBLISHED), int(Event.LEASED), int(Event.ACKED), int(Event.NACKED),
+    int(Event.EXPIRED), int(Event.REMOVED), int(Event.RELEASED), int(Event.LEFT))
+_DEAD_LETTERED, _REDRIVEN = int(Event.DEAD_LETTERED), int(Event.REDRIVEN)
+_FINAL = frozenset(int(e) for e in FINAL)
+
+
+# --- encode ---------------------------------------------------------------------------------
+
+
+# Rows are made with tuple.__new__, all fourteen fields given: a NamedTuple's own __new__ (a
+# Python function) costs twice as much, and this runs for every change.
+_new = tuple.__new__
+
+
+def _appended(c: Appended) -> LogRow:
+    m = c.message
+    return _new(LogRow, (m.id, _PUBLISHED, m.published_at, m.queue,
+                         m.body if c.body_of is None else None, m.key, None, None,
+                         m.ready_at if m.state is State.DELAYED else None, None,
+                         m.priority, m.expires_at, m.dedup_id, c.body_of))
+
+
+def _moved(c: Moved) -> LogRow:
+    return _new(LogRow, (c.msg_id, _REDRIVEN if c.redrive else _DEAD_LETTERED, c.at, c.queue,
+                         None, None, c.delivery_base, None, None, c.reason, None, None, None,
+                         None))
+
+
+# One function per change type, looked up by type.
+_ENCODERS: dict[type, Callable[[Any], LogRow]] = {
+    Appended: _appended,
+    Leased: lambda c: _new(LogRow, (c.msg_id, _LEASED, c.at, None, None, None, c.delivery,
+                                    c.holder, None, None, None, None, None, None)),
+    Acked: lambda c: _new(LogRow, (c.msg_id, _ACKED, c.at, None, None, None, None, None, None,
+                                   None, None, None, None, None)),
+    Nacked: lambda c: _new(LogRow, (c.msg_id, _NACKED, c.at, None, None, None, None, None,
+                                    c.ready_at, c.error, None, None, None, None)),
+    Expired: lambda c: _new(LogRow, (c.msg_id, _EXPIRED, c.at, None, None, None, None, None,
+                                     None, None, None, None, None, None)),
+    Released: lambda c: _new(LogRow, (c.msg_id, _RELEASED, c.at, None, None, None, None,
+                                      c.holder, None, None, None, None, None, None)),
+    Left: lambda c: _new(LogRow, (c.msg_id, _LEFT, c.at, None, None, None, None, c.holder,
+                                  None, None, None, None, None, None)),
+    Removed: lambda c: _new(LogRow, (c.msg_id, _REMOVED, c.at, None, None, None, None, None,
+                                     None, c.reason, None, None, None, None)),
+    Moved: _moved,
+}
+
+
+def encode(change: Change) -> LogRow | None:
+    """`change` as a log row; None for a change that is not a row (settings and bindings live
+    in tables of their own)."""
+    make = _ENCODERS.get(type(change))
+    return None if make is None else make(change)
+
+
+def is_final(row: LogRow) -> bool:
+    """The message is gone after this row (acked or removed)."""
+    return row.kind in _FINAL
+
+
+# --- fold -----------------------------------------------------------------------------------
+
+
+class Fold:
+    """The state that log rows, given in `seq` order, leave behind.
+
+    Rows come as plain tuples in LogRow order (as a SELECT of the columns returns them): a
+    million of them are folded at a restart, so they are unpacked, never wrapped. Leases are
+    void after a restart: a leased message comes back READY with its delivery count."""
+
+    def __init__(self) -> None:
+        self.messages: dict[int, Message] = {}  # every published message still in the log
+        self.finished: dict[int, float] = {}  # id -> when it was acked or removed
+        self.body_of: dict[int, int] = {}  # fan-out copy -> the message whose row has the body
+        self.max_id = 0
+
+    def add(self, rows: Iterable[tuple[Any, ...]]) -> None:
+        messages = self.messages
+        for row in rows:
+            msg_id, kind = row[0], row[1]
+            if kind == _PUBLISHED:
+                messages[msg_id] = self._published(row)
+                if msg_id > self.max_id:
+                    self.max_id = msg_id
+            elif kind in _FINAL:
+                self.finished[msg_id] = row[2]
+            else:
+                msg = messages.get(msg_id)
+                if msg is not None:
+                    _apply(msg, row)
+
+    def _published(self, row: tuple[Any, ...]) -> Message:
+        (msg_id, _, at, queue, body, key, _, _, ready_at, _, priority, expires_at, dedup,
+         body_of) = row
+        if body_of is not None:
+            holder = self.messages.get(body_of)
+            body = holder.body if holder is not None else b""
+            self.body_of[msg_id] = body_of
+        msg = Message(msg_id, queue, body, key, at, priority=priority or 0,
+                      expires_at=expires_at, dedup_id=dedup)
+        if ready_at is not None and ready_at > at:
+            msg.state, msg.ready_at = State.DELAYED, ready_at
+        return msg
+
+    def live(self) -> list[Message]:
+        """The messages that are not finished, in id order."""
+        finished = self.finished
+        return [m for msg_id, m in self.messages.items() if msg_id not in finished]
+
+    def finished_dedup(self) -> list[Message]:
+        """Finished messages with a dedup id: their ids are still remembered for a while."""
+        finished = self.finished
+        return [m for msg_id, m in self.messages.items()
+                if msg_id in finished and m.dedup_id is not None]
+
+
+def _apply(msg: Message, row: tuple[Any, ...]) -> None:
+    """Fold one row that is neither a publish nor final into its message."""
+    kind, at, queue, delivery, ready_at, detail = row[1], row[2], row[3], row[6], row[8], row[9]
+    if kind == _LEASED:
+        msg.deliveries = delivery
+        msg.state = State.READY  # leases are void after a restart
+    elif kind == _NACKED:
+        if detail is not None:
+            msg.last_error = detail
+        if ready_at > at:
+            msg.state, msg.ready_at = State.DELAYED, ready_at
+        else:
+            msg.state = State.READY
+    elif kind == _RELEASED:
+        msg.deaths += 1
+        msg.state = State.READY
+    elif kind in (_EXPIRED, _LEFT):
+        msg.state = State.READY
+    elif kind in (_DEAD_LETTERED, _REDRIVEN):
+        msg.dead = DeadLetter(msg.queue, detail, at) if kind == _DEAD_LETTERED else None
+        msg.delivery_base = delivery
+        msg.queue, msg.state = queue, State.READY
+
+
+# --- describe -------------------------------------------------------------------------------
+
+
+def describe(row: LogRow) -> dict[str, Any]:
+    """A row as a HISTORY event (protocol.md 2.3): `at`, `event` and the fields that apply."""
+    event = BY_CODE[row.kind]
+    out: dict[str, Any] = {"at": row.at, "event": event.wire}
+    if event is Event.PUBLISHED:
+        out.update(queue=row.queue, key=row.key, priority=row.priority or None,
+                   dedup_id=row.dedup, size=len(row.body) if row.body is not None else None,
+                   delay_until=row.ready_at, expires_at=row.expires_at)
+    elif event is Event.LEASED:
+        out.update(delivery=row.delivery, holder=row.holder)
+    elif event is Event.NACKED:
+        out.update(error=row.detail, ready_at=row.ready_at)
+    elif event in (Event.RELEASED, Event.LEFT):
+        out.update(holder=row.holder)
+    elif event in (Event.DEAD_LETTERED, Event.REDRIVEN, Event.REMOVED):
+        out.update(queue=row.queue, reason=row.detail)
+    return {k: v for k, v in out.items() if v is not None}

@@ -1,0 +1,98 @@
+"""Log rows without a file: every change becomes a row of its own event, rows fold back into
+state, and a row reads as the HISTORY event of the same name (rows.py)."""
+
+from __future__ import annotations
+
+from typing import get_args
+
+from mq.core.events import (
+    Acked,
+    Appended,
+    Bound,
+    Declared,
+    Event,
+    Expired,
+    Leased,
+    Left,
+    MessageChange,
+    Moved,
+    Nacked,
+    Purged,
+    Released,
+    Removed,
+)
+from mq.core.model import Message, QueueSettings, State
+from mq.storage.rows import Fold, LogRow, describe, encode, is_final
+
+T0 = 1_800_000_000.0
+
+SAMPLES: list[MessageChange] = [
+    Appended(Message(1, "q", b"body", "k", T0, priority=3)),
+    Leased(1, 1, "c1", T0 + 1, "q"),
+    Nacked(1, T0 + 2, T0 + 12, "boom", "q"),
+    Expired(1, T0 + 3, "q"),
+    Released(1, T0 + 4, "c1", "q"),
+    Left(1, T0 + 5, "c2", "q"),
+    Moved(1, T0 + 6, "q.dlq", "delivered 3 times", 0, False, "q"),
+    Moved(1, T0 + 7, "q", "redriven from q.dlq", 3, True, "q.dlq"),
+    Removed(1, T0 + 8, "ttl", "q"),
+    Acked(1, T0 + 9, "q"),
+]
+
+
+def test_log_codes_and_wire_names_are_fixed() -> None:
+    """Codes are what old files hold: they never change. One wire name per event."""
+    assert {int(e): e.wire for e in Event} == {
+        0: "published", 1: "leased", 2: "acked", 3: "nacked", 4: "lease expired",
+        5: "removed", 6: "released (holder died)", 7: "dead-lettered", 8: "redriven",
+        9: "released (holder left)",
+    }
+
+
+def test_every_message_change_is_a_row_of_its_own_event_and_reads_back_by_its_name() -> None:
+    assert {type(c) for c in SAMPLES} == set(get_args(MessageChange))
+    for change in SAMPLES:
+        row = encode(change)
+        assert row is not None and row.kind == change.kind
+        assert describe(row)["event"] == change.kind.wire
+        assert is_final(row) == (change.kind in (Event.ACKED, Event.REMOVED))
+    assert {c.kind for c in SAMPLES} == set(Event)
+
+
+def test_queue_changes_are_not_log_rows() -> None:
+    for change in (Declared("q", QueueSettings(1.0, 1.0)), Purged("q"), Bound("t", "q", True)):
+        assert encode(change) is None
+
+
+def test_history_events_carry_the_fields_of_their_event() -> None:
+    described = [describe(row) for row in map(encode, SAMPLES) if row is not None]
+    assert described == [
+        {"at": T0, "event": "published", "queue": "q", "key": "k", "priority": 3, "size": 4},
+        {"at": T0 + 1, "event": "leased", "delivery": 1, "holder": "c1"},
+        {"at": T0 + 2, "event": "nacked", "error": "boom", "ready_at": T0 + 12},
+        {"at": T0 + 3, "event": "lease expired"},
+        {"at": T0 + 4, "event": "released (holder died)", "holder": "c1"},
+        {"at": T0 + 5, "event": "released (holder left)", "holder": "c2"},
+        {"at": T0 + 6, "event": "dead-lettered", "queue": "q.dlq", "reason": "delivered 3 times"},
+        {"at": T0 + 7, "event": "redriven", "queue": "q", "reason": "redriven from q.dlq"},
+        {"at": T0 + 8, "event": "removed", "reason": "ttl"},
+        {"at": T0 + 9, "event": "acked"},
+    ]
+
+
+def test_fold_counts_a_death_only_for_a_holder_that_died() -> None:
+    rows = [encode(c) for c in SAMPLES[:6]]  # published .. left: not yet moved or finished
+    fold = Fold()
+    fold.add(tuple(row) for row in rows if row is not None)
+    [msg] = fold.live()
+    assert (msg.state, msg.deliveries, msg.deaths, msg.last_error) == (
+        State.READY, 1, 1, "boom")
+
+
+def test_fold_follows_moves_and_drops_finished_messages() -> None:
+    fold = Fold()
+    fold.add(tuple(row) for row in map(encode, SAMPLES[:7]) if row is not None)
+    [msg] = fold.live()
+    assert msg.queue == "q.dlq" and msg.dead is not None and msg.dead.origin == "q"
+    fold.add([tuple(LogRow(1, Event.ACKED, T0 + 20))])
+    assert fold.live() == [] and fold.finished == {1: T0 + 20} and fold.max_id == 1
