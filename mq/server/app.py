@@ -25,7 +25,7 @@ from mq.server.outcome import Peer
 from mq.server.rounds import Rounds
 from mq.server.sessions import Sessions
 from mq.server.state import ServerState
-from mq.storage.group_commit import GroupCommit
+from mq.storage.group_commit import GroupCommit, StoreFailure
 from mq.storage.sqlite import SQLiteStore
 
 log = logging.getLogger("mq.server")
@@ -63,7 +63,8 @@ class BrokerServer:
         self.state = ServerState(config, self.core, monotonic, self.sessions, self.delivery,
                                  Monitors(), self.store.history, self.figures)
         self.group = GroupCommit(self.store, self._on_commit,
-                                 max_changes=config.max_commit_changes)
+                                 max_changes=config.max_commit_changes,
+                                 on_failure=self._on_failure)
         self.rounds = Rounds(self.state, self.group, self._spawn, self._reschedule_tick)
         self._tasks: asyncio.TaskGroup | None = None
         self._tick_wake = asyncio.Event()
@@ -126,6 +127,9 @@ class BrokerServer:
 
     def _on_commit(self, number: int) -> None:
         self.rounds.on_commit(number)
+
+    def _on_failure(self, first: int, last: int, failure: StoreFailure) -> None:
+        self.rounds.on_failure(first, last, failure)
 
     # --- time ---------------------------------------------------------------------------------
 

@@ -23,10 +23,11 @@ from __future__ import annotations
 import asyncio
 import itertools
 from collections import deque
-from typing import Protocol, cast
+from typing import NamedTuple, Protocol, cast
 
 from mq.codec.commands import Command, Rejected
 from mq.codec.sniff import sniff_mode
+from mq.errors import MQError
 from mq.server.config import Config
 from mq.server.outcome import Peer
 from mq.server.sessions import Session
@@ -34,6 +35,13 @@ from mq.server.speaker import BinarySpeaker, Decoder, Speaker, for_mode
 
 _ids = itertools.count(1)
 Item = Command | Rejected
+NOT_A_REPLY = -1  # the rid of held bytes that answer no request: pushes and events
+
+
+class Held(NamedTuple):
+    number: int  # the batch whose commit they wait for; 0: none
+    data: bytes
+    rid: int | None  # of the request they answer, or NOT_A_REPLY
 
 
 class Round(Protocol):
@@ -72,7 +80,7 @@ class Connection(asyncio.Protocol):
         self.speaker: Speaker = BinarySpeaker()  # until the first byte says otherwise
         self._decoder: Decoder | None = None
         self._transport: asyncio.Transport | None = None
-        self._held: deque[tuple[int, bytes]] = deque()  # (batch number, reply bytes)
+        self._held: deque[Held] = deque()  # replies and pushes waiting for their commit
         self.unsent_bytes = 0  # replies made but not yet handed to the socket
         self.backlog: deque[Item] = deque()  # read, not yet executed
         self.awaiting = 0  # commands waiting for their answer (a GET that waits, HISTORY)
@@ -155,12 +163,13 @@ class Connection(asyncio.Protocol):
         """Account for a reply made in this round; `send` hands it on."""
         self.unsent_bytes += len(data)
 
-    def send(self, number: int, data: bytes) -> bool:
-        """Send `data` once batch `number` is committed; True if it had to be held."""
+    def send(self, number: int, data: bytes, rid: int | None) -> bool:
+        """Send `data` (the reply to request `rid`, or NOT_A_REPLY) once batch `number` is
+        committed; True if it had to be held."""
         if not self._held and number <= self.broker.committed:
             self._write(data)
             return False
-        self._held.append((number, data))
+        self._held.append(Held(number, data, rid))
         if len(self._held) >= self.config.max_unconfirmed_replies:
             self.hold_reading("unconfirmed")
         return True
@@ -168,12 +177,29 @@ class Connection(asyncio.Protocol):
     def release(self, committed: int) -> bool:
         """Send the held replies whose batch is committed; True while some remain held."""
         held = self._held
-        while held and held[0][0] <= committed:
-            self._write(held.popleft()[1])
+        while held and held[0].number <= committed:
+            self._write(held.popleft().data)
         if len(held) < self.config.max_unconfirmed_replies // 2:
             self.release_reading("unconfirmed")
         self.close_if_done()
         return bool(held)
+
+    def refuse(self, first: int, error: MQError) -> None:
+        """Batches from `first` on will not be committed for now: what waits for them is sent
+        as `error` instead (replies) or not at all (pushes and events), so nothing is confirmed
+        that is not on disk. What waits for nothing, or for earlier batches, goes as it is."""
+        held, self._held = self._held, deque()
+        for entry in held:
+            if 0 < first <= entry.number:
+                self.unsent_bytes -= len(entry.data)
+                if entry.rid == NOT_A_REPLY:
+                    continue
+                data = self.speaker.error(entry.rid, error)
+                self.unsent_bytes += len(data)
+                self._write(data)
+            else:
+                self._write(entry.data)
+        self.close_if_done()
 
     def _write(self, data: bytes) -> None:
         self.unsent_bytes -= len(data)

@@ -15,20 +15,47 @@ import logging
 from collections.abc import Callable, Coroutine
 from typing import Any
 
-from mq.codec.commands import Command, Rejected
+from mq.codec.commands import (
+    Bindings,
+    Command,
+    Explain,
+    Heartbeat,
+    Hello,
+    Help,
+    History,
+    ListQueues,
+    Monitor,
+    Peek,
+    Ping,
+    Quit,
+    Rejected,
+    Stats,
+    Unmonitor,
+)
 from mq.codec.replies import Messages, Reply
 from mq.errors import Code, MQError
-from mq.server.connection import Connection, Item
+from mq.server.connection import NOT_A_REPLY, Connection, Item
 from mq.server.delivery import Answer
 from mq.server.handlers import Handlers
 from mq.server.outcome import Goodbye, Later, Outcome, Peer, Wait
 from mq.server.sessions import Session
 from mq.server.state import ServerState
-from mq.storage.group_commit import GroupCommit
+from mq.storage.group_commit import GroupCommit, StoreFailure
 
 log = logging.getLogger("mq.server")
 
 INTERNAL = MQError(Code.INTERNAL, "internal error; see the broker log")
+# What may run while the log cannot be written: commands that change nothing in it.
+READ_ONLY = frozenset({Ping, Help, Heartbeat, ListQueues, Stats, Peek, Explain, History,
+                       Bindings, Monitor, Unmonitor, Hello, Quit})
+
+
+def store_error(failure: StoreFailure) -> MQError:
+    if failure.full:
+        return MQError(Code.STORE_FULL, f"the broker's disk is full ({failure.reason}): "
+                       "nothing is stored until space is freed; retry later")
+    return MQError(Code.STORE_UNAVAILABLE, f"the broker cannot write its log "
+                   f"({failure.reason}); retry later")
 
 
 class Rounds:
@@ -43,7 +70,8 @@ class Rounds:
         self._after_round = after_round  # the ticker looks at its next deadline
         self.connections: set[Connection] = set()
         self._held: set[Connection] = set()  # connections with replies waiting for a commit
-        self._out: list[tuple[Connection, bytes]] = []  # this round's replies, in order
+        self._out: list[tuple[Connection, bytes, int | None]] = []  # (conn, bytes, rid), in order
+        self._woken_while_failing: set[str] = set()
         self.buffered_input = 0  # bytes of unfinished requests, all connections together
         self.monitor_events_dropped = 0
 
@@ -127,6 +155,10 @@ class Rounds:
         if isinstance(item, Rejected):
             self._fail(conn, item.rid, item.error)
             return
+        refusal = self.refused_while_failing(item)
+        if refusal is not None:
+            self._fail(conn, item.rid, refusal)
+            return
         try:
             outcome = self.handlers.handle(item, conn)
             if isinstance(outcome, Wait):
@@ -180,16 +212,16 @@ class Rounds:
             self._drain_backlog(conn)
 
     def _reply(self, conn: Connection, command: Command, reply: Reply) -> None:
-        self._queue(conn, conn.speaker.reply(command, reply))
+        self._queue(conn, conn.speaker.reply(command, reply), command.rid)
 
     def _fail(self, conn: Connection, rid: int | None, error: MQError) -> None:
-        self._queue(conn, conn.speaker.error(rid, error))
+        self._queue(conn, conn.speaker.error(rid, error), rid)
         if error.fatal:
             conn.closing = True
 
-    def _queue(self, conn: Connection, data: bytes) -> None:
+    def _queue(self, conn: Connection, data: bytes, rid: int | None) -> None:
         conn.queue_reply(data)
-        self._out.append((conn, data))
+        self._out.append((conn, data, rid))
 
     # --- the end of a round -------------------------------------------------------------------
 
@@ -208,14 +240,17 @@ class Rounds:
     def _finish_once(self) -> set[Connection]:
         effects = self.core.take_effects()
         changes = effects.changes
-        while effects.woken:
+        if effects.woken and self.group.failing is not None:
+            # A delivery is only made once its lease is on disk: none while it cannot be.
+            self._woken_while_failing.update(effects.woken)
+        while effects.woken and self.group.failing is None:
             answers, pushes = self.state.delivery.serve(effects.woken)
             for answer in answers:
                 self._answer(answer)
             for push in pushes:
                 conn = push.conn
                 assert isinstance(conn, Connection)
-                self._queue(conn, conn.speaker.messages(push.queue, push.msgs))
+                self._queue(conn, conn.speaker.messages(push.queue, push.msgs), NOT_A_REPLY)
             effects = self.core.take_effects()  # the leases just made, and what they woke
             changes += effects.changes
         self._send_events(changes)
@@ -223,10 +258,10 @@ class Rounds:
         # replies of their own connection, never for another client's commit.
         number = self.group.submit(changes) if changes else 0
         out, self._out = self._out, []
-        for conn, data in out:
-            if conn.send(number, data):
+        for conn, data, rid in out:
+            if conn.send(number, data, rid):
                 self._held.add(conn)
-        sent = {conn for conn, _ in out}
+        sent = {conn for conn, _, _ in out}
         for conn in sent:
             if conn.done:
                 conn.close_if_done()
@@ -240,9 +275,29 @@ class Rounds:
                 # A monitor that does not read loses events rather than growing the broker.
                 self.monitor_events_dropped += 1
             else:
-                self._queue(watcher, watcher.speaker.event(event))
+                self._queue(watcher, watcher.speaker.event(event), NOT_A_REPLY)
+
+    def on_failure(self, first: int, last: int, failure: StoreFailure) -> None:
+        """Batches `first`..`last` could not be written: what waits for them is answered with
+        an error now (they are retried, so each request may still take effect, as when a
+        connection drops before its reply)."""
+        error = store_error(failure)
+        conns, self._held = list(self._held), set()
+        for conn in conns:
+            conn.refuse(first, error)
+
+    def refused_while_failing(self, command: Command) -> MQError | None:
+        """The error for `command` while the log cannot be written, None if it may run."""
+        failure = self.group.failing
+        if failure is None or type(command) in READ_ONLY:
+            return None
+        return store_error(failure)
 
     def on_commit(self, number: int) -> None:
+        if self._woken_while_failing and self.group.failing is None:
+            for queue in self._woken_while_failing:
+                self.core.wake(queue)
+            self._woken_while_failing.clear()
         conns = list(self._held)
         self._held = {conn for conn in conns if conn.release(number)}
         more = False

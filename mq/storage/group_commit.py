@@ -5,6 +5,13 @@ Batches are numbered. `submit` returns the number of the batch the changes will 
 after each commit `on_commit(number)` is called, and the caller releases the replies that waited
 for that batch or an earlier one.
 
+A write that fails (a full disk, a read-only file, an I/O error) is not lost and does not
+stop the broker: the batch stays first in line and is written again every `retry_s` until it
+succeeds, with every batch queued behind it merged into it so the log keeps its order.
+`on_failure(first, last, failure)` says which batch numbers are not committed for now, so the
+caller can answer their requests with an error instead of a confirmation; `failing` says the
+store cannot be written, so the caller refuses new writes until it can again.
+
 A batch is closed to new changes once it holds `max_changes` (the submission that crosses the
 line stays whole: it is one round's work), so while one commit is being written the next ones
 queue up in bounded batches, and a reply waits for the commit of its own changes, not for
@@ -16,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import sqlite3
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -31,18 +39,42 @@ class CommitStats:
     commits: int = 0
     committed_changes: int = 0
     compacted: int = 0
+    failed_writes: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class StoreFailure:
+    """Why the log cannot be written now, in words for the clients whose writes it refuses."""
+
+    full: bool  # the disk (or the database's size limit) is full; else unavailable
+    reason: str
+
+    @classmethod
+    def of(cls, error: Exception) -> StoreFailure:
+        full = getattr(error, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL
+        return cls(full, str(error) or type(error).__name__)
+
+
+def _nothing_failed(first: int, last: int, failure: StoreFailure) -> None:
+    pass
 
 
 class GroupCommit:
     def __init__(self, store: Store, on_commit: Callable[[int], None],
                  compact_chunk: int = 2_000, compact_every: int = 20,
-                 max_changes: int = 20_000) -> None:
+                 max_changes: int = 20_000,
+                 on_failure: Callable[[int, int, StoreFailure], None] = _nothing_failed,
+                 retry_s: float = 0.5) -> None:
         self.store = store
         self.on_commit = on_commit
+        self.on_failure = on_failure
+        self.retry_s = retry_s
+        self.failing: StoreFailure | None = None
         self.compact_chunk = compact_chunk
         self.compact_every = compact_every  # under steady load, compact once per this many commits
         self.max_changes = max_changes
         self._batches: deque[list[Change]] = deque()  # not yet being written, oldest first
+        self._numbers: deque[int] = deque()  # the number each of them is committed as
         self._last_number = 0  # the number of the newest batch in _batches (or written)
         self.committed = 0  # number of the last committed batch
         self._wake = asyncio.Event()
@@ -60,6 +92,7 @@ class GroupCommit:
             if not batches or len(batches[-1]) >= self.max_changes:
                 batches.append([])
                 self._last_number += 1
+                self._numbers.append(self._last_number)
             batches[-1].extend(changes)
             self._wake.set()
         return self._last_number
@@ -80,15 +113,39 @@ class GroupCommit:
             self._wake.clear()
             if not self._batches:
                 continue
-            batch = self._batches.popleft()
-            number = self.committed + 1
-            await self.store.write(batch)
+            batch, number = self._batches.popleft(), self._numbers.popleft()
+            if not await self._write(batch, number):
+                continue
             self.committed = number
             self.stats.commits += 1
             self.stats.committed_changes += len(batch)
             self.on_commit(number)
             if number % self.compact_every == 0:
                 await self._compact()
+
+    async def _write(self, batch: list[Change], number: int) -> bool:
+        """Write one batch; on failure put it back first in line, with everything queued
+        behind it merged into it, and wait before the retry."""
+        try:
+            await self.store.write(batch)
+        except (sqlite3.Error, OSError) as e:
+            failure = StoreFailure.of(e)
+            if self.failing is None:
+                log.error("cannot write the log (%s): writes are refused and retried every "
+                          "%.1f s until it works again", failure.reason, self.retry_s)
+            self.failing = failure
+            self.stats.failed_writes += 1
+            merged = batch + [change for queued in self._batches for change in queued]
+            self._batches = deque([merged])
+            self._numbers = deque([self._last_number])
+            self.on_failure(number, self._last_number, failure)
+            await asyncio.sleep(self.retry_s)
+            return False
+        if self.failing is not None:
+            log.warning("the log is writable again (%d changes written that had waited)",
+                        len(batch))
+            self.failing = None
+        return True
 
     async def _idle(self, delay: float | None) -> None:
         """Wait for work, or until the next finished message may be compacted (`delay` s)."""
@@ -99,7 +156,11 @@ class GroupCommit:
             await asyncio.wait_for(self._wake.wait(), max(delay, 0.05))
 
     async def _compact(self) -> int:
-        done = await self.store.compact(self.compact_chunk)
+        try:
+            done = await self.store.compact(self.compact_chunk)
+        except (sqlite3.Error, OSError) as e:
+            log.warning("compaction failed (%s); it is tried again later", e)
+            return 0
         self.stats.compacted += done
         return done
 

@@ -227,11 +227,8 @@ class SQLiteStore:
             row = encode(c)
             if row is None:
                 others.append(c)
-                continue
-            rows.append(row)
-            if row.body_of is not None:
-                self._body_of[row.msg_id] = row.body_of
-                self._dependents[row.body_of] += 1
+            else:
+                rows.append(row)
         db = self.db
         if not others and len(rows) <= MAX_ROWS_PER_STATEMENT:
             if rows:
@@ -252,7 +249,12 @@ class SQLiteStore:
         self._note_finished(rows)
 
     def _note_finished(self, rows: list[LogRow]) -> None:
-        """Once committed (never before), finished messages may be compacted."""
+        """Once committed (never before: a failed write is written again), fan-out copies
+        count against the row that holds their body, and finished messages may be compacted."""
+        for row in rows:
+            if row.body_of is not None:
+                self._body_of[row.msg_id] = row.body_of
+                self._dependents[row.body_of] += 1
         self._finished.extend((row.at, row.msg_id) for row in rows if is_final(row))
 
     async def compact(self, limit: int) -> int:
