@@ -6,6 +6,8 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import NamedTuple
 
+from mq.limits import MAX_PRIORITY
+
 
 class State(Enum):
     READY = "ready"
@@ -13,7 +15,6 @@ class State(Enum):
     LEASED = "leased"
 
 
-MAX_PRIORITY = 9
 _ID_BITS = 44  # ids below 2**44 (17.6 trillion): room for the priority above them
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from mq.limits import (
+    DEFAULT_PREFETCH,
     MAX_FRAME_BYTES_CEILING,
     MAX_HEARTBEAT_S,
     MAX_LEASE_S,
@@ -33,7 +34,7 @@ class Config:
     heartbeat_misses: int = 3  # missed intervals before a session is dead
     grace_s: float = 3.0  # how long a session whose connection dropped waits for a reconnect
     poison_deaths: int = 3  # consumers dying with a message before it is set aside as poison
-    default_prefetch: int = 100  # unacked messages a group member may hold at once
+    default_prefetch: int = DEFAULT_PREFETCH  # unacked messages a group member may hold
     ring_vnodes: int = 512  # points per member on a group's hash ring
     keep_history_s: float = 60.0  # acked/removed messages stay in the log this long (HISTORY)
     # Bounds on what one client can make the broker hold (protocol.md section 7).
