@@ -19,10 +19,15 @@ it has used up its queue's `max_deliveries` or killed `poison_deaths` holders: t
 the queue's dead-letter queue, keeping its id, its history and the reason.
 
 Time. Every timer (a lease ending, a delay ending, a message reaching retention_s) belongs to a
-queue (timers.py), and one structure for the whole broker (deadlines.py) knows when each queue
-next needs a tick. Every operation that sets a timer tells it; `next_deadline` and `tick` then
-touch only the queues whose time has come, so their cost does not grow with the number of
-queues nor with the messages that went through them.
+queue (timers.py), and one structure per clock for the whole broker (deadlines.py) knows when
+each queue next needs a tick. Every operation that sets a timer tells it; `next_due_in` and
+`tick` then touch only the queues whose time has come, so their cost does not grow with the
+number of queues nor with the messages that went through them.
+
+Two clocks. Lease deadlines run on `monotonic`, so a step of the wall clock neither ends a
+lease early (handing its message to a second consumer while the first works on it) nor stretches
+it. Everything a client names in Unix time or the log keeps runs on `clock`: timestamps,
+`not_before` and delays (kept as ready_at), TTL, retention and dedup windows.
 """
 
 from __future__ import annotations
@@ -78,7 +83,7 @@ class Broker(Admin):
         self._next_id = max(self._next_id, next_id)
         for q in self._queues.values():
             q.forget_dedup(now)
-            self._due.schedule(q.name, q.next_due())
+            self._due.schedule(q.name, q.next_wall_due())
 
     # --- publishing --------------------------------------------------------------------------
 
@@ -141,7 +146,7 @@ class Broker(Admin):
         passed is removed instead of delivered. A group member gets no more than its credit."""
         q = self._queue(queue)
         now = self.clock()
-        deadline = now + (q.settings.lease_s if lease_s is None else lease_s)
+        deadline = self.monotonic() + (q.settings.lease_s if lease_s is None else lease_s)
         leased: list[Delivery] = []
         budget = max_bytes
         credit = q.credit(holder)
@@ -168,7 +173,7 @@ class Broker(Admin):
             leased.append(Delivery(msg.id, delivery, queue, msg.body, msg.key, msg.published_at,
                                    msg.priority))
         if leased:
-            self._due.schedule(queue, deadline)
+            self._lease_due.schedule(queue, deadline)
         return leased
 
     def ack(self, msg_id: int, delivery: int, holder: str) -> None:
@@ -202,8 +207,8 @@ class Broker(Admin):
         msg = self._held(msg_id, delivery, holder)
         q = self._queues[msg.queue]
         granted = q.settings.lease_s if lease_s is None else lease_s
-        q.lease_until(msg, self.clock() + granted)
-        self._due.schedule(q.name, msg.deadline)
+        q.lease_until(msg, self.monotonic() + granted)
+        self._lease_due.schedule(q.name, msg.deadline)
         return granted
 
     def _held(self, msg_id: int, delivery: int, holder: str) -> Message:
@@ -216,7 +221,7 @@ class Broker(Admin):
         if msg.deliveries != delivery:
             raise MQError(Code.LEASE_LOST, f"lease {receipt} is stale: message {msg_id} was "
                           f"delivered again as {msg_id}.{msg.deliveries}")
-        if msg.state is not State.LEASED or msg.deadline <= self.clock():
+        if msg.state is not State.LEASED or msg.deadline <= self.monotonic():
             raise MQError(Code.LEASE_LOST, f"lease {receipt} is no longer held: it expired or "
                           "was given back, and the message waits to be delivered again")
         if msg.holder != holder:
@@ -301,31 +306,47 @@ class Broker(Admin):
 
     def tick(self) -> None:
         """Apply everything that is due now in the queues whose time has come: leases
-        expiring, delays ending, retention."""
+        expiring (by the monotonic clock), delays ending and retention (by the wall clock)."""
         now = self.clock()
+        for name in self._lease_due.pop_due(self.monotonic()):
+            q = self._queues.get(name)
+            if q is not None:  # else deleted since
+                self._expire_leases(q, now)
+                self._lease_due.schedule(name, q.timers.next_lease_end())
         for name in self._due.pop_due(now):
             q = self._queues.get(name)
             if q is None:
                 continue  # deleted since
-            self._expire_leases(q, now)
             if q.release_due(now):
                 self._woken.add(name)
             self._apply_retention(q, now)
             q.forget_dedup(now)
-            self._due.schedule(name, q.next_due())
+            self._due.schedule(name, q.next_wall_due())
 
-    def next_deadline(self) -> float | None:
-        """The earliest time at which `tick` has something to do (Unix s), or None. O(1) when
-        nothing changed since the last call; otherwise each timer that moved costs O(log n)
-        once (see deadlines.py)."""
-        return self._due.next(self._due_of)
+    def next_due_in(self) -> float | None:
+        """Seconds from now until `tick` has something to do (0 when it has now), or None.
+        O(1) when nothing changed since the last call; otherwise each timer that moved costs
+        O(log n) once (see deadlines.py)."""
+        lease_end = self._lease_due.next(self._lease_end_of)
+        wall_due = self._due.next(self._wall_due_of)
+        waits = []
+        if lease_end is not None:
+            waits.append(lease_end - self.monotonic())
+        if wall_due is not None:
+            waits.append(wall_due - self.clock())
+        return max(0.0, min(waits)) if waits else None
 
-    def _due_of(self, queue: str) -> float | None:
+    def _lease_end_of(self, queue: str) -> float | None:
         q = self._queues.get(queue)
-        return None if q is None else q.next_due()
+        return None if q is None else q.timers.next_lease_end()
+
+    def _wall_due_of(self, queue: str) -> float | None:
+        q = self._queues.get(queue)
+        return None if q is None else q.next_wall_due()
 
     def _expire_leases(self, q: Queue, now: float) -> None:
-        for msg in q.timers.expired_leases(now):
+        """Put back the leases of `q` that ended; `now` (Unix s) stamps the changes."""
+        for msg in q.timers.expired_leases(self.monotonic()):
             q.counters.expired += 1
             self._pending.append(Expired(msg.id, now, q.name))
             if not self._dead_letter_if_spent(q, msg, now):

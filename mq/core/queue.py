@@ -92,7 +92,7 @@ class Queue:
         self.mark_leased(message, holder)
 
     def lease_until(self, message: Message, deadline: float) -> None:
-        """The lease of `message` (marked leased) ends at `deadline`, Unix s."""
+        """The lease of `message` (marked leased) ends at `deadline`, monotonic s."""
         self.timers.leased(message, deadline, self.leased)
 
     def remove(self, message: Message) -> None:
@@ -205,9 +205,9 @@ class Queue:
             self.make_ready(msg)
         return bool(ended)
 
-    def next_due(self) -> float | None:
-        """When `Broker.tick` next has something to do in this queue (Unix s), or None."""
-        return self.timers.next_due(self.settings.retention_s)
+    def next_wall_due(self) -> float | None:
+        """When a delay ends or retention drops a message in this queue (Unix s), or None."""
+        return self.timers.next_wall_due(self.settings.retention_s)
 
     # --- statistics ---------------------------------------------------------------------------
 
