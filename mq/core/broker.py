@@ -66,7 +66,7 @@ class Broker(Admin):
         now = self.clock()
         messages = list(messages)
         for name, s in settings.items():
-            self._queues[name] = Queue(name, s)
+            self._queues[name] = Queue(name, s, self._holds)
         for msg in messages:
             if msg.state is State.DELAYED and msg.ready_at <= now:
                 msg.state = State.READY  # its delay ended while the broker was down
@@ -138,13 +138,16 @@ class Broker(Admin):
 
     def lease(self, queue: str, holder: str, lease_s: float | None = None, max_count: int = 1,
               max_bytes: int | None = None) -> list[Delivery]:
-        """Lease up to `max_count` ready messages of `queue` (created if new) to `holder`, best
-        first, for `lease_s` seconds (default: the queue's lease_s).
+        """Lease up to `max_count` ready messages of `queue` to `holder`, best first, for
+        `lease_s` seconds (default: the queue's lease_s). An unknown queue has none, and is not
+        created by asking: a GET of a name is no reason to keep the name.
 
         With `max_bytes`, stop before the bodies would add up to more than that many bytes
         (the first message is always leased, whatever its size). A message whose TTL has
         passed is removed instead of delivered. A group member gets no more than its credit."""
-        q = self._queue(queue)
+        q = self._queues.get(queue)
+        if q is None:
+            return []
         now = self.clock()
         deadline = self.monotonic() + (q.settings.lease_s if lease_s is None else lease_s)
         leased: list[Delivery] = []
@@ -247,56 +250,75 @@ class Broker(Admin):
             raise MQError(Code.NAME_TAKEN, f"consumer {name!r} is already a live member of "
                           f"{queue}/{group}; pick another name or resume its session")
         g.join(Member(name, holder, prefetch, self.clock()))
+        self._member_of.setdefault(holder, set()).add(queue)
         self._woken.add(queue)  # keys may have moved to the newcomer
         return Joined(g.name, len(g.members))
 
     def leave(self, queue: str, name: str) -> None:
         q = self._queues.get(queue)
         if q is not None and q.group is not None and name in q.group.members:
+            holder = q.group.members[name].holder
             q.group.leave(name)
             self._woken.add(queue)  # its keys moved to the others
+            queues = self._member_of.get(holder)
+            if queues is not None:
+                queues.discard(queue)
+                if not queues:
+                    del self._member_of[holder]
 
     def release_holder(self, holder: str, died: bool = True) -> tuple[int, int]:
         """`holder` is gone: every lease it holds goes back at once, and it leaves its groups.
 
         When it `died` (rather than said goodbye), each message counts one more death, and a
         message whose holders died `poison_deaths` times goes to the dead-letter queue as
-        poison instead. Returns (released, poisoned) counts."""
+        poison instead. Returns (released, poisoned) counts. Costs what the holder holds, not
+        what the broker holds: only the queues it leases from or is a member in are visited."""
         now = self.clock()
         released = poisoned = 0
-        for q in list(self._queues.values()):
+        member_of = self._member_of.pop(holder, set())
+        for name in sorted(self._holds.get(holder, set()) | member_of):
+            q = self._queues[name]
             for msg_id in sorted(q.held_by.get(holder, ())):
                 msg = q.messages[msg_id]
-                if not died:
-                    self._pending.append(Left(msg_id, now, holder, q.name))
-                    if not self._dead_letter_if_spent(q, msg, now):
-                        q.make_ready(msg)
-                        released += 1
-                        self._woken.add(q.name)
+                if died:
+                    back, poison = self._release_dead(q, msg, holder, now)
+                    released += back
+                    poisoned += poison
                     continue
-                msg.deaths += 1
-                self._pending.append(Released(msg_id, now, holder, q.name))
-                if msg.deaths >= self._poison_deaths:
-                    q.counters.poisoned += 1
-                    poisoned += 1
-                    self._move(msg, q.settings.dead_letter_for(q.name), now,
-                               f"poison: {msg.deaths} consumers died while processing it")
-                elif not self._dead_letter_if_spent(q, msg, now):
+                self._pending.append(Left(msg_id, now, holder, name))
+                if not self._dead_letter_if_spent(q, msg, now):
                     q.make_ready(msg)
-                    q.counters.released += 1
                     released += 1
-                    self._woken.add(q.name)
-            group = q.group
-            member = group.member_for(holder) if group is not None else None
-            if group is not None and member is not None:
-                group.leave(member.name)
-                self._woken.add(q.name)
+                    self._woken.add(name)
+            member = q.group.member_for(holder) if q.group is not None else None
+            if q.group is not None and member is not None:
+                q.group.leave(member.name)
+                self._woken.add(name)
         return released, poisoned
+
+    def _release_dead(self, q: Queue, msg: Message, holder: str, now: float
+                      ) -> tuple[int, int]:
+        """`msg`'s holder died: one more death; back to ready, or to the dead-letter queue
+        (as poison, or for its spent deliveries). Returns (released, poisoned): 1 or 0 each."""
+        msg.deaths += 1
+        self._pending.append(Released(msg.id, now, holder, q.name))
+        if msg.deaths >= self._poison_deaths:
+            q.counters.poisoned += 1
+            self._move(msg, q.settings.dead_letter_for(q.name), now,
+                       f"poison: {msg.deaths} consumers died while processing it")
+            return 0, 1
+        if self._dead_letter_if_spent(q, msg, now):
+            return 0, 0
+        q.make_ready(msg)
+        q.counters.released += 1
+        self._woken.add(q.name)
+        return 1, 0
 
     def transfer_holder(self, old: str, new: str) -> int:
         """Leases of `old` now belong to `new` (a connection that became a session)."""
         moved = 0
-        for q in self._queues.values():
+        for name in sorted(self._holds.get(old, ())):
+            q = self._queues[name]
             for msg_id in sorted(q.held_by.get(old, ())):
                 q.rehold(q.messages[msg_id], new)
                 moved += 1

@@ -33,9 +33,14 @@ class QueueCounters:
 
 
 class Queue:
-    def __init__(self, name: str, settings: QueueSettings) -> None:
+    def __init__(self, name: str, settings: QueueSettings,
+                 holds: dict[str, set[str]] | None = None) -> None:
+        """`holds`: the broker's index of holder -> the queues where it holds leases, shared
+        by all its queues and kept up to date by each (so a holder that dies is found in the
+        queues it holds, not by walking them all)."""
         self.name = name
         self.settings = settings
+        self._holds: dict[str, set[str]] = {} if holds is None else holds
         self.messages: dict[int, Message] = {}  # every live message
         self._ready: list[int] = []  # heap of ranks
         self.timers = Timers(self.messages)
@@ -81,7 +86,11 @@ class Queue:
         message.state = State.LEASED
         message.holder = holder
         self.leased += 1
-        self.held_by.setdefault(holder, set()).add(message.id)
+        held = self.held_by.get(holder)
+        if held is None:
+            held = self.held_by[holder] = set()
+            self._holds.setdefault(holder, set()).add(self.name)
+        held.add(message.id)
         if message.key is not None:
             holders = self.inflight.setdefault(message.key, {})
             holders[holder] = holders.get(holder, 0) + 1
@@ -115,6 +124,10 @@ class Queue:
         held.discard(message.id)
         if not held:
             del self.held_by[holder]
+            queues = self._holds[holder]
+            queues.discard(self.name)
+            if not queues:
+                del self._holds[holder]
         if message.key is not None:
             holders = self.inflight[message.key]
             holders[holder] -= 1
