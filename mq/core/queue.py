@@ -14,7 +14,7 @@ from typing import Any
 
 from mq.core.group import Group
 from mq.core.model import Message, QueueSettings, State, id_of
-from mq.core.timers import Timers
+from mq.core.timers import STALE_SLACK, Timers
 
 
 @dataclass(slots=True)
@@ -66,7 +66,12 @@ class Queue:
             self._push_ready(message)
 
     def _push_ready(self, message: Message) -> None:
-        heapq.heappush(self._ready, message.rank)
+        ready = self._ready
+        heapq.heappush(ready, message.rank)
+        if len(ready) > 2 * len(self.messages) + STALE_SLACK:
+            # A group delivers from its own heaps, so nothing pops this one meanwhile.
+            self._ready = [m.rank for m in self.messages.values() if m.state is State.READY]
+            heapq.heapify(self._ready)
         if self.group is not None:
             self.group.push(message)
 
@@ -135,6 +140,8 @@ class Queue:
                 del holders[holder]
                 if not holders:
                     del self.inflight[message.key]
+                if self.group is not None:
+                    self.group.key_freed(message.key)  # its owner may take that key now
 
     # --- choosing what to lease ----------------------------------------------------------------
 
@@ -143,7 +150,7 @@ class Queue:
         rules. (Expired messages are the caller's business: see Broker.lease.)"""
         group = self.group
         if group is not None and group.members:
-            return group.pick(group.member_for(holder), self.messages,
+            return group.pick(group.member_for(holder),
                               lambda key: self._busy_elsewhere(key, holder))
         ready, messages = self._ready, self.messages
         while ready:
@@ -162,14 +169,19 @@ class Queue:
             heapq.heappop(self._ready)
 
     def ready_in_order(self, limit: int) -> list[Message]:
-        """Up to `limit` ready messages in the order they would be leased (ignoring groups)."""
-        out = []
-        for r in heapq.nsmallest(limit * 2 + 16, self._ready):
-            msg = self.messages.get(id_of(r))
-            if msg is not None and msg.state is State.READY and msg not in out:
+        """Up to `limit` ready messages in the order they would be leased (ignoring groups).
+        Stale entries met on the way are dropped for good, the live ones put back."""
+        ready, messages = self._ready, self.messages
+        out: list[Message] = []
+        seen: set[int] = set()
+        while ready and len(out) < limit:
+            msg_id = id_of(heapq.heappop(ready))
+            msg = messages.get(msg_id)
+            if msg is not None and msg.state is State.READY and msg_id not in seen:
+                seen.add(msg_id)
                 out.append(msg)
-                if len(out) == limit:
-                    break
+        for msg in out:
+            heapq.heappush(ready, msg.rank)
         return out
 
     def _busy_elsewhere(self, key: str, holder: str) -> bool:
@@ -185,10 +197,7 @@ class Queue:
 
     def ensure_group(self, name: str, ring_factory: Any) -> Group:
         if self.group is None:
-            self.group = Group(name, ring_factory())
-            for msg in self.messages.values():
-                if msg.state is State.READY:
-                    self.group.push(msg)
+            self.group = Group(name, ring_factory(), self.messages)
         return self.group
 
     # --- deduplication ------------------------------------------------------------------------
