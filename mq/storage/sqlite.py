@@ -16,6 +16,9 @@ statement is its own atomic transaction, so a group commit costs one hop to the 
 and one commit (one fsync with synchronous=FULL). Larger batches, and batches that also change
 queue settings, use an explicit transaction.
 
+One broker per log: `open` takes an exclusive lock beside the file (lock.py) and `close`
+gives it back, so a second broker on the same file is refused at start (`LogInUseError`).
+
 Versions. The file's format version is kept in SQLite's `user_version` header field:
   1  the first log, which stamped no version (a file with tables and user_version 0);
   2  adds the LEFT event (code 9: a lease given back by a goodbye, logged as a nack before).
@@ -47,6 +50,7 @@ from mq import __version__
 from mq.core.events import FINAL, Bound, Change, Declared, Event, Purged
 from mq.core.model import QueueSettings
 from mq.storage.base import Recovered
+from mq.storage.lock import LogLock
 from mq.storage.rows import Fold, LogRow, describe, encode, is_final
 
 log = logging.getLogger(__name__)
@@ -118,6 +122,7 @@ class SQLiteStore:
         self.keep_history_s = keep_history_s
         self.clock = clock
         self._db: aiosqlite.Connection | None = None
+        self._lock = LogLock(self.path)  # one broker per log, for as long as it is open
         # (finished at, id) of acked/removed messages awaiting compaction, oldest first
         self._finished: deque[tuple[float, int]] = deque()
         self._body_of: dict[int, int] = {}  # fan-out copy -> the message whose row has the body
@@ -142,9 +147,10 @@ class SQLiteStore:
 
     async def open(self) -> Recovered:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        # isolation_level=None: autocommit, so a single INSERT commits by itself (see above).
-        self._db = await aiosqlite.connect(self.path, isolation_level=None)
+        self._lock.acquire()  # before the file is touched: a second broker is refused
         try:
+            # isolation_level=None: autocommit, so a single INSERT commits by itself (above).
+            self._db = await aiosqlite.connect(self.path, isolation_level=None)
             version = await self._version()  # before anything is written to the file
             await self.db.execute("PRAGMA journal_mode=WAL")
             await self.db.execute(f"PRAGMA synchronous={self.sync.upper()}")
@@ -307,6 +313,7 @@ class SQLiteStore:
         if self._db is not None:
             await self._db.close()
             self._db = None
+        self._lock.release()
 
 
 def _runs(ids: list[int]) -> list[tuple[int, int]]:
