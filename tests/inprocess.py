@@ -1,11 +1,13 @@
 """A real broker in this test process, on real loopback sockets but on fake time.
 
 The broker runs its own event loop (uvloop, as in production) in a thread; the test talks to it
-through ordinary sockets from its own thread. Its clock is a FakeClock that moves only when the
-test calls `advance`, which then runs one tick of the broker and waits until what the tick
-changed is committed. So a lease that expires, a delay that ends, a GET that waits out its
-`wait_s` or a consumer that misses its heartbeats happen exactly when the test says, however
-slow or busy the machine is: no test sleeps on the wall clock to see them.
+through ordinary sockets from its own thread. Its two clocks, the wall clock (`clock`, Unix s)
+and the monotonic one, are FakeClocks that move only when the test calls `advance` (both: time
+passes) or `step_wall` (the wall clock alone: someone set the time). Each then runs one tick of
+the broker and waits until what the tick changed is committed. So a lease that expires, a delay
+that ends, a GET that waits out its `wait_s` or a consumer that misses its heartbeats happen
+exactly when the test says, however slow or busy the machine is: no test sleeps on the wall
+clock to see them.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -29,9 +31,10 @@ SETTLE_TIMEOUT_S = 10.0
 
 class InProcessBroker:
     def __init__(self, db_path: Path, **settings: Any) -> None:
-        self.clock = FakeClock()
+        self.clock = FakeClock()  # the wall clock
+        self.monotonic = FakeClock(1_000.0)  # another origin, as a real monotonic clock has
         config = dataclasses.replace(Config(), port=0, db_path=str(db_path), **settings)
-        self.server = BrokerServer(config, clock=self.clock, monotonic=self.clock)
+        self.server = BrokerServer(config, clock=self.clock, monotonic=self.monotonic)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._ready = threading.Event()
         self._thread = threading.Thread(target=self._serve, name="inprocess-broker", daemon=True)
@@ -64,12 +67,19 @@ class InProcessBroker:
         self._ready.set()
 
     def advance(self, seconds: float) -> None:
-        """Move the broker's clock on by `seconds`, run its tick, and return once the changes
-        of that tick are committed (so the replies and pushes it made are on their way)."""
-        self._call(self._advance(seconds))
+        """Move both of the broker's clocks on by `seconds`, run its tick, and return once the
+        changes of that tick are committed (so the replies and pushes it made are on their
+        way)."""
+        self._call(self._tick_after(self.clock.advance, self.monotonic.advance, seconds=seconds))
 
-    async def _advance(self, seconds: float) -> None:
-        self.clock.advance(seconds)
+    def step_wall(self, seconds: float) -> None:
+        """Step the wall clock alone by `seconds` (either way), as an operator or NTP setting
+        the time does, then tick and wait for the commit, as `advance` does."""
+        self._call(self._tick_after(self.clock.advance, seconds=seconds))
+
+    async def _tick_after(self, *moves: Callable[[float], None], seconds: float) -> None:
+        for move in moves:
+            move(seconds)
         self.server.rounds.tick()
         target = self.server.group.last_submitted
         while self.server.group.committed < target:

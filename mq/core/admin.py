@@ -29,7 +29,7 @@ class Admin(BrokerState):
         if values["dead_letter"] == queue:
             raise MQError(Code.BAD_REQUEST, "a queue cannot be its own dead-letter queue")
         q.settings = QueueSettings(**values)
-        self._due.schedule(queue, q.next_due())  # a shorter retention_s may be due sooner
+        self._due.schedule(queue, q.next_wall_due())  # a shorter retention_s may be due sooner
         self._pending.append(Declared(queue, q.settings))
         return q.settings
 
@@ -112,9 +112,10 @@ class Admin(BrokerState):
             out["why"] = f"delayed: it becomes ready in {msg.ready_at - now:.3f} s"
             out["ready_at"] = msg.ready_at
         elif msg.state is State.LEASED:
+            left_s = msg.deadline - self.monotonic()  # the lease runs on the monotonic clock
             out["why"] = (f"leased by {msg.holder} (delivery {msg.deliveries}) until "
-                          f"{msg.deadline - now:.3f} s from now")
-            out.update(holder=msg.holder, lease_deadline=msg.deadline)
+                          f"{left_s:.3f} s from now")
+            out.update(holder=msg.holder, lease_deadline=now + left_s)  # shown in Unix s
         elif msg.dead is not None:
             out["why"] = (f"dead-lettered from {msg.dead.origin}: {msg.dead.reason}; REDRIVE "
                           f"{msg.queue} moves it back")

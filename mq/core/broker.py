@@ -19,10 +19,15 @@ it has used up its queue's `max_deliveries` or killed `poison_deaths` holders: t
 the queue's dead-letter queue, keeping its id, its history and the reason.
 
 Time. Every timer (a lease ending, a delay ending, a message reaching retention_s) belongs to a
-queue (timers.py), and one structure for the whole broker (deadlines.py) knows when each queue
-next needs a tick. Every operation that sets a timer tells it; `next_deadline` and `tick` then
-touch only the queues whose time has come, so their cost does not grow with the number of
-queues nor with the messages that went through them.
+queue (timers.py), and one structure per clock for the whole broker (deadlines.py) knows when
+each queue next needs a tick. Every operation that sets a timer tells it; `next_due_in` and
+`tick` then touch only the queues whose time has come, so their cost does not grow with the
+number of queues nor with the messages that went through them.
+
+Two clocks. Lease deadlines run on `monotonic`, so a step of the wall clock neither ends a
+lease early (handing its message to a second consumer while the first works on it) nor stretches
+it. Everything a client names in Unix time or the log keeps runs on `clock`: timestamps,
+`not_before` and delays (kept as ready_at), TTL, retention and dedup windows.
 """
 
 from __future__ import annotations
@@ -61,7 +66,7 @@ class Broker(Admin):
         now = self.clock()
         messages = list(messages)
         for name, s in settings.items():
-            self._queues[name] = Queue(name, s)
+            self._queues[name] = Queue(name, s, self._holds)
         for msg in messages:
             if msg.state is State.DELAYED and msg.ready_at <= now:
                 msg.state = State.READY  # its delay ended while the broker was down
@@ -78,7 +83,7 @@ class Broker(Admin):
         self._next_id = max(self._next_id, next_id)
         for q in self._queues.values():
             q.forget_dedup(now)
-            self._due.schedule(q.name, q.next_due())
+            self._due.schedule(q.name, q.next_wall_due())
 
     # --- publishing --------------------------------------------------------------------------
 
@@ -133,15 +138,18 @@ class Broker(Admin):
 
     def lease(self, queue: str, holder: str, lease_s: float | None = None, max_count: int = 1,
               max_bytes: int | None = None) -> list[Delivery]:
-        """Lease up to `max_count` ready messages of `queue` (created if new) to `holder`, best
-        first, for `lease_s` seconds (default: the queue's lease_s).
+        """Lease up to `max_count` ready messages of `queue` to `holder`, best first, for
+        `lease_s` seconds (default: the queue's lease_s). An unknown queue has none, and is not
+        created by asking: a GET of a name is no reason to keep the name.
 
         With `max_bytes`, stop before the bodies would add up to more than that many bytes
         (the first message is always leased, whatever its size). A message whose TTL has
         passed is removed instead of delivered. A group member gets no more than its credit."""
-        q = self._queue(queue)
+        q = self._queues.get(queue)
+        if q is None:
+            return []
         now = self.clock()
-        deadline = now + (q.settings.lease_s if lease_s is None else lease_s)
+        deadline = self.monotonic() + (q.settings.lease_s if lease_s is None else lease_s)
         leased: list[Delivery] = []
         budget = max_bytes
         credit = q.credit(holder)
@@ -168,7 +176,7 @@ class Broker(Admin):
             leased.append(Delivery(msg.id, delivery, queue, msg.body, msg.key, msg.published_at,
                                    msg.priority))
         if leased:
-            self._due.schedule(queue, deadline)
+            self._lease_due.schedule(queue, deadline)
         return leased
 
     def ack(self, msg_id: int, delivery: int, holder: str) -> None:
@@ -202,8 +210,8 @@ class Broker(Admin):
         msg = self._held(msg_id, delivery, holder)
         q = self._queues[msg.queue]
         granted = q.settings.lease_s if lease_s is None else lease_s
-        q.lease_until(msg, self.clock() + granted)
-        self._due.schedule(q.name, msg.deadline)
+        q.lease_until(msg, self.monotonic() + granted)
+        self._lease_due.schedule(q.name, msg.deadline)
         return granted
 
     def _held(self, msg_id: int, delivery: int, holder: str) -> Message:
@@ -216,7 +224,7 @@ class Broker(Admin):
         if msg.deliveries != delivery:
             raise MQError(Code.LEASE_LOST, f"lease {receipt} is stale: message {msg_id} was "
                           f"delivered again as {msg_id}.{msg.deliveries}")
-        if msg.state is not State.LEASED or msg.deadline <= self.clock():
+        if msg.state is not State.LEASED or msg.deadline <= self.monotonic():
             raise MQError(Code.LEASE_LOST, f"lease {receipt} is no longer held: it expired or "
                           "was given back, and the message waits to be delivered again")
         if msg.holder != holder:
@@ -242,56 +250,75 @@ class Broker(Admin):
             raise MQError(Code.NAME_TAKEN, f"consumer {name!r} is already a live member of "
                           f"{queue}/{group}; pick another name or resume its session")
         g.join(Member(name, holder, prefetch, self.clock()))
+        self._member_of.setdefault(holder, set()).add(queue)
         self._woken.add(queue)  # keys may have moved to the newcomer
         return Joined(g.name, len(g.members))
 
     def leave(self, queue: str, name: str) -> None:
         q = self._queues.get(queue)
         if q is not None and q.group is not None and name in q.group.members:
+            holder = q.group.members[name].holder
             q.group.leave(name)
             self._woken.add(queue)  # its keys moved to the others
+            queues = self._member_of.get(holder)
+            if queues is not None:
+                queues.discard(queue)
+                if not queues:
+                    del self._member_of[holder]
 
     def release_holder(self, holder: str, died: bool = True) -> tuple[int, int]:
         """`holder` is gone: every lease it holds goes back at once, and it leaves its groups.
 
         When it `died` (rather than said goodbye), each message counts one more death, and a
         message whose holders died `poison_deaths` times goes to the dead-letter queue as
-        poison instead. Returns (released, poisoned) counts."""
+        poison instead. Returns (released, poisoned) counts. Costs what the holder holds, not
+        what the broker holds: only the queues it leases from or is a member in are visited."""
         now = self.clock()
         released = poisoned = 0
-        for q in list(self._queues.values()):
+        member_of = self._member_of.pop(holder, set())
+        for name in sorted(self._holds.get(holder, set()) | member_of):
+            q = self._queues[name]
             for msg_id in sorted(q.held_by.get(holder, ())):
                 msg = q.messages[msg_id]
-                if not died:
-                    self._pending.append(Left(msg_id, now, holder, q.name))
-                    if not self._dead_letter_if_spent(q, msg, now):
-                        q.make_ready(msg)
-                        released += 1
-                        self._woken.add(q.name)
+                if died:
+                    back, poison = self._release_dead(q, msg, holder, now)
+                    released += back
+                    poisoned += poison
                     continue
-                msg.deaths += 1
-                self._pending.append(Released(msg_id, now, holder, q.name))
-                if msg.deaths >= self._poison_deaths:
-                    q.counters.poisoned += 1
-                    poisoned += 1
-                    self._move(msg, q.settings.dead_letter_for(q.name), now,
-                               f"poison: {msg.deaths} consumers died while processing it")
-                elif not self._dead_letter_if_spent(q, msg, now):
+                self._pending.append(Left(msg_id, now, holder, name))
+                if not self._dead_letter_if_spent(q, msg, now):
                     q.make_ready(msg)
-                    q.counters.released += 1
                     released += 1
-                    self._woken.add(q.name)
-            group = q.group
-            member = group.member_for(holder) if group is not None else None
-            if group is not None and member is not None:
-                group.leave(member.name)
-                self._woken.add(q.name)
+                    self._woken.add(name)
+            member = q.group.member_for(holder) if q.group is not None else None
+            if q.group is not None and member is not None:
+                q.group.leave(member.name)
+                self._woken.add(name)
         return released, poisoned
+
+    def _release_dead(self, q: Queue, msg: Message, holder: str, now: float
+                      ) -> tuple[int, int]:
+        """`msg`'s holder died: one more death; back to ready, or to the dead-letter queue
+        (as poison, or for its spent deliveries). Returns (released, poisoned): 1 or 0 each."""
+        msg.deaths += 1
+        self._pending.append(Released(msg.id, now, holder, q.name))
+        if msg.deaths >= self._poison_deaths:
+            q.counters.poisoned += 1
+            self._move(msg, q.settings.dead_letter_for(q.name), now,
+                       f"poison: {msg.deaths} consumers died while processing it")
+            return 0, 1
+        if self._dead_letter_if_spent(q, msg, now):
+            return 0, 0
+        q.make_ready(msg)
+        q.counters.released += 1
+        self._woken.add(q.name)
+        return 1, 0
 
     def transfer_holder(self, old: str, new: str) -> int:
         """Leases of `old` now belong to `new` (a connection that became a session)."""
         moved = 0
-        for q in self._queues.values():
+        for name in sorted(self._holds.get(old, ())):
+            q = self._queues[name]
             for msg_id in sorted(q.held_by.get(old, ())):
                 q.rehold(q.messages[msg_id], new)
                 moved += 1
@@ -301,31 +328,47 @@ class Broker(Admin):
 
     def tick(self) -> None:
         """Apply everything that is due now in the queues whose time has come: leases
-        expiring, delays ending, retention."""
+        expiring (by the monotonic clock), delays ending and retention (by the wall clock)."""
         now = self.clock()
+        for name in self._lease_due.pop_due(self.monotonic()):
+            q = self._queues.get(name)
+            if q is not None:  # else deleted since
+                self._expire_leases(q, now)
+                self._lease_due.schedule(name, q.timers.next_lease_end())
         for name in self._due.pop_due(now):
             q = self._queues.get(name)
             if q is None:
                 continue  # deleted since
-            self._expire_leases(q, now)
             if q.release_due(now):
                 self._woken.add(name)
             self._apply_retention(q, now)
             q.forget_dedup(now)
-            self._due.schedule(name, q.next_due())
+            self._due.schedule(name, q.next_wall_due())
 
-    def next_deadline(self) -> float | None:
-        """The earliest time at which `tick` has something to do (Unix s), or None. O(1) when
-        nothing changed since the last call; otherwise each timer that moved costs O(log n)
-        once (see deadlines.py)."""
-        return self._due.next(self._due_of)
+    def next_due_in(self) -> float | None:
+        """Seconds from now until `tick` has something to do (0 when it has now), or None.
+        O(1) when nothing changed since the last call; otherwise each timer that moved costs
+        O(log n) once (see deadlines.py)."""
+        lease_end = self._lease_due.next(self._lease_end_of)
+        wall_due = self._due.next(self._wall_due_of)
+        waits = []
+        if lease_end is not None:
+            waits.append(lease_end - self.monotonic())
+        if wall_due is not None:
+            waits.append(wall_due - self.clock())
+        return max(0.0, min(waits)) if waits else None
 
-    def _due_of(self, queue: str) -> float | None:
+    def _lease_end_of(self, queue: str) -> float | None:
         q = self._queues.get(queue)
-        return None if q is None else q.next_due()
+        return None if q is None else q.timers.next_lease_end()
+
+    def _wall_due_of(self, queue: str) -> float | None:
+        q = self._queues.get(queue)
+        return None if q is None else q.next_wall_due()
 
     def _expire_leases(self, q: Queue, now: float) -> None:
-        for msg in q.timers.expired_leases(now):
+        """Put back the leases of `q` that ended; `now` (Unix s) stamps the changes."""
+        for msg in q.timers.expired_leases(self.monotonic()):
             q.counters.expired += 1
             self._pending.append(Expired(msg.id, now, q.name))
             if not self._dead_letter_if_spent(q, msg, now):

@@ -1,4 +1,5 @@
-"""Time as the core sees it: a callable returning Unix seconds, so tests can drive it by hand."""
+"""Time as the core sees it: a callable returning seconds, so tests can drive it by hand. The
+broker has two: the wall clock (Unix s) and a monotonic one (any origin, never steps)."""
 
 from __future__ import annotations
 

@@ -1,10 +1,12 @@
-"""When each queue next needs the ticker, in one heap for the whole broker.
+"""When each queue next needs the ticker, in one heap per clock for the whole broker.
 
 Every timer of the broker (a lease expiring, a delay ending, a message reaching its queue's
-retention_s) belongs to a queue, and each queue knows its own earliest one (`Queue.next_due`).
-This heap holds one registered time per queue that has timers: never later than the queue's
-true next due time, possibly earlier (a timer that was cancelled by an ack, say, leaves the
-registration early rather than paying to find the next one). So:
+retention_s) belongs to a queue, and each queue knows its own earliest one on each clock (leases
+on the monotonic clock, delays and retention on the wall clock: see timers.py), and the broker
+keeps one `Deadlines` per clock. Each holds one registered time per queue that has timers on
+its clock: never later than the queue's true next due time, possibly earlier (a timer that was
+cancelled by an ack, say, leaves the registration early rather than paying to find the next
+one). So:
 - a new timer costs a comparison with the registration, and a push only when it is earlier;
 - `next` looks at the top and asks that queue for its true due time: when it agrees, that is
   the answer; when the queue's due time moved later, the entry is replaced and the next one
@@ -30,7 +32,7 @@ class Deadlines:
         self._at: dict[str, float] = {}  # queue -> its registered time (an entry in the heap)
 
     def schedule(self, queue: str, when: float | None) -> None:
-        """`queue` has something to do at `when` (Unix s; None: nothing)."""
+        """`queue` has something to do at `when` (s on this heap's clock; None: nothing)."""
         if when is not None and when < self._at.get(queue, _NEVER):
             self._at[queue] = when
             heapq.heappush(self._heap, (when, queue))

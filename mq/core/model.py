@@ -44,7 +44,7 @@ class Message:
     state: State = State.READY
     ready_at: float = 0.0  # when DELAYED: when it becomes ready (Unix s)
     holder: str | None = None  # when LEASED: who holds the lease
-    deadline: float = 0.0  # when LEASED: when the lease ends (Unix s)
+    deadline: float = 0.0  # when LEASED: when the lease ends (monotonic s)
     deaths: int = 0  # how many holders died while leasing it
     priority: int = 0  # 0..MAX_PRIORITY, higher first
     expires_at: float | None = None  # per-message TTL: never delivered after this (Unix s)

@@ -14,7 +14,7 @@ from typing import Any
 
 from mq.core.group import Group
 from mq.core.model import Message, QueueSettings, State, id_of
-from mq.core.timers import Timers
+from mq.core.timers import STALE_SLACK, Timers
 
 
 @dataclass(slots=True)
@@ -33,9 +33,14 @@ class QueueCounters:
 
 
 class Queue:
-    def __init__(self, name: str, settings: QueueSettings) -> None:
+    def __init__(self, name: str, settings: QueueSettings,
+                 holds: dict[str, set[str]] | None = None) -> None:
+        """`holds`: the broker's index of holder -> the queues where it holds leases, shared
+        by all its queues and kept up to date by each (so a holder that dies is found in the
+        queues it holds, not by walking them all)."""
         self.name = name
         self.settings = settings
+        self._holds: dict[str, set[str]] = {} if holds is None else holds
         self.messages: dict[int, Message] = {}  # every live message
         self._ready: list[int] = []  # heap of ranks
         self.timers = Timers(self.messages)
@@ -61,7 +66,12 @@ class Queue:
             self._push_ready(message)
 
     def _push_ready(self, message: Message) -> None:
-        heapq.heappush(self._ready, message.rank)
+        ready = self._ready
+        heapq.heappush(ready, message.rank)
+        if len(ready) > 2 * len(self.messages) + STALE_SLACK:
+            # A group delivers from its own heaps, so nothing pops this one meanwhile.
+            self._ready = [m.rank for m in self.messages.values() if m.state is State.READY]
+            heapq.heapify(self._ready)
         if self.group is not None:
             self.group.push(message)
 
@@ -81,7 +91,11 @@ class Queue:
         message.state = State.LEASED
         message.holder = holder
         self.leased += 1
-        self.held_by.setdefault(holder, set()).add(message.id)
+        held = self.held_by.get(holder)
+        if held is None:
+            held = self.held_by[holder] = set()
+            self._holds.setdefault(holder, set()).add(self.name)
+        held.add(message.id)
         if message.key is not None:
             holders = self.inflight.setdefault(message.key, {})
             holders[holder] = holders.get(holder, 0) + 1
@@ -92,7 +106,7 @@ class Queue:
         self.mark_leased(message, holder)
 
     def lease_until(self, message: Message, deadline: float) -> None:
-        """The lease of `message` (marked leased) ends at `deadline`, Unix s."""
+        """The lease of `message` (marked leased) ends at `deadline`, monotonic s."""
         self.timers.leased(message, deadline, self.leased)
 
     def remove(self, message: Message) -> None:
@@ -115,6 +129,10 @@ class Queue:
         held.discard(message.id)
         if not held:
             del self.held_by[holder]
+            queues = self._holds[holder]
+            queues.discard(self.name)
+            if not queues:
+                del self._holds[holder]
         if message.key is not None:
             holders = self.inflight[message.key]
             holders[holder] -= 1
@@ -122,6 +140,8 @@ class Queue:
                 del holders[holder]
                 if not holders:
                     del self.inflight[message.key]
+                if self.group is not None:
+                    self.group.key_freed(message.key)  # its owner may take that key now
 
     # --- choosing what to lease ----------------------------------------------------------------
 
@@ -130,7 +150,7 @@ class Queue:
         rules. (Expired messages are the caller's business: see Broker.lease.)"""
         group = self.group
         if group is not None and group.members:
-            return group.pick(group.member_for(holder), self.messages,
+            return group.pick(group.member_for(holder),
                               lambda key: self._busy_elsewhere(key, holder))
         ready, messages = self._ready, self.messages
         while ready:
@@ -149,14 +169,19 @@ class Queue:
             heapq.heappop(self._ready)
 
     def ready_in_order(self, limit: int) -> list[Message]:
-        """Up to `limit` ready messages in the order they would be leased (ignoring groups)."""
-        out = []
-        for r in heapq.nsmallest(limit * 2 + 16, self._ready):
-            msg = self.messages.get(id_of(r))
-            if msg is not None and msg.state is State.READY and msg not in out:
+        """Up to `limit` ready messages in the order they would be leased (ignoring groups).
+        Stale entries met on the way are dropped for good, the live ones put back."""
+        ready, messages = self._ready, self.messages
+        out: list[Message] = []
+        seen: set[int] = set()
+        while ready and len(out) < limit:
+            msg_id = id_of(heapq.heappop(ready))
+            msg = messages.get(msg_id)
+            if msg is not None and msg.state is State.READY and msg_id not in seen:
+                seen.add(msg_id)
                 out.append(msg)
-                if len(out) == limit:
-                    break
+        for msg in out:
+            heapq.heappush(ready, msg.rank)
         return out
 
     def _busy_elsewhere(self, key: str, holder: str) -> bool:
@@ -172,10 +197,7 @@ class Queue:
 
     def ensure_group(self, name: str, ring_factory: Any) -> Group:
         if self.group is None:
-            self.group = Group(name, ring_factory())
-            for msg in self.messages.values():
-                if msg.state is State.READY:
-                    self.group.push(msg)
+            self.group = Group(name, ring_factory(), self.messages)
         return self.group
 
     # --- deduplication ------------------------------------------------------------------------
@@ -205,9 +227,9 @@ class Queue:
             self.make_ready(msg)
         return bool(ended)
 
-    def next_due(self) -> float | None:
-        """When `Broker.tick` next has something to do in this queue (Unix s), or None."""
-        return self.timers.next_due(self.settings.retention_s)
+    def next_wall_due(self) -> float | None:
+        """When a delay ends or retention drops a message in this queue (Unix s), or None."""
+        return self.timers.next_wall_due(self.settings.retention_s)
 
     # --- statistics ---------------------------------------------------------------------------
 

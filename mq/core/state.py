@@ -19,15 +19,23 @@ from mq.core.topics import Topics
 
 class BrokerState:
     def __init__(self, clock: Clock, defaults: QueueSettings, next_id: int = 1,
-                 ring_factory: RingFactory | None = None, poison_deaths: int = 3) -> None:
+                 ring_factory: RingFactory | None = None, poison_deaths: int = 3,
+                 monotonic: Clock | None = None) -> None:
+        """`clock` is Unix time: timestamps, delays, TTL, retention. `monotonic` runs lease
+        deadlines, which a step of the wall clock must not move (default: `clock`, for a
+        broker driven by one fake clock)."""
         self.clock = clock
+        self.monotonic = clock if monotonic is None else monotonic
         self._defaults = defaults
         self._ring_factory = ring_factory
         self._poison_deaths = poison_deaths  # holders dying with a message before it is poison
         self._queues: dict[str, Queue] = {}
+        self._holds: dict[str, set[str]] = {}  # holder -> queues it holds leases in (by Queue)
+        self._member_of: dict[str, set[str]] = {}  # holder -> queues whose group it is in
         self._topics = Topics()
         self._messages: dict[int, Message] = {}
-        self._due = Deadlines()  # when each queue next needs a tick
+        self._due = Deadlines()  # when each queue next needs a tick for delays and retention
+        self._lease_due = Deadlines()  # ... and for leases ending, on the monotonic clock
         self._next_id = next_id
         self._pending: list[Change] = []
         self._woken: set[str] = set()  # queues to serve since the caller last asked
@@ -42,8 +50,8 @@ class BrokerState:
         return effects
 
     def wake(self, queue: str) -> None:
-        """A consumer asks to be served from `queue` (which is created if new: naming a queue
-        creates it): the next effects list it as woken."""
+        """A subscriber asks to be served from `queue` (which is created if new: a SUB names
+        a queue to use it): the next effects list it as woken."""
         self._queue(queue)
         self._woken.add(queue)
 
@@ -74,7 +82,7 @@ class BrokerState:
     def _queue(self, name: str) -> Queue:
         q = self._queues.get(name)
         if q is None:
-            q = self._queues[name] = Queue(name, self._defaults)
+            q = self._queues[name] = Queue(name, self._defaults, self._holds)
         return q
 
     def _remove(self, q: Queue, msg: Message, change: Change) -> None:

@@ -1,6 +1,10 @@
 """The timers of one queue: when its leases end, when its delayed messages become ready, and
 which message is the oldest (retention removes messages by age).
 
+Two clocks: lease deadlines are on the broker's monotonic clock, so a step of the wall clock
+can neither end a lease early nor stretch it; delays and ages are on the wall clock (Unix s),
+which is what clients name them in and what the log keeps.
+
 All three are lazy: an entry whose message has since been acked, removed, moved, touched or
 leased again stays where it is and is dropped when it reaches the front, found stale by
 comparing it with the message itself. Fronts are cleaned when they are looked at, and a
@@ -73,13 +77,10 @@ class Timers:
 
     # --- what is due --------------------------------------------------------------------------
 
-    def next_due(self, retention_s: float) -> float | None:
-        """The earliest of: a lease ending, a delay ending, the oldest message reaching
-        `retention_s`; None when there is none of them."""
-        due = self.next_lease_end() if self._leases else None
-        release = self.next_delay_end() if self._delays else None
-        if release is not None and (due is None or release < due):
-            due = release
+    def next_wall_due(self, retention_s: float) -> float | None:
+        """The earlier of a delay ending and the oldest message reaching `retention_s`, on the
+        wall clock; None when there is neither."""
+        due = self.next_delay_end() if self._delays else None
         oldest = self.oldest()
         if oldest is not None:
             retained = oldest.published_at + retention_s
@@ -88,7 +89,8 @@ class Timers:
         return due
 
     def expired_leases(self, now: float) -> list[Message]:
-        """The leased messages whose lease ended at `now` or before, earliest first."""
+        """The leased messages whose lease ended at `now` (monotonic s) or before, earliest
+        first."""
         out = []
         leases = self._leases
         while leases and leases[0][0] <= now:
@@ -121,8 +123,9 @@ class Timers:
         return first
 
     def next_lease_end(self) -> float | None:
+        """When the first lease ends (monotonic s); None without leases."""
         leases, messages = self._leases, self._messages
-        while leases:  # _lease_holds, inlined: this runs for every next_deadline
+        while leases:  # _lease_holds, inlined: this runs for every next_due_in
             deadline, msg_id, delivery = leases[0]
             msg = messages.get(msg_id)
             if (msg is not None and msg.state is State.LEASED and msg.deliveries == delivery

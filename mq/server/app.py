@@ -48,15 +48,15 @@ class BrokerServer:
     def __init__(self, config: Config, clock: Clock = time.time,
                  monotonic: Clock = time.monotonic) -> None:
         """`clock` is Unix time, for what the log and clients see (timestamps, delays,
-        retention, TTL); `monotonic` runs the deadlines a clock step must not move
-        (heartbeats, grace periods, waiting GETs)."""
+        retention, TTL); `monotonic` runs the deadlines a clock step must not move (leases,
+        heartbeats, grace periods, waiting GETs)."""
         self.config = config
         self.clock = clock
         self.monotonic = monotonic
         self.store = SQLiteStore(config.db_path, config.sync, config.keep_history_s)
         self.core = Broker(clock, QueueSettings(config.retention_s, config.lease_s),
                            ring_factory=lambda: HashRing(vnodes=config.ring_vnodes),
-                           poison_deaths=config.poison_deaths)
+                           poison_deaths=config.poison_deaths, monotonic=monotonic)
         self.sessions: Sessions[Peer] = Sessions(config.heartbeat_misses, config.grace_s)
         self.delivery: Delivery[Peer] = Delivery(self.core, config.max_frame_bytes,
                                                  config.max_waiting_gets)
@@ -135,12 +135,12 @@ class BrokerServer:
 
     def _next_deadline(self) -> float | None:
         """When the next tick is due, on the monotonic clock; None when nothing waits."""
-        now, mono = self.clock(), self.monotonic()
+        mono = self.monotonic()
         waits = [t - mono for t in (self.delivery.next_deadline(), self.sessions.next_deadline())
                  if t is not None]
-        core_due = self.core.next_deadline()
-        if core_due is not None:
-            waits.append(core_due - now)
+        core_due_in = self.core.next_due_in()  # the core's deadlines are on two clocks
+        if core_due_in is not None:
+            waits.append(core_due_in)
         return mono + min(waits) if waits else None
 
     def _reschedule_tick(self) -> None:

@@ -16,14 +16,22 @@ statement is its own atomic transaction, so a group commit costs one hop to the 
 and one commit (one fsync with synchronous=FULL). Larger batches, and batches that also change
 queue settings, use an explicit transaction.
 
+One broker per log: `open` takes an exclusive lock beside the file (lock.py) and `close`
+gives it back, so a second broker on the same file is refused at start (`LogInUseError`).
+
 Versions. The file's format version is kept in SQLite's `user_version` header field:
   1  the first log, which stamped no version (a file with tables and user_version 0);
   2  adds the LEFT event (code 9: a lease given back by a goodbye, logged as a nack before).
-`open` reads the version before it writes anything. A new file is created at SCHEMA_VERSION. An
-older file is upgraded in place, one step at a time, each step in one transaction that also
+`open` reads the version before it writes anything. A new file is created at SCHEMA_VERSION.
+An older file is upgraded in place, one step at a time, each step in one transaction that also
 stamps its version, so a crash leaves the file at one version or the next, never between. A
 file of a newer version than this code knows is refused (`LogVersionError`) and left untouched:
 an older broker could misread rows it does not know.
+Whose file. An mq log is stamped with APPLICATION_ID (SQLite's `application_id` header field)
+when it is created or upgraded. A file without the stamp is taken for an mq log only when it has
+the tables every mq log has (versions 1 and 2 were written before the stamp), and for a new one
+only when it has no tables at all; any other file is another program's, refused untouched
+(`NotAnMqLogError`).
 To change the format: bump SCHEMA_VERSION, add the step from the previous version to UPGRADES
 (SQL that rewrites what changed; empty when the new version only adds what old code never
 wrote, like a new event code), note it in the list above, and add a storage test that opens a
@@ -47,11 +55,14 @@ from mq import __version__
 from mq.core.events import FINAL, Bound, Change, Declared, Event, Purged
 from mq.core.model import QueueSettings
 from mq.storage.base import Recovered
+from mq.storage.lock import LogLock
 from mq.storage.rows import Fold, LogRow, describe, encode, is_final
 
 log = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 2
+APPLICATION_ID = 0x6D714C47  # "mqLG" in PRAGMA application_id: this file is an mq log
+MQ_TABLES = frozenset({"log", "queues"})  # what every mq log has had, stamped or not
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS log (
     seq INTEGER PRIMARY KEY,
@@ -106,6 +117,10 @@ class LogVersionError(sqlite3.DatabaseError):
     """The file is an mq log of a version this code does not know."""
 
 
+class NotAnMqLogError(sqlite3.DatabaseError):
+    """The file is another program's SQLite database."""
+
+
 class SQLiteStore:
     def __init__(self, path: str | Path, sync: str = "full", keep_history_s: float = 0.0,
                  clock: Callable[[], float] = time.time) -> None:
@@ -118,6 +133,7 @@ class SQLiteStore:
         self.keep_history_s = keep_history_s
         self.clock = clock
         self._db: aiosqlite.Connection | None = None
+        self._lock = LogLock(self.path)  # one broker per log, for as long as it is open
         # (finished at, id) of acked/removed messages awaiting compaction, oldest first
         self._finished: deque[tuple[float, int]] = deque()
         self._body_of: dict[int, int] = {}  # fan-out copy -> the message whose row has the body
@@ -142,9 +158,10 @@ class SQLiteStore:
 
     async def open(self) -> Recovered:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        # isolation_level=None: autocommit, so a single INSERT commits by itself (see above).
-        self._db = await aiosqlite.connect(self.path, isolation_level=None)
+        self._lock.acquire()  # before the file is touched: a second broker is refused
         try:
+            # isolation_level=None: autocommit, so a single INSERT commits by itself (above).
+            self._db = await aiosqlite.connect(self.path, isolation_level=None)
             version = await self._version()  # before anything is written to the file
             await self.db.execute("PRAGMA journal_mode=WAL")
             await self.db.execute(f"PRAGMA synchronous={self.sync.upper()}")
@@ -157,12 +174,13 @@ class SQLiteStore:
     # --- versions -----------------------------------------------------------------------------
 
     async def _version(self) -> int | None:
-        """The file's format version; None for a new, empty file. Refuses a newer version."""
+        """The file's format version; None for a new, empty file. Refuses a file that is not
+        an mq log, and one of a newer version."""
+        if not await self._is_mq_log():
+            return None
         version = await self._scalar("PRAGMA user_version")
         if version == 0:
-            has_log = await self._scalar(
-                "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = 'log'")
-            return 1 if has_log else None
+            return 1
         if version > SCHEMA_VERSION:
             raise LogVersionError(
                 f"{self.path} is an mq log of format version {version}, written by a newer mq; "
@@ -171,16 +189,45 @@ class SQLiteStore:
                 "as it was")
         return version
 
+    async def _is_mq_log(self) -> bool:
+        """True for an mq log, False for a file without tables (anyone's: it becomes one).
+        Refuses another program's database: one stamped with another application id, or one
+        with tables but not those every mq log has (logs written before mq stamped its id)."""
+        app_id = await self._scalar("PRAGMA application_id")
+        if app_id == APPLICATION_ID:
+            return True
+        if app_id != 0:
+            raise NotAnMqLogError(
+                f"{self.path} is not an mq log: it is the SQLite database of another program "
+                f"(application id {app_id:#010x}); mq leaves it as it is. Give mq a path of its "
+                "own with --db")
+        tables = await self._tables()
+        if tables and not MQ_TABLES.issubset(tables):
+            shown = ", ".join(sorted(tables)[:10]) + (", ..." if len(tables) > 10 else "")
+            raise NotAnMqLogError(
+                f"{self.path} is not an mq log: it is an SQLite database with other tables "
+                f"({shown}); mq would not add its own to it and leaves it as it is. Give mq a "
+                "path of its own with --db")
+        return bool(tables)
+
+    async def _tables(self) -> set[str]:
+        async with self.db.execute("SELECT name FROM sqlite_master WHERE type = 'table'") as c:
+            return {str(row[0]) for row in await c.fetchall()}
+
     async def _upgrade(self, version: int | None) -> None:
-        """Create a new file at SCHEMA_VERSION, or take an older one there step by step."""
+        """Create a new file at SCHEMA_VERSION, or take an older one there step by step. Each
+        is stamped as an mq log (application_id) in its last transaction."""
+        stamp = f"PRAGMA application_id = {APPLICATION_ID};"
         if version is None:
             await self.db.executescript(
-                f"BEGIN; {SCHEMA} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;")
+                f"BEGIN; {SCHEMA} PRAGMA user_version = {SCHEMA_VERSION}; {stamp} COMMIT;")
             return
         for step in range(version, SCHEMA_VERSION):
             log.info("upgrading %s from log format version %d to %d", self.path, step, step + 1)
             await self.db.executescript(
-                f"BEGIN; {UPGRADES[step]} PRAGMA user_version = {step + 1}; COMMIT;")
+                f"BEGIN; {UPGRADES[step]} PRAGMA user_version = {step + 1}; {stamp} COMMIT;")
+        if await self._scalar("PRAGMA application_id") != APPLICATION_ID:
+            await self.db.execute(stamp)  # a current log from before mq stamped its id
 
     async def _scalar(self, sql: str) -> int:
         async with self.db.execute(sql) as cursor:
@@ -309,6 +356,7 @@ class SQLiteStore:
         if self._db is not None:
             await self._db.close()
             self._db = None
+        self._lock.release()
 
 
 def _runs(ids: list[int]) -> list[tuple[int, int]]:

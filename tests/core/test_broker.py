@@ -14,6 +14,7 @@ from mq.core.clock import FakeClock
 from mq.core.events import Acked, Appended, Declared, Expired, Leased, Nacked, Removed
 from mq.core.model import Delivery, Message, Published, QueueSettings, State
 from mq.errors import Code, MQError
+from tests.core.due import due_at
 
 T0 = 1_800_000_000.0
 RETENTION_S = 1_000.0
@@ -348,7 +349,7 @@ def test_retention_is_bounded_per_tick(broker: Broker, clock: FakeClock) -> None
     clock.advance(RETENTION_S)
     broker.tick()
     assert broker.stats("q")["q"]["dropped"] == RETENTION_BATCH
-    due = broker.next_deadline()
+    due = due_at(broker)
     assert due is not None and due <= clock()  # the rest is due at once
     broker.tick()
     assert broker.stats("q")["q"]["dropped"] == RETENTION_BATCH + 1
@@ -472,35 +473,35 @@ def test_ready_and_held_counts(broker: Broker, clock: FakeClock) -> None:
 # --- deadlines ------------------------------------------------------------------------------
 
 
-def test_next_deadline_is_none_when_nothing_is_due(broker: Broker) -> None:
+def test_nothing_is_due_when_there_is_nothing_when_nothing_is_due(broker: Broker) -> None:
     """A broker without messages has nothing to wake for."""
-    assert broker.next_deadline() is None
+    assert due_at(broker) is None
     broker.declare("q", retention_s=None, lease_s=None)
-    assert broker.next_deadline() is None
+    assert due_at(broker) is None
 
 
-def test_next_deadline_is_the_earliest_of_retention_leases_and_delays(
+def test_the_next_due_time_is_the_earliest_of_retention_leases_and_delays(
         broker: Broker, clock: FakeClock) -> None:
     """Retention of the oldest message, then a lease deadline, then a delay end, whichever first."""
     broker.publish("q", b"a")
-    assert broker.next_deadline() == T0 + RETENTION_S
+    assert due_at(broker) == T0 + RETENTION_S
     broker.publish("q", b"b")
     a = lease_one(broker, "h1", lease_s=60)
-    assert broker.next_deadline() == T0 + 60
+    assert due_at(broker) == T0 + 60
     b = lease_one(broker, "h1", lease_s=500)
     broker.nack(*b, "h1", delay_s=20)
-    assert broker.next_deadline() == T0 + 20
+    assert due_at(broker) == T0 + 20
     clock.advance(20)
     broker.tick()
-    assert broker.next_deadline() == T0 + 60
+    assert due_at(broker) == T0 + 60
     broker.declare("other", retention_s=50, lease_s=None)
     broker.publish("other", b"c")  # published at T0+20, retained until T0+70
     clock.advance(10)
-    assert broker.next_deadline() == T0 + 60
+    assert due_at(broker) == T0 + 60
     broker.touch(*a, "h1", lease_s=900)
     clock.advance(30)  # T0+60: the old deadline passes; the touched lease holds
     broker.tick()
-    assert broker.next_deadline() == T0 + 70
+    assert due_at(broker) == T0 + 70
     assert broker.stats("q")["q"]["leased"] == 1
 
 

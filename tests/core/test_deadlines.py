@@ -1,4 +1,4 @@
-"""The broker's deadlines across many queues, on a fake clock: `next_deadline` is always the
+"""The broker's deadlines across many queues, on a fake clock: the next due time is always the
 earliest timer of any queue (a lease ending, a delay ending, a message reaching retention),
 whatever was cancelled, touched or moved before, and `tick` at that time does exactly what
 was due there."""
@@ -11,12 +11,13 @@ from mq.core.broker import Broker
 from mq.core.clock import FakeClock
 from mq.core.events import Expired, Removed
 from mq.core.model import QueueSettings
+from tests.core.due import due_at
 
 T0 = 1_000.0
 QUEUES = 400
 
 
-def test_next_deadline_is_the_earliest_timer_of_any_queue_until_none_is_left() -> None:
+def test_the_next_due_time_is_the_earliest_timer_of_any_queue_until_none_is_left() -> None:
     """400 queues, one message each, retention 10,000 + i s. Per queue i: a lease of 100 + i s
     (some touched longer, to 200 + i s, some shorter, to 20 + i s), a nack delayed 50 + i s,
     an ack (no timer left), or nothing. Then walk the clock from deadline to deadline."""
@@ -49,7 +50,7 @@ def test_next_deadline_is_the_earliest_timer_of_any_queue_until_none_is_left() -
 
     while due:
         when = min(w for w, _, _ in due)
-        assert core.next_deadline() == when
+        assert due_at(core) == when
         clock.now = when - 0.001
         core.tick()
         assert core.take_effects().changes == []  # nothing happens early
@@ -63,11 +64,11 @@ def test_next_deadline_is_the_earliest_timer_of_any_queue_until_none_is_left() -
         expected = Counter({k: n for k, n in due.items() if k[0] == when})
         assert happened == expected
         due -= expected
-    assert core.next_deadline() is None
+    assert due_at(core) is None
     assert all(s["ready"] + s["leased"] + s["delayed"] == 0 for s in core.stats().values())
 
 
-def test_a_queue_that_saw_many_messages_still_knows_its_next_deadline() -> None:
+def test_a_queue_that_saw_many_messages_still_knows_when_it_is_next_due() -> None:
     """5,000 messages published, leased and acked out of order leave nothing due; the one
     left, and a lease taken last, set the deadline exactly."""
     clock = FakeClock(T0)
@@ -77,16 +78,16 @@ def test_a_queue_that_saw_many_messages_still_knows_its_next_deadline() -> None:
     leased = core.lease("q", "h", max_count=5_000)
     for d in [*leased[1::2], *leased[::2]]:
         core.ack(d.msg_id, d.delivery, "h")
-    assert core.next_deadline() is None
+    assert due_at(core) is None
     clock.advance(10)
     core.publish("q", b"left")
-    assert core.next_deadline() == T0 + 10 + 1_000
+    assert due_at(core) == T0 + 10 + 1_000
     core.lease("q", "h", lease_s=5)
-    assert core.next_deadline() == T0 + 15
+    assert due_at(core) == T0 + 15
 
 
 def test_a_shorter_retention_is_due_sooner_and_a_longer_one_later() -> None:
-    """(The ticks here are not preceded by next_deadline: a tick alone must find what is due.)"""
+    """(The ticks here are not preceded by next_due_in: a tick alone must find what is due.)"""
     clock = FakeClock(T0)
     core = Broker(clock, QueueSettings(retention_s=1_000, lease_s=30))
     core.publish("q", b"a")
@@ -96,14 +97,14 @@ def test_a_shorter_retention_is_due_sooner_and_a_longer_one_later() -> None:
     assert core.stats("q")["q"]["dropped"] == 1
     core.publish("q", b"b")
     core.declare("q", retention_s=500)
-    assert core.next_deadline() == T0 + 600
+    assert due_at(core) == T0 + 600
     clock.now = T0 + 599
     core.tick()
     assert core.stats("q")["q"]["dropped"] == 1
     clock.now = T0 + 600
     core.tick()
     assert core.stats("q")["q"]["dropped"] == 2
-    assert core.next_deadline() is None
+    assert due_at(core) is None
 
 
 def test_a_dead_letter_is_retained_by_its_own_age_behind_younger_messages() -> None:
@@ -120,8 +121,8 @@ def test_a_dead_letter_is_retained_by_its_own_age_behind_younger_messages() -> N
     core.nack(d.msg_id, d.delivery, "h")  # max_deliveries=1: into jobs.dlq, behind `young`
     assert core.explain(old)["queue"] == "jobs.dlq"
     clock.now = T0 + 300
-    core.tick()  # not preceded by next_deadline: a tick alone must find what is due
+    core.tick()  # not preceded by next_due_in: a tick alone must find what is due
     removed = [c.msg_id for c in core.take_effects().changes if isinstance(c, Removed)]
     assert removed == [old]
     assert core.explain(young)["state"] == "ready"
-    assert core.next_deadline() == T0 + 400
+    assert due_at(core) == T0 + 400

@@ -191,3 +191,76 @@ def test_group_stats(core: Broker) -> None:
     assert members["alice"]["keys"] + members["bob"]["keys"] == 10
     assert members["alice"]["leases"] == min(7, members["alice"]["keys"])
     assert abs(members["alice"]["ring_share"] + members["bob"]["ring_share"] - 1) < 0.001
+
+
+def test_a_blocked_key_waits_while_others_go_and_comes_back_when_freed(core: Broker) -> None:
+    """A key in flight elsewhere is set aside, not looked at again on every lease: its owner
+    takes the other keys meanwhile, in order, and that key as soon as it is freed (also when
+    it was freed by a nack, and by a purge of the message in flight)."""
+    join(core, "alice")
+    held = core.publish("orders", b"h1", key="hot").msg_id
+    [m] = core.lease("orders", "alice/s")
+    assert m.msg_id == held
+    second_hot = core.publish("orders", b"h2", key="hot").msg_id
+    newcomer = next(n for n in (f"bob{i}" for i in range(200))
+                    if HashRing([n, "alice"], vnodes=64).owner("hot") == n)
+    join(core, newcomer)
+    others = [k for k in (f"cold-{i}" for i in range(50)) if owner(core, k) == newcomer][:5]
+    cold = [core.publish("orders", k.encode(), key=k).msg_id for k in others]
+    assert [d.msg_id for d in core.lease("orders", f"{newcomer}/s")] == [cold[0]]  # not hot
+    assert drain(core, newcomer) == cold[1:]
+    core.nack(m.msg_id, m.delivery, "alice/s")  # alice lets go: hot is free, both ready
+    assert drain(core, newcomer) == [held, second_hot]
+
+
+def test_a_group_whose_members_all_left_indexes_again_when_one_joins(core: Broker) -> None:
+    join(core, "alice")
+    core.leave("orders", "alice")
+    ids = publish_keyed(core, keys=3, per_key=2)
+    first = core.lease("orders", "outsider", max_count=2)  # no members: anyone takes anything
+    assert [d.msg_id for d in first] == sorted(ids)[:2]
+    join(core, "alice")
+    assert drain(core, "alice") == [3, 6]  # keys store-0 and store-1 are in flight elsewhere
+    for d in first:
+        core.ack(d.msg_id, d.delivery, "outsider")
+    assert drain(core, "alice") == [4, 5]
+    assert core.lease("orders", "outsider") == []
+
+
+@pytest.mark.timeout(60)  # a bound, not a speed: a scan of every key per lease takes hours
+def test_a_hundred_thousand_keys_and_two_members_lease_them_all() -> None:
+    """Every message has its own key: each member gets exactly the keys it owns, in id order,
+    and the two together get all of them, each once."""
+    core = Broker(FakeClock(), QueueSettings(retention_s=3600, lease_s=60),
+                  ring_factory=lambda: HashRing(vnodes=64))
+    join(core, "alice", "bob", prefetch=1_000)
+    keys = 100_000
+    for i in range(keys):
+        core.publish("orders", b"x", key=f"k{i}")
+    got: dict[str, list[int]] = {"alice": [], "bob": []}
+    for _ in range(keys):  # bounded: each round takes at least one message, or stops
+        batch = {name: core.lease("orders", f"{name}/s", max_count=1_000) for name in got}
+        if not any(batch.values()):
+            break
+        for name, leased in batch.items():
+            got[name] += [d.msg_id for d in leased]
+            for d in leased:
+                core.ack(d.msg_id, d.delivery, f"{name}/s")
+    assert sorted(got["alice"] + got["bob"]) == list(range(1, keys + 1))
+    for name, ids in got.items():
+        assert ids == sorted(ids)
+        assert {owner(core, f"k{i - 1}") for i in ids[::997]} == {name}
+
+
+def test_peek_of_a_group_queue_shows_what_is_ready_after_much_was_consumed(core: Broker) -> None:
+    """The group delivers from its own index; the queue's delivery order, which PEEK, REDRIVE
+    and EXPLAIN read, must not fill up with what the group consumed meanwhile."""
+    join(core, "alice", prefetch=3_000)
+    for _ in range(3_000):
+        core.publish("orders", b"x")
+    for d in core.lease("orders", "alice/s", max_count=3_000):
+        core.ack(d.msg_id, d.delivery, "alice/s")
+    later = [core.publish("orders", b"y").msg_id for _ in range(3)]
+    assert [m["msg_id"] for m in core.peek("orders", 10)] == later
+    assert core.explain(later[2])["why"].endswith("2 messages ahead of it; the next GET takes "
+                                                  "it after those")

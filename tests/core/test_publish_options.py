@@ -7,6 +7,7 @@ from mq.core.broker import Broker
 from mq.core.clock import FakeClock
 from mq.core.events import Appended
 from mq.core.model import Delivery
+from tests.core.due import due_at
 
 
 def bodies(deliveries: list[Delivery]) -> list[bytes]:
@@ -32,7 +33,7 @@ def test_delayed_publish_is_invisible_until_its_time(core: Broker, clock: FakeCl
     core.publish("q", b"later", delay_s=10)
     core.publish("q", b"now")
     assert bodies(core.lease("q", "h", max_count=5)) == [b"now"]
-    assert core.next_deadline() == 1_010.0
+    assert due_at(core) == 1_010.0
     clock.advance(9.9)
     core.tick()
     assert core.lease("q", "h") == []
