@@ -45,7 +45,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
                    help="seconds per floor figure (default %(default)s)")
     p.add_argument("--no-progress", dest="progress", action="store_false",
                    help="no live progress line on stderr")
-    commands = p.add_subparsers(dest="bench_command", metavar="{floor,compare}")
+    commands = p.add_subparsers(dest="bench_command", metavar="{floor,compare,hostile}")
     floor = commands.add_parser("floor", help="measure this machine's raw limits")
     floor.add_argument("--duration", dest="floor_duration_s", type=float,
                        default=_D.floor_duration_s, metavar="S",
@@ -53,6 +53,12 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     floor.add_argument("--dir", dest="data_dir", metavar="PATH",
                        help="where the SQLite and fsync files go (default: the temp dir)")
     floor.add_argument("--json", dest="json_path", metavar="FILE", help="also write JSON to FILE")
+    hostile = commands.add_parser("hostile", help="clients that try to stall or bloat the broker: "
+                                  "PING latency and broker RSS while each one runs")
+    hostile.add_argument("scenarios", nargs="*", metavar="SCENARIO",
+                         help="pipeline, sub, monitor, peeks, frames, waiters (default: all)")
+    hostile.add_argument("--attack-s", type=float, default=5.0, metavar="S",
+                         help="how long each hostile client runs (default %(default)s)")
     compare = commands.add_parser("compare", help="two --json reports side by side")
     compare.add_argument("a", metavar="A.json")
     compare.add_argument("b", metavar="B.json")
@@ -138,6 +144,8 @@ def run(args: argparse.Namespace) -> int:
     try:
         if args.bench_command == "compare":
             return _compare(args.a, args.b)
+        if args.bench_command == "hostile":
+            return _hostile(args.scenarios, args.attack_s)
         if args.bench_command == "floor":
             return _floor(args.floor_duration_s, args.data_dir, args.json_path)
         try:
@@ -177,6 +185,22 @@ def _floor(duration_s: float, data_dir: str | None, json_path: str | None) -> in
     print(render_floor(floor))
     _write_json(json_path, floor)
     return 0
+
+
+def _hostile(names: list[str], attack_s: float) -> int:
+    from mq.bench.hostile import SCENARIOS, render, run_scenario
+
+    unknown = [n for n in names if n not in SCENARIOS]
+    if unknown or not 0 < attack_s <= 600:
+        print(f"mq bench hostile: scenarios are {', '.join(SCENARIOS)}; --attack-s is 0..600",
+              file=sys.stderr)
+        return 2
+    rows = []
+    for name in names or list(SCENARIOS):
+        print(f"{name}: {SCENARIOS[name][2]} ...", file=sys.stderr)
+        rows.append(run_scenario(name, attack_s))
+    print(render(rows))
+    return 0 if all(r["broker_alive"] for r in rows) else 1
 
 
 def _compare(path_a: str, path_b: str) -> int:
