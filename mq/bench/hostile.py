@@ -78,9 +78,9 @@ def _send_all(sock: socket.socket, chunk: bytes, times: int) -> None:
 def lazy_subscriber(port: int, count: int) -> list[socket.socket]:
     """Subscribes with 0.2 s leases to `count` 10 KB messages and reads nothing."""
     producer = connect(port)
-    for first in range(0, count, 1000):
+    for first in range(0, count, 500):  # 5 MB a frame: under the default max_frame_bytes
         producer.sendall(frame({"op": "mpub", "queue": "hostile", "rid": first,
-                                "bodies": [bytes(10_000)] * min(1000, count - first)}))
+                                "bodies": [bytes(10_000)] * min(500, count - first)}))
         read_frame(producer)
     sock = small_receive_buffer(connect(port))
     sock.sendall(frame({"op": "sub", "queue": "hostile", "prefetch": 1000, "lease_s": 0.2}))
