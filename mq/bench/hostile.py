@@ -24,6 +24,7 @@ from mq.bench.broker import BrokerMonitor, LocalBroker
 from mq.bench.histogram import Histogram
 
 MIB = 1024 * 1024
+SENDERS: list[threading.Thread] = []  # threads still writing into a hostile socket
 PING_EVERY_S = 0.005
 SETTLE_S = 1.0  # after the hostile clients left, before the last RSS reading
 
@@ -63,7 +64,9 @@ def pipelining_producer(port: int, count: int) -> list[socket.socket]:
     sock = small_receive_buffer(connect(port))
     chunk = b"".join(frame({"op": "pub", "queue": "hostile", "body": bytes(100), "rid": i})
                      for i in range(1000))
-    threading.Thread(target=_send_all, args=(sock, chunk, count // 1000), daemon=True).start()
+    sender = threading.Thread(target=_send_all, args=(sock, chunk, count // 1000), daemon=True)
+    sender.start()
+    SENDERS.append(sender)
     return [sock]
 
 
@@ -157,8 +160,7 @@ def run_scenario(name: str, attack_s: float, sync: str = "normal") -> dict[str, 
             time.sleep(attack_s)
             stop.set()
             pinger.join(30)
-            for sock in socks:
-                sock.close()
+            _close(socks)
             time.sleep(SETTLE_S)
             rss_after = monitor.rss_bytes()
             alive = psutil.pid_exists(broker.pid)
@@ -172,6 +174,18 @@ def run_scenario(name: str, attack_s: float, sync: str = "normal") -> dict[str, 
                 "broker_alive": alive}
 
 
+def _close(socks: list[socket.socket]) -> None:
+    # Shut the sockets down before closing them: a sender thread blocked in sendall must fail
+    # and end, not write into whatever socket reuses the file descriptor next.
+    for sock in socks:
+        with contextlib.suppress(OSError):
+            sock.shutdown(socket.SHUT_RDWR)
+    while SENDERS:
+        SENDERS.pop().join(30)
+    for sock in socks:
+        sock.close()
+
+
 def _ping(port: int, pings: Histogram, stop: threading.Event) -> None:
     sock = connect(port)
     rid = 0
@@ -179,7 +193,11 @@ def _ping(port: int, pings: Histogram, stop: threading.Event) -> None:
         rid += 1
         started = time.perf_counter_ns()
         sock.sendall(frame({"op": "ping", "rid": rid}))
-        read_frame(sock)
+        try:
+            read_frame(sock)
+        except TimeoutError:  # the broker is stalled: record the wait and stop asking
+            pings.record(time.perf_counter_ns() - started)
+            break
         pings.record(time.perf_counter_ns() - started)
         time.sleep(PING_EVERY_S)
     sock.close()
