@@ -15,7 +15,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from mq.codec.escape import escape_body
+from mq.codec.escape import escape_body, escape_text, one_line
 from mq.codec.text_lines import (
     clock_text,
     field_text,
@@ -26,6 +26,7 @@ from mq.codec.text_lines import (
     number_text,
     seconds,
     stats_table,
+    value_text,
 )
 
 Wire = Mapping[str, Any]
@@ -144,7 +145,8 @@ class AckedMany(Reply):
     failed: list[dict[str, str]]  # receipt, code, message of each receipt that failed
 
     def text(self) -> bytes:
-        return lines([f"failed {f['receipt']} {f['code']} {f['message']}" for f in self.failed],
+        return lines([f"failed {f['receipt']} {f['code']} {one_line(f['message'])}"
+                      for f in self.failed],
                      f"+OK {self.acked} acked, {len(self.failed)} failed")
 
 
@@ -256,11 +258,11 @@ class Peeked(Reply):
 def _peeked_line(m: Wire) -> str:
     parts = [f"#{m['msg_id']}", f"deliveries={m['deliveries']}", f"priority={m['priority']}"]
     if m.get("key") is not None:
-        parts.append(f"key={m['key']}")
+        parts.append(f"key={field_text(m['key'])}")
     if m.get("dead_reason"):
-        parts.append(f"dead_from={m['dead_from']} reason={m['dead_reason']!r}")
+        parts.append(f"dead_from={m['dead_from']} reason={field_text(m['dead_reason'])}")
     if m.get("last_error"):
-        parts.append(f"last_error={m['last_error']!r}")
+        parts.append(f"last_error={field_text(m['last_error'])}")
     parts.append(f"body={escape_body(m['body'])}")
     return " ".join(parts)
 
@@ -305,8 +307,8 @@ class Explanation(Reply):
         return self.facts
 
     def text(self) -> bytes:
-        return lines([f"{k}: {number_text(v)}" for k, v in self.facts.items() if k != "why"],
-                     f"+OK {self.facts['why']}")
+        return lines([f"{k}: {value_text(v)}" for k, v in self.facts.items() if k != "why"],
+                     f"+OK {escape_text(self.facts['why'])}")
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,7 +8,7 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from mq.codec.escape import escape_body
+from mq.codec.escape import escape_body, escape_text, one_line, quote_field
 from mq.errors import MQError
 
 EOL = b"\r\n"
@@ -24,7 +24,7 @@ def lines(body: list[str], last: str) -> bytes:
 
 def error_line(error: MQError) -> bytes:
     """`-ERR <CODE> <human text>` (protocol.md 3.3)."""
-    return line(f"-ERR {error.code.value} {error.message}")
+    return line(f"-ERR {error.code.value} {one_line(error.message)}")
 
 
 def seconds(value: float) -> str:
@@ -37,12 +37,23 @@ def number_text(value: object) -> str:
     return f"{value:.2f}" if isinstance(value, float) else str(value)
 
 
-def field_text(value: object) -> str:
-    """A `name=value` value: bodies escaped, numbers as in tables, quoted if it has spaces."""
+def value_text(value: object) -> str:
+    """A value that runs to the end of its line (EXPLAIN): text escaped, numbers as in tables."""
     if isinstance(value, bytes):
         return escape_body(value)
-    text = number_text(value)
-    return text if " " not in text else repr(text)
+    if isinstance(value, str):
+        return escape_text(value)
+    return number_text(value)
+
+
+def field_text(value: object) -> str:
+    """A `name=value` value: text escaped and quoted when needed (quote_field), numbers as in
+    tables."""
+    if isinstance(value, bytes):
+        return quote_field(value.decode("utf-8", errors="surrogateescape"))
+    if isinstance(value, str):
+        return quote_field(value)
+    return number_text(value)
 
 
 def clock_text(unix_s: float) -> str:
