@@ -9,18 +9,17 @@ from typing import Any
 
 from mq_client.url import parse_url
 
+from mq.limits import MAX_GET_BATCH, MAX_NAME_CHARS, MAX_PREFETCH, MAX_PUB_BATCH
+
 SCENARIOS = ("publish", "consume", "e2e")
 SYNC_MODES = ("full", "normal")
 ACK_MODES = ("batch", "each")
 CONSUME_MODES = ("sub", "get")
 STAMP_BYTES = 8  # e2e bodies start with the publish time, time.time_ns() as 8 bytes big-endian
-MAX_MPUB_BODIES = 10_000  # protocol.md section 7
-MAX_GET_MAX = 1_000  # protocol.md section 7
-MAX_PREFETCH = 10_000  # protocol.md section 7: a subscription's credit
 MAX_IDLE_CONNECTIONS = 10_000
 MAX_WARM = 100_000_000
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
-_QUEUE_NAME = re.compile(r"[A-Za-z0-9_\-.:]{1,200}")
+_QUEUE_NAME = re.compile(rf"[A-Za-z0-9_\-.:]{{1,{MAX_NAME_CHARS}}}")
 
 
 def _loopback(url: str) -> bool:
@@ -99,7 +98,7 @@ class BenchOptions:
              f"e2e needs --size >= {STAMP_BYTES}: the body carries the publish time"),
             (self.count >= 1, "count must be at least 1"),
             (self.duration_s is None or self.duration_s > 0, "duration must be above 0 seconds"),
-            (1 <= self.batch <= MAX_MPUB_BODIES, f"batch must be 1..{MAX_MPUB_BODIES}"),
+            (1 <= self.batch <= MAX_PUB_BATCH, f"batch must be 1..{MAX_PUB_BATCH}"),
             (self.inflight >= 1, "inflight must be at least 1"),
             (self.consume in CONSUME_MODES, f"consume must be one of {', '.join(CONSUME_MODES)}"),
             (1 <= self.prefetch <= self.max_prefetch,
@@ -114,7 +113,8 @@ class BenchOptions:
             (self.rate is None or self.rate > 0, "rate must be above 0 msgs/s"),
             (self.scenario != "consume" or self.rate is None, "--rate applies to producers; "
              "the consume scenario has none"),
-            (bool(_QUEUE_NAME.fullmatch(self.queue)), "queue must be 1..200 of A-Z a-z 0-9 _-.:"),
+            (bool(_QUEUE_NAME.fullmatch(self.queue)),
+             f"queue must be 1..{MAX_NAME_CHARS} of A-Z a-z 0-9 _-.:"),
             (self.timeout_s > 0, "timeout must be above 0 seconds"),
             (self.floor_duration_s > 0, "floor duration must be above 0 seconds"),
         ]
@@ -122,7 +122,7 @@ class BenchOptions:
     @property
     def max_prefetch(self) -> int:
         """The protocol's bound on prefetch for this way of consuming."""
-        return MAX_PREFETCH if self.consume == "sub" else MAX_GET_MAX
+        return MAX_PREFETCH if self.consume == "sub" else MAX_GET_BATCH
 
     @property
     def has_producers(self) -> bool:

@@ -26,6 +26,8 @@ def command_from_map(m: object) -> Command | Rejected:
     """Turn one decoded msgpack object into a command, or say why not."""
     if not isinstance(m, dict):
         return Rejected(None, MQError(Code.BAD_FRAME, "a frame must hold one msgpack map"))
+    if not all(type(k) is str for k in m):
+        return Rejected(None, MQError(Code.BAD_FRAME, "the keys of a request map must be strings"))
     try:
         rid = _rid(m)
     except MQError as e:
@@ -93,7 +95,9 @@ class BinaryDecoder:
 
 def _decode_payload(payload: bytearray) -> Command | Rejected:
     try:
-        obj = msgpack.unpackb(payload, raw=False, strict_map_key=False)
+        # strict_map_key refuses map keys other than str and bin at any depth (command_from_map
+        # refuses bin keys too): a map with string keys is all a request holds (protocol.md 2.1).
+        obj = msgpack.unpackb(payload, raw=False, strict_map_key=True)
     except Exception as e:  # msgpack raises several unrelated types for bad input
         return Rejected(None, MQError(Code.BAD_FRAME, f"payload is not valid msgpack ({e})"))
     return command_from_map(obj)

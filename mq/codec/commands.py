@@ -60,6 +60,7 @@ from mq.codec.syntax import PUB_OPTIONS, PUBLISHING, OneOrMany, Settings, Traili
 from mq.codec.values import (
     Receipt,
     check_int,
+    check_key,
     check_name,
     check_queue,
     check_seconds,
@@ -157,6 +158,7 @@ class Publish:
 
     def __post_init__(self) -> None:
         check_queue(self.queue)
+        check_key(self.key)
 
 
 @dataclass(frozen=True, slots=True)
@@ -181,7 +183,7 @@ class Fanout:
     """Publish once to a topic: one copy per bound queue."""
 
     SPEC = Spec("fanout", "FANOUT", "publish to every queue bound to topic", args=("topic",),
-                synopsis="<topic> [option=V ...] <body>", text=PUBLISHING, reply=Copies)
+                text=PUBLISHING, reply=Copies)
 
     topic: Name
     body: Body
@@ -191,6 +193,7 @@ class Fanout:
 
     def __post_init__(self) -> None:
         check_name("topic", self.topic)
+        check_key(self.key)
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,11 +13,12 @@ is answered about the same field as it always was.
 from __future__ import annotations
 
 import dataclasses
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Annotated, Any, get_args, get_type_hints
 
-from mq.codec.values import Receipt, check_body, check_key, check_name, check_queue
+from mq.codec.values import Receipt, check_body, check_name, check_queue
 from mq.errors import bad_request
 
 
@@ -34,20 +35,23 @@ class Kind:
     whole_map: bool = False
 
 
+# Numbers in text mode (protocol.md 3.2): ASCII digits, and for seconds a fraction after a point
+# with digits on both sides. Python's own float() and int() would also take `1_0`, `1e1`, `+5`,
+# `.5`, `inf` and the digits of other scripts (Arabic-Indic `\u0661`).
+_INTEGER = re.compile(r"[0-9]+")
+_DECIMAL = re.compile(r"[0-9]+(?:\.[0-9]+)?")
+
+
 def number(token: str, name: str) -> float:
-    try:
-        return float(token)
-    except ValueError:
-        raise bad_request(f"{name} must be a number, got {token!r}") from None
+    if not _DECIMAL.fullmatch(token):
+        raise bad_request(f"{name} must be a number of seconds like 30 or 2.5, got {token!r}")
+    return float(token)
 
 
 def integer(token: str, name: str) -> int:
-    if not token.isascii():
-        raise bad_request(f"{name} must be an integer, got {token!r}")
-    try:
-        return int(token)
-    except ValueError:
-        raise bad_request(f"{name} must be an integer, got {token!r}") from None
+    if not _INTEGER.fullmatch(token):
+        raise bad_request(f"{name} must be an integer like 3, got {token!r}")
+    return int(token)
 
 
 def word(token: str, name: str) -> str:
@@ -79,7 +83,7 @@ ReceiptArg = Annotated[Receipt, Kind(Receipt.parse, receipt)]
 Receipts = Annotated[tuple[Receipt, ...], Kind(receipts)]
 Body = Annotated[bytes, Kind(check_body)]
 Bodies = Annotated[tuple[bytes, ...], Kind(bodies)]
-Key = Annotated[str, Kind(check_key, word)]
+Key = Annotated[str, Kind(token=word)]  # checked by the constructor, for both modes alike
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,7 +15,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from mq.codec.escape import escape_body
+from mq.codec.escape import escape_body, escape_text, one_line
 from mq.codec.text_lines import (
     clock_text,
     field_text,
@@ -23,9 +23,9 @@ from mq.codec.text_lines import (
     group_table,
     line,
     lines,
-    number_text,
     seconds,
     stats_table,
+    value_text,
 )
 
 Wire = Mapping[str, Any]
@@ -121,8 +121,7 @@ class Copies(Reply):
     def text(self) -> bytes:
         ids = self.msg_ids
         listed = " ".join(f"{q}={i}" for q, i in ids.items())
-        return line(f"+OK {len(ids)} copies: {listed}" if ids else
-                    "+OK 0 copies: no queue is bound to this topic (BIND <topic> <queue>)")
+        return line(f"+OK {len(ids)} copies: {listed}".rstrip())
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,7 +143,8 @@ class AckedMany(Reply):
     failed: list[dict[str, str]]  # receipt, code, message of each receipt that failed
 
     def text(self) -> bytes:
-        return lines([f"failed {f['receipt']} {f['code']} {f['message']}" for f in self.failed],
+        return lines([f"failed {f['receipt']} {f['code']} {one_line(f['message'])}"
+                      for f in self.failed],
                      f"+OK {self.acked} acked, {len(self.failed)} failed")
 
 
@@ -168,12 +168,9 @@ class Declared(Reply):
     dedup_window_s: float
 
     def text(self) -> bytes:
-        settings = " ".join(f"{k}={_setting(v)}" for k, v in self.fields().items() if k != "queue")
+        settings = " ".join(f"{k}={value_text(k, v)}" for k, v in self.fields().items()
+                            if k != "queue")
         return line(f"+OK {self.queue} {settings}")
-
-
-def _setting(value: object) -> str:
-    return seconds(value) if isinstance(value, float) else number_text(value)
 
 
 @dataclass(frozen=True, slots=True)
@@ -256,11 +253,11 @@ class Peeked(Reply):
 def _peeked_line(m: Wire) -> str:
     parts = [f"#{m['msg_id']}", f"deliveries={m['deliveries']}", f"priority={m['priority']}"]
     if m.get("key") is not None:
-        parts.append(f"key={m['key']}")
+        parts.append(f"key={field_text('key', m['key'])}")
     if m.get("dead_reason"):
-        parts.append(f"dead_from={m['dead_from']} reason={m['dead_reason']!r}")
+        parts.append(f"dead_from={m['dead_from']} reason={field_text('reason', m['dead_reason'])}")
     if m.get("last_error"):
-        parts.append(f"last_error={m['last_error']!r}")
+        parts.append(f"last_error={field_text('last_error', m['last_error'])}")
     parts.append(f"body={escape_body(m['body'])}")
     return " ".join(parts)
 
@@ -305,8 +302,8 @@ class Explanation(Reply):
         return self.facts
 
     def text(self) -> bytes:
-        return lines([f"{k}: {number_text(v)}" for k, v in self.facts.items() if k != "why"],
-                     f"+OK {self.facts['why']}")
+        return lines([f"{k}: {value_text(k, v)}" for k, v in self.facts.items() if k != "why"],
+                     f"+OK {escape_text(self.facts['why'])}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -323,7 +320,8 @@ class LogEvents(Reply):
 
 
 def _event_line(e: Wire) -> str:
-    details = " ".join(f"{k}={field_text(v)}" for k, v in e.items() if k not in ("at", "event"))
+    details = " ".join(f"{k}={field_text(k, v)}" for k, v in e.items()
+                       if k not in ("at", "event"))
     return f"{clock_text(e['at'])} {e['event']}" + (f" {details}" if details else "")
 
 

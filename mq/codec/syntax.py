@@ -8,6 +8,7 @@ token with its field's Kind and leaves bounds to the command's constructor.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Any, Protocol
 
@@ -27,6 +28,8 @@ class Entry(Protocol):
 
     def field(self, name: str) -> FieldInfo: ...
 
+    def usage(self) -> str: ...
+
     def build(self, values: Mapping[str, object]) -> Any: ...
 
     def usage_error(self) -> MQError: ...
@@ -39,17 +42,29 @@ def utf8(raw: bytes, name: str) -> str:
         raise bad_request(f"{name} must be UTF-8 text") from None
 
 
-def read_args(entry: Entry, tokens: list[str], most: int | None = None) -> dict[str, object]:
-    """The text arguments of `entry` from `tokens`, by position; absent ones keep their default.
+_BLANKS = re.compile(r"[ \t]+")
+BLANKS = " \t"  # what separates tokens; str.split() would also split at any Unicode space
+
+
+def tokens(text: str, most: int = 0) -> list[str]:
+    """The blank-separated tokens of `text`; with `most`, at most `most` of them and then the
+    rest of the text, trimmed."""
+    text = text.strip(BLANKS)
+    return _BLANKS.split(text, maxsplit=most) if text else []
+
+
+def read_args(entry: Entry, given: list[str], most: int | None = None) -> dict[str, object]:
+    """The text arguments of `entry` from the tokens `given`, by position; absent ones keep
+    their default.
 
     Fewer tokens than the required arguments, or more than `most` (default: one per argument),
     is answered with the usage."""
     names = entry.args
     least = sum(1 for name in names if entry.field(name).required)
-    if not least <= len(tokens) <= (len(names) if most is None else most):
+    if not least <= len(given) <= (len(names) if most is None else most):
         raise entry.usage_error()
     values: dict[str, object] = {}
-    for name, token in zip(names, tokens, strict=False):
+    for name, token in zip(names, given, strict=False):
         kind = entry.field(name).kind
         assert kind is not None and kind.token is not None  # the registry checked
         values[name] = kind.token(token, name)
@@ -65,7 +80,7 @@ class Positional:
     """`VERB <a> [b] [c]`: the SPEC's args, by position."""
 
     def parse(self, entry: Entry, rest: bytes) -> Any:
-        return entry.build(read_args(entry, utf8(rest, "arguments").split()))
+        return entry.build(read_args(entry, tokens(utf8(rest, "arguments"))))
 
     def synopsis(self, entry: Entry) -> str:
         return positional_synopsis(entry)
@@ -84,11 +99,11 @@ class Trailing:
 
     def parse(self, entry: Entry, rest: bytes) -> Any:
         text = utf8(rest, "arguments")
-        tokens = text.split()
-        values = read_args(entry, tokens, self.most_tokens)
+        given = tokens(text)
+        values = read_args(entry, given, self.most_tokens)
         n = len(entry.args)
-        if len(tokens) > n:
-            values[self.field] = text.split(None, n)[n].strip()
+        if len(given) > n:
+            values[self.field] = tokens(text, most=n)[n]
         return entry.build(values)
 
     def synopsis(self, entry: Entry) -> str:
@@ -105,14 +120,14 @@ class OneOrMany:
         self.most = most
 
     def parse(self, entry: Entry, rest: bytes) -> Any:
-        tokens = utf8(rest, "arguments").split()
-        values = read_args(entry, tokens, self.most)
-        if len(tokens) == 1:
+        given = tokens(utf8(rest, "arguments"))
+        values = read_args(entry, given, self.most)
+        if len(given) == 1:
             return entry.build(values)
         (name,) = entry.args
         kind = entry.field(name).kind
         assert kind is not None and kind.token is not None  # the registry checked
-        return self.many(**{self.many_field: tuple(kind.token(t, name) for t in tokens)})
+        return self.many(**{self.many_field: tuple(kind.token(t, name) for t in given)})
 
     def synopsis(self, entry: Entry) -> str:
         (name,) = entry.args
@@ -126,10 +141,10 @@ class Settings:
         self.names = names
 
     def parse(self, entry: Entry, rest: bytes) -> Any:
-        tokens = utf8(rest, "arguments").split()
+        given = tokens(utf8(rest, "arguments"))
         n = len(entry.args)
-        values = read_args(entry, tokens, n + len(self.names))
-        for token in tokens[n:]:
+        values = read_args(entry, given, n + len(self.names))
+        for token in given[n:]:
             name, eq, value = token.partition("=")
             kind = entry.field(name).kind if name in self.names else None
             if not eq or kind is None or kind.token is None:
@@ -151,10 +166,24 @@ PUB_OPTIONS: Mapping[str, str] = {
 _OPTION_KINDS = {f.name: f.kind for f in fields_of(PublishOptions)} | {"key": kind_of(Key)}
 
 
+def _unknown_option(entry: Entry, token: bytes) -> MQError:
+    """The refusal of `token`: the options there are, and how to send it as a body instead."""
+    known = " ".join(f"{option}=" for option in PUB_OPTIONS)
+    option = token.partition(b"=")[0].decode()
+    verb, target = entry.usage().split(" ", 2)[:2]
+    return bad_request(f"unknown option {option!r:.40}: the options are {known}; put -- before a "
+                       f"body that starts like an option: {verb} {target} -- {option:.40}=...")
+
+
+_OPTION_LIKE = re.compile(rb"[A-Za-z_][A-Za-z0-9_]*=")  # what a person means as an option
+
+
 class Publishing:
     """`VERB <name> [option=V ...] [--] <body>`: exactly one space after the name; the body is
-    the raw rest of the line, unescaped. Options are known names only and `--` ends them, for
-    a body that itself starts like an option."""
+    the raw rest of the line, unescaped. Options are known names only: a token that looks like
+    one (`delay=60`) but is not is refused rather than taken for the body, and `--` ends the
+    options, for a body that itself starts like one. Options with nothing after them are no
+    body at all (`PUB q key=k`), like `PUB q` without its space."""
 
     def parse(self, entry: Entry, rest: bytes) -> Any:
         name, space, body = rest.partition(b" ")
@@ -166,13 +195,17 @@ class Publishing:
             if token == b"--":
                 body = remainder
                 break
-            option, eq, raw = token.partition(b"=")
-            field = PUB_OPTIONS.get(option.decode("ascii", errors="replace"))
-            if not (eq and field is not None and space):
+            if not _OPTION_LIKE.match(token):
                 break
+            option, _, raw = token.partition(b"=")
+            text_name = option.decode()
+            field = PUB_OPTIONS.get(text_name)
+            if field is None:
+                raise _unknown_option(entry, token)
+            if not space:
+                raise entry.usage_error()
             kind = _OPTION_KINDS[field]
             assert kind is not None and kind.token is not None
-            text_name = option.decode()
             given[field] = kind.token(utf8(raw, text_name), text_name)
             body = remainder
         key = given.pop("key", None)

@@ -16,9 +16,10 @@ from mq.errors import Code, MQError, bad_request
 def parse_line(line: bytes) -> Command | None:
     """One text line (terminator removed) to a command; None for a blank line."""
     line = line.lstrip(b" \t")
-    if not line.strip():
+    if not line.rstrip(b" \t"):
         return None
-    head, _, rest = line.partition(b" ")
+    end = min(i for i in (line.find(b" "), line.find(b"\t"), len(line)) if i >= 0)
+    head, rest = line[:end], line[end + 1 :]  # the verb, one blank, the rest
     name = head.decode("ascii", errors="replace").upper()
     entry = REGISTRY.by_verb.get(name)
     if entry is None:

@@ -6,9 +6,10 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
+from decimal import Decimal
 from typing import Any
 
-from mq.codec.escape import escape_body
+from mq.codec.escape import escape_body, escape_text, one_line, quote_field
 from mq.errors import MQError
 
 EOL = b"\r\n"
@@ -24,25 +25,49 @@ def lines(body: list[str], last: str) -> bytes:
 
 def error_line(error: MQError) -> bytes:
     """`-ERR <CODE> <human text>` (protocol.md 3.3)."""
-    return line(f"-ERR {error.code.value} {error.message}")
+    return line(f"-ERR {error.code.value} {one_line(error.message)}")
+
+
+# Fields that hold a point in time (Unix s): printed as a UTC clock, like HISTORY's own times.
+POINTS_IN_TIME = frozenset({"at", "published_at", "ready_at", "delay_until", "expires_at",
+                            "lease_deadline", "dead_at"})
 
 
 def seconds(value: float) -> str:
-    return f"{value:g}"
+    """The shortest decimal that reads back as `value`, never with an exponent: `0.5`, `30`,
+    `31536000` for a year. Text mode reads numbers back in the same form (protocol.md 3.2)."""
+    text = repr(float(value))
+    if "e" in text:
+        text = format(Decimal(text), "f")
+    return text.removesuffix(".0")
 
 
-def number_text(value: object) -> str:
+def value_text(name: str, value: object) -> str:
+    """The value of field `name` as a reply line prints it (protocol.md 3.1, 3.2): text escaped,
+    a point in time as a UTC clock, other numbers in decimal, nothing as `-`."""
     if value is None:
         return "-"
-    return f"{value:.2f}" if isinstance(value, float) else str(value)
-
-
-def field_text(value: object) -> str:
-    """A `name=value` value: bodies escaped, numbers as in tables, quoted if it has spaces."""
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, (int, float)) and name in POINTS_IN_TIME:
+        return clock_text(value)
+    if isinstance(value, float):
+        return seconds(value)
     if isinstance(value, bytes):
         return escape_body(value)
-    text = number_text(value)
-    return text if " " not in text else repr(text)
+    if isinstance(value, str):
+        return escape_text(value)
+    return str(value)
+
+
+def field_text(name: str, value: object) -> str:
+    """The value of a `name=value` field: like `value_text`, text also quoted where it has to
+    be (quote_field)."""
+    if isinstance(value, bytes):
+        return quote_field(value.decode("utf-8", errors="surrogateescape"))
+    if isinstance(value, str):
+        return quote_field(value)
+    return value_text(name, value)
 
 
 def clock_text(unix_s: float) -> str:
@@ -70,7 +95,7 @@ GROUP_COLUMNS = ["leases", "prefetch", "keys", "ring_share", "last_heartbeat_s_a
 
 
 def stats_table(queues: dict[str, dict[str, Any]]) -> list[str]:
-    rows = [[name, *(number_text(q[c]) for c in STATS_COLUMNS)]
+    rows = [[name, *(value_text(c, q[c]) for c in STATS_COLUMNS)]
             for name, q in sorted(queues.items())]
     return table(["queue", *STATS_COLUMNS], rows)
 
@@ -84,7 +109,7 @@ def group_table(queues: dict[str, dict[str, Any]]) -> list[str]:
             continue
         for consumer, m in group["members"].items():
             rows.append([f"{name}/{group['group']}", consumer,
-                         *(number_text(m[c]) for c in GROUP_COLUMNS)])
+                         *(value_text(c, m[c]) for c in GROUP_COLUMNS)])
     return table(["queue/group", "consumer", *GROUP_COLUMNS], rows) if rows else []
 
 
@@ -94,7 +119,7 @@ def format_message(m: Mapping[str, Any]) -> str:
 
 def format_event(e: Mapping[str, Any]) -> str:
     """A MONITOR line: EVENT <time> <queue> <msg_id> <event> [name=value ...]."""
-    extra = " ".join(f"{k}={field_text(v)}" for k, v in e.items()
+    extra = " ".join(f"{k}={field_text(k, v)}" for k, v in e.items()
                      if k not in ("at", "queue", "msg_id", "event") and v is not None)
     return (f"EVENT {clock_text(e['at'])} {e.get('queue') or '-'} {e['msg_id']} {e['event']}"
             + (f" {extra}" if extra else ""))

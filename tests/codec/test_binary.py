@@ -104,3 +104,14 @@ def test_truncated_frames_wait_for_more() -> None:
     data = encode_frame({"op": "pub", "queue": "q", "body": b"x" * 50})
     for cut in range(len(data)):
         assert BinaryDecoder(1024).feed(data[:cut]) == []
+
+
+def test_a_request_map_has_string_keys_only() -> None:
+    """protocol.md 2.1: one msgpack map with string keys; an int or bin key, at any depth, is
+    BAD_FRAME like any other payload that is not a request."""
+    for payload in ({"op": "ping", "rid": 1, 7: "x"}, {"op": "ping", "rid": 1, b"op": "x"},
+                    {"op": "ack", "rid": 1, "receipts": [{1: 2}]}):
+        packed = msgpack.packb(payload, use_bin_type=True)
+        [rejected] = BinaryDecoder(1024).feed(struct.pack(">I", len(packed)) + packed)
+        assert isinstance(rejected, Rejected) and (rejected.rid, rejected.error.code) == (
+            None, Code.BAD_FRAME), rejected

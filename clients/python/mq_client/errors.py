@@ -2,7 +2,9 @@
 
 Errors the broker reports (protocol.md section 8) arrive as a reply map with `code`, `message`
 and `fatal`; each code has its own `MQError` subclass so callers can write
-`except LeaseLost:`. Failures the client detects itself (the connection dropped, the peer sent
+`except LeaseLost:`. Errors that say "not now" rather than "never" (the broker's log cannot be
+written at the moment, the broker is overloaded) are `Retryable` and have `retryable` True: the
+same request, sent again later, may succeed. Failures the client detects itself (the connection dropped, the peer sent
 bytes that are not the protocol) are `ConnectionLost` and `ProtocolError`; their codes never
 appear on the wire.
 """
@@ -20,6 +22,7 @@ class MQError(Exception):
     """
 
     CODE: ClassVar[str] = ""
+    RETRYABLE: ClassVar[bool] = False
 
     def __init__(self, code: str, message: str, fatal: bool = False) -> None:
         # args carry all three fields so the exception pickles and reprs faithfully.
@@ -28,8 +31,19 @@ class MQError(Exception):
         self.message = message
         self.fatal = fatal
 
+    @property
+    def retryable(self) -> bool:
+        """True when the same request may succeed if it is sent again later."""
+        return self.RETRYABLE
+
     def __str__(self) -> str:
         return f"{self.code}: {self.message}" if self.code else self.message
+
+
+class Retryable(MQError):
+    """Base of the errors that say "not now": the request may succeed if sent again later."""
+
+    RETRYABLE = True
 
 
 class BadFrame(MQError):
@@ -98,6 +112,28 @@ class ShuttingDown(MQError):
     CODE = "SHUTTING_DOWN"
 
 
+class Overloaded(Retryable):
+    """The broker holds too many unfinished frames of all clients together; it closes this
+    connection (fatal). Retry later on a new connection, with smaller frames if they are large."""
+
+    CODE = "OVERLOADED"
+
+
+class StoreFull(Retryable):
+    """The broker's log cannot be written now: its disk is full. Not fatal; reads still work.
+    The request was not confirmed and may or may not take effect: a retry may store a publish
+    twice unless it carries a `dedup_id`."""
+
+    CODE = "STORE_FULL"
+
+
+class StoreUnavailable(Retryable):
+    """The broker's log cannot be written now: the file or its mount is read-only or gone. Not
+    fatal; reads still work. The request was not confirmed and may or may not take effect."""
+
+    CODE = "STORE_UNAVAILABLE"
+
+
 class InternalError(MQError):
     """A bug in the broker (it logged the traceback)."""
 
@@ -139,6 +175,9 @@ _BY_CODE: dict[str, type[MQError]] = {
         NoSession,
         NotFound,
         ShuttingDown,
+        Overloaded,
+        StoreFull,
+        StoreUnavailable,
         InternalError,
     )
 }

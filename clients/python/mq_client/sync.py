@@ -176,14 +176,3 @@ class Client:
         if timeout_s is None and self.timeout_s is not None:
             timeout_s = self.timeout_s + max((r.wait_s for r in requests), default=0.0)
         return self._link.exchange(requests, timeout_s, self.max_frame_bytes)
-
-    # The link's socket and pending heartbeat rids, under the names they had before the link
-    # was split out (tests tune the socket's buffers and count the pending heartbeats).
-
-    @property
-    def _sock(self) -> socket.socket:
-        return self._link.sock
-
-    @property
-    def _heartbeat_rids(self) -> set[int]:
-        return self._link.heartbeat_rids

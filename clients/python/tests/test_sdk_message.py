@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import pickle
 from typing import Any
 
 import pytest
@@ -37,6 +38,27 @@ def test_is_frozen_and_slotted() -> None:
     with pytest.raises(dataclasses.FrozenInstanceError):
         msg.receipt = "2.1"  # type: ignore[misc]
     assert not hasattr(msg, "__dict__")
+
+
+def test_is_a_value_like_before() -> None:
+    msg = Message.from_wire(_wire(key="k"))
+    same = Message(receipt="1.1", msg_id=1, queue="orders", deliveries=1, body=b"margherita", key="k",
+                   published_at=1796000000.25, priority=0)
+    assert msg == same and hash(msg) == hash(same) and msg != Message.from_wire(_wire(key="j"))
+    assert repr(msg).startswith("Message(receipt='1.1', msg_id=1, queue='orders', deliveries=1,")
+    assert pickle.loads(pickle.dumps(msg)) == msg
+    for attack in (lambda: setattr(msg, "extra", 1), lambda: delattr(msg, "body")):
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            attack()
+
+
+def test_unpacks_and_replace_checks_what_it_is_given() -> None:
+    receipt, msg_id, *_ = Message.from_wire(_wire())
+    assert (receipt, msg_id) == ("1.1", 1)
+    msg = Message.from_wire(_wire())
+    assert msg._replace(deliveries=2).deliveries == 2
+    with pytest.raises(ValueError, match="deliveries"):
+        msg._replace(deliveries=0)
 
 
 def test_key_and_int_timestamp() -> None:

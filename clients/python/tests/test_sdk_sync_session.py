@@ -55,7 +55,7 @@ def test_a_thread_keeps_the_session_alive_while_the_caller_is_busy(fake: Threade
         assert max_gap_s(fake.broker.seen, start, end) < 0.1
         assert fake.broker.ops().count("heartbeat") >= 5
         # The heartbeat thread took their replies out between calls; ours are still matched.
-        assert len(mq._heartbeat_rids) <= 1
+        assert len(mq._link.heartbeat_rids) <= 1
         assert mq.join("jobs", "g")["queue"] == "jobs"
 
 
@@ -68,7 +68,7 @@ def test_heartbeats_go_on_during_a_long_get(fake: ThreadedFakeBroker) -> None:
         end = time.monotonic()
         assert end - start >= 0.55
         assert max_gap_s(fake.broker.seen, start, end) < 0.1
-        assert len(mq._heartbeat_rids) <= 1  # this thread read and discarded their replies
+        assert len(mq._link.heartbeat_rids) <= 1  # this thread read and discarded their replies
 
 
 def test_close_stops_the_thread_and_says_goodbye(fake: ThreadedFakeBroker) -> None:
@@ -113,8 +113,9 @@ def test_heartbeat_frames_never_land_inside_a_request(fake: ThreadedFakeBroker) 
     # interval: a heartbeat written in the middle would be garbage to the broker.
     fake.broker.read_chunk_bytes = 16384
     fake.broker.read_pause_s = 0.002
-    with Client.connect(fake.broker.url) as mq:
-        mq._sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 8192)
+    sock = socket.create_connection(("127.0.0.1", fake.broker.port))
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 8192)
+    with Client(sock) as mq:
         mq.hello("w1", heartbeat_s=0.05)
         start = time.monotonic()
         mq.publish("big", b"x" * 2_000_000)
