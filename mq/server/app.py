@@ -110,9 +110,9 @@ class BrokerServer:
     async def _shutdown(self, ticker: asyncio.Task[None], commits: asyncio.Task[None]) -> None:
         assert self._server is not None
         self._server.close()  # no new connections
-        ticker.cancel()
         self.rounds.refuse_waiting(MQError(Code.SHUTTING_DOWN, "the broker is shutting down; "
                                            "reconnect later"))
+        ticker.cancel()
         self.group.close()
         try:
             await asyncio.wait_for(asyncio.shield(commits), self.config.shutdown_timeout_s)
@@ -155,8 +155,11 @@ class BrokerServer:
             deadline = self._next_deadline()
             self._planned_tick = deadline
             timeout = None if deadline is None else max(0.0, deadline - self.monotonic())
+            # asyncio.timeout, not wait_for: in Python 3.11 wait_for loses a cancel that comes
+            # with the wake-up in the same iteration, and the ticker would never stop.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._tick_wake.wait(), timeout)
+                async with asyncio.timeout(timeout):
+                    await self._tick_wake.wait()
             session_due = self.sessions.next_deadline()
             if session_due is not None and session_due <= self.monotonic():
                 # After a stall, timers run before sockets are read: let the loop read once,
