@@ -29,8 +29,6 @@ Map = dict[str, Any]
 WireReader = Callable[[Map, int | None], Any]
 """Builds a command from a binary request map and its rid."""
 
-HELP_SYNOPSIS_CHARS = 40  # HELP aligns every summary after the widest usage
-
 
 class TextSyntax(Protocol):
     """How a command's text arguments are read (syntax.py has the ones in use)."""
@@ -102,8 +100,9 @@ class Entry:
     def usage_error(self) -> MQError:
         return bad_request(f"usage: {self.usage()}")
 
-    def help_line(self) -> str:
-        return f"{self.usage():<{HELP_SYNOPSIS_CHARS}}  {self.spec.summary}"
+    def help_line(self, width: int) -> str:
+        """The usage, padded to `width` characters, and what the command does."""
+        return f"{self.usage():<{width}}  {self.spec.summary}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,7 +131,10 @@ class Registry:
         return cls(entries, by_op, by_verb, by_type)
 
     def help_lines(self) -> list[str]:
-        return [e.help_line() for e in self.entries if e.spec.verb is not None]
+        """One line per text command; every summary starts after the widest usage."""
+        listed = [e for e in self.entries if e.spec.verb is not None]
+        width = max(len(e.usage()) for e in listed)
+        return [e.help_line(width) for e in listed]
 
 
 def _specs(cls: type) -> tuple[Spec, ...]:

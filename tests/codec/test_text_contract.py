@@ -4,6 +4,8 @@ documented shapes (seconds in the shortest decimal, points in time as UTC clocks
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from mq.codec.binary import command_from_map
@@ -82,8 +84,11 @@ def test_the_key_limit_is_the_same_in_both_modes() -> None:
 
 
 def test_fanout_help_shows_the_end_of_options() -> None:
-    [fanout] = [h for h in REGISTRY.help_lines() if h.startswith("FANOUT ")]
-    assert fanout.startswith("FANOUT <topic> [option=V ...] [--] <body>")
+    help_lines = REGISTRY.help_lines()
+    [fanout] = [h for h in help_lines if h.startswith("FANOUT ")]
+    assert fanout.startswith("FANOUT <topic> [option=V ...] [--] <body>  publish")
+    summary_at = {re.search(r"  +(?=\S)", h).end() for h in help_lines}  # type: ignore[union-attr]
+    assert len(summary_at) == 1, help_lines
 
 
 def test_fanout_to_an_unbound_topic_has_the_documented_shape() -> None:
