@@ -1,5 +1,5 @@
-"""One row of the log, and the three things done with rows: `encode` a change into a row, `Fold`
-rows back into the state they leave behind, `describe` a row as a HISTORY event.
+"""One row of the log, and the three things done with rows: `encode` a change into the values of
+its row, `Fold` rows back into the state they leave behind, `describe` a row as a HISTORY event.
 
 The row's fields are the log table's columns, in order (sqlite.py builds its SQL from them). A
 row's `kind` is an `Event` code; which other fields a kind fills is written once, in `encode`,
@@ -57,57 +57,62 @@ _FINAL = frozenset(int(e) for e in FINAL)
 
 # --- encode ---------------------------------------------------------------------------------
 
+# What is bound for a field a row does not have. Binding None costs sqlite3 about a microsecond
+# a value (it is not on the module's fast path: each None goes through the adapter lookup), and
+# a LEASED or ACKED row has ten or more such fields, so every absent field is bound as a value
+# of a fast type that SQLite itself turns into NULL: a NaN for a number (SQLite stores a NaN as
+# NULL), the integer 0 for a text or blob (the INSERT wraps those columns in NULLIF(?, 0), and
+# no text or blob equals an integer). The row stored is the same as with None; only the binding
+# is cheaper (sqlite.py, "Cost").
+NO_NUMBER = float("nan")
+NO_TEXT = 0
+TEXT_FIELDS = frozenset({"queue", "body", "key", "holder", "detail", "dedup"})
+SMALL_BODY_BYTES = 4_096  # bound as a bytearray: bytes, like None, miss the fast path
 
-# Rows are made with tuple.__new__, all fourteen fields given: a NamedTuple's own __new__ (a
-# Python function) costs twice as much, and this runs for every change.
-_new = tuple.__new__
+_N, _T = NO_NUMBER, NO_TEXT
+Values = tuple[Any, ...]  # one row's values in LogRow order, as bound to the INSERT
 
 
-def _appended(c: Appended) -> LogRow:
+def _body(body: bytes | None) -> bytes | bytearray | int:
+    if body is None:
+        return _T
+    return bytearray(body) if len(body) <= SMALL_BODY_BYTES else body
+
+
+def _appended(c: Appended) -> Values:
     m = c.message
-    return _new(LogRow, (m.id, _PUBLISHED, m.published_at, m.queue,
-                         m.body if c.body_of is None else None, m.key, None, None,
-                         m.ready_at if m.state is State.DELAYED else None, None,
-                         m.priority, m.expires_at, m.dedup_id, c.body_of))
+    return (m.id, _PUBLISHED, m.published_at, m.queue,
+            _body(m.body) if c.body_of is None else _T, _T if m.key is None else m.key, _N, _T,
+            m.ready_at if m.state is State.DELAYED else _N, _T, m.priority,
+            _N if m.expires_at is None else m.expires_at, _T if m.dedup_id is None else m.dedup_id,
+            _N if c.body_of is None else c.body_of)
 
 
-def _moved(c: Moved) -> LogRow:
-    return _new(LogRow, (c.msg_id, _REDRIVEN if c.redrive else _DEAD_LETTERED, c.at, c.queue,
-                         None, None, c.delivery_base, None, None, c.reason, None, None, None,
-                         None))
-
-
-# One function per change type, looked up by type.
-_ENCODERS: dict[type, Callable[[Any], LogRow]] = {
+# One function per change type, looked up by type; every field given, in LogRow order.
+_ENCODERS: dict[type, Callable[[Any], Values]] = {
     Appended: _appended,
-    Leased: lambda c: _new(LogRow, (c.msg_id, _LEASED, c.at, None, None, None, c.delivery,
-                                    c.holder, None, None, None, None, None, None)),
-    Acked: lambda c: _new(LogRow, (c.msg_id, _ACKED, c.at, None, None, None, None, None, None,
-                                   None, None, None, None, None)),
-    Nacked: lambda c: _new(LogRow, (c.msg_id, _NACKED, c.at, None, None, None, None, None,
-                                    c.ready_at, c.error, None, None, None, None)),
-    Expired: lambda c: _new(LogRow, (c.msg_id, _EXPIRED, c.at, None, None, None, None, None,
-                                     None, None, None, None, None, None)),
-    Released: lambda c: _new(LogRow, (c.msg_id, _RELEASED, c.at, None, None, None, None,
-                                      c.holder, None, None, None, None, None, None)),
-    Left: lambda c: _new(LogRow, (c.msg_id, _LEFT, c.at, None, None, None, None, c.holder,
-                                  None, None, None, None, None, None)),
-    Removed: lambda c: _new(LogRow, (c.msg_id, _REMOVED, c.at, None, None, None, None, None,
-                                     None, c.reason, None, None, None, None)),
-    Moved: _moved,
+    Leased: lambda c: (c.msg_id, _LEASED, c.at, _T, _T, _T, c.delivery, c.holder, _N, _T, _N,
+                       _N, _T, _N),
+    Acked: lambda c: (c.msg_id, _ACKED, c.at, _T, _T, _T, _N, _T, _N, _T, _N, _N, _T, _N),
+    Nacked: lambda c: (c.msg_id, _NACKED, c.at, _T, _T, _T, _N, _T, c.ready_at,
+                       _T if c.error is None else c.error, _N, _N, _T, _N),
+    Expired: lambda c: (c.msg_id, _EXPIRED, c.at, _T, _T, _T, _N, _T, _N, _T, _N, _N, _T, _N),
+    Released: lambda c: (c.msg_id, _RELEASED, c.at, _T, _T, _T, _N, c.holder, _N, _T, _N, _N,
+                         _T, _N),
+    Left: lambda c: (c.msg_id, _LEFT, c.at, _T, _T, _T, _N, c.holder, _N, _T, _N, _N, _T, _N),
+    Removed: lambda c: (c.msg_id, _REMOVED, c.at, _T, _T, _T, _N, _T, _N, c.reason, _N, _N, _T,
+                        _N),
+    Moved: lambda c: (c.msg_id, _REDRIVEN if c.redrive else _DEAD_LETTERED, c.at, c.queue, _T,
+                      _T, c.delivery_base, _T, _N, c.reason, _N, _N, _T, _N),
 }
 
 
-def encode(change: Change) -> LogRow | None:
-    """`change` as a log row; None for a change that is not a row (settings and bindings live
-    in tables of their own)."""
+def encode(change: Change) -> Values | None:
+    """The values bound to write `change` as a log row (absent fields as NO_NUMBER and
+    NO_TEXT); None for a change that is not a row (settings and bindings live in tables of
+    their own)."""
     make = _ENCODERS.get(type(change))
     return None if make is None else make(change)
-
-
-def is_final(row: LogRow) -> bool:
-    """The message is gone after this row (acked or removed)."""
-    return row.kind in _FINAL
 
 
 # --- fold -----------------------------------------------------------------------------------

@@ -1,11 +1,15 @@
 """Log rows without a file: every change becomes a row of its own event, rows fold back into
-state, and a row reads as the HISTORY event of the same name (rows.py)."""
+state, and a row reads as the HISTORY event of the same name (rows.py). Rows are stored by the
+real INSERT into an in-memory database, as the store does, so absent fields read back NULL."""
 
 from __future__ import annotations
 
+import sqlite3
+from collections.abc import Iterable
 from typing import get_args
 
 from mq.core.events import (
+    FINAL,
     Acked,
     Appended,
     Bound,
@@ -22,7 +26,8 @@ from mq.core.events import (
     Removed,
 )
 from mq.core.model import Message, QueueSettings, State
-from mq.storage.rows import Fold, LogRow, describe, encode, is_final
+from mq.storage.rows import Fold, LogRow, describe, encode
+from mq.storage.sqlite import COLUMNS, INSERT_ONE, SCHEMA
 
 T0 = 1_800_000_000.0
 
@@ -40,6 +45,17 @@ SAMPLES: list[MessageChange] = [
 ]
 
 
+def stored(changes: Iterable[MessageChange]) -> list[LogRow]:
+    """The rows the store writes for `changes`, read back as a SELECT returns them."""
+    conn = sqlite3.connect(":memory:")
+    try:
+        conn.executescript(SCHEMA)
+        conn.executemany(INSERT_ONE, [v for v in map(encode, changes) if v is not None])
+        return [LogRow._make(r) for r in conn.execute(f"SELECT {COLUMNS} FROM log ORDER BY seq")]
+    finally:
+        conn.close()
+
+
 def test_log_codes_and_wire_names_are_fixed() -> None:
     """Codes are what old files hold: they never change. One wire name per event."""
     assert {int(e): e.wire for e in Event} == {
@@ -51,11 +67,10 @@ def test_log_codes_and_wire_names_are_fixed() -> None:
 
 def test_every_message_change_is_a_row_of_its_own_event_and_reads_back_by_its_name() -> None:
     assert {type(c) for c in SAMPLES} == set(get_args(MessageChange))
-    for change in SAMPLES:
-        row = encode(change)
-        assert row is not None and row.kind == change.kind
+    for change, row in zip(SAMPLES, stored(SAMPLES), strict=True):
+        assert row.kind == change.kind
         assert describe(row)["event"] == change.kind.wire
-        assert is_final(row) == (change.kind in (Event.ACKED, Event.REMOVED))
+        assert (row.kind in FINAL) == isinstance(change, (Acked, Removed))
     assert {c.kind for c in SAMPLES} == set(Event)
 
 
@@ -65,7 +80,7 @@ def test_queue_changes_are_not_log_rows() -> None:
 
 
 def test_history_events_carry_the_fields_of_their_event() -> None:
-    described = [describe(row) for row in map(encode, SAMPLES) if row is not None]
+    described = [describe(row) for row in stored(SAMPLES)]
     assert described == [
         {"at": T0, "event": "published", "queue": "q", "key": "k", "priority": 3, "size": 4},
         {"at": T0 + 1, "event": "leased", "delivery": 1, "holder": "c1"},
@@ -81,9 +96,8 @@ def test_history_events_carry_the_fields_of_their_event() -> None:
 
 
 def test_fold_counts_a_death_only_for_a_holder_that_died() -> None:
-    rows = [encode(c) for c in SAMPLES[:6]]  # published .. left: not yet moved or finished
     fold = Fold()
-    fold.add(tuple(row) for row in rows if row is not None)
+    fold.add(tuple(row) for row in stored(SAMPLES[:6]))  # published .. left: not moved, finished
     [msg] = fold.live()
     assert (msg.state, msg.deliveries, msg.deaths, msg.last_error) == (
         State.READY, 1, 1, "boom")
@@ -91,8 +105,18 @@ def test_fold_counts_a_death_only_for_a_holder_that_died() -> None:
 
 def test_fold_follows_moves_and_drops_finished_messages() -> None:
     fold = Fold()
-    fold.add(tuple(row) for row in map(encode, SAMPLES[:7]) if row is not None)
+    fold.add(tuple(row) for row in stored(SAMPLES[:7]))
     [msg] = fold.live()
     assert msg.queue == "q.dlq" and msg.dead is not None and msg.dead.origin == "q"
     fold.add([tuple(LogRow(1, Event.ACKED, T0 + 20))])
     assert fold.live() == [] and fold.finished == {1: T0 + 20} and fold.max_id == 1
+
+
+def test_given_fields_that_look_like_the_absent_ones_are_stored_as_given() -> None:
+    """An empty key, a key "0", an empty body and priority 0 are values, not absences."""
+    rows = stored([Appended(Message(1, "q", b"", "", T0, dedup_id="0")),
+                   Appended(Message(2, "q", b"0", "0", T0, priority=0, delivery_base=0)),
+                   Moved(2, T0 + 1, "q.dlq", "", 0, False, "q")])
+    assert [(r.body, r.key, r.dedup, r.priority) for r in rows[:2]] == [
+        (b"", "", "0", 0), (b"0", "0", None, 0)]
+    assert (rows[2].delivery, rows[2].detail, rows[2].holder) == (0, "", None)
