@@ -179,3 +179,15 @@ def test_warm_passes_messages_through_the_queue_before_the_run(tmp_path: Path) -
     c = r["counts"]
     assert c["confirmed"] == c["received"] == c["unique"] == 300  # the warm-up left nothing
     assert r["broker"]["committed_changes"] >= 300
+
+
+def test_hostile_reports_ping_latency_and_rss_beside_a_hostile_client(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(["bench", "hostile", "waiters", "peeks", "--attack-s", "0.3"])
+    assert code == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].split()[:2] == ["scenario", "pings"]
+    rows = {line.split()[0]: line.split() for line in lines[1:]}
+    assert set(rows) == {"waiters", "peeks"}
+    assert all(int(r[1].replace(",", "")) > 0 for r in rows.values())  # PINGs were answered
+    assert all("yes" in r for r in rows.values())  # the broker outlived every hostile client

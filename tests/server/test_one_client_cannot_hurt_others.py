@@ -110,7 +110,7 @@ def test_many_big_peeks_cost_one_replys_memory_until_read(db: Path) -> None:
         assert len(conn.backlog) > 50
         replies = [client.read() for _ in range(100)]
         assert [r["rid"] for r in replies] == list(range(1, 101))
-        assert all(len(r["msgs"][0]["body"]) == len(body) for r in replies)  # type: ignore[index]
+        assert all(len(r["msgs"][0]["body"]) == len(body) for r in replies)
 
 
 def test_every_pipelined_history_request_gets_one_reply(broker: InProcessBroker) -> None:
@@ -123,8 +123,8 @@ def test_every_pipelined_history_request_gets_one_reply(broker: InProcessBroker)
     client.sock.sendall(b"".join(frame({"op": "history", "msg_id": 1, "rid": i})
                             for i in range(101, 201)))
     replies = [client.read() for _ in range(200)]
-    assert sorted(r["rid"] for r in replies) == list(range(1, 201))  # type: ignore[type-var]
-    assert all(r["events"][0]["event"] == "published" for r in replies)  # type: ignore[index]
+    assert sorted(r["rid"] for r in replies) == list(range(1, 201))
+    assert all(r["events"][0]["event"] == "published" for r in replies)
     assert nothing_to_read(client.sock)
 
 
