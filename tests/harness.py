@@ -123,11 +123,16 @@ class BrokerProcess:
             self.proc.wait(10)
 
     def stop(self, timeout_s: float = 15.0) -> int:
-        """SIGTERM and wait for a clean exit; returns the exit code."""
+        """SIGTERM and wait for a clean exit; returns the exit code. Fails the test, showing
+        the broker's log, if the broker has not exited after `timeout_s` seconds."""
         assert self.proc is not None
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
-        return self.proc.wait(timeout_s)
+        try:
+            return self.proc.wait(timeout_s)
+        except subprocess.TimeoutExpired:
+            raise AssertionError(f"the broker did not exit within {timeout_s} s of SIGTERM; "
+                                 "its log:\n" + "".join(self.log)) from None
 
     def rss_bytes(self) -> int:
         assert self.proc is not None
