@@ -3,7 +3,8 @@
 Layout. One table, `log`, gets a row for every publish (with the body) and for every later
 event in a message's life (rows.py: one `LogRow` type, its `kind` an `Event` code). Rows are
 only ever appended; the current state of a message is the fold of its rows in `seq` order, which
-is what `open` computes. A message whose last row is final (acked, removed) is deleted with all
+is what `open` computes (reading the publishes first, then the other rows: see `_recover`). A
+message whose last row is final (acked, removed) is deleted with all
 its rows later, in bounded chunks (`compact`). Queue settings live in `queues`, topic bindings
 in `bindings`.
 
