@@ -39,7 +39,7 @@ class Admin(BrokerState):
         if q is None:
             return 0
         now = self.clock()
-        doomed = list(q.messages.values())
+        doomed = list(q.live())
         for msg in doomed:
             self._remove(q, msg, Removed(msg.id, now, reason, queue))
         return len(doomed)
@@ -113,9 +113,10 @@ class Admin(BrokerState):
             out["ready_at"] = msg.ready_at
         elif msg.state is State.LEASED:
             left_s = msg.deadline - self.monotonic()  # the lease runs on the monotonic clock
-            out["why"] = (f"leased by {msg.holder} (delivery {msg.deliveries}) until "
+            holder = self._queues[msg.queue].holder_of[msg_id]
+            out["why"] = (f"leased by {holder} (delivery {msg.deliveries}) until "
                           f"{left_s:.3f} s from now")
-            out.update(holder=msg.holder, lease_deadline=now + left_s)  # shown in Unix s
+            out.update(holder=holder, lease_deadline=now + left_s)  # shown in Unix s
         elif msg.dead is not None:
             out["why"] = (f"dead-lettered from {msg.dead.origin}: {msg.dead.reason}; REDRIVE "
                           f"{msg.queue} moves it back")
@@ -139,7 +140,7 @@ class Admin(BrokerState):
         if q is None or q.group is None or not q.group.members:
             return None
         g = q.group
-        owned = g.keys_owned({m.key for m in q.messages.values() if m.key is not None})
+        owned = g.keys_owned({m.key for m in q.live() if m.key is not None})
         shares = g.ring.shares()
         return {
             "group": g.name,

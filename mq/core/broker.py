@@ -33,6 +33,7 @@ it. Everything a client names in Unix time or the log keeps runs on `clock`: tim
 from __future__ import annotations
 
 from collections.abc import Iterable
+from operator import attrgetter
 
 from mq.core.admin import Admin
 from mq.core.events import (
@@ -50,6 +51,7 @@ from mq.core.model import Delivery, Joined, Message, Published, QueueSettings, S
 from mq.core.queue import Queue
 from mq.errors import Code, MQError
 
+_by_id = attrgetter("id")
 RETENTION_BATCH = 1_000  # messages removed per queue per tick, so one tick stays short
 MESSAGE_OVERHEAD_BYTES = 128  # the fields around a body in a reply, counted against max_bytes
 
@@ -62,22 +64,33 @@ class Broker(Admin):
                 finished: Iterable[Message] = ()) -> None:
         """Load state rebuilt from the log. Leases are void after a restart: callers pass
         formerly leased messages as READY. `finished` messages (acked or removed, still in the
-        log) only bring back their dedup ids."""
+        log) only bring back their dedup ids. Queues are loaded in bulk: a restart restores
+        millions of messages at once."""
         now = self.clock()
-        messages = list(messages)
         for name, s in settings.items():
-            self._queues[name] = Queue(name, s, self._holds)
+            self._queues[name] = Queue(name, s, self._messages, self._holds)
+        by_queue: dict[str, list[Message]] = {}
+        remembered = [m for m in finished if m.dedup_id is not None]
         for msg in messages:
-            if msg.state is State.DELAYED and msg.ready_at <= now:
+            if msg.state is State.DELAYED and msg.until <= now:
                 msg.state = State.READY  # its delay ended while the broker was down
-            self._queue(msg.queue).add(msg)
-            self._messages[msg.id] = msg
-            if msg.state is State.READY:
-                self._woken.add(msg.queue)
-        for msg in [*messages, *finished]:
-            if msg.dedup_id is not None:  # remembered by the queue it was published to
-                q = self._queue(msg.dead.origin if msg.dead is not None else msg.queue)
-                q.remember(msg.dedup_id, msg.id, msg.published_at + q.settings.dedup_window_s)
+            if msg.extra is not None and msg.extra.dedup_id is not None:
+                remembered.append(msg)
+            by_queue.setdefault(msg.queue, []).append(msg)
+        for name, queued in by_queue.items():
+            q = self._queue(name)
+            queued.sort(key=_by_id)
+            if q.count:
+                for msg in queued:
+                    q.add(msg)
+            else:
+                q.load(queued)
+            if q.ready:
+                self._woken.add(name)
+        for msg in remembered:  # remembered by the queue it was published to
+            q = self._queue(msg.dead.origin if msg.dead is not None else msg.queue)
+            assert msg.dedup_id is not None
+            q.remember(msg.dedup_id, msg.id, msg.published_at + q.settings.dedup_window_s)
         for topic, queue in bindings:
             self._topics.bind(topic, queue)
         self._next_id = max(self._next_id, next_id)
@@ -108,7 +121,6 @@ class Broker(Admin):
             msg.state, msg.ready_at = State.DELAYED, now + delay_s
         q.add(msg)
         q.counters.published += 1
-        self._messages[msg.id] = msg
         if dedup_id is not None:
             q.forget_dedup(now)  # here, not in a tick: dedup ids are no reason to wake up
             q.remember(dedup_id, msg.id, now + q.settings.dedup_window_s)
@@ -224,10 +236,10 @@ class Broker(Admin):
         if msg.deliveries != delivery:
             raise MQError(Code.LEASE_LOST, f"lease {receipt} is stale: message {msg_id} was "
                           f"delivered again as {msg_id}.{msg.deliveries}")
-        if msg.state is not State.LEASED or msg.deadline <= self.monotonic():
+        if msg.state is not State.LEASED or msg.until <= self.monotonic():
             raise MQError(Code.LEASE_LOST, f"lease {receipt} is no longer held: it expired or "
                           "was given back, and the message waits to be delivered again")
-        if msg.holder != holder:
+        if self._queues[msg.queue].holder_of[msg_id] != holder:
             raise MQError(Code.NOT_YOUR_LEASE, f"lease {receipt} is held by another connection")
         return msg
 

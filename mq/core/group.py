@@ -23,11 +23,20 @@ A heap entry whose message is no longer ready is dropped when it surfaces.
 from __future__ import annotations
 
 import heapq
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Protocol
 
 from mq.core.model import Message, State, id_of
+
+
+class Home(Protocol):
+    """What the group needs of its queue (mq.core.queue.Queue is one)."""
+
+    name: str
+    messages: dict[int, Message]  # the broker's table of every live message
+
+    def live(self) -> Iterator[Message]: ...
 
 
 class KeyRing(Protocol):
@@ -51,12 +60,12 @@ class Member:
 
 
 class Group:
-    def __init__(self, name: str, ring: KeyRing, messages: dict[int, Message]) -> None:
-        """`messages`: the queue's live messages by id (shared, not copied)."""
+    def __init__(self, name: str, ring: KeyRing, home: Home) -> None:
         self.name = name
         self.ring = ring
         self.members: dict[str, Member] = {}
-        self._messages = messages
+        self._home = home
+        self._messages = home.messages
         self._by_holder: dict[str, Member] = {}
         self._unkeyed: list[int] = []
         self._by_key: dict[str, list[int]] = {}  # key -> heap of its ready ranks (lazy)
@@ -98,7 +107,7 @@ class Group:
 
     def _load(self) -> None:
         self._unkeyed, self._by_key = [], {}
-        for msg in self._messages.values():
+        for msg in self._home.live():
             if msg.state is State.READY:
                 if msg.key is None:
                     self._unkeyed.append(msg.rank)
@@ -170,7 +179,7 @@ class Group:
         """The best-ranked ready message that `member` may take (None: unkeyed only).
 
         `blocked(key)` says whether another holder has that key in flight."""
-        best = _top(self._unkeyed, self._messages)
+        best = self._top(self._unkeyed)
         keyed = None if member is None else self._best_keyed(member.name, blocked)
         if keyed is not None and (best is None or keyed.rank < best.rank):
             return keyed
@@ -184,7 +193,7 @@ class Group:
             if self._head.get(key) != rank:
                 heapq.heappop(heads)  # left behind by a newer entry of its key
                 continue
-            top = _top(self._by_key[key], self._messages)
+            top = self._top(self._by_key[key])
             if top is None:  # the key has no ready message left
                 heapq.heappop(heads)
                 self._forget(key)
@@ -211,6 +220,16 @@ class Group:
         else:
             self._forget(msg.key)
 
+    def _top(self, heap: list[int]) -> Message | None:
+        """The best ready message of this queue in `heap`, dropping stale entries on the way."""
+        messages, queue = self._messages, self._home.name
+        while heap:
+            msg = messages.get(id_of(heap[0]))
+            if msg is not None and msg.state is State.READY and msg.queue == queue:
+                return msg
+            heapq.heappop(heap)
+        return None
+
     def keys_owned(self, ready_keys: Iterable[str]) -> dict[str, int]:
         counts = dict.fromkeys(self.members, 0)
         for key in ready_keys:
@@ -223,10 +242,3 @@ class Group:
 _NO_HEAD = 1 << 62  # above every rank: a key without an entry
 
 
-def _top(heap: list[int], messages: dict[int, Message]) -> Message | None:
-    while heap:
-        msg = messages.get(id_of(heap[0]))
-        if msg is not None and msg.state is State.READY:
-            return msg
-        heapq.heappop(heap)
-    return None

@@ -31,32 +31,132 @@ class DeadLetter:
     at: float
 
 
-@dataclass(slots=True, eq=False)
-class Message:
-    """One message and where it is in its life. Mutable: the core moves it between states."""
+@dataclass(slots=True)
+class Extra:
+    """What only some messages have: made on first use, so the others do without."""
 
-    id: int
-    queue: str
-    body: bytes
-    key: str | None
-    published_at: float
-    deliveries: int = 0
-    state: State = State.READY
-    ready_at: float = 0.0  # when DELAYED: when it becomes ready (Unix s)
-    holder: str | None = None  # when LEASED: who holds the lease
-    deadline: float = 0.0  # when LEASED: when the lease ends (monotonic s)
     deaths: int = 0  # how many holders died while leasing it
-    priority: int = 0  # 0..MAX_PRIORITY, higher first
     expires_at: float | None = None  # per-message TTL: never delivered after this (Unix s)
     dedup_id: str | None = None
     last_error: str | None = None  # from the last NACK that gave one
     dead: DeadLetter | None = None  # set while it sits in a dead-letter queue
     delivery_base: int = 0  # deliveries before the last redrive: max_deliveries counts from here
 
+
+class Message:
+    """One message and where it is in its life. Mutable: the core moves it between states.
+
+    Memory. A broker holds millions of these, so one is a single object of ten slots (112
+    bytes) beside its body and publish time: a delayed message's ready_at and a leased one's
+    deadline share `until` (a message is never both); what few messages have (a TTL, a dedup
+    id, deaths, a nack error, a dead-letter record) lives in an `Extra` made on first use; who
+    holds a lease is kept by the queue (`Queue.holder_of`), for leased messages only. Those
+    fields read and write like plain ones."""
+
+    __slots__ = (
+        "body",
+        "deliveries",
+        "extra",
+        "id",
+        "key",
+        "priority",
+        "published_at",
+        "queue",
+        "state",
+        "until",
+    )
+
+    def __init__(self, id: int, queue: str, body: bytes, key: str | None, published_at: float,
+                 deliveries: int = 0, state: State = State.READY, ready_at: float = 0.0,
+                 priority: int = 0, expires_at: float | None = None,
+                 dedup_id: str | None = None, delivery_base: int = 0) -> None:
+        self.id = id
+        self.queue = queue
+        self.body = body
+        self.key = key
+        self.published_at = published_at  # Unix s
+        self.state = state
+        self.priority = priority  # 0..MAX_PRIORITY, higher first
+        self.deliveries = deliveries
+        self.until = ready_at  # DELAYED: ready_at (Unix s); LEASED: deadline (monotonic s)
+        self.extra: Extra | None = None
+        if expires_at is not None or dedup_id is not None or delivery_base:
+            self.extra = Extra(expires_at=expires_at, dedup_id=dedup_id,
+                               delivery_base=delivery_base)
+
+    def __repr__(self) -> str:
+        return (f"Message({self.id}, {self.queue!r}, {self.state.value}, "
+                f"deliveries={self.deliveries})")
+
     @property
     def rank(self) -> int:
         """Heap order as one int: higher priority first, then lower id (FIFO within a level)."""
         return ((MAX_PRIORITY - self.priority) << _ID_BITS) | self.id
+
+    def _more(self) -> Extra:
+        extra = self.extra
+        if extra is None:
+            extra = self.extra = Extra()
+        return extra
+
+    # when DELAYED: when it becomes ready (Unix s); when LEASED: when the lease ends (monotonic s)
+    @property
+    def ready_at(self) -> float:
+        return self.until
+
+    @ready_at.setter
+    def ready_at(self, value: float) -> None:
+        self.until = value
+
+    @property
+    def deadline(self) -> float:
+        return self.until
+
+    @deadline.setter
+    def deadline(self, value: float) -> None:
+        self.until = value
+
+    @property
+    def deaths(self) -> int:
+        return 0 if self.extra is None else self.extra.deaths
+
+    @deaths.setter
+    def deaths(self, value: int) -> None:
+        self._more().deaths = value
+
+    @property
+    def expires_at(self) -> float | None:
+        return None if self.extra is None else self.extra.expires_at
+
+    @property
+    def dedup_id(self) -> str | None:
+        return None if self.extra is None else self.extra.dedup_id
+
+    @property
+    def last_error(self) -> str | None:
+        return None if self.extra is None else self.extra.last_error
+
+    @last_error.setter
+    def last_error(self, value: str | None) -> None:
+        self._more().last_error = value
+
+    @property
+    def dead(self) -> DeadLetter | None:
+        return None if self.extra is None else self.extra.dead
+
+    @dead.setter
+    def dead(self, value: DeadLetter | None) -> None:
+        if value is not None or self.extra is not None:
+            self._more().dead = value
+
+    @property
+    def delivery_base(self) -> int:
+        return 0 if self.extra is None else self.extra.delivery_base
+
+    @delivery_base.setter
+    def delivery_base(self, value: int) -> None:
+        if value or self.extra is not None:
+            self._more().delivery_base = value
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,20 +1,24 @@
-"""One queue: its messages, which are ready, which wait for a delay, who holds what, and its
-timers (timers.py: lease ends, delay ends, the oldest message for retention).
+"""One queue: which of its messages are ready (ready.py), which wait for a delay, who holds
+what, and its timers (timers.py: lease ends, delay ends, the oldest message for retention).
 
-Heaps are lazy: an entry whose message has since changed state is skipped when it surfaces,
-which keeps every operation O(log n) without searching the heaps. Ready heaps hold ranks
-(priority, then id, packed in one int: see model.rank).
+The messages themselves are in one table for the whole broker (`messages`, by id): a second
+table per queue would cost every message another dict entry. A message is in this queue when
+its `queue` is this queue's name, which every structure here checks before it trusts an entry.
+Heaps are lazy: an entry whose message has since changed state or queue is skipped when it
+surfaces, which keeps every operation O(log n) without searching the heaps.
 """
 
 from __future__ import annotations
 
 import heapq
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 from mq.core.group import Group
-from mq.core.model import Message, QueueSettings, State, id_of
-from mq.core.timers import STALE_SLACK, Timers
+from mq.core.model import Message, QueueSettings, State
+from mq.core.ready import ReadyOrder
+from mq.core.timers import Timers
 
 
 @dataclass(slots=True)
@@ -33,18 +37,21 @@ class QueueCounters:
 
 
 class Queue:
-    def __init__(self, name: str, settings: QueueSettings,
-                 holds: dict[str, set[str]] | None = None) -> None:
-        """`holds`: the broker's index of holder -> the queues where it holds leases, shared
-        by all its queues and kept up to date by each (so a holder that dies is found in the
-        queues it holds, not by walking them all)."""
+    def __init__(self, name: str, settings: QueueSettings, messages: dict[int, Message],
+                 holds: dict[str, set[str]]) -> None:
+        """`messages`: the broker's table of every live message, by id. `holds`: its index of
+        holder -> the queues where it holds leases. Both are shared by all its queues and kept
+        up to date by each (so a holder that dies is found in the queues it holds, not by
+        walking them all)."""
         self.name = name
         self.settings = settings
-        self._holds: dict[str, set[str]] = {} if holds is None else holds
-        self.messages: dict[int, Message] = {}  # every live message
-        self._ready: list[int] = []  # heap of ranks
-        self.timers = Timers(self.messages)
+        self.messages = messages
+        self._holds = holds
+        self.count = 0  # messages in this queue
+        self._ready = ReadyOrder(name, messages)
+        self.timers = Timers(name, messages)
         self.held_by: dict[str, set[int]] = {}  # holder -> ids of the messages it leases
+        self.holder_of: dict[int, str] = {}  # id of a leased message -> who holds it
         self.inflight: dict[str, dict[str, int]] = {}  # key -> holder -> leases of that key
         self.dedup: dict[str, tuple[int, float]] = {}  # dedup id -> (msg id, remembered until)
         self._dedup_order: list[tuple[float, str]] = []  # heap of (until, dedup id)
@@ -56,8 +63,11 @@ class Queue:
     # --- states -------------------------------------------------------------------------------
 
     def add(self, message: Message) -> None:
+        """`message` (ready or delayed) joins this queue: published, or moved in."""
+        message.queue = self.name  # one name object for all its messages
         self.messages[message.id] = message
-        self.timers.added(message)
+        self.count += 1
+        self.timers.added(message, self.count)
         if message.state is State.DELAYED:
             self.delayed += 1
             self.timers.delayed(message, self.delayed)
@@ -65,13 +75,37 @@ class Queue:
             message.state = State.READY
             self._push_ready(message)
 
+    def load(self, messages: list[Message]) -> None:
+        """The queue's messages at a restart (ready or delayed, in id order), into an empty
+        queue: what `add` does one by one, in one pass (a million messages are restored at
+        once)."""
+        table, name, delayed = self.messages, self.name, State.DELAYED
+        ids: list[int] = []
+        ready: dict[int, list[int]] = {}  # priority -> ascending ids: already heaps
+        delays: list[tuple[float, int]] = []
+        for msg in messages:
+            msg_id = msg.id
+            msg.queue = name
+            table[msg_id] = msg
+            ids.append(msg_id)
+            if msg.state is delayed:
+                delays.append((msg.until, msg_id))
+            else:
+                level = ready.get(msg.priority)
+                if level is None:
+                    level = ready[msg.priority] = []
+                level.append(msg_id)
+        self.count, self.delayed = len(ids), len(delays)
+        self.timers.loaded(ids, delays)
+        self._ready.load(ready)
+
+    def live(self) -> Iterator[Message]:
+        """Every message of this queue, each once, oldest first (by id)."""
+        return self.timers.live()
+
     def _push_ready(self, message: Message) -> None:
-        ready = self._ready
-        heapq.heappush(ready, message.rank)
-        if len(ready) > 2 * len(self.messages) + STALE_SLACK:
-            # A group delivers from its own heaps, so nothing pops this one meanwhile.
-            self._ready = [m.rank for m in self.messages.values() if m.state is State.READY]
-            heapq.heapify(self._ready)
+        if self._ready.push(message, self.count):
+            self._ready.rebuild(m for m in self.live() if m.state is State.READY)
         if self.group is not None:
             self.group.push(message)
 
@@ -89,7 +123,7 @@ class Queue:
 
     def mark_leased(self, message: Message, holder: str) -> None:
         message.state = State.LEASED
-        message.holder = holder
+        self.holder_of[message.id] = holder
         self.leased += 1
         held = self.held_by.get(holder)
         if held is None:
@@ -110,9 +144,11 @@ class Queue:
         self.timers.leased(message, deadline, self.leased)
 
     def remove(self, message: Message) -> None:
+        """`message` leaves this queue (and the broker's table: `add` puts a moved one back)."""
         del self.messages[message.id]
+        self.count -= 1
         self._leave_state(message)
-        self.timers.removed(message.id)
+        self.timers.removed(message.id, self.count)
 
     def _leave_state(self, message: Message) -> None:
         if message.state is State.LEASED:
@@ -122,9 +158,7 @@ class Queue:
             self.delayed -= 1
 
     def _unlease(self, message: Message) -> None:
-        holder = message.holder
-        assert holder is not None
-        message.holder = None
+        holder = self.holder_of.pop(message.id)
         held = self.held_by[holder]
         held.discard(message.id)
         if not held:
@@ -152,13 +186,7 @@ class Queue:
         if group is not None and group.members:
             return group.pick(group.member_for(holder),
                               lambda key: self._busy_elsewhere(key, holder))
-        ready, messages = self._ready, self.messages
-        while ready:
-            msg = messages.get(id_of(ready[0]))
-            if msg is not None and msg.state is State.READY:
-                return msg
-            heapq.heappop(ready)  # stale entry: acked, dropped or leased since it was pushed
-        return None
+        return self._ready.top()
 
     def take(self, msg: Message) -> None:
         """Take `msg`, just returned by `peek_ready`, off the heap it tops."""
@@ -166,23 +194,11 @@ class Queue:
         if group is not None and group.members:
             group.take(msg)
         else:
-            heapq.heappop(self._ready)
+            self._ready.pop(msg)
 
     def ready_in_order(self, limit: int) -> list[Message]:
-        """Up to `limit` ready messages in the order they would be leased (ignoring groups).
-        Stale entries met on the way are dropped for good, the live ones put back."""
-        ready, messages = self._ready, self.messages
-        out: list[Message] = []
-        seen: set[int] = set()
-        while ready and len(out) < limit:
-            msg_id = id_of(heapq.heappop(ready))
-            msg = messages.get(msg_id)
-            if msg is not None and msg.state is State.READY and msg_id not in seen:
-                seen.add(msg_id)
-                out.append(msg)
-        for msg in out:
-            heapq.heappush(ready, msg.rank)
-        return out
+        """Up to `limit` ready messages in the order they would be leased (ignoring groups)."""
+        return self._ready.first(limit)
 
     def _busy_elsewhere(self, key: str, holder: str) -> bool:
         holders = self.inflight.get(key)
@@ -197,7 +213,7 @@ class Queue:
 
     def ensure_group(self, name: str, ring_factory: Any) -> Group:
         if self.group is None:
-            self.group = Group(name, ring_factory(), self.messages)
+            self.group = Group(name, ring_factory(), self)
         return self.group
 
     # --- deduplication ------------------------------------------------------------------------
@@ -235,11 +251,11 @@ class Queue:
 
     @property
     def ready(self) -> int:
-        return len(self.messages) - self.leased - self.delayed
+        return self.count - self.leased - self.delayed
 
     def stats(self, now: float) -> dict[str, Any]:
         oldest_ready = 0.0
-        for msg in self.messages.values():  # ascending ids: the first ready one is the oldest
+        for msg in self.live():  # oldest first: the first ready one is the oldest
             if msg.state is State.READY:
                 oldest_ready = max(0.0, now - msg.published_at)
                 break

@@ -33,7 +33,7 @@ class BrokerState:
         self._holds: dict[str, set[str]] = {}  # holder -> queues it holds leases in (by Queue)
         self._member_of: dict[str, set[str]] = {}  # holder -> queues whose group it is in
         self._topics = Topics()
-        self._messages: dict[int, Message] = {}
+        self._messages: dict[int, Message] = {}  # every live message, of every queue (Queue)
         self._due = Deadlines()  # when each queue next needs a tick for delays and retention
         self._lease_due = Deadlines()  # ... and for leases ending, on the monotonic clock
         self._next_id = next_id
@@ -82,12 +82,11 @@ class BrokerState:
     def _queue(self, name: str) -> Queue:
         q = self._queues.get(name)
         if q is None:
-            q = self._queues[name] = Queue(name, self._defaults, self._holds)
+            q = self._queues[name] = Queue(name, self._defaults, self._messages, self._holds)
         return q
 
     def _remove(self, q: Queue, msg: Message, change: Change) -> None:
-        q.remove(msg)
-        del self._messages[msg.id]
+        q.remove(msg)  # from the broker's table too
         self._pending.append(change)
 
     def _credit_freed(self, q: Queue) -> None:

@@ -13,13 +13,16 @@ of finding the front nor the memory grows with the messages that went through th
 
 Age order costs a deque of ids: messages arrive in id order, and ids are given in publish
 order. Only a message moved in from another queue (a dead letter, a redrive) can be older than
-the newest one here; those few go to a heap by publish time instead.
+the newest one here; those few go to a heap by publish time instead. The age order is also how
+the queue's messages are walked (`live`): the broker keeps one table of every message, not one
+per queue, so an entry counts only while its message is still in this queue.
 """
 
 from __future__ import annotations
 
 import heapq
 from collections import deque
+from collections.abc import Iterator
 
 from mq.core.model import Message, State
 
@@ -27,8 +30,9 @@ STALE_SLACK = 1_024  # stale entries tolerated beyond twice the live ones before
 
 
 class Timers:
-    def __init__(self, messages: dict[int, Message]) -> None:
-        self._messages = messages  # the queue's live messages, by id (shared, not copied)
+    def __init__(self, queue: str, messages: dict[int, Message]) -> None:
+        self._queue = queue
+        self._messages = messages  # the broker's live messages of every queue (shared)
         self._leases: list[tuple[float, int, int]] = []  # heap of (deadline, id, delivery)
         self._delays: list[tuple[float, int]] = []  # heap of (ready_at, id)
         self._order: deque[int] = deque()  # ids, oldest first
@@ -36,33 +40,48 @@ class Timers:
 
     # --- recording ----------------------------------------------------------------------------
 
-    def added(self, msg: Message) -> None:
-        """`msg` joined the queue (published, restored or moved in)."""
+    def _here(self, msg_id: int) -> bool:
+        msg = self._messages.get(msg_id)
+        return msg is not None and msg.queue == self._queue
+
+    def added(self, msg: Message, messages_now: int) -> None:
+        """`msg` joined the queue (published or moved in); `messages_now`: how many it holds."""
         order = self._order
         if not order or msg.id > order[-1]:
             order.append(msg.id)
         else:
             heapq.heappush(self._moved_in, (msg.published_at, msg.id))
-            if len(self._moved_in) > 2 * len(self._messages) + STALE_SLACK:
-                self._moved_in = [e for e in self._moved_in if e[1] in self._messages]
+            if len(self._moved_in) > 2 * messages_now + STALE_SLACK:
+                self._moved_in = [e for e in self._moved_in if self._here(e[1])]
                 heapq.heapify(self._moved_in)
 
-    def removed(self, msg_id: int) -> None:
+    def loaded(self, ids: list[int], delays: list[tuple[float, int]]) -> None:
+        """The queue's messages at a restart (their `ids` ascending, the delayed ones'
+        (ready_at, id)), into empty timers: a restart voids every lease."""
+        self._order.extend(ids)
+        self._delays = delays
+        heapq.heapify(delays)
+
+    def removed(self, msg_id: int, messages_now: int) -> None:
         """A message left the queue. Consumption is mostly oldest first: drop what it uncovers."""
-        order, messages = self._order, self._messages
+        order = self._order
         if order and order[0] == msg_id:
-            while order and order[0] not in messages:
+            messages, queue = self._messages, self._queue
+            while order:  # _here, inlined: this runs for every message that goes
+                msg = messages.get(order[0])
+                if msg is not None and msg.queue == queue:
+                    break
                 order.popleft()
-        elif len(order) > 2 * len(messages) + STALE_SLACK:
-            self._order = deque(i for i in order if i in messages)
+        elif len(order) > 2 * messages_now + STALE_SLACK:
+            self._order = deque(i for i in order if self._here(i))
         leases = self._leases
-        while leases and leases[0][1] not in messages:  # its own lease, most often
+        while leases and leases[0][1] not in self._messages:  # its own lease, most often
             heapq.heappop(leases)
 
     def leased(self, msg: Message, deadline: float, leased_now: int) -> None:
         """`msg`'s lease (delivery `msg.deliveries`) now ends at `deadline`; `leased_now`: how
         many leases the queue holds."""
-        msg.deadline = deadline
+        msg.until = deadline
         heapq.heappush(self._leases, (deadline, msg.id, msg.deliveries))
         if len(self._leases) > 2 * leased_now + STALE_SLACK:
             self._leases = [e for e in self._leases if self._lease_holds(e)]
@@ -70,7 +89,7 @@ class Timers:
 
     def delayed(self, msg: Message, delayed_now: int) -> None:
         """`msg` waits until `msg.ready_at`; `delayed_now`: how many wait in the queue."""
-        heapq.heappush(self._delays, (msg.ready_at, msg.id))
+        heapq.heappush(self._delays, (msg.until, msg.id))
         if len(self._delays) > 2 * delayed_now + STALE_SLACK:
             self._delays = [e for e in self._delays if self._delay_holds(e)]
             heapq.heapify(self._delays)
@@ -112,15 +131,26 @@ class Timers:
     def oldest(self) -> Message | None:
         """The message published first of those in the queue."""
         order, messages = self._order, self._messages
-        while order and order[0] not in messages:
+        while order and not self._here(order[0]):
             order.popleft()
         moved_in = self._moved_in
-        while moved_in and moved_in[0][1] not in messages:
+        while moved_in and not self._here(moved_in[0][1]):
             heapq.heappop(moved_in)
         first = messages[order[0]] if order else None
         if moved_in and (first is None or moved_in[0][0] < first.published_at):
             return messages[moved_in[0][1]]
         return first
+
+    def live(self) -> Iterator[Message]:
+        """Every message in the queue, each once: those in id order, then those moved in. The
+        queue must not change while this runs (take a list first to change it)."""
+        messages = self._messages
+        moved_in = {msg_id for _, msg_id in self._moved_in if self._here(msg_id)}
+        for msg_id in self._order:  # a message moved out and back in is also in moved_in
+            if msg_id not in moved_in and self._here(msg_id):
+                yield messages[msg_id]
+        for msg_id in sorted(moved_in):
+            yield messages[msg_id]
 
     def next_lease_end(self) -> float | None:
         """When the first lease ends (monotonic s); None without leases."""
@@ -129,7 +159,7 @@ class Timers:
             deadline, msg_id, delivery = leases[0]
             msg = messages.get(msg_id)
             if (msg is not None and msg.state is State.LEASED and msg.deliveries == delivery
-                    and msg.deadline == deadline):
+                    and msg.until == deadline):
                 return deadline
             heapq.heappop(leases)
         return None
@@ -143,11 +173,12 @@ class Timers:
         return None
 
     def _lease_holds(self, entry: tuple[float, int, int]) -> bool:
+        # (id, delivery) names one lease: a message moved since cannot match, in any queue.
         deadline, msg_id, delivery = entry
         msg = self._messages.get(msg_id)
         return (msg is not None and msg.state is State.LEASED and msg.deliveries == delivery
-                and msg.deadline == deadline)
+                and msg.until == deadline)
 
     def _delay_holds(self, entry: tuple[float, int]) -> bool:
         msg = self._messages.get(entry[1])
-        return msg is not None and msg.state is State.DELAYED and msg.ready_at == entry[0]
+        return msg is not None and msg.state is State.DELAYED and msg.until == entry[0]

@@ -152,8 +152,12 @@ class GroupCommit:
         if delay is None:
             await self._wake.wait()
             return
+        # asyncio.timeout, not wait_for: on Python 3.11, wait_for can swallow a cancellation
+        # that arrives as its timeout fires (CPython gh-86296), and a task group cancelling
+        # this task would then wait for it forever.
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._wake.wait(), max(delay, 0.05))
+            async with asyncio.timeout(max(delay, 0.05)):
+                await self._wake.wait()
 
     async def _compact(self) -> int:
         try:

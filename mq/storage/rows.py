@@ -119,9 +119,11 @@ def encode(change: Change) -> Values | None:
 
 
 class Fold:
-    """The state that log rows, given in `seq` order, leave behind.
+    """The state that log rows leave behind: first every publish, in `seq` order (`published`,
+    `published_plain`), then every later event, in `seq` order (`events`). That is the order
+    that matters: a message's events come after its publish and touch only it.
 
-    Rows come as plain tuples in LogRow order (as a SELECT of the columns returns them): a
+    Rows come as plain tuples of the columns the store's recovery queries select (sqlite.py): a
     million of them are folded at a restart, so they are unpacked, never wrapped. Leases are
     void after a restart: a leased message comes back READY with its delivery count."""
 
@@ -129,40 +131,50 @@ class Fold:
         self.messages: dict[int, Message] = {}  # every published message still in the log
         self.finished: dict[int, float] = {}  # id -> when it was acked or removed
         self.body_of: dict[int, int] = {}  # fan-out copy -> the message whose row has the body
-        self.max_id = 0
+        self._names: dict[str, str] = {}  # one str object per queue name, not one per row
 
-    def add(self, rows: Iterable[tuple[Any, ...]]) -> None:
-        messages = self.messages
+    @property
+    def max_id(self) -> int:
+        return max(self.messages, default=0)
+
+    def published_plain(self, rows: Iterable[tuple[Any, ...]]) -> None:
+        """Publishes without options (priority 0, no key, delay, TTL, dedup id, or shared
+        body): (msg_id, at, queue, body). Most of a backlog."""
+        messages, names = self.messages, self._names
+        for msg_id, at, queue, body in rows:
+            messages[msg_id] = Message(msg_id, names.setdefault(queue, queue), body, None, at)
+
+    def published(self, rows: Iterable[tuple[Any, ...]]) -> None:
+        """Publishes with options: (msg_id, at, queue, body, key, ready_at, priority,
+        expires_at, dedup, body_of)."""
+        for (msg_id, at, queue, body, key, ready_at, priority, expires_at, dedup,
+             body_of) in rows:
+            if body_of is not None:
+                holder = self.messages.get(body_of)
+                body = holder.body if holder is not None else b""
+                self.body_of[msg_id] = body_of
+            msg = Message(msg_id, self._names.setdefault(queue, queue), body, key, at,
+                          priority=priority or 0, expires_at=expires_at, dedup_id=dedup)
+            if ready_at is not None and ready_at > at:
+                msg.state, msg.ready_at = State.DELAYED, ready_at
+            self.messages[msg_id] = msg
+
+    def events(self, rows: Iterable[tuple[Any, ...]]) -> None:
+        """Every other row: (msg_id, kind, at, queue, delivery, ready_at, detail)."""
+        messages, finished = self.messages, self.finished
         for row in rows:
             msg_id, kind = row[0], row[1]
-            if kind == _PUBLISHED:
-                messages[msg_id] = self._published(row)
-                if msg_id > self.max_id:
-                    self.max_id = msg_id
-            elif kind in _FINAL:
-                self.finished[msg_id] = row[2]
+            if kind in _FINAL:
+                finished[msg_id] = row[2]
             else:
                 msg = messages.get(msg_id)
                 if msg is not None:
                     _apply(msg, row)
 
-    def _published(self, row: tuple[Any, ...]) -> Message:
-        (msg_id, _, at, queue, body, key, _, _, ready_at, _, priority, expires_at, dedup,
-         body_of) = row
-        if body_of is not None:
-            holder = self.messages.get(body_of)
-            body = holder.body if holder is not None else b""
-            self.body_of[msg_id] = body_of
-        msg = Message(msg_id, queue, body, key, at, priority=priority or 0,
-                      expires_at=expires_at, dedup_id=dedup)
-        if ready_at is not None and ready_at > at:
-            msg.state, msg.ready_at = State.DELAYED, ready_at
-        return msg
-
     def live(self) -> list[Message]:
         """The messages that are not finished, in id order."""
-        finished = self.finished
-        return [m for msg_id, m in self.messages.items() if msg_id not in finished]
+        messages, finished = self.messages, self.finished
+        return [messages[i] for i in sorted(messages) if i not in finished]
 
     def finished_dedup(self) -> list[Message]:
         """Finished messages with a dedup id: their ids are still remembered for a while."""
@@ -173,7 +185,7 @@ class Fold:
 
 def _apply(msg: Message, row: tuple[Any, ...]) -> None:
     """Fold one row that is neither a publish nor final into its message."""
-    kind, at, queue, delivery, ready_at, detail = row[1], row[2], row[3], row[6], row[8], row[9]
+    _, kind, at, queue, delivery, ready_at, detail = row
     if kind == _LEASED:
         msg.deliveries = delivery
         msg.state = State.READY  # leases are void after a restart
@@ -192,7 +204,7 @@ def _apply(msg: Message, row: tuple[Any, ...]) -> None:
     elif kind in (_DEAD_LETTERED, _REDRIVEN):
         msg.dead = DeadLetter(msg.queue, detail, at) if kind == _DEAD_LETTERED else None
         msg.delivery_base = delivery
-        msg.queue, msg.state = queue, State.READY
+        msg.queue, msg.state = queue, State.READY  # (restore shares one name per queue)
 
 
 # --- describe -------------------------------------------------------------------------------

@@ -3,7 +3,8 @@
 Layout. One table, `log`, gets a row for every publish (with the body) and for every later
 event in a message's life (rows.py: one `LogRow` type, its `kind` an `Event` code). Rows are
 only ever appended; the current state of a message is the fold of its rows in `seq` order, which
-is what `open` computes. A message whose last row is final (acked, removed) is deleted with all
+is what `open` computes (reading the publishes first, then the other rows: see `_recover`). A
+message whose last row is final (acked, removed) is deleted with all
 its rows later, in bounded chunks (`compact`). Queue settings live in `queues`, topic bindings
 in `bindings`.
 
@@ -45,11 +46,12 @@ file of the old version. Adding an `Event` code is a format change: old code can
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import logging
 import sqlite3
 import time
-from collections import Counter, deque
+from collections import Counter
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, cast
@@ -60,6 +62,7 @@ from mq import __version__
 from mq.core.events import FINAL, Acked, Appended, Bound, Change, Declared, Event, Purged, Removed
 from mq.core.model import QueueSettings
 from mq.storage.base import Recovered
+from mq.storage.finished import Finished
 from mq.storage.lock import LogLock
 from mq.storage.rows import TEXT_FIELDS, Fold, LogRow, Values, describe, encode
 
@@ -113,6 +116,15 @@ COLUMNS = ", ".join(LogRow._fields)
 # Absent text fields are bound as 0 and stored as NULL (rows.py, NO_TEXT): no None is bound.
 ROW = "(" + ", ".join("NULLIF(?, 0)" if f in TEXT_FIELDS else "?" for f in LogRow._fields) + ")"
 INSERT_ONE = f"INSERT INTO log ({COLUMNS}) VALUES {ROW}"
+_WITHOUT_OPTIONS = ("priority = 0 AND key IS NULL AND ready_at IS NULL AND expires_at IS NULL "
+                    "AND dedup IS NULL AND body_of IS NULL")
+RECOVER_PLAIN = ("SELECT msg_id, at, queue, body FROM log "
+                 f"WHERE kind = {int(Event.PUBLISHED)} AND {_WITHOUT_OPTIONS} ORDER BY seq")
+RECOVER_PUBLISHED = ("SELECT msg_id, at, queue, body, key, ready_at, priority, expires_at, "
+                     f"dedup, body_of FROM log WHERE kind = {int(Event.PUBLISHED)} "
+                     f"AND NOT ({_WITHOUT_OPTIONS}) ORDER BY seq")
+RECOVER_EVENTS = ("SELECT msg_id, kind, at, queue, delivery, ready_at, detail FROM log "
+                  f"WHERE kind != {int(Event.PUBLISHED)} ORDER BY seq")
 RECOVERY_CHUNK_ROWS = 20_000
 RECOVERY_PROGRESS_ROWS = 200_000  # a progress line this often while a big log is read
 MAX_ROWS_PER_STATEMENT = 2_000  # 28,000 bound variables: far below SQLite's limit
@@ -141,7 +153,7 @@ class SQLiteStore:
         self._db: aiosqlite.Connection | None = None
         self._lock = LogLock(self.path)  # one broker per log, for as long as it is open
         # (finished at, id) of acked/removed messages awaiting compaction, oldest first
-        self._finished: deque[tuple[float, int]] = deque()
+        self._finished = Finished()  # acked or removed, rows kept for HISTORY until compacted
         self._body_of: dict[int, int] = {}  # fan-out copy -> the message whose row has the body
         self._dependents: Counter[int] = Counter()  # body holder -> copies not yet compacted
         self._kept: set[int] = set()  # finished holders kept for their dependents
@@ -158,9 +170,8 @@ class SQLiteStore:
 
     def next_compaction_in(self) -> float | None:
         """Seconds until the oldest finished message may be compacted; None if there is none."""
-        if not self._finished:
-            return None
-        return max(0.0, self._finished[0][0] + self.keep_history_s - self.clock())
+        due = self._finished.next_due()
+        return None if due is None else max(0.0, due + self.keep_history_s - self.clock())
 
     async def open(self) -> Recovered:
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -250,17 +261,13 @@ class SQLiteStore:
         async with db.execute("SELECT topic, queue FROM bindings") as cursor:
             bindings = [(topic, queue) for topic, queue in await cursor.fetchall()]
         fold = Fold()
-        async with db.execute(f"SELECT {COLUMNS} FROM log ORDER BY seq") as cursor:
-            # In chunks: a million rows fetched at once would double the peak memory.
-            read = 0
-            while chunk := cast(list[tuple[Any, ...]],
-                                await cursor.fetchmany(RECOVERY_CHUNK_ROWS)):
-                fold.add(chunk)  # plain tuples: the connection has no row factory
-                read += len(chunk)
-                if read % RECOVERY_PROGRESS_ROWS < len(chunk):
-                    log.info("recovering %s: %d log rows read, %d messages so far", self.path,
-                             read, len(fold.messages))
-        self._finished = deque(sorted((at, msg_id) for msg_id, at in fold.finished.items()))
+        # Three passes, each selecting only what its rows have: fewer columns is what makes a
+        # restart with a million queued messages fast (a backlog is mostly plain publishes).
+        await self._read(RECOVER_PLAIN, fold.published_plain)
+        await self._read(RECOVER_PUBLISHED, fold.published)
+        await self._read(RECOVER_EVENTS, fold.events)
+        for at, msg_id in sorted((at, msg_id) for msg_id, at in fold.finished.items()):
+            self._finished.add(at, (msg_id,))
         self._body_of = fold.body_of
         self._dependents = Counter(fold.body_of.values())
         live = fold.live()
@@ -271,12 +278,31 @@ class SQLiteStore:
             "SELECT value FROM meta WHERE name = 'max_msg_id'")) + 1
         return Recovered(settings, live, next_id, bindings, fold.finished_dedup())
 
+    async def _read(self, sql: str, fold: Callable[[list[tuple[Any, ...]]], None]) -> None:
+        """Hand the rows of `sql` to `fold` in chunks (a million rows fetched at once would
+        double the peak memory), fetching the next chunk while one is folded: the aiosqlite
+        thread reads the file while the loop builds messages."""
+        read = 0
+        async with self.db.execute(sql) as cursor:
+            ahead = asyncio.ensure_future(cursor.fetchmany(RECOVERY_CHUNK_ROWS))
+            try:
+                while chunk := cast(list[tuple[Any, ...]], await ahead):
+                    ahead = asyncio.ensure_future(cursor.fetchmany(RECOVERY_CHUNK_ROWS))
+                    fold(chunk)  # plain tuples: the connection has no row factory
+                    read += len(chunk)
+                    if read % RECOVERY_PROGRESS_ROWS < len(chunk):
+                        log.info("recovering %s: %d log rows read", self.path, read)
+            finally:
+                if not ahead.done():
+                    await asyncio.wait([ahead])  # the cursor is closed only after it
+
     # --- writing ------------------------------------------------------------------------------
 
     async def write(self, changes: Sequence[Change]) -> None:
         rows: list[Values] = []
         others: list[Change] = []  # settings and bindings: not rows of the log
-        finished: list[tuple[float, int]] = []
+        finished: list[int] = []
+        finished_at = 0.0
         copies: list[tuple[int, int]] = []  # (fan-out copy, the message holding its body)
         for c in changes:  # one pass: this runs for every change
             row = encode(c)
@@ -285,7 +311,8 @@ class SQLiteStore:
                 continue
             rows.append(row)
             if isinstance(c, (Acked, Removed)):
-                finished.append((c.at, c.msg_id))
+                finished.append(c.msg_id)
+                finished_at = max(finished_at, c.at)
             elif isinstance(c, Appended) and c.body_of is not None:
                 copies.append((c.message.id, c.body_of))
         db = self.db
@@ -294,7 +321,7 @@ class SQLiteStore:
                 await db.execute(f"INSERT INTO log ({COLUMNS}) VALUES "
                                  + ", ".join([ROW] * len(rows)),
                                  list(itertools.chain.from_iterable(rows)))
-            self._committed(finished, copies)
+            self._committed(finished, finished_at, copies)
             return
         await db.execute("BEGIN")
         try:
@@ -305,23 +332,21 @@ class SQLiteStore:
         except BaseException:
             await db.execute("ROLLBACK")
             raise
-        self._committed(finished, copies)
+        self._committed(finished, finished_at, copies)
 
-    def _committed(self, finished: list[tuple[float, int]], copies: list[tuple[int, int]]
-                   ) -> None:
+    def _committed(self, finished: list[int], finished_at: float,
+                   copies: list[tuple[int, int]]) -> None:
         """Once committed, never before (a failed write is written again): fan-out copies count
         against the row that holds their body, and finished messages may be compacted."""
         for msg_id, body_of in copies:
             self._body_of[msg_id] = body_of
             self._dependents[body_of] += 1
-        self._finished.extend(finished)
+        if finished:
+            self._finished.add(finished_at, finished)
 
     async def compact(self, limit: int) -> int:
         """Delete up to `limit` finished messages whose history time is over; returns how many."""
-        horizon = self.clock() - self.keep_history_s
-        chunk: list[int] = []
-        while self._finished and len(chunk) < limit and self._finished[0][0] <= horizon:
-            chunk.append(self._finished.popleft()[1])
+        chunk = self._finished.take(self.clock() - self.keep_history_s, limit)
         if not chunk:
             return 0
         whole: list[int] = []

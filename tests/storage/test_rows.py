@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Iterable
+from contextlib import closing
 from typing import get_args
 
 from mq.core.events import (
@@ -27,7 +28,14 @@ from mq.core.events import (
 )
 from mq.core.model import Message, QueueSettings, State
 from mq.storage.rows import Fold, LogRow, describe, encode
-from mq.storage.sqlite import COLUMNS, INSERT_ONE, SCHEMA
+from mq.storage.sqlite import (
+    COLUMNS,
+    INSERT_ONE,
+    RECOVER_EVENTS,
+    RECOVER_PLAIN,
+    RECOVER_PUBLISHED,
+    SCHEMA,
+)
 
 T0 = 1_800_000_000.0
 
@@ -45,15 +53,28 @@ SAMPLES: list[MessageChange] = [
 ]
 
 
+def in_memory(changes: Iterable[MessageChange]) -> sqlite3.Connection:
+    """A log in memory holding the rows the store writes for `changes`."""
+    conn = sqlite3.connect(":memory:")
+    conn.executescript(SCHEMA)
+    conn.executemany(INSERT_ONE, [v for v in map(encode, changes) if v is not None])
+    return conn
+
+
 def stored(changes: Iterable[MessageChange]) -> list[LogRow]:
     """The rows the store writes for `changes`, read back as a SELECT returns them."""
-    conn = sqlite3.connect(":memory:")
-    try:
-        conn.executescript(SCHEMA)
-        conn.executemany(INSERT_ONE, [v for v in map(encode, changes) if v is not None])
+    with closing(in_memory(changes)) as conn:
         return [LogRow._make(r) for r in conn.execute(f"SELECT {COLUMNS} FROM log ORDER BY seq")]
-    finally:
-        conn.close()
+
+
+def folded(changes: Iterable[MessageChange], fold: Fold | None = None) -> Fold:
+    """`changes` written, then folded as the store's recovery reads them."""
+    fold = fold or Fold()
+    with closing(in_memory(changes)) as conn:
+        fold.published_plain(conn.execute(RECOVER_PLAIN).fetchall())
+        fold.published(conn.execute(RECOVER_PUBLISHED).fetchall())
+        fold.events(conn.execute(RECOVER_EVENTS).fetchall())
+    return fold
 
 
 def test_log_codes_and_wire_names_are_fixed() -> None:
@@ -96,19 +117,16 @@ def test_history_events_carry_the_fields_of_their_event() -> None:
 
 
 def test_fold_counts_a_death_only_for_a_holder_that_died() -> None:
-    fold = Fold()
-    fold.add(tuple(row) for row in stored(SAMPLES[:6]))  # published .. left: not moved, finished
-    [msg] = fold.live()
+    [msg] = folded(SAMPLES[:6]).live()  # published .. left: not yet moved or finished
     assert (msg.state, msg.deliveries, msg.deaths, msg.last_error) == (
         State.READY, 1, 1, "boom")
 
 
 def test_fold_follows_moves_and_drops_finished_messages() -> None:
-    fold = Fold()
-    fold.add(tuple(row) for row in stored(SAMPLES[:7]))
+    fold = folded(SAMPLES[:7])
     [msg] = fold.live()
     assert msg.queue == "q.dlq" and msg.dead is not None and msg.dead.origin == "q"
-    fold.add([tuple(LogRow(1, Event.ACKED, T0 + 20))])
+    fold.events([(1, Event.ACKED, T0 + 20, None, None, None, None)])
     assert fold.live() == [] and fold.finished == {1: T0 + 20} and fold.max_id == 1
 
 
@@ -120,3 +138,24 @@ def test_given_fields_that_look_like_the_absent_ones_are_stored_as_given() -> No
     assert [(r.body, r.key, r.dedup, r.priority) for r in rows[:2]] == [
         (b"", "", "0", 0), (b"0", "0", None, 0)]
     assert (rows[2].delivery, rows[2].detail, rows[2].holder) == (0, "", None)
+
+
+def test_plain_and_optioned_publishes_fold_into_one_id_order_with_their_events() -> None:
+    """The store reads plain publishes, then publishes with options, then events: the fold is
+    the same as reading the rows in their order."""
+    changes: list[MessageChange] = [
+        Appended(Message(1, "q", b"plain", None, T0)),
+        Appended(Message(2, "q", b"keyed", "k", T0, priority=5)),
+        Appended(Message(3, "q", b"", None, T0), body_of=1),  # a fan-out copy of 1's body
+        Appended(Message(4, "q", b"plain too", None, T0)),
+        Leased(2, 1, "c1", T0 + 1, "q"),
+        Nacked(2, T0 + 2, T0 + 30, "later", "q"),
+        Leased(4, 1, "c1", T0 + 3, "q"),
+        Acked(4, T0 + 4, "q"),
+    ]
+    fold = folded(changes)
+    assert [(m.id, m.body, m.key, m.priority, m.state) for m in fold.live()] == [
+        (1, b"plain", None, 0, State.READY), (2, b"keyed", "k", 5, State.DELAYED),
+        (3, b"plain", None, 0, State.READY)]
+    assert fold.live()[1].last_error == "later" and fold.finished == {4: T0 + 4}
+    assert fold.body_of == {3: 1} and fold.max_id == 4
