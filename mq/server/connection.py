@@ -163,13 +163,13 @@ class Connection(asyncio.Protocol):
         """Account for a reply made in this round; `send` hands it on."""
         self.unsent_bytes += len(data)
 
-    def send(self, number: int, data: bytes, rid: int | None) -> bool:
-        """Send `data` (the reply to request `rid`, or NOT_A_REPLY) once batch `number` is
-        committed; True if it had to be held."""
+    def send(self, number: int, replies: list[tuple[bytes, int | None]]) -> bool:
+        """Send `replies` (bytes, and the rid of the request each answers or NOT_A_REPLY) once
+        batch `number` is committed, in one write; True if they had to be held."""
         if not self._held and number <= self.broker.committed:
-            self._write(data)
+            self._write(replies[0][0] if len(replies) == 1 else b"".join(d for d, _ in replies))
             return False
-        self._held.append(Held(number, data, rid))
+        self._held.extend(Held(number, data, rid) for data, rid in replies)
         if len(self._held) >= self.config.max_unconfirmed_replies:
             self.hold_reading("unconfirmed")
         return True
@@ -177,8 +177,13 @@ class Connection(asyncio.Protocol):
     def release(self, committed: int) -> bool:
         """Send the held replies whose batch is committed; True while some remain held."""
         held = self._held
+        ready: list[bytes] = []
         while held and held[0].number <= committed:
-            self._write(held.popleft().data)
+            ready.append(held.popleft().data)
+        if ready:
+            # One write for all of them: a commit often releases hundreds of pipelined replies,
+            # and each write is a send system call.
+            self._write(ready[0] if len(ready) == 1 else b"".join(ready))
         if len(held) < self.config.max_unconfirmed_replies // 2:
             self.release_reading("unconfirmed")
         self.close_if_done()

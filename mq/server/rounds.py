@@ -258,10 +258,13 @@ class Rounds:
         # replies of their own connection, never for another client's commit.
         number = self.group.submit(changes) if changes else 0
         out, self._out = self._out, []
-        for conn, data, rid in out:
-            if conn.send(number, data, rid):
+        by_conn: dict[Connection, list[tuple[bytes, int | None]]] = {}
+        for conn, data, rid in out:  # in order per connection: one write each
+            by_conn.setdefault(conn, []).append((data, rid))
+        for conn, replies in by_conn.items():
+            if conn.send(number, replies):
                 self._held.add(conn)
-        sent = {conn for conn, _, _ in out}
+        sent = set(by_conn)
         for conn in sent:
             if conn.done:
                 conn.close_if_done()
