@@ -96,12 +96,15 @@ class BrokerProcess:
 
     def start(self, timeout_s: float = 15.0) -> BrokerProcess:
         port = [] if "--port" in self.args else ["--port", "0"]
+        self.port = 0  # until this start's log says where it listens
         cmd = [sys.executable, "-m", "mq", "serve", *port, "--db", str(self.db_path), *self.args]
         self.proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL,
                                      text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
         found = threading.Event()
         threading.Thread(target=self._read_log, args=(self.proc, found), daemon=True).start()
-        if not found.wait(timeout_s) or self.proc.poll() is not None:
+        # `found` is also set when the broker exits, maybe before poll() can tell: no port
+        # read means it never listened.
+        if not found.wait(timeout_s) or self.proc.poll() is not None or self.port == 0:
             self.kill()
             raise RuntimeError("broker did not start:\n" + "".join(self.log))
         return self
