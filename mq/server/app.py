@@ -53,7 +53,7 @@ class BrokerServer:
         self.config = config
         self.clock = clock
         self.monotonic = monotonic
-        self.store = SQLiteStore(config.db_path, config.sync, config.keep_history_s)
+        self.store = SQLiteStore(config.db_path, config.sync, config.keep_history_s, clock)
         self.core = Broker(clock, QueueSettings(config.retention_s, config.lease_s),
                            ring_factory=lambda: HashRing(vnodes=config.ring_vnodes),
                            poison_deaths=config.poison_deaths, monotonic=monotonic)

@@ -37,6 +37,13 @@ def no_reply_yet(t: TextSession) -> bool:
     return False
 
 
+def queue_stats(t: TextSession, queue: str) -> dict[str, str]:
+    """The STATS row of `queue`, by column name."""
+    t.send(f"STATS {queue}")
+    header, row = t.reply()[:2]
+    return dict(zip(header.split(), row.split(), strict=True))
+
+
 def hello(t: TextSession, name: str, heartbeat_s: float) -> str:
     reply = t.ask(f"HELLO {name} {heartbeat_s}")
     assert reply.startswith("+OK session "), reply
@@ -58,9 +65,7 @@ def test_a_lease_expires_at_lease_s_and_touch_extends_it(broker: InProcessBroker
     assert t.ask("GET q 5") == "MSG 1.2 q 2 a"
     assert t.ask("ACK 1.1").startswith("-ERR LEASE_LOST lease 1.1 is stale")
     assert t.ask("ACK 2.1") == "+OK"
-    t.send("STATS q")
-    header, row = t.reply()[:2]
-    assert dict(zip(header.split(), row.split(), strict=True))["expired"] == "1"
+    assert queue_stats(t, "q")["expired"] == "1"
 
 
 def test_a_delayed_message_is_ready_when_its_delay_ends(broker: InProcessBroker) -> None:
@@ -98,9 +103,7 @@ def test_priority_delay_ttl_and_dedup_together(broker: InProcessBroker) -> None:
     t.send("GET q 30 5")
     broker.advance(1.41)
     assert t.reply() == ["MSG 3.1 q 1 later"]  # delivered once its delay is over
-    t.send("STATS q")
-    header, row = t.reply()[:2]
-    stats = dict(zip(header.split(), row.split(), strict=True))
+    stats = queue_stats(t, "q")
     assert (stats["ttl_expired"], stats["deduplicated"]) == ("1", "1")
 
 
@@ -120,9 +123,7 @@ def test_a_message_past_its_ttl_is_never_delivered(broker: InProcessBroker) -> N
     broker.advance(0.1)
     assert t.ask("GET q") == "MSG 2.1 q 1 lasting"
     assert t.ask("GET q") == "+EMPTY"
-    t.send("STATS q")
-    header, row = t.reply()[:2]
-    assert dict(zip(header.split(), row.split(), strict=True))["ttl_expired"] == "1"
+    assert queue_stats(t, "q")["ttl_expired"] == "1"
 
 
 def test_a_waiting_get_answers_empty_when_wait_s_passes(broker: InProcessBroker) -> None:

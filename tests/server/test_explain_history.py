@@ -3,12 +3,13 @@ against a real broker, through the SDK."""
 
 from __future__ import annotations
 
-import asyncio
 import time
+from pathlib import Path
 
 from mq_client import AsyncClient
 
-from tests.harness import BrokerProcess, run_with_client
+from tests.harness import BrokerProcess, TextSession, run_with_client, wait_until
+from tests.inprocess import broker_on_fake_time
 
 
 def test_explain_a_leased_message_names_its_holder(broker: BrokerProcess) -> None:
@@ -44,14 +45,21 @@ def test_history_lists_published_leased_nacked(broker: BrokerProcess) -> None:
     run_with_client(broker.url, scenario)
 
 
-def test_history_of_an_acked_message_ends_with_acked(broker: BrokerProcess) -> None:
-    async def scenario(mq: AsyncClient) -> None:
-        msg_id = await mq.publish("log", b"x")
-        (msg,) = await mq.get("log")
-        await mq.ack(msg)
-        for _ in range(10):  # the broker compacts when idle: the events must outlive that
-            events = await mq.history(msg_id)
-            assert [e["event"] for e in events] == ["published", "leased", "acked"]
-            await asyncio.sleep(0.1)
+def test_history_of_an_acked_message_outlives_compaction_for_keep_history_s(
+        tmp_path: Path) -> None:
+    with broker_on_fake_time(tmp_path / "mq.db", keep_history_s=60.0) as broker:
+        t = TextSession(broker.port)
+        assert t.ask("PUB log x") == "+OK 1"
+        assert t.ask("GET log").startswith("MSG 1.1 ")
+        assert t.ask("ACK 1.1") == "+OK"
 
-    run_with_client(broker.url, scenario)
+        def history() -> list[str]:
+            t.send("HISTORY 1")
+            return [line.split()[1] for line in t.reply()[:-1]]
+
+        broker.advance(59.0)
+        assert t.ask("PUB other y") == "+OK 2"  # a commit, after which compaction may run
+        assert history() == ["published", "leased", "acked"]
+        broker.advance(2.0)
+        assert t.ask("PUB other z") == "+OK 3"
+        wait_until(lambda: history() == [], "HISTORY 1 is compacted once keep_history_s passed")
