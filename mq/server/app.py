@@ -51,7 +51,6 @@ class BrokerServer:
         retention, TTL); `monotonic` runs the deadlines a clock step must not move (leases,
         heartbeats, grace periods, waiting GETs)."""
         self.config = config
-        self.clock = clock
         self.monotonic = monotonic
         self.store = SQLiteStore(config.db_path, config.sync, config.keep_history_s, clock)
         self.core = Broker(clock, QueueSettings(config.retention_s, config.lease_s),
@@ -128,8 +127,8 @@ class BrokerServer:
     def _on_commit(self, number: int) -> None:
         self.rounds.on_commit(number)
 
-    def _on_failure(self, first: int, last: int, failure: StoreFailure) -> None:
-        self.rounds.on_failure(first, last, failure)
+    def _on_failure(self, first: int, failure: StoreFailure) -> None:
+        self.rounds.on_failure(first, failure)
 
     # --- time ---------------------------------------------------------------------------------
 
@@ -179,6 +178,7 @@ class BrokerServer:
             "max_frame_bytes": self.config.max_frame_bytes,
             "commits": self.group.stats.commits,
             "committed_changes": self.group.stats.committed_changes,
+            "failed_writes": self.group.stats.failed_writes,
             "waiting_gets": self.delivery.waiters.count,
             "sessions": len(self.sessions),
             "subscriptions": self.delivery.subscriptions,

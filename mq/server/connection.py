@@ -194,16 +194,16 @@ class Connection(asyncio.Protocol):
         as `error` instead (replies) or not at all (pushes and events), so nothing is confirmed
         that is not on disk. What waits for nothing, or for earlier batches, goes as it is."""
         held, self._held = self._held, deque()
+        out: list[bytes] = []
         for entry in held:
-            if 0 < first <= entry.number:
-                self.unsent_bytes -= len(entry.data)
-                if entry.rid == NOT_A_REPLY:
-                    continue
-                data = self.speaker.error(entry.rid, error)
-                self.unsent_bytes += len(data)
-                self._write(data)
-            else:
-                self._write(entry.data)
+            self.unsent_bytes -= len(entry.data)
+            if not 0 < first <= entry.number:
+                out.append(entry.data)
+            elif entry.rid != NOT_A_REPLY:
+                out.append(self.speaker.error(entry.rid, error))
+        data = b"".join(out)
+        self.unsent_bytes += len(data)
+        self._write(data)  # one write, like every release
         self.close_if_done()
 
     def _write(self, data: bytes) -> None:

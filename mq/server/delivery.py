@@ -42,7 +42,6 @@ C = TypeVar("C", bound=Consumer)
 @dataclass(slots=True, eq=False)
 class Subscription(Generic[C]):
     conn: C
-    queue: str
     prefetch: int
     lease_s: float | None
 
@@ -74,6 +73,7 @@ class Delivery(Generic[C]):
         self._waits_of: dict[C, list[Waiter[C]]] = {}
         self._subs: dict[str, list[Subscription[C]]] = {}
         self._subscribed: dict[C, set[str]] = {}  # connection -> queues it subscribes to
+        self._starved: set[C] = set()  # connections whose subscriptions were skipped
 
     # --- the one lease ------------------------------------------------------------------------
 
@@ -108,16 +108,9 @@ class Delivery(Generic[C]):
                 answers.append(Answer(conn, waiter.command, []))
         return answers
 
-    def cancel_all(self) -> list[Waiter[C]]:
+    def cancel_all(self) -> list[Answer[C]]:
         """Every waiting GET, taken out of line (the broker is shutting down)."""
-        out = []
-        for waits in self._waits_of.values():
-            for waiter in waits:
-                if not waiter.done:
-                    self.waiters.finish(waiter)
-                    out.append(waiter)
-        self._waits_of.clear()
-        return out
+        return [answer for conn in list(self._waits_of) for answer in self.end_waits(conn)]
 
     def next_deadline(self) -> float | None:
         return self.waiters.next_deadline()
@@ -126,7 +119,7 @@ class Delivery(Generic[C]):
 
     def subscribe(self, conn: C, queue: str, prefetch: int, lease_s: float | None) -> None:
         self.unsubscribe(conn, queue)
-        self._subs.setdefault(queue, []).append(Subscription(conn, queue, prefetch, lease_s))
+        self._subs.setdefault(queue, []).append(Subscription(conn, prefetch, lease_s))
         self._subscribed.setdefault(conn, set()).add(queue)
         self.core.wake(queue)  # serve it what is ready already
 
@@ -143,12 +136,14 @@ class Delivery(Generic[C]):
                 del self._subscribed[conn]
 
     def resume(self, conn: C) -> bool:
-        """`conn` reads its replies again: its subscriptions may be topped up. True when it
-        has any (their queues are woken)."""
-        queues = self._subscribed.get(conn, ())
-        for queue in queues:
+        """`conn` reads its replies again: the subscriptions skipped while it did not may be
+        topped up. True when there were any (their queues are woken)."""
+        if conn not in self._starved:
+            return False  # acks already wake the queue when they free credit
+        self._starved.discard(conn)
+        for queue in self._subscribed.get(conn, ()):
             self.core.wake(queue)
-        return bool(queues)
+        return True
 
     @property
     def subscriptions(self) -> int:
@@ -183,6 +178,7 @@ class Delivery(Generic[C]):
             return
         for sub in list(subs):  # in turn, so subscribers share a busy queue
             if sub.conn.over_output():
+                self._starved.add(sub.conn)  # resumed once it reads what it has
                 continue  # it does not read what it has: more would only pile up here
             credit = sub.prefetch - self.core.held_count(queue, sub.conn.holder)
             if credit > 0:
@@ -195,8 +191,8 @@ class Delivery(Generic[C]):
 
     def forget(self, conn: C) -> None:
         """`conn` is gone: its waiting GETs and its subscriptions end."""
-        for waiter in self._waits_of.pop(conn, ()):
-            self.waiters.finish(waiter)
+        self.end_waits(conn)
+        self._starved.discard(conn)
         for queue in list(self._subscribed.get(conn, ())):
             self.unsubscribe(conn, queue)
 

@@ -181,13 +181,11 @@ class Handlers(AdminHandlers):
         session = self._session(peer)
         prefetch = cmd.prefetch or self.config.default_prefetch
         joined = self.core.join(cmd.queue, cmd.group, session.consumer, session.holder, prefetch)
-        session.queues.add(cmd.queue)
         return Joined(cmd.queue, joined.group, session.consumer, prefetch, joined.members)
 
     def leave(self, cmd: Leave, peer: Peer) -> Done:
         session = self._session(peer)
         self.core.leave(cmd.queue, session.consumer)
-        session.queues.discard(cmd.queue)
         return DONE
 
     def quit(self, cmd: Quit, peer: Peer) -> Goodbye:

@@ -280,8 +280,8 @@ class Rounds:
             else:
                 self._queue(watcher, watcher.speaker.event(event), NOT_A_REPLY)
 
-    def on_failure(self, first: int, last: int, failure: StoreFailure) -> None:
-        """Batches `first`..`last` could not be written: what waits for them is answered with
+    def on_failure(self, first: int, failure: StoreFailure) -> None:
+        """Batches from `first` on could not be written: what waits for them is answered with
         an error now (they are retried, so each request may still take effect, as when a
         connection drops before its reply)."""
         error = store_error(failure)
@@ -297,7 +297,7 @@ class Rounds:
         return store_error(failure)
 
     def on_commit(self, number: int) -> None:
-        if self._woken_while_failing and self.group.failing is None:
+        if self._woken_while_failing:  # a commit means the log is writable again
             for queue in self._woken_while_failing:
                 self.core.wake(queue)
             self._woken_while_failing.clear()
@@ -336,10 +336,10 @@ class Rounds:
 
     def refuse_waiting(self, error: MQError) -> None:
         """Answer every waiting GET with `error` and read no more (the broker shuts down)."""
-        for waiter in self.state.delivery.cancel_all():
-            conn = waiter.conn
+        for answer in self.state.delivery.cancel_all():
+            conn = answer.conn
             assert isinstance(conn, Connection)
-            self._fail(conn, waiter.command.rid, error)
+            self._fail(conn, answer.get.rid, error)
         for conn in self.connections:
             conn.closing = True
         self.finish()

@@ -10,7 +10,7 @@ own holder and dies with its connection, but is never killed for being idle.
 from __future__ import annotations
 
 import secrets
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Generic, TypeVar
 
 from mq.liveness import Liveness
@@ -24,7 +24,6 @@ class Session(Generic[C]):
     consumer: str
     heartbeat_s: float
     conn: C | None
-    queues: set[str] = field(default_factory=set)  # queues whose group it joined
 
     @property
     def holder(self) -> str:

@@ -13,7 +13,7 @@ from mq.codec.commands import Command
 from mq.codec.replies import Reply
 from mq.codec.sniff import Mode
 from mq.codec.text import TextDecoder
-from mq.codec.text_lines import EOL, error_line, format_event, format_message
+from mq.codec.text_lines import error_line, format_event, format_message, line
 from mq.errors import MQError
 
 Wire = dict[str, Any]  # a message or event map, shaped where it is made
@@ -64,14 +64,10 @@ class TextSpeaker:
         return error_line(error)
 
     def messages(self, queue: str, msgs: list[Wire]) -> bytes:
-        return b"".join(_text_line(format_message(m)) for m in msgs)
+        return b"".join(line(format_message(m)) for m in msgs)
 
     def event(self, event: Wire) -> bytes:
-        return _text_line(format_event(event))
-
-
-def _text_line(text: str) -> bytes:
-    return text.encode("utf-8", "surrogateescape") + EOL
+        return line(format_event(event))
 
 
 Decoder = BinaryDecoder | TextDecoder

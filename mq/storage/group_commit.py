@@ -8,7 +8,8 @@ for that batch or an earlier one.
 A write that fails (a full disk, a read-only file, an I/O error) is not lost and does not
 stop the broker: the batch stays first in line and is written again every `retry_s` until it
 succeeds, with every batch queued behind it merged into it so the log keeps its order.
-`on_failure(first, last, failure)` says which batch numbers are not committed for now, so the
+`on_failure(first, failure)` says that batches from `first` on are not committed for now (the
+merged batch is committed as `first` once it can be, and numbering goes on from there), so the
 caller can answer their requests with an error instead of a confirmation; `failing` says the
 store cannot be written, so the caller refuses new writes until it can again.
 
@@ -55,7 +56,7 @@ class StoreFailure:
         return cls(full, str(error) or type(error).__name__)
 
 
-def _nothing_failed(first: int, last: int, failure: StoreFailure) -> None:
+def _nothing_failed(first: int, failure: StoreFailure) -> None:
     pass
 
 
@@ -63,7 +64,7 @@ class GroupCommit:
     def __init__(self, store: Store, on_commit: Callable[[int], None],
                  compact_chunk: int = 2_000, compact_every: int = 20,
                  max_changes: int = 20_000,
-                 on_failure: Callable[[int, int, StoreFailure], None] = _nothing_failed,
+                 on_failure: Callable[[int, StoreFailure], None] = _nothing_failed,
                  retry_s: float = 0.5) -> None:
         self.store = store
         self.on_commit = on_commit
@@ -74,7 +75,6 @@ class GroupCommit:
         self.compact_every = compact_every  # under steady load, compact once per this many commits
         self.max_changes = max_changes
         self._batches: deque[list[Change]] = deque()  # not yet being written, oldest first
-        self._numbers: deque[int] = deque()  # the number each of them is committed as
         self._last_number = 0  # the number of the newest batch in _batches (or written)
         self.committed = 0  # number of the last committed batch
         self._wake = asyncio.Event()
@@ -92,7 +92,6 @@ class GroupCommit:
             if not batches or len(batches[-1]) >= self.max_changes:
                 batches.append([])
                 self._last_number += 1
-                self._numbers.append(self._last_number)
             batches[-1].extend(changes)
             self._wake.set()
         return self._last_number
@@ -113,7 +112,9 @@ class GroupCommit:
             self._wake.clear()
             if not self._batches:
                 continue
-            batch, number = self._batches.popleft(), self._numbers.popleft()
+            # Batch numbers are consecutive: the first one queued is the oldest not written.
+            number = self._last_number - len(self._batches) + 1
+            batch = self._batches.popleft()
             if not await self._write(batch, number):
                 continue
             self.committed = number
@@ -137,8 +138,8 @@ class GroupCommit:
             self.stats.failed_writes += 1
             merged = batch + [change for queued in self._batches for change in queued]
             self._batches = deque([merged])
-            self._numbers = deque([self._last_number])
-            self.on_failure(number, self._last_number, failure)
+            self._last_number = number  # one batch now, committed as the first failed number
+            self.on_failure(number, failure)
             await asyncio.sleep(self.retry_s)
             return False
         if self.failing is not None:
