@@ -65,11 +65,7 @@ def check_body(value: object) -> bytes:
 
 
 def check_key(value: object) -> str | None:
-    if value is None:
-        return None
-    if not isinstance(value, str) or len(value.encode()) > MAX_KEY_BYTES:
-        raise bad_request(f"key must be a string of at most {MAX_KEY_BYTES} bytes")
-    return value
+    return check_text("key", value, MAX_KEY_BYTES)
 
 
 class Receipt(NamedTuple):

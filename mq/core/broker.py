@@ -228,19 +228,20 @@ class Broker(Admin):
 
     def _held(self, msg_id: int, delivery: int, holder: str) -> Message:
         """The message under lease `msg_id.delivery` held by `holder`, or the reason why not."""
-        receipt = f"{msg_id}.{delivery}"
         msg = self._messages.get(msg_id)
+        # The receipt is spelled out only in an error: acks that succeed never need it.
         if msg is None:
-            raise MQError(Code.LEASE_LOST, f"lease {receipt} is no longer held: "
+            raise MQError(Code.LEASE_LOST, f"lease {msg_id}.{delivery} is no longer held: "
                           f"message {msg_id} was acked or removed")
         if msg.deliveries != delivery:
-            raise MQError(Code.LEASE_LOST, f"lease {receipt} is stale: message {msg_id} was "
-                          f"delivered again as {msg_id}.{msg.deliveries}")
+            raise MQError(Code.LEASE_LOST, f"lease {msg_id}.{delivery} is stale: message "
+                          f"{msg_id} was delivered again as {msg_id}.{msg.deliveries}")
         if msg.state is not State.LEASED or msg.until <= self.monotonic():
-            raise MQError(Code.LEASE_LOST, f"lease {receipt} is no longer held: it expired or "
-                          "was given back, and the message waits to be delivered again")
+            raise MQError(Code.LEASE_LOST, f"lease {msg_id}.{delivery} is no longer held: it "
+                          "expired or was given back, and the message waits to be delivered again")
         if self._queues[msg.queue].holder_of[msg_id] != holder:
-            raise MQError(Code.NOT_YOUR_LEASE, f"lease {receipt} is held by another connection")
+            raise MQError(Code.NOT_YOUR_LEASE, f"lease {msg_id}.{delivery} is held by another "
+                          "connection")
         return msg
 
     # --- consumer groups and holders ----------------------------------------------------------

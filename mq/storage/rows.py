@@ -89,7 +89,7 @@ def _appended(c: Appended) -> Values:
 
 
 # One function per change type, looked up by type; every field given, in LogRow order.
-_ENCODERS: dict[type, Callable[[Any], Values]] = {
+ENCODERS: dict[type, Callable[[Any], Values]] = {  # change type -> its row's values
     Appended: _appended,
     Leased: lambda c: (c.msg_id, _LEASED, c.at, _T, _T, _T, c.delivery, c.holder, _N, _T, _N,
                        _N, _T, _N),
@@ -111,7 +111,7 @@ def encode(change: Change) -> Values | None:
     """The values bound to write `change` as a log row (absent fields as NO_NUMBER and
     NO_TEXT); None for a change that is not a row (settings and bindings live in tables of
     their own)."""
-    make = _ENCODERS.get(type(change))
+    make = ENCODERS.get(type(change))
     return None if make is None else make(change)
 
 

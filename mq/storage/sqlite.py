@@ -64,7 +64,7 @@ from mq.core.model import QueueSettings
 from mq.storage.base import Recovered
 from mq.storage.finished import Finished
 from mq.storage.lock import LogLock
-from mq.storage.rows import TEXT_FIELDS, Fold, LogRow, Values, describe, encode
+from mq.storage.rows import ENCODERS, TEXT_FIELDS, Fold, LogRow, Values, describe
 
 log = logging.getLogger(__name__)
 
@@ -304,16 +304,18 @@ class SQLiteStore:
         finished: list[int] = []
         finished_at = 0.0
         copies: list[tuple[int, int]] = []  # (fan-out copy, the message holding its body)
-        for c in changes:  # one pass: this runs for every change
-            row = encode(c)
-            if row is None:
+        encoder_of = ENCODERS.get
+        for c in changes:  # one pass, and one encoder lookup: this runs for every change
+            make = encoder_of(type(c))
+            if make is None:
                 others.append(c)
                 continue
-            rows.append(row)
-            if isinstance(c, (Acked, Removed)):
+            rows.append(make(c))
+            if type(c) is Acked or type(c) is Removed:
                 finished.append(c.msg_id)
-                finished_at = max(finished_at, c.at)
-            elif isinstance(c, Appended) and c.body_of is not None:
+                if c.at > finished_at:
+                    finished_at = c.at
+            elif type(c) is Appended and c.body_of is not None:
                 copies.append((c.message.id, c.body_of))
         db = self.db
         if not others and len(rows) <= MAX_ROWS_PER_STATEMENT:
