@@ -206,15 +206,12 @@ class Broker(Admin):
         if error is not None:
             msg.last_error = error
         self._pending.append(Nacked(msg_id, now, now + delay_s, error, q.name))
-        if self._dead_letter_if_spent(q, msg, now):
-            return
-        if delay_s > 0:
+        if delay_s <= 0:
+            self._back_from_lease(q, msg, now)
+        elif not self._dead_letter_if_spent(q, msg, now):
             q.delay(msg, now + delay_s)
             self._due.schedule(q.name, msg.ready_at)
             self._credit_freed(q)
-        else:
-            q.make_ready(msg)
-            self._woken.add(msg.queue)
 
     def touch(self, msg_id: int, delivery: int, holder: str, lease_s: float | None = None
               ) -> float:
@@ -299,13 +296,12 @@ class Broker(Admin):
                     poisoned += poison
                     continue
                 self._pending.append(Left(msg_id, now, holder, name))
-                if not self._dead_letter_if_spent(q, msg, now):
-                    q.make_ready(msg)
+                if self._back_from_lease(q, msg, now):
                     released += 1
-                    self._woken.add(name)
-            member = q.group.member_for(holder) if q.group is not None else None
-            if q.group is not None and member is not None:
-                q.group.leave(member.name)
+            group = q.group
+            member = group.member_for(holder) if group is not None else None
+            if group is not None and member is not None:
+                group.leave(member.name)
                 self._woken.add(name)
         return released, poisoned
 
@@ -320,11 +316,9 @@ class Broker(Admin):
             self._move(msg, q.settings.dead_letter_for(q.name), now,
                        f"poison: {msg.deaths} consumers died while processing it")
             return 0, 1
-        if self._dead_letter_if_spent(q, msg, now):
+        if not self._back_from_lease(q, msg, now):
             return 0, 0
-        q.make_ready(msg)
         q.counters.released += 1
-        self._woken.add(q.name)
         return 1, 0
 
     def transfer_holder(self, old: str, new: str) -> int:
@@ -384,9 +378,7 @@ class Broker(Admin):
         for msg in q.timers.expired_leases(self.monotonic()):
             q.counters.expired += 1
             self._pending.append(Expired(msg.id, now, q.name))
-            if not self._dead_letter_if_spent(q, msg, now):
-                q.make_ready(msg)
-                self._woken.add(q.name)
+            self._back_from_lease(q, msg, now)
 
     def _apply_retention(self, q: Queue, now: float) -> None:
         horizon = now - q.settings.retention_s

@@ -104,6 +104,15 @@ class BrokerState:
             return True
         return False
 
+    def _back_from_lease(self, q: Queue, msg: Message, now: float) -> bool:
+        """A lease ended without an ack: `msg` is ready again, unless it used up its tries and
+        went to the dead-letter queue. True when it is ready again."""
+        if self._dead_letter_if_spent(q, msg, now):
+            return False
+        q.make_ready(msg)
+        self._woken.add(q.name)
+        return True
+
     def _move(self, msg: Message, to_queue: str, now: float, reason: str,
               redrive: bool = False) -> None:
         """Move `msg` to `to_queue`, ready: into a dead-letter queue, or back (`redrive`)."""
