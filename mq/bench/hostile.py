@@ -19,6 +19,7 @@ from typing import Any
 
 import msgpack
 import psutil
+from mq_client.codec import encode_frame
 
 from mq.bench.broker import BrokerMonitor, LocalBroker
 from mq.bench.histogram import Histogram
@@ -27,11 +28,6 @@ MIB = 1024 * 1024
 SENDERS: list[threading.Thread] = []  # threads still writing into a hostile socket
 PING_EVERY_S = 0.005
 SETTLE_S = 1.0  # after the hostile clients left, before the last RSS reading
-
-
-def frame(payload: dict[str, Any]) -> bytes:
-    body: bytes = msgpack.packb(payload, use_bin_type=True)
-    return struct.pack(">I", len(body)) + body
 
 
 def connect(port: int) -> socket.socket:
@@ -62,7 +58,7 @@ def read_frame(sock: socket.socket) -> dict[str, Any]:
 def pipelining_producer(port: int, count: int) -> list[socket.socket]:
     """Pipelines `count` publishes without reading one reply."""
     sock = small_receive_buffer(connect(port))
-    chunk = b"".join(frame({"op": "pub", "queue": "hostile", "body": bytes(100), "rid": i})
+    chunk = b"".join(encode_frame({"op": "pub", "queue": "hostile", "body": bytes(100), "rid": i})
                      for i in range(1000))
     sender = threading.Thread(target=_send_all, args=(sock, chunk, count // 1000), daemon=True)
     sender.start()
@@ -82,21 +78,21 @@ def lazy_subscriber(port: int, count: int) -> list[socket.socket]:
     """Subscribes with 0.2 s leases to `count` 10 KB messages and reads nothing."""
     producer = connect(port)
     for first in range(0, count, 500):  # 5 MB a frame: under the default max_frame_bytes
-        producer.sendall(frame({"op": "mpub", "queue": "hostile", "rid": first,
+        producer.sendall(encode_frame({"op": "mpub", "queue": "hostile", "rid": first,
                                 "bodies": [bytes(10_000)] * min(500, count - first)}))
         read_frame(producer)
     sock = small_receive_buffer(connect(port))
-    sock.sendall(frame({"op": "sub", "queue": "hostile", "prefetch": 1000, "lease_s": 0.2}))
+    sock.sendall(encode_frame({"op": "sub", "queue": "hostile", "prefetch": 1000, "lease_s": 0.2}))
     return [producer, sock]
 
 
 def lazy_monitor(port: int, count: int) -> list[socket.socket]:
     """Monitors every queue and reads nothing while `count` messages are published."""
     sock = small_receive_buffer(connect(port))
-    sock.sendall(frame({"op": "monitor"}))
+    sock.sendall(encode_frame({"op": "monitor"}))
     producer = connect(port)
     for first in range(0, count, 1000):
-        producer.sendall(frame({"op": "mpub", "queue": "hostile", "rid": first,
+        producer.sendall(encode_frame({"op": "mpub", "queue": "hostile", "rid": first,
                                 "bodies": [bytes(100)] * min(1000, count - first)}))
         read_frame(producer)
     return [sock, producer]
@@ -105,9 +101,10 @@ def lazy_monitor(port: int, count: int) -> list[socket.socket]:
 def big_peeks(port: int, count: int) -> list[socket.socket]:
     """Publishes one 7.7 MB message, then pipelines `count` PEEKs of it and reads nothing."""
     sock = small_receive_buffer(connect(port))
-    sock.sendall(frame({"op": "pub", "queue": "hostile", "body": bytes(7_700_000), "rid": 0}))
+    big = {"op": "pub", "queue": "hostile", "body": bytes(7_700_000), "rid": 0}
+    sock.sendall(encode_frame(big))
     read_frame(sock)
-    sock.sendall(b"".join(frame({"op": "peek", "queue": "hostile", "rid": i})
+    sock.sendall(b"".join(encode_frame({"op": "peek", "queue": "hostile", "rid": i})
                           for i in range(count)))
     return [sock]
 
@@ -128,7 +125,7 @@ def vanishing_waiters(port: int, count: int) -> list[socket.socket]:
     a reset (no FIN, so the broker learns only from the loss)."""
     for i in range(count):
         sock = connect(port)
-        sock.sendall(frame({"op": "get", "queue": f"nothing-{i}", "wait_s": 300, "rid": 1}))
+        sock.sendall(encode_frame({"op": "get", "queue": f"nothing-{i}", "wait_s": 300, "rid": 1}))
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
         sock.close()
     return []
@@ -192,7 +189,7 @@ def _ping(port: int, pings: Histogram, stop: threading.Event) -> None:
     while not stop.is_set():
         rid += 1
         started = time.perf_counter_ns()
-        sock.sendall(frame({"op": "ping", "rid": rid}))
+        sock.sendall(encode_frame({"op": "ping", "rid": rid}))
         try:
             read_frame(sock)
         except TimeoutError:  # the broker is stalled: record the wait and stop asking
