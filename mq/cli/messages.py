@@ -16,7 +16,7 @@ from typing import Any
 from mq_client import Client
 
 from mq.cli.common import Subparsers, add_client_parser, add_json, connected, note, print_json
-from mq.cli.tables import cut, table
+from mq.cli.tables import table
 from mq.codec.escape import escape_body
 
 STDIN_BATCH = 1_000  # lines of stdin published with one `mpub`
@@ -33,7 +33,8 @@ def add_parsers(sub: Subparsers) -> None:
     p.add_argument("--ttl-s", type=float, help="never delivered once this old, seconds")
     p.set_defaults(run=pub)
 
-    p = add_client_parser(sub, "get", "lease messages and print their bodies")
+    p = add_client_parser(sub, "get", "lease messages and print their bodies; unless acked, "
+                          "they go back to the queue when mq exits")
     p.add_argument("queue")
     p.add_argument("--ack", action="store_true", help="ack them: they are gone for good")
     p.add_argument("--max", type=int, default=1, help="messages at most (default %(default)s)")
@@ -90,7 +91,7 @@ def get(args: argparse.Namespace) -> int:
         else:
             print(escape_body(m.body))
     if msgs and not args.ack and sys.stderr.isatty():
-        note("leased, not acked: back in the queue when the lease ends (--ack takes them)")
+        note("not acked: back in the queue now that mq has left (--ack takes them)")
     return 0
 
 
@@ -106,9 +107,9 @@ def peek(args: argparse.Namespace) -> int:
         return 0
     errors = any(m.last_error for m in msgs)
     headers = ["msg_id", "deliveries", "priority", "key", *(["last_error"] * errors), "body"]
-    rows = [[str(m.msg_id), str(m.deliveries), str(m.priority), cut(m.key or "-", 16),
-             *([cut(m.last_error or "-", 24)] * errors), escape_body(m.body)] for m in msgs]
-    print("\n".join(table(headers, rows, last_free=True)))
+    rows = [[str(m.msg_id), str(m.deliveries), str(m.priority), m.key or "-",
+             *([m.last_error or "-"] * errors), escape_body(m.body)] for m in msgs]
+    print("\n".join(table(headers, rows, text=tuple(range(3, len(headers))))))
     return 0
 
 

@@ -101,7 +101,7 @@ def render_stats(figures: Mapping[str, Any]) -> str:
                for name, q in sorted(found.items()) if q.get("group")
                for consumer, m in q["group"]["members"].items()]
     groups = table(["queue/group", "consumer", *(h for h, _ in MEMBER_COLUMNS)],
-                   members) if members else []
+                   members, text=(0, 1)) if members else []
     return "\n".join([header, "", *body, *(["", *groups] if groups else [])])
 
 

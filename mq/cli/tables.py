@@ -1,12 +1,12 @@
-"""Tables that fit a terminal of 80 columns: numbers are shortened (12.3k), and the first
-column, a name, is cut with `~` when the rest would not fit."""
+"""Tables that fit a terminal of 80 columns: numbers are shortened (12.3k), and text columns
+(names, bodies) are cut with `~` when the line would not fit."""
 
 from __future__ import annotations
 
 from mq.cli.common import WIDTH
 
 GAP = "  "
-MIN_NAME = 8  # a name column is never cut shorter than this
+MIN_NAME = 8  # a text column is never cut shorter than this
 
 
 def count(n: int) -> str:
@@ -22,24 +22,21 @@ def cut(text: str, width: int) -> str:
     return text if len(text) <= width else text[: width - 1] + "~"
 
 
-def table(headers: list[str], rows: list[list[str]], width: int = WIDTH,
-          last_free: bool = False) -> list[str]:
-    """Aligned columns, the first (a name) left and the others right, within `width`.
-
-    The first column gives up characters when the line would be too long; with `last_free`
-    the last column (a message body) is left-aligned and cut instead.
-    """
+def table(headers: list[str], rows: list[list[str]], text: tuple[int, ...] = (0,),
+          width: int = WIDTH) -> list[str]:
+    """Aligned columns within `width`: those in `text` (names, bodies) left-aligned, and cut,
+    the widest first, when the line would be too long; the others (numbers) right-aligned."""
     widths = [max([len(h)] + [len(r[i]) for r in rows]) for i, h in enumerate(headers)]
     excess = sum(widths) + len(GAP) * (len(widths) - 1) - width
-    victim = len(widths) - 1 if last_free else 0
-    if excess > 0:
-        widths[victim] = max(MIN_NAME, widths[victim] - excess)
+    while excess > 0:
+        widest = max(text, key=lambda i: widths[i])
+        if widths[widest] <= MIN_NAME:
+            break  # numbers alone are wider than the terminal: nothing left to cut
+        widths[widest] -= 1
+        excess -= 1
 
     def fmt(cells: list[str]) -> str:
-        out = []
-        for i, (c, w) in enumerate(zip(cells, widths, strict=True)):
-            c = cut(c, w)
-            out.append(c.ljust(w) if i in (0, victim) else c.rjust(w))
-        return GAP.join(out).rstrip()
+        return GAP.join(cut(c, w).ljust(w) if i in text else c.rjust(w)
+                        for i, (c, w) in enumerate(zip(cells, widths, strict=True))).rstrip()
 
     return [fmt(headers)] + [fmt(r) for r in rows]
