@@ -9,12 +9,14 @@ DB ?= data/mq.db
 
 .PHONY: run test lint bench clean
 
-$(STAMP): pyproject.toml clients/python/pyproject.toml
-	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e clients/python
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
-	touch $(STAMP)
+# The SDK first: mq depends on it by its distribution name, mq-broker-client.
+$(STAMP): pyproject.toml clients/python/pyproject.toml clients/python/mq_client/VERSION
+	@echo "installing mq and its SDK into $(VENV) (editable)"
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@$(BIN)/python -m pip install --quiet --upgrade pip
+	@$(BIN)/python -m pip install --quiet -e clients/python
+	@$(BIN)/python -m pip install --quiet -e '.[dev]'
+	@touch $(STAMP)
 
 run: $(STAMP)
 	$(BIN)/mq serve --host $(HOST) --port $(PORT) --db $(DB)

@@ -20,6 +20,7 @@ from mq.ring import HashRing
 from mq.server.config import Config
 from mq.server.connection import Connection
 from mq.server.delivery import Delivery
+from mq.server.listener import bind_listener
 from mq.server.monitor import Monitors
 from mq.server.outcome import Peer
 from mq.server.rounds import Rounds
@@ -77,8 +78,13 @@ class BrokerServer:
 
     async def run(self, on_ready: Any = None) -> None:
         """Open the log, serve until `stop()` is called, then shut down in order."""
+        listener = bind_listener(self.config.host, self.config.port)  # before the log opens
         gc.disable()  # recovery allocates millions of objects that all live: no point looking
-        recovered = await self.store.open()  # closes itself if it fails
+        try:
+            recovered = await self.store.open()  # closes itself if it fails
+        except BaseException:
+            listener.close()
+            raise
         loop = asyncio.get_running_loop()
         try:
             self.core.restore(recovered.settings, recovered.messages, recovered.next_id,
@@ -89,8 +95,7 @@ class BrokerServer:
                 commits = tasks.create_task(self.group.run(), name="group-commit")
                 ticker = tasks.create_task(self._tick_loop(), name="ticker")
                 self._server = await loop.create_server(
-                    lambda: Connection(self.rounds, self.config), self.config.host,
-                    self.config.port)
+                    lambda: Connection(self.rounds, self.config), sock=listener)
                 self.port = self._server.sockets[0].getsockname()[1]
                 log.info("mq %s listening on %s:%d db=%s messages=%d %s", __version__,
                          self.config.host, self.port, self.config.db_path,
@@ -100,6 +105,7 @@ class BrokerServer:
                 await self._stop.wait()
                 await self._shutdown(ticker, commits)
         finally:
+            listener.close()  # the server closed it already, unless it never started
             await self.store.close()
         log.info("mq stopped")
 

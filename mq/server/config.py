@@ -1,11 +1,21 @@
-"""Every setting of a broker and its default, in one frozen value. `mq serve` flags map onto it."""
+"""Every setting of a broker, declared once: its default, its help text, its bounds.
+
+A setting is one `setting(...)` field of `Config`; the `mq serve` flag (`--lease-s`), the
+environment variable (`MQ_LEASE_S`) and the key of the `--config` TOML file (`lease_s`) are
+all derived from it (mq/server/settings.py), and so is `mq serve --print-config`. Adding a
+setting is adding a field here; its checks (bounds, choices, finite numbers) are declared with
+it and run by `Config` itself, so a Config made in code is held to them too.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import math
+from dataclasses import Field, dataclass, field, fields
+from typing import Any
 
 from mq.limits import (
     DEFAULT_PREFETCH,
+    MAX_DELIVERIES,
     MAX_FRAME_BYTES_CEILING,
     MAX_HEARTBEAT_S,
     MAX_LEASE_S,
@@ -18,62 +28,136 @@ from mq.limits import (
 from mq.storage.sqlite import SYNC_MODES
 
 DEFAULT_PORT = 7711
+LOG_LEVELS = ("debug", "info", "warning", "error")
+LOG_FORMATS = ("text", "json")
+_SETTING = "mq.setting"
+
+
+@dataclass(frozen=True, slots=True)
+class Setting:
+    """What a person sees of one Config field: the help text and what values make sense.
+
+    `low`/`high`: inclusive bounds of a number (None: unbounded on that side); `choices`: the
+    only values a text setting may take; `flag`: the `mq serve` flag when it is not the field
+    name with dashes (`--db` for `db_path`).
+    """
+
+    help: str
+    low: float | None = None
+    high: float | None = None
+    choices: tuple[str, ...] = ()
+    flag: str = ""
+
+
+def setting(default: Any, help: str, *, low: float | None = None, high: float | None = None,
+            choices: tuple[str, ...] = (), flag: str = "") -> Any:
+    """A Config field with its `Setting`: the one place a setting is declared."""
+    return field(default=default,
+                 metadata={_SETTING: Setting(help, low, high, choices, flag)})
+
+
+def declared() -> list[tuple[Field[Any], Setting]]:
+    """Every Config field with its `Setting`, in declaration order."""
+    return [(f, f.metadata[_SETTING]) for f in fields(Config)]
+
+
+class SettingError(ValueError):
+    """A setting's value makes no sense. `problem` may name other settings as `{name}`;
+    `explain` writes every setting as the caller calls it (a flag, a variable, a file key)."""
+
+    def __init__(self, name: str, problem: str) -> None:
+        super().__init__(name, problem)
+        self.name = name
+        self.problem = problem
+
+    def explain(self, label: Any = str) -> str:
+        names = {f.name: label(f.name) for f in fields(Config)}
+        return f"{label(self.name)} {self.problem.format_map(names)}"
+
+    def __str__(self) -> str:
+        return self.explain()
+
+
+def _unit(name: str) -> str:
+    return " seconds" if name.endswith("_s") else " bytes" if name.endswith("_bytes") else ""
+
+
+def check(name: str, value: Any, rule: Setting) -> None:
+    """Raise SettingError unless `value` fits `rule` (finite, within bounds, a choice)."""
+    if rule.choices and value not in rule.choices:
+        raise SettingError(name, f"must be one of {', '.join(rule.choices)}, got {value!r}")
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        return
+    if not math.isfinite(value):
+        raise SettingError(name, f"must be a finite number, got {value!r}")
+    low = -math.inf if rule.low is None else rule.low
+    high = math.inf if rule.high is None else rule.high
+    if not low <= value <= high:
+        span = (f"{low:g} .. {high:g}" if rule.high is not None else f"at least {low:g}")
+        raise SettingError(name, f"must be {span}{_unit(name)}, got {value:g}")
+
+
+_BOUND = 2**40  # what "at least 1" bounds reach at most: no buffer of the broker is that big
 
 
 @dataclass(frozen=True, slots=True)
 class Config:
-    host: str = "127.0.0.1"
-    port: int = DEFAULT_PORT
-    db_path: str = "data/mq.db"
-    sync: str = "full"  # "full": fsync each commit; "normal": survives a killed process only
-    max_frame_bytes: int = 8 * 1024 * 1024
-    max_line_bytes: int = 1024 * 1024
-    lease_s: float = 30.0  # default visibility timeout of a queue
-    retention_s: float = 4 * 86_400.0  # default retention of a queue
-    heartbeat_s: float = 1.0  # default heartbeat interval of a consumer session
-    heartbeat_misses: int = 3  # missed intervals before a session is dead
-    grace_s: float = 3.0  # how long a session whose connection dropped waits for a reconnect
-    poison_deaths: int = 3  # consumers dying with a message before it is set aside as poison
-    default_prefetch: int = DEFAULT_PREFETCH  # unacked messages a group member may hold
-    ring_vnodes: int = 512  # points per member on a group's hash ring
-    keep_history_s: float = 60.0  # acked/removed messages stay in the log this long (HISTORY)
+    host: str = setting("127.0.0.1", "address to listen on")
+    port: int = setting(DEFAULT_PORT, "TCP port, 0 for any free one", low=0, high=65535)
+    db_path: str = setting("data/mq.db", "SQLite file of the log", flag="--db")
+    sync: str = setting("full", "full: a confirmation survives power loss; normal: it survives "
+                        "a killed broker only", choices=SYNC_MODES)
+    log_level: str = setting("info", "least severe log lines written", choices=LOG_LEVELS)
+    log_format: str = setting("text", "text: one line per record; json: one JSON object per "
+                              "line", choices=LOG_FORMATS)
+    max_frame_bytes: int = setting(8 * 1024 * 1024, "largest binary frame accepted",
+                                   low=1024, high=MAX_FRAME_BYTES_CEILING)
+    max_line_bytes: int = setting(1024 * 1024, "longest text line accepted", low=64,
+                                  high=MAX_FRAME_BYTES_CEILING)
+    lease_s: float = setting(30.0, "default visibility timeout of a queue, seconds",
+                             low=MIN_LEASE_S, high=MAX_LEASE_S)
+    retention_s: float = setting(4 * 86_400.0, "default retention of a queue, seconds",
+                                 low=MIN_RETENTION_S, high=MAX_RETENTION_S)
+    heartbeat_s: float = setting(1.0, "default heartbeat interval of consumer sessions, seconds",
+                                 low=MIN_HEARTBEAT_S, high=MAX_HEARTBEAT_S)
+    heartbeat_misses: int = setting(3, "missed heartbeats before a session is dead", low=1,
+                                    high=1_000)
+    grace_s: float = setting(3.0, "how long a disconnected session waits for its consumer to "
+                             "reconnect, seconds", low=0, high=86_400)
+    poison_deaths: int = setting(3, "consumer deaths with a message before it is set aside",
+                                 low=1, high=MAX_DELIVERIES)
+    default_prefetch: int = setting(DEFAULT_PREFETCH, "default credit of a group member",
+                                    low=1, high=MAX_PREFETCH, flag="--prefetch")
+    ring_vnodes: int = setting(512, "points per member on a group's hash ring", low=1,
+                               high=100_000)
+    keep_history_s: float = setting(60.0, "how long acked messages stay in the log for "
+                                    "HISTORY before compaction, seconds", low=0,
+                                    high=MAX_RETENTION_S)
     # Bounds on what one client can make the broker hold (protocol.md section 7).
-    write_buffer_high_bytes: int = 4 * 1024 * 1024  # replies not yet read: no more executed
-    max_backlog_commands: int = 10_000  # read but not yet executed, before reading pauses
-    max_unconfirmed_replies: int = 10_000  # replies waiting for a commit, before reading pauses
-    max_waiting_gets: int = 1_000  # long-poll GETs one connection may have waiting at once
-    max_log_reads: int = 16  # HISTORY reads one connection may have running at once
-    max_buffered_input_bytes: int = 256 * 1024 * 1024  # unfinished frames of all clients
-    max_commit_changes: int = 20_000  # changes per group commit (one round may exceed it)
-    shutdown_timeout_s: float = 10.0
+    write_buffer_high_bytes: int = setting(4 * 1024 * 1024, "replies not yet read by a client "
+                                           "before its commands wait", low=1, high=_BOUND)
+    max_backlog_commands: int = setting(10_000, "commands read but not yet executed, before "
+                                        "reading pauses", low=1, high=_BOUND)
+    max_unconfirmed_replies: int = setting(10_000, "replies waiting for a commit, before "
+                                           "reading pauses", low=1, high=_BOUND)
+    max_waiting_gets: int = setting(1_000, "long-poll GETs one connection may have waiting",
+                                    low=1, high=_BOUND)
+    max_log_reads: int = setting(16, "HISTORY reads one connection may have running at once",
+                                 low=1, high=_BOUND)
+    max_buffered_input_bytes: int = setting(256 * 1024 * 1024, "unfinished frames of all "
+                                            "clients together", low=1024, high=_BOUND)
+    max_commit_changes: int = setting(20_000, "changes per group commit (one round may exceed "
+                                      "it)", low=1, high=_BOUND)
+    shutdown_timeout_s: float = setting(10.0, "how long shutdown waits for the last commit, "
+                                        "seconds", low=0, high=3_600)
 
     def __post_init__(self) -> None:
-        if self.sync not in SYNC_MODES:
-            raise ValueError(f"sync must be one of {', '.join(SYNC_MODES)}")
-        if not 1024 <= self.max_frame_bytes <= MAX_FRAME_BYTES_CEILING:
-            raise ValueError(f"max_frame_bytes must be 1 KiB .. {MAX_FRAME_BYTES_CEILING} bytes")
-        if self.max_line_bytes < 64:
-            raise ValueError("max_line_bytes must be at least 64")
-        if not MIN_LEASE_S <= self.lease_s <= MAX_LEASE_S:
-            raise ValueError(f"lease_s must be {MIN_LEASE_S} .. {MAX_LEASE_S} seconds")
-        if not MIN_RETENTION_S <= self.retention_s <= MAX_RETENTION_S:
-            raise ValueError(f"retention_s must be {MIN_RETENTION_S} .. {MAX_RETENTION_S} seconds")
-        if not MIN_HEARTBEAT_S <= self.heartbeat_s <= MAX_HEARTBEAT_S:
-            raise ValueError(f"heartbeat_s must be {MIN_HEARTBEAT_S} .. {MAX_HEARTBEAT_S} seconds")
-        if self.heartbeat_misses < 1 or self.poison_deaths < 1 or self.ring_vnodes < 1:
-            raise ValueError("heartbeat_misses, poison_deaths and ring_vnodes must be at least 1")
-        if self.grace_s < 0 or self.keep_history_s < 0:
-            raise ValueError("grace_s and keep_history_s must be >= 0")
-        if not 1 <= self.default_prefetch <= MAX_PREFETCH:
-            raise ValueError(f"default_prefetch must be 1 .. {MAX_PREFETCH}")
-        bounds = (self.write_buffer_high_bytes, self.max_backlog_commands,
-                  self.max_unconfirmed_replies, self.max_waiting_gets, self.max_log_reads,
-                  self.max_commit_changes)
-        if min(bounds) < 1 or self.max_buffered_input_bytes < self.max_frame_bytes:
-            raise ValueError("every bound must be at least 1, and max_buffered_input_bytes at "
-                             "least max_frame_bytes")
-        if not 0 <= self.port <= 65535:
-            raise ValueError("port must be 0..65535 (0 picks a free port)")
+        for f in fields(self):
+            check(f.name, getattr(self, f.name), f.metadata[_SETTING])
+        if self.max_buffered_input_bytes < self.max_frame_bytes:
+            raise SettingError("max_buffered_input_bytes",
+                               "must be at least {max_frame_bytes} "
+                               f"({self.max_frame_bytes} bytes)")
 
     def describe(self) -> str:
         return (f"sync={self.sync} lease_s={self.lease_s:g} retention_s={self.retention_s:g} "

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 import signal
 from collections.abc import Coroutine
 from typing import Any
 
 from mq.server.app import BrokerServer
 from mq.server.config import Config
+from mq.server.logs import setup_logging
 
 
 def run_loop(main: Coroutine[Any, Any, None]) -> None:
@@ -31,6 +31,5 @@ async def _serve(config: Config) -> None:
 
 
 def serve(config: Config) -> None:
-    logging.basicConfig(level=logging.INFO,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    setup_logging(config.log_level, config.log_format)
     run_loop(_serve(config))

@@ -18,7 +18,11 @@ import sqlite3
 from pathlib import Path
 
 
-class LogInUseError(sqlite3.DatabaseError):
+class LogRefused(sqlite3.DatabaseError):
+    """The log cannot be used; the message says why and what to do."""
+
+
+class LogInUseError(LogRefused):
     """Another process (another broker, most likely) has the log open."""
 
 

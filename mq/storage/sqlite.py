@@ -49,7 +49,6 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
-import sqlite3
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -63,7 +62,7 @@ from mq.core.events import FINAL, Acked, Appended, Bound, Change, Declared, Even
 from mq.core.model import QueueSettings
 from mq.storage.base import Recovered
 from mq.storage.finished import Finished
-from mq.storage.lock import LogLock
+from mq.storage.lock import LogLock, LogRefused
 from mq.storage.rows import ENCODERS, TEXT_FIELDS, Fold, LogRow, Values, describe
 
 log = logging.getLogger(__name__)
@@ -131,12 +130,16 @@ MAX_ROWS_PER_STATEMENT = 2_000  # 28,000 bound variables: far below SQLite's lim
 SYNC_MODES = ("full", "normal")
 
 
-class LogVersionError(sqlite3.DatabaseError):
+class LogVersionError(LogRefused):
     """The file is an mq log of a version this code does not know."""
 
 
-class NotAnMqLogError(sqlite3.DatabaseError):
+class NotAnMqLogError(LogRefused):
     """The file is another program's SQLite database."""
+
+
+class LogPlaceError(LogRefused):
+    """The log's directory cannot be made or written (missing, read-only, a file)."""
 
 
 class SQLiteStore:
@@ -174,8 +177,13 @@ class SQLiteStore:
         return None if due is None else max(0.0, due + self.keep_history_s - self.clock())
 
     async def open(self) -> Recovered:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._lock.acquire()  # before the file is touched: a second broker is refused
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._lock.acquire()  # before the file is touched: a second broker is refused
+        except OSError as e:
+            raise LogPlaceError(
+                f"cannot create the log {self.path}: {e.strerror} ({e.filename}). Point --db "
+                "at a file in a directory this user may write") from None
         try:
             # isolation_level=None: autocommit, so a single INSERT commits by itself (above).
             self._db = await aiosqlite.connect(self.path, isolation_level=None)

@@ -8,6 +8,8 @@ of `AsyncClient.subscribe` and `AsyncClient.monitor`, and the typed errors in
 `mq_client.errors`. README.md has examples.
 """
 
+from pathlib import Path
+
 from mq_client import errors
 from mq_client.aio import AsyncClient
 from mq_client.consumer import consume
@@ -16,6 +18,9 @@ from mq_client.message import AckFailure, AckResult, Message, PeekedMessage, Pub
 from mq_client.push import Monitor, Subscription
 from mq_client.session import Session
 from mq_client.sync import Client
+
+__version__ = Path(__file__).with_name("VERSION").read_text(encoding="ascii").strip()
+"""The version of mq: the broker and this SDK carry the same one, written once, in VERSION."""
 
 __all__ = [
     "AckFailure",
