@@ -8,6 +8,7 @@ import sqlite3
 import sys
 from collections.abc import Sequence
 
+from mq.auth_cli import add_serve_flags, add_user_parser, run_user, serve_settings
 from mq.bench.cli import add_parser as _bench_parser
 from mq.server.config import DEFAULT_PORT, Config
 
@@ -46,6 +47,7 @@ def _serve_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     p.add_argument("--keep-history-s", type=float, default=d.keep_history_s,
                    help="how long acked messages stay in the log for HISTORY before compaction "
                    "(default %(default)s)")
+    add_serve_flags(p)
 
 
 def _stats_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -60,6 +62,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     _serve_parser(sub)
     _stats_parser(sub)
     _bench_parser(sub)
+    add_user_parser(sub)
     args = parser.parse_args(argv)
     if args.command == "serve":
         return _serve(args)
@@ -69,6 +72,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "bench":
         from mq.bench.cli import run as run_bench
         return run_bench(args)
+    if args.command == "user":
+        return run_user(args)
     parser.error(f"unknown command {args.command}")
     return 2
 
@@ -81,12 +86,16 @@ def _serve(args: argparse.Namespace) -> int:
                         max_frame_bytes=args.max_frame_bytes, max_line_bytes=args.max_line_bytes,
                         heartbeat_s=args.heartbeat_s, heartbeat_misses=args.heartbeat_misses,
                         grace_s=args.grace_s, poison_deaths=args.poison_deaths,
-                        default_prefetch=args.prefetch, keep_history_s=args.keep_history_s)
+                        default_prefetch=args.prefetch, keep_history_s=args.keep_history_s,
+                        **serve_settings(args))
     except ValueError as e:
         print(f"mq serve: {e}", file=sys.stderr)
         return 2
     try:
         serve(config)
+    except (OSError, ValueError) as e:  # a users file or certificate that cannot be used
+        print(f"mq serve: {e}", file=sys.stderr)
+        return 2
     except sqlite3.DatabaseError as e:
         print(f"mq serve: cannot use {config.db_path} as the log: {e}. Point --db at an mq log, "
               "or at a path where a new one may be created.", file=sys.stderr)

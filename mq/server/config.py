@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import dataclass
 
 from mq.limits import (
@@ -46,6 +47,14 @@ class Config:
     max_buffered_input_bytes: int = 256 * 1024 * 1024  # unfinished frames of all clients
     max_commit_changes: int = 20_000  # changes per group commit (one round may exceed it)
     shutdown_timeout_s: float = 10.0
+    # Who may connect and do what (protocol.md section 9).
+    users_file: str | None = None  # TOML users file (mq/auth/users.py); None: no AUTH needed
+    insecure: bool = False  # serve a non-loopback address without a users file anyway
+    tls_cert: str | None = None  # PEM certificate chain: the port then speaks TLS only
+    tls_key: str | None = None  # its PEM private key
+    tls_ca: str | None = None  # PEM CA: clients must present a certificate it signed
+    auth_failure_delay_s: float = 1.0  # a refused AUTH is answered this much later
+    max_auth_failures: int = 3  # refused AUTHs per connection; the last one closes it
 
     def __post_init__(self) -> None:
         if self.sync not in SYNC_MODES:
@@ -74,9 +83,39 @@ class Config:
                              "least max_frame_bytes")
         if not 0 <= self.port <= 65535:
             raise ValueError("port must be 0..65535 (0 picks a free port)")
+        self._check_security()
+
+    def _check_security(self) -> None:
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise ValueError("--tls-cert and --tls-key go together")
+        if self.tls_ca is not None and self.tls_cert is None:
+            raise ValueError("--tls-ca (client certificates) needs --tls-cert and --tls-key")
+        if not 0 <= self.auth_failure_delay_s <= 60 or self.max_auth_failures < 1:
+            raise ValueError("auth_failure_delay_s must be 0..60 s and max_auth_failures >= 1")
+        if self.users_file is None and not self.insecure and not is_loopback(self.host):
+            raise ValueError(f"refusing to serve {self.host or 'every address'} without --users: "
+                             "anyone who reaches the port could read and delete every message; "
+                             "give --users FILE (see `mq user add`), or --insecure to serve open")
+
+    @property
+    def tls(self) -> bool:
+        return self.tls_cert is not None
 
     def describe(self) -> str:
         return (f"sync={self.sync} lease_s={self.lease_s:g} retention_s={self.retention_s:g} "
                 f"heartbeat_s={self.heartbeat_s:g}x{self.heartbeat_misses} "
                 f"grace_s={self.grace_s:g} "
-                f"max_frame_bytes={self.max_frame_bytes}")
+                f"max_frame_bytes={self.max_frame_bytes}"
+                f" auth={'users file' if self.users_file else 'none'}"
+                f" tls={'client certificates' if self.tls_ca else 'on' if self.tls else 'off'}")
+
+
+def is_loopback(host: str) -> bool:
+    """Whether `host` is an address only this machine reaches (a name other than localhost is
+    not trusted to be: it may resolve to anything)."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False

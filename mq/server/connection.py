@@ -76,6 +76,9 @@ class Connection(asyncio.Protocol):
         self.id = next(_ids)
         self.anonymous_holder = f"c{self.id}"
         self.session: Session[Peer] | None = None
+        self.user: str | None = None  # who it authenticated as (access.py)
+        self.auth_failures = 0
+        self.authenticating = False
         self.peer = "?"
         self.speaker: Speaker = BinarySpeaker()  # until the first byte says otherwise
         self._decoder: Decoder | None = None
