@@ -26,8 +26,6 @@ from mq.auth.users import (
 )
 from mq.server.config import Config
 
-Sub = argparse._SubParsersAction[argparse.ArgumentParser]
-
 
 def add_serve_flags(p: argparse.ArgumentParser) -> None:
     d = Config()
@@ -54,7 +52,7 @@ def serve_settings(args: argparse.Namespace) -> dict[str, Any]:
             "max_auth_failures": args.max_auth_failures}
 
 
-def add_user_parser(sub: Sub) -> None:
+def add_user_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("user", help="add, change or remove the users of a users file")
     users = p.add_subparsers(dest="user_command", required=True)
     for name, what in (("add", "add a user (or replace one's secret and permissions)"),

@@ -11,7 +11,7 @@ of `AsyncClient.subscribe` and `AsyncClient.monitor`, and the typed errors in
 from mq_client import errors
 from mq_client.aio import AsyncClient
 from mq_client.consumer import consume
-from mq_client.errors import ConnectionLost, MQError, ProtocolError
+from mq_client.errors import ConnectionLost, Forbidden, MQError, ProtocolError, Unauthenticated
 from mq_client.message import AckFailure, AckResult, Message, PeekedMessage, PublishResult
 from mq_client.push import Monitor, Subscription
 from mq_client.session import Session
@@ -23,6 +23,7 @@ __all__ = [
     "AsyncClient",
     "Client",
     "ConnectionLost",
+    "Forbidden",
     "MQError",
     "Message",
     "Monitor",
@@ -31,6 +32,7 @@ __all__ = [
     "PublishResult",
     "Session",
     "Subscription",
+    "Unauthenticated",
     "consume",
     "errors",
 ]
