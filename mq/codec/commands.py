@@ -565,7 +565,7 @@ Command = (
     Ping | Publish | PublishMany | Fanout | Get | Ack | AckMany | Nack | Touch | Subscribe
     | Unsubscribe | Hello | Heartbeat | Join | Leave | Declare | Peek | Purge | DeleteQueue
     | Redrive | Bind | Bindings | Explain | History | Monitor | Unmonitor | ListQueues | Stats
-    | Help | Quit | Auth
+    | Auth | Help | Quit
 )
 Decoded = Command | Rejected
 """What a decoder makes of one frame or line."""
