@@ -22,26 +22,33 @@ class Code(StrEnum):
     NOT_FOUND = "NOT_FOUND"
     SHUTTING_DOWN = "SHUTTING_DOWN"
     OVERLOADED = "OVERLOADED"
+    UNAUTHENTICATED = "UNAUTHENTICATED"
+    FORBIDDEN = "FORBIDDEN"
+    TLS_REQUIRED = "TLS_REQUIRED"
     STORE_FULL = "STORE_FULL"
     STORE_UNAVAILABLE = "STORE_UNAVAILABLE"
     INTERNAL = "INTERNAL"
 
 
-FATAL_CODES = frozenset({Code.FRAME_TOO_LARGE, Code.SHUTTING_DOWN, Code.OVERLOADED})
+FATAL_CODES = frozenset({Code.FRAME_TOO_LARGE, Code.SHUTTING_DOWN, Code.OVERLOADED,
+                         Code.TLS_REQUIRED})
 
 
 class MQError(Exception):
     """An error that is reported to the client as `code` + `message`."""
 
-    def __init__(self, code: Code, message: str) -> None:
+    def __init__(self, code: Code, message: str, fatal: bool | None = None) -> None:
+        """`fatal` None: as the code says (FATAL_CODES); a code that is fatal only sometimes
+        (UNAUTHENTICATED after the last allowed failure) says so here."""
         super().__init__(message)
         self.code = code
         self.message = message
+        self._fatal = fatal
 
     @property
     def fatal(self) -> bool:
         """True when the connection is closed after the error is reported."""
-        return self.code in FATAL_CODES
+        return self.code in FATAL_CODES if self._fatal is None else self._fatal
 
     def __repr__(self) -> str:
         return f"MQError({self.code.value}, {self.message!r})"

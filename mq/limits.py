@@ -14,6 +14,7 @@ MAX_DEDUP_BYTES = 128
 MAX_ERROR_BYTES = 4_096  # the error text a nack keeps with its message
 MAX_SESSION_CHARS = 64
 MAX_MSG_ID = 2**63 - 1
+MAX_SECRET_BYTES = 1_024  # an AUTH secret
 
 MIN_LEASE_S = 0.01
 MAX_LEASE_S = 43_200.0

@@ -1,6 +1,6 @@
 """The `mq` command: `mq serve` runs a broker; `mq pub`, `get`, `peek`, `purge`, `queues`,
 `stats`, `explain`, `history` and `tail` talk to one through the SDK, like any client; `mq
-bench` load-tests one. One module per group of subcommands, each adding its own parsers."""
+user` edits a users file; `mq bench` load-tests one. One module per group of subcommands, each adding its own parsers."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from collections.abc import Sequence
 
 from mq import __version__
 from mq.bench.cli import add_parser as add_bench_parser
-from mq.cli import messages, observe, serve
+from mq.cli import messages, observe, serve, users
 from mq.cli.common import CliError
 
 
@@ -21,6 +21,7 @@ def parser() -> argparse.ArgumentParser:
     serve.add_parsers(sub)
     messages.add_parsers(sub)
     observe.add_parsers(sub)
+    users.add_parsers(sub)
     add_bench_parser(sub)
     return p
 

@@ -9,8 +9,10 @@ from __future__ import annotations
 import argparse
 import os
 import sqlite3
+import ssl
 import sys
 
+from mq.auth.users import UsersFileError
 from mq.cli.common import Subparsers
 from mq.server.config import Config
 from mq.server.listener import StartupError
@@ -64,6 +66,9 @@ def serve(args: argparse.Namespace) -> int:
     except (StartupError, LogRefused) as e:
         print(f"mq serve: {e}", file=sys.stderr)
         return 1
+    except (UsersFileError, ssl.SSLError, OSError) as e:  # a users file or certificate unusable
+        print(f"mq serve: {e}", file=sys.stderr)
+        return 2
     except sqlite3.DatabaseError as e:
         print(f"mq serve: cannot use {config.db_path} as the log: {e}. Point --db at an mq log, "
               "or at a path where a new one may be created.", file=sys.stderr)

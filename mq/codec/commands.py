@@ -8,13 +8,19 @@ from a request, fields.py), the checks of its constructor against the protocol's
 
 A handler never sees a malformed request: whatever a mode decodes goes through a constructor.
 Limits that belong to the deployment (frame and line sizes) live in the server's Config instead.
+
+Who may run each command is in its SPEC's `guard` (registry.Guard). Commands that name a
+message rather than a queue (ack, nack, touch by receipt; explain, history by msg_id) are
+checked on the queue the message is in now, which the core knows while it holds the message.
 """
+
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any, get_args
 
+from mq.auth.permissions import Permission
 from mq.codec.fields import (
     Bodies,
     Body,
@@ -29,9 +35,10 @@ from mq.codec.fields import (
     receipts,
 )
 from mq.codec.options import PLAIN, Options
-from mq.codec.registry import Registry, Spec
+from mq.codec.registry import Guard, Registry, Spec
 from mq.codec.replies import (
     AckedMany,
+    Authenticated,
     Bye,
     Copies,
     Declared,
@@ -64,6 +71,7 @@ from mq.codec.values import (
     check_name,
     check_queue,
     check_seconds,
+    check_secret,
     check_text,
     optional_seconds,
 )
@@ -91,6 +99,12 @@ from mq.limits import (
     MIN_LEASE_S,
     MIN_RETENTION_S,
 )
+
+PUBLISH = Guard(Permission.PUBLISH)
+CONSUME = Guard(Permission.CONSUME)
+ADMIN = Guard(Permission.ADMIN)
+INSPECT = Guard(Permission.INSPECT)
+INSPECT_ALL = Guard(Permission.INSPECT, ("queue",), none_is_every=True)
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,7 +154,7 @@ class MessageOp:
 
 @dataclass(frozen=True, slots=True)
 class Ping:
-    SPEC = Spec("ping", "PING", "check the connection", reply=Pong)
+    SPEC = Spec("ping", "PING", "check the connection", reply=Pong, before_auth=True)
 
     rid: int | None = None
 
@@ -148,7 +162,7 @@ class Ping:
 @dataclass(frozen=True, slots=True)
 class Publish:
     SPEC = Spec("pub", "PUB", f"store a message; options: {' '.join(PUB_OPTIONS)}",
-                args=("queue",), text=PUBLISHING, reply=Published)
+                args=("queue",), text=PUBLISHING, reply=Published, guard=PUBLISH)
 
     queue: QueueName
     body: Body
@@ -163,7 +177,7 @@ class Publish:
 
 @dataclass(frozen=True, slots=True)
 class PublishMany:
-    SPEC = Spec("mpub", None, reply=PublishedMany)
+    SPEC = Spec("mpub", None, reply=PublishedMany, guard=PUBLISH)
 
     queue: QueueName
     bodies: Bodies
@@ -183,7 +197,7 @@ class Fanout:
     """Publish once to a topic: one copy per bound queue."""
 
     SPEC = Spec("fanout", "FANOUT", "publish to every queue bound to topic", args=("topic",),
-                text=PUBLISHING, reply=Copies)
+                text=PUBLISHING, reply=Copies, guard=Guard(Permission.PUBLISH, ("topic",)))
 
     topic: Name
     body: Body
@@ -199,7 +213,7 @@ class Fanout:
 @dataclass(frozen=True, slots=True)
 class Get:
     SPEC = Spec("get", "GET", "lease the next ready message",
-                args=("queue", "lease_s", "wait_s"), reply=Messages)
+                args=("queue", "lease_s", "wait_s"), reply=Messages, guard=CONSUME)
 
     queue: QueueName
     lease_s: Seconds | None = None
@@ -222,7 +236,7 @@ class AckMany:
     """Ack a batch: each receipt succeeds or fails on its own; one commit for all. Asked for
     as an ack with several receipts (Ack's SPEC)."""
 
-    SPEC = Spec(None, None, reply=AckedMany)
+    SPEC = Spec(None, None, reply=AckedMany, guard=Guard(Permission.CONSUME, ("receipts",)))
 
     receipts: Receipts
     rid: int | None = None
@@ -242,7 +256,8 @@ def _ack_request(m: dict[str, Any], rid: int | None) -> Ack | AckMany:
 @dataclass(frozen=True, slots=True)
 class Ack:
     SPEC = Spec("ack", "ACK", "done with messages: remove them", args=("receipt",),
-                wire=_ack_request, text=OneOrMany(AckMany, MAX_ACK_BATCH))
+                wire=_ack_request, text=OneOrMany(AckMany, MAX_ACK_BATCH),
+                guard=Guard(Permission.CONSUME, ("receipt",)))
 
     receipt: ReceiptArg
     rid: int | None = None
@@ -253,7 +268,8 @@ class Nack:
     # The error text runs to the end of the line. A line of more than 10,000 tokens is
     # answered with the usage, as it always was.
     SPEC = Spec("nack", "NACK", "give a message back, now or after a delay",
-                args=("receipt", "delay_s"), text=Trailing("error", "error text", 10_000))
+                args=("receipt", "delay_s"), text=Trailing("error", "error text", 10_000),
+                guard=Guard(Permission.CONSUME, ("receipt",)))
 
     receipt: ReceiptArg
     delay_s: Seconds = 0.0
@@ -268,7 +284,7 @@ class Nack:
 @dataclass(frozen=True, slots=True)
 class Touch:
     SPEC = Spec("touch", "TOUCH", "extend a lease", args=("receipt", "lease_s"),
-                reply=Touched)
+                reply=Touched, guard=Guard(Permission.CONSUME, ("receipt",)))
 
     receipt: ReceiptArg
     lease_s: Seconds | None = None
@@ -283,7 +299,7 @@ class Subscribe:
     """Push consumption: the broker sends up to `prefetch` unacked messages, more as acks come."""
 
     SPEC = Spec("sub", "SUB", "have messages pushed as MSG lines",
-                args=("queue", "prefetch", "lease_s"), reply=Subscribed)
+                args=("queue", "prefetch", "lease_s"), reply=Subscribed, guard=CONSUME)
 
     queue: QueueName
     prefetch: Integer = DEFAULT_PREFETCH
@@ -334,7 +350,7 @@ class Heartbeat:
 @dataclass(frozen=True, slots=True)
 class Join:
     SPEC = Spec("join", "JOIN", "join a consumer group (after HELLO)",
-                args=("queue", "group", "prefetch"), reply=Joined)
+                args=("queue", "group", "prefetch"), reply=Joined, guard=CONSUME)
 
     queue: QueueName
     group: Name
@@ -363,7 +379,8 @@ DECLARE_SETTINGS = ("retention_s", "lease_s", "max_deliveries", "dead_letter", "
 @dataclass(frozen=True, slots=True)
 class Declare:
     SPEC = Spec("declare", "DECLARE", f"settings: {' '.join(DECLARE_SETTINGS)}",
-                args=("queue",), text=Settings(DECLARE_SETTINGS), reply=Declared)
+                args=("queue",), text=Settings(DECLARE_SETTINGS), reply=Declared,
+                guard=Guard(Permission.ADMIN, ("queue", "dead_letter")))
 
     queue: QueueName
     retention_s: Seconds | None = None
@@ -391,7 +408,7 @@ class Declare:
 @dataclass(frozen=True, slots=True)
 class Peek:
     SPEC = Spec("peek", "PEEK", "the next messages, without leasing them",
-                args=("queue", "count"), reply=Peeked)
+                args=("queue", "count"), reply=Peeked, guard=INSPECT)
 
     queue: QueueName
     count: Integer = DEFAULT_PEEK_COUNT
@@ -405,19 +422,20 @@ class Peek:
 class Purge(QueueOp):
     __slots__ = ()
     SPEC = Spec("purge", "PURGE", "remove every message of a queue", args=("queue",),
-                reply=Purged)
+                reply=Purged, guard=ADMIN)
 
 
 class DeleteQueue(QueueOp):
     __slots__ = ()
     SPEC = Spec("delete", "DELETE", "remove a queue and its messages", args=("queue",),
-                reply=Deleted)
+                reply=Deleted, guard=ADMIN)
 
 
 @dataclass(frozen=True, slots=True)
 class Redrive:
     SPEC = Spec("redrive", "REDRIVE", "move dead letters back", args=("queue", "count", "to"),
-                synopsis="<dead-letter queue> [count] [to]", reply=Redriven)
+                synopsis="<dead-letter queue> [count] [to]", reply=Redriven,
+                guard=Guard(Permission.ADMIN, ("queue", "to")))
 
     queue: QueueName
     count: Integer = DEFAULT_REDRIVE_COUNT
@@ -435,9 +453,9 @@ class Redrive:
 class Bind:
     SPEC = (
         Spec("bind", "BIND", "copy what FANOUT sends to topic here", args=("topic", "queue"),
-             reply=Rebound),
+             reply=Rebound, guard=ADMIN),
         Spec("unbind", "UNBIND", "stop that", args=("topic", "queue"), fixed={"unbind": True},
-             reply=Rebound),
+             reply=Rebound, guard=ADMIN),
     )
 
     topic: Name
@@ -453,7 +471,7 @@ class Bind:
 @dataclass(frozen=True, slots=True)
 class Bindings:
     SPEC = Spec("bindings", "BINDINGS", "which queues each topic feeds", args=("topic",),
-                reply=TopicBindings)
+                reply=TopicBindings, guard=Guard(Permission.INSPECT, ()))
 
     topic: Text | None = None
     rid: int | None = None
@@ -469,13 +487,13 @@ class Bindings:
 class Explain(MessageOp):
     __slots__ = ()
     SPEC = Spec("explain", "EXPLAIN", "why is this message (not) delivered?", args=("msg_id",),
-                reply=Explanation)
+                reply=Explanation, guard=Guard(Permission.INSPECT, ("msg_id",)))
 
 
 class History(MessageOp):
     __slots__ = ()
     SPEC = Spec("history", "HISTORY", "its life, from the log", args=("msg_id",),
-                reply=LogEvents)
+                reply=LogEvents, guard=Guard(Permission.INSPECT, ("msg_id",)))
 
 
 class Monitor(MaybeQueueOp):
@@ -483,7 +501,7 @@ class Monitor(MaybeQueueOp):
 
     __slots__ = ()
     SPEC = Spec("monitor", "MONITOR", "a live line for every message event", args=("queue",),
-                reply=Monitoring)
+                reply=Monitoring, guard=INSPECT_ALL)
 
 
 @dataclass(frozen=True, slots=True)
@@ -495,35 +513,59 @@ class Unmonitor:
 
 @dataclass(frozen=True, slots=True)
 class ListQueues:
-    SPEC = Spec("queues", "QUEUES", "list the queues", reply=QueueNames)
+    SPEC = Spec("queues", "QUEUES", "list the queues", reply=QueueNames,
+                guard=Guard(Permission.INSPECT, ()))
 
     rid: int | None = None
 
 
 class Stats(MaybeQueueOp):
     __slots__ = ()
-    SPEC = Spec("stats", "STATS", "counts per queue", args=("queue",), reply=Statistics)
+    SPEC = Spec("stats", "STATS", "counts per queue", args=("queue",), reply=Statistics,
+                guard=INSPECT_ALL)
 
 
 @dataclass(frozen=True, slots=True)
 class Help:
-    SPEC = Spec(None, "HELP", "this list", reply=Usage)
+    SPEC = Spec(None, "HELP", "this list", reply=Usage, before_auth=True)
 
     rid: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class Quit:
-    SPEC = Spec("quit", "QUIT", "close the connection", reply=Bye)
+    SPEC = Spec("quit", "QUIT", "close the connection", reply=Bye, before_auth=True)
 
     rid: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Auth:
+    """Say who you are, when the broker has a users file. The secret runs to the end of the
+    line in text mode (trimmed), so it may hold inner blanks."""
+
+    SPEC = Spec("auth", "AUTH", "authenticate as a user of the broker's users file",
+                args=("user",), synopsis="<user> <secret>",
+                text=Trailing("secret", "secret", 10_000), reply=Authenticated,
+                before_auth=True)
+
+    user: Name
+    secret: Text | None = None
+    rid: int | None = None
+
+    def __post_init__(self) -> None:
+        check_name("user", self.user)
+        check_secret(self.secret)
+
+    def __repr__(self) -> str:
+        return f"Auth(user={self.user!r}, secret=<hidden>, rid={self.rid!r})"  # never logged
 
 
 Command = (
     Ping | Publish | PublishMany | Fanout | Get | Ack | AckMany | Nack | Touch | Subscribe
     | Unsubscribe | Hello | Heartbeat | Join | Leave | Declare | Peek | Purge | DeleteQueue
     | Redrive | Bind | Bindings | Explain | History | Monitor | Unmonitor | ListQueues | Stats
-    | Help | Quit
+    | Auth | Help | Quit
 )
 Decoded = Command | Rejected
 """What a decoder makes of one frame or line."""

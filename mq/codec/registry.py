@@ -9,6 +9,10 @@ and from the entries come the tables the modes use: the binary readers by op (bi
 the text parsers by verb (text.py), the entry of each command type and the HELP lines. So a
 new command, or a new field, is written in one place: its class.
 
+Who may run a command is declared in the SPEC too: `guard` names the permission it needs and
+the fields that say on which queues (mq/server/access.py checks it), `before_auth` marks the
+few commands a connection may send before it has authenticated.
+
 Special text syntaxes (a body after options, trailing free text, `setting=V` tokens) are
 declared in the SPEC too, as a syntax object (syntax.py); the default reads the text arguments
 by position. This module imports no command: commands.py imports it.
@@ -20,6 +24,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from mq.auth.permissions import Permission
 from mq.codec.fields import FieldInfo, fields_of
 from mq.codec.replies import Done, Reply
 from mq.codec.syntax import POSITIONAL
@@ -43,6 +48,20 @@ class TextSyntax(Protocol):
 
 
 @dataclass(frozen=True, slots=True)
+class Guard:
+    """The permission a command needs, and the fields that name what it needs it on.
+
+    Each field in `on` names a queue (or a topic) directly, or a message whose queue the core
+    knows: a receipt, receipts, a msg_id. An empty `on` means the command is about every queue
+    (QUEUES), and so is a None first field when `none_is_every` (STATS and MONITOR without a
+    queue); those need the permission on `*`. Other None fields name nothing."""
+
+    permission: Permission
+    on: tuple[str, ...] = ("queue",)
+    none_is_every: bool = False
+
+
+@dataclass(frozen=True, slots=True)
 class Spec:
     """How a command is asked for and answered; each command class declares one as `SPEC`.
 
@@ -53,6 +72,8 @@ class Spec:
     replaces the usage the syntax derives, where HELP has always said it differently. `wire`
     and `text` replace the derived readers for a syntax no field declaration can express;
     `reply` is the type of the reply its handler returns (replies.py), which each mode encodes.
+    `guard` is the permission it needs (None: any authenticated connection may run it), and
+    `before_auth` lets it run before authentication (PING, HELP, AUTH, QUIT).
     """
 
     op: str | None
@@ -65,6 +86,8 @@ class Spec:
     wire: WireReader | None = None
     text: TextSyntax | None = None
     reply: type[Reply] = Done
+    guard: Guard | None = None
+    before_auth: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,6 +175,8 @@ def _bind(cls: type, spec: Spec) -> Entry:
         if f.kind is None or f.kind.token is None:
             raise TypeError(f"{cls.__name__}.{name} has no text form: it cannot be an argument")
     for name in spec.fixed:
+        entry.field(name)
+    for name in spec.guard.on if spec.guard is not None else ():
         entry.field(name)
     if not (isinstance(spec.reply, type) and issubclass(spec.reply, Reply)):
         raise TypeError(f"{cls.__name__} declares a reply that is not a Reply type")

@@ -326,6 +326,16 @@ def _event_line(e: Wire) -> str:
 
 
 @dataclass(frozen=True, slots=True)
+class Authenticated(Reply):
+    """AUTH: the user this connection now acts as."""
+
+    user: str
+
+    def text(self) -> bytes:
+        return line(f"+OK authenticated as {self.user}")
+
+
+@dataclass(frozen=True, slots=True)
 class Monitoring(Reply):
     queue: str | None  # None: every queue
 

@@ -11,7 +11,7 @@ import re
 from typing import NamedTuple
 
 from mq.errors import bad_request
-from mq.limits import MAX_KEY_BYTES, MAX_NAME_CHARS
+from mq.limits import MAX_KEY_BYTES, MAX_NAME_CHARS, MAX_SECRET_BYTES
 
 _NAME = re.compile(rf"[A-Za-z0-9_.:\-]{{1,{MAX_NAME_CHARS}}}")
 _NAME_RULE = f"use 1 to {MAX_NAME_CHARS} of A-Z a-z 0-9 _ - . :"
@@ -53,6 +53,13 @@ def check_text(field: str, value: object, max_bytes: int) -> str | None:
         return None
     if not isinstance(value, str) or len(value.encode()) > max_bytes:
         raise bad_request(f"{field} must be a string of at most {max_bytes} bytes")
+    return value
+
+
+def check_secret(value: object) -> str:
+    if not isinstance(value, str) or not 1 <= len(value.encode()) <= MAX_SECRET_BYTES:
+        raise bad_request(f"usage: AUTH <user> <secret>; the secret is 1 to {MAX_SECRET_BYTES} "
+                          "bytes of text")
     return value
 
 

@@ -223,6 +223,11 @@ class Broker(Admin):
         self._lease_due.schedule(q.name, msg.deadline)
         return granted
 
+    def queue_of(self, msg_id: int) -> str | None:
+        """The queue message `msg_id` is in now; None once the broker no longer holds it."""
+        msg = self._messages.get(msg_id)
+        return None if msg is None else msg.queue
+
     def _held(self, msg_id: int, delivery: int, holder: str) -> Message:
         """The message under lease `msg_id.delivery` held by `holder`, or the reason why not."""
         msg = self._messages.get(msg_id)

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from mq.auth.permissions import Permission
 from mq.codec.commands import (
     Bind,
     Bindings,
@@ -99,10 +100,14 @@ class AdminHandlers:
         return Explanation(out)
 
     def history(self, cmd: History, peer: Peer) -> Later:
-        return Later(self._history(cmd.msg_id))
+        return Later(self._history(cmd.msg_id, peer))
 
-    async def _history(self, msg_id: int) -> LogEvents:
-        return LogEvents(msg_id, await self.state.history(msg_id))
+    async def _history(self, msg_id: int, peer: Peer) -> LogEvents:
+        held = self.core.queue_of(msg_id) is not None  # if so, the guard checked its queue
+        events = await self.state.history(msg_id)
+        if not held and events and isinstance(queue := events[0].get("queue"), str):
+            self.state.access.check(peer, Permission.INSPECT, queue)
+        return LogEvents(msg_id, events)
 
     def stats(self, cmd: Stats, peer: Peer) -> Statistics:
         queues = self.core.stats(cmd.queue)

@@ -8,15 +8,18 @@ import asyncio
 import contextlib
 import gc
 import logging
+import socket
 import time
 from typing import Any
 
 from mq import __version__
+from mq.auth.users import UsersFileError
 from mq.core.broker import Broker
 from mq.core.clock import Clock
 from mq.core.model import QueueSettings
 from mq.errors import Code, MQError
 from mq.ring import HashRing
+from mq.server.access import Access
 from mq.server.config import Config
 from mq.server.connection import Connection
 from mq.server.delivery import Delivery
@@ -26,6 +29,7 @@ from mq.server.outcome import Peer
 from mq.server.rounds import Rounds
 from mq.server.sessions import Sessions
 from mq.server.state import ServerState
+from mq.server.tls import TlsListener
 from mq.storage.group_commit import GroupCommit, StoreFailure
 from mq.storage.sqlite import SQLiteStore
 
@@ -60,8 +64,9 @@ class BrokerServer:
         self.sessions: Sessions[Peer] = Sessions(config.heartbeat_misses, config.grace_s)
         self.delivery: Delivery[Peer] = Delivery(self.core, config.max_frame_bytes,
                                                  config.max_waiting_gets)
+        self.access = Access(config, self.core)  # a bad users file stops the start here
         self.state = ServerState(config, self.core, monotonic, self.sessions, self.delivery,
-                                 Monitors(), self.store.history, self.figures)
+                                 Monitors(), self.store.history, self.figures, self.access)
         self.group = GroupCommit(self.store, self._on_commit,
                                  max_changes=config.max_commit_changes,
                                  on_failure=self._on_failure)
@@ -72,6 +77,7 @@ class BrokerServer:
         self._stop = asyncio.Event()
         self._started_at = monotonic()
         self._server: asyncio.Server | None = None
+        self._listener: asyncio.Task[None] | None = None  # the TLS accept loop
         self.port: int | None = None
 
     # --- life cycle ---------------------------------------------------------------------------
@@ -94,9 +100,7 @@ class BrokerServer:
                 self._tasks = tasks
                 commits = tasks.create_task(self.group.run(), name="group-commit")
                 ticker = tasks.create_task(self._tick_loop(), name="ticker")
-                self._server = await loop.create_server(
-                    lambda: Connection(self.rounds, self.config), sock=listener)
-                self.port = self._server.sockets[0].getsockname()[1]
+                await self._listen(loop, tasks, listener)
                 log.info("mq %s listening on %s:%d db=%s messages=%d %s", __version__,
                          self.config.host, self.port, self.config.db_path,
                          len(recovered.messages), self.config.describe())
@@ -109,12 +113,46 @@ class BrokerServer:
             await self.store.close()
         log.info("mq stopped")
 
+    async def _listen(self, loop: asyncio.AbstractEventLoop, tasks: asyncio.TaskGroup,
+                      sock: socket.socket) -> None:
+        def factory() -> Connection:
+            return Connection(self.rounds, self.config)
+
+        if self.config.tls:
+            listener = TlsListener(self.config, factory, sock)
+            self.port = listener.port
+            self._listener = tasks.create_task(listener.serve(), name="tls-listener")
+        else:
+            self._server = await loop.create_server(factory, sock=sock)
+            self.port = self._server.sockets[0].getsockname()[1]
+
     def stop(self) -> None:
         self._stop.set()
 
+    def reload_users(self) -> None:
+        """Read the users file again (SIGHUP). Open connections stay; those of a user no longer
+        in the file are refused what they send next, and their subscriptions end now."""
+        if self.config.users_file is None:
+            log.warning("SIGHUP: this broker has no users file (--users) to reload")
+            return
+        try:
+            users = self.access.reload()
+        except (OSError, UsersFileError) as e:
+            log.error("users file not reloaded, the previous one stays in force: %s", e)
+            return
+        removed = [c for c in self.rounds.connections
+                   if c.user is not None and users.get(c.user) is None]
+        for conn in removed:
+            self.rounds.cut_off(conn)
+        self.rounds.finish()
+        log.info("users file %s reloaded: %d users; %d connections of removed users cut off",
+                 self.config.users_file, len(users.by_name), len(removed))
+
     async def _shutdown(self, ticker: asyncio.Task[None], commits: asyncio.Task[None]) -> None:
-        assert self._server is not None
-        self._server.close()  # no new connections
+        if self._server is not None:
+            self._server.close()  # no new connections
+        if self._listener is not None:
+            self._listener.cancel()
         self.rounds.refuse_waiting(MQError(Code.SHUTTING_DOWN, "the broker is shutting down; "
                                            "reconnect later"))
         ticker.cancel()

@@ -9,6 +9,7 @@ it and run by `Config` itself, so a Config made in code is held to them too.
 
 from __future__ import annotations
 
+import ipaddress
 import math
 from dataclasses import Field, dataclass, field, fields
 from typing import Any
@@ -150,6 +151,19 @@ class Config:
                                       "it)", low=1, high=_BOUND)
     shutdown_timeout_s: float = setting(10.0, "how long shutdown waits for the last commit, "
                                         "seconds", low=0, high=3_600)
+    # Who may connect and do what (protocol.md section 9).
+    users_file: str | None = setting(None, "users file (see `mq user add`): clients must AUTH "
+                                     "and may do only what it grants; SIGHUP rereads it",
+                                     flag="--users")
+    insecure: bool = setting(False, "serve a non-loopback --host without --users, open to "
+                             "anyone")
+    tls_cert: str | None = setting(None, "PEM certificate chain: the port then speaks TLS only")
+    tls_key: str | None = setting(None, "the certificate's PEM private key")
+    tls_ca: str | None = setting(None, "PEM CA: clients must present a certificate it signed")
+    auth_failure_delay_s: float = setting(1.0, "a refused AUTH is answered this much later, "
+                                          "seconds", low=0, high=60)
+    max_auth_failures: int = setting(3, "refused AUTHs per connection; the last one closes it",
+                                     low=1, high=1_000)
 
     def __post_init__(self) -> None:
         for f in fields(self):
@@ -158,9 +172,38 @@ class Config:
             raise SettingError("max_buffered_input_bytes",
                                "must be at least {max_frame_bytes} "
                                f"({self.max_frame_bytes} bytes)")
+        self._check_security()
+
+    def _check_security(self) -> None:
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise SettingError("tls_cert", "and {tls_key} go together")
+        if self.tls_ca is not None and self.tls_cert is None:
+            raise SettingError("tls_ca", "(client certificates) needs {tls_cert} and {tls_key}")
+        if self.users_file is None and not self.insecure and not is_loopback(self.host):
+            raise SettingError("host", f"{self.host or 'every address'} is refused without "
+                               "{users_file}: anyone who reaches the port could read and delete "
+                               "every message; give {users_file} (see `mq user add`), or "
+                               "{insecure} to serve open")
+
+    @property
+    def tls(self) -> bool:
+        return self.tls_cert is not None
 
     def describe(self) -> str:
         return (f"sync={self.sync} lease_s={self.lease_s:g} retention_s={self.retention_s:g} "
                 f"heartbeat_s={self.heartbeat_s:g}x{self.heartbeat_misses} "
                 f"grace_s={self.grace_s:g} "
-                f"max_frame_bytes={self.max_frame_bytes}")
+                f"max_frame_bytes={self.max_frame_bytes}"
+                f" auth={'users file' if self.users_file else 'none'}"
+                f" tls={'client certificates' if self.tls_ca else 'on' if self.tls else 'off'}")
+
+
+def is_loopback(host: str) -> bool:
+    """Whether `host` is an address only this machine reaches (a name other than localhost is
+    not trusted to be: it may resolve to anything)."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False

@@ -76,6 +76,9 @@ class Connection(asyncio.Protocol):
         self.id = next(_ids)
         self.anonymous_holder = f"c{self.id}"
         self.session: Session[Peer] | None = None
+        self.user: str | None = None  # who it authenticated as (access.py)
+        self.auth_failures = 0
+        self.authenticating = False
         self.peer = "?"
         self.speaker: Speaker = BinarySpeaker()  # until the first byte says otherwise
         self._decoder: Decoder | None = None
@@ -86,6 +89,7 @@ class Connection(asyncio.Protocol):
         self.awaiting = 0  # commands waiting for their answer (a GET that waits, HISTORY)
         self.log_reads = 0  # of those, HISTORY reads running
         self.buffered_input = 0  # bytes of unfinished requests the decoder holds
+        self.tls = False
         self.closing = False  # no more requests are read; close once replies are flushed
         self.eof = False  # the client sent all it will send; close once everything is answered
         self._read_holds: set[str] = set()  # why reading is paused; read again when empty
@@ -103,6 +107,7 @@ class Connection(asyncio.Protocol):
         self.peer = f"{peer[0]}:{peer[1]}" if peer else "?"
         self.anonymous_holder = f"c{self.id}@{self.peer}"
         self._transport.set_write_buffer_limits(high=self.config.write_buffer_high_bytes)
+        self.tls = transport.get_extra_info("sslcontext") is not None
         self.broker.opened(self)
 
     def data_received(self, data: bytes) -> None:
@@ -117,7 +122,9 @@ class Connection(asyncio.Protocol):
     def eof_received(self) -> bool:
         self.eof = True
         self.broker.sent_all(self)
-        return True  # keep the sending side open for the replies still due
+        # Keep the sending side open for the replies still due; TLS cannot: its end of input
+        # (close_notify) closes the connection (protocol.md section 9).
+        return not self.tls
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closing = True

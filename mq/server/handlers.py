@@ -12,6 +12,7 @@ from mq.codec.commands import (
     USAGE,
     Ack,
     AckMany,
+    Auth,
     Command,
     Fanout,
     Get,
@@ -52,7 +53,7 @@ from mq.codec.replies import (
 )
 from mq.errors import Code, MQError
 from mq.server.admin_handlers import AdminHandlers, Handler
-from mq.server.outcome import Goodbye, Outcome, Peer, Wait
+from mq.server.outcome import Goodbye, Later, Outcome, Peer, Wait
 from mq.server.sessions import Session
 from mq.server.state import ServerState
 
@@ -67,7 +68,7 @@ class Handlers(AdminHandlers):
             Nack: self.nack, Touch: self.touch, Help: self.help, Quit: self.quit,
             Hello: self.hello, Heartbeat: self.heartbeat, Join: self.join, Leave: self.leave,
             Subscribe: self.subscribe, Unsubscribe: self.unsubscribe, Monitor: self.monitor,
-            Unmonitor: self.unmonitor,
+            Unmonitor: self.unmonitor, Auth: self.auth,
             **self.admin_table(),
         }
 
@@ -187,6 +188,9 @@ class Handlers(AdminHandlers):
         session = self._session(peer)
         self.core.leave(cmd.queue, session.consumer)
         return DONE
+
+    def auth(self, cmd: Auth, peer: Peer) -> Later:
+        return Later(self.state.access.authenticate(cmd, peer))
 
     def quit(self, cmd: Quit, peer: Peer) -> Goodbye:
         """A consumer that says goodbye ends its session: its leases go back at once."""

@@ -22,6 +22,10 @@ class Peer(Protocol):
 
     anonymous_holder: str  # who holds its leases while it has no session
     session: Session[Peer] | None
+    user: str | None  # the user it authenticated as (access.py)
+    auth_failures: int
+    authenticating: bool
+    peer: str  # its address
 
     @property
     def holder(self) -> str:

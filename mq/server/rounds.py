@@ -16,6 +16,7 @@ from collections.abc import Callable, Coroutine
 from typing import Any
 
 from mq.codec.commands import (
+    Auth,
     Bindings,
     Command,
     Explain,
@@ -47,7 +48,7 @@ log = logging.getLogger("mq.server")
 INTERNAL = MQError(Code.INTERNAL, "internal error; see the broker log")
 # What may run while the log cannot be written: commands that change nothing in it.
 READ_ONLY = frozenset({Ping, Help, Heartbeat, ListQueues, Stats, Peek, Explain, History,
-                       Bindings, Monitor, Unmonitor, Hello, Quit})
+                       Bindings, Monitor, Unmonitor, Hello, Quit, Auth})
 
 
 def store_error(failure: StoreFailure) -> MQError:
@@ -137,8 +138,8 @@ class Rounds:
         """Whether the next command of `conn`'s backlog may be executed now."""
         if conn.closing:
             return False
-        if conn.awaiting and conn.speaker.in_order:
-            return False  # replies must come in order: the rest waits for that answer
+        if (conn.awaiting and conn.speaker.in_order) or conn.authenticating:
+            return False  # replies must come in order, or who it is is not known yet
         # Resumed when a read ends, when replies are committed, or when the client reads them.
         return conn.log_reads < self.state.config.max_log_reads and not conn.over_output()
 
@@ -155,7 +156,7 @@ class Rounds:
         if isinstance(item, Rejected):
             self._fail(conn, item.rid, item.error)
             return
-        refusal = self.refused_while_failing(item)
+        refusal = self.state.access.refusal(conn, item) or self.refused_while_failing(item)
         if refusal is not None:
             self._fail(conn, item.rid, refusal)
             return
@@ -333,6 +334,14 @@ class Rounds:
                     session.holder, state, released, poisoned)
         if conn is not None:
             conn.abort()
+
+    def cut_off(self, conn: Connection) -> None:
+        """`conn`'s user was removed: its waiting GETs answer now, empty, and its subscriptions
+        and monitor end; what it sends next is refused (access.py)."""
+        for answer in self.state.delivery.end_waits(conn):
+            self._answer(answer)
+        self.state.delivery.forget(conn)
+        self.state.monitors.forget(conn)
 
     def refuse_waiting(self, error: MQError) -> None:
         """Answer every waiting GET with `error` and read no more (the broker shuts down)."""

@@ -10,12 +10,19 @@ from typing import Any
 
 import pytest
 
-from mq.codec.binary import BinaryDecoder, command_from_map, encode_frame, encode_reply
+from mq.codec.binary import (
+    BinaryDecoder,
+    command_from_map,
+    encode_error,
+    encode_frame,
+    encode_reply,
+)
 from mq.codec.commands import Rejected
 from mq.codec.replies import (
     DONE,
     PONG,
     AckedMany,
+    Authenticated,
     Copies,
     Deduplicated,
     Joined,
@@ -26,6 +33,7 @@ from mq.codec.replies import (
     SessionStarted,
     Touched,
 )
+from mq.errors import Code, MQError
 
 VECTORS = json.loads((Path(__file__).parents[1] / "vectors" / "frames.json").read_text())["frames"]
 
@@ -76,7 +84,16 @@ TYPED_REPLIES = [
     _reply("join reply", lambda f: Joined(**f)),
     _reply("batch ack reply", lambda f: AckedMany(**f)),
     _reply("fanout reply", lambda f: Copies(**f)),
+    _reply("auth reply", lambda f: Authenticated(**f)),
 ]
+
+
+@pytest.mark.parametrize("name", ["unauthenticated error reply", "forbidden error reply",
+                                  "tls required error reply"])
+def test_access_errors_encode_to_their_vectors(name: str) -> None:
+    v = BY_NAME[name]["meaning"]
+    error = MQError(Code(v["code"]), v["message"])
+    assert encode_error(v["rid"], error).hex() == BY_NAME[name]["frame"]
 
 
 @pytest.mark.parametrize(("name", "reply"), TYPED_REPLIES, ids=[n for n, _ in TYPED_REPLIES])

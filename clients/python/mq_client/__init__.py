@@ -13,7 +13,7 @@ from pathlib import Path
 from mq_client import errors
 from mq_client.aio import AsyncClient
 from mq_client.consumer import consume
-from mq_client.errors import ConnectionLost, MQError, ProtocolError
+from mq_client.errors import ConnectionLost, Forbidden, MQError, ProtocolError, Unauthenticated
 from mq_client.message import AckFailure, AckResult, Message, PeekedMessage, PublishResult
 from mq_client.push import Monitor, Subscription
 from mq_client.session import Session
@@ -28,6 +28,7 @@ __all__ = [
     "AsyncClient",
     "Client",
     "ConnectionLost",
+    "Forbidden",
     "MQError",
     "Message",
     "Monitor",
@@ -36,6 +37,7 @@ __all__ = [
     "PublishResult",
     "Session",
     "Subscription",
+    "Unauthenticated",
     "consume",
     "errors",
 ]

@@ -10,6 +10,7 @@ once, in `ops` and `admin_ops`; this class makes each a coroutine method (method
 from __future__ import annotations
 
 import asyncio
+import ssl
 from collections.abc import Awaitable, Sequence
 from types import TracebackType
 from typing import Any, TypeVar
@@ -54,6 +55,10 @@ class AsyncClient:
         max_frame_bytes: int = DEFAULT_MAX_FRAME_BYTES,
         reconnect: bool = False,
         reconnect_timeout_s: float = DEFAULT_RECONNECT_TIMEOUT_S,
+        user: str | None = None,
+        secret: str | None = None,
+        ssl_context: ssl.SSLContext | None = None,
+        ca_file: str | None = None,
     ) -> Connecting:
         """Connect to the broker at `url` (`mq://host:port`).
 
@@ -69,6 +74,13 @@ class AsyncClient:
         flight when the connection drops still fail with `ConnectionLost`; calls made while it
         is down wait up to `reconnect_timeout_s` seconds for the new one, then raise
         `ConnectionLost`.
+
+        Security (protocol.md section 9): `mqs://` connects over TLS and verifies the broker's
+        certificate and host name (against the system's CAs, or `ca_file`; or pass your own
+        `ssl_context`); a certificate that does not verify fails the connection with
+        `ConnectionLost`. Credentials come from the URL (`mq://user:secret@host:port`, percent-
+        encoded) or from `user` and `secret`; every new connection, reconnects included, says
+        `auth` before anything else. A wrong secret raises `Unauthenticated`.
         """
         return Connecting(
             cls,
@@ -77,6 +89,10 @@ class AsyncClient:
             max_frame_bytes=max_frame_bytes,
             reconnect=reconnect,
             reconnect_timeout_s=reconnect_timeout_s,
+            user=user,
+            secret=secret,
+            ssl_context=ssl_context,
+            ca_file=ca_file,
         )
 
     @property

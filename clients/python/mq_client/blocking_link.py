@@ -29,6 +29,7 @@ import itertools
 import logging
 import selectors
 import socket
+import ssl
 import threading
 import time
 from collections import deque
@@ -46,6 +47,9 @@ from mq_client.session import Session
 log = logging.getLogger("mq_client.sync")
 
 READ_CHUNK_BYTES = 256 * 1024
+# What a non-blocking socket raises when it cannot go on now; a TLS socket may also need to read
+# before it can write, or the reverse (a TLS 1.3 session ticket arriving, say).
+_NOT_NOW = (BlockingIOError, ssl.SSLWantReadError, ssl.SSLWantWriteError)
 
 
 class BlockingLink:
@@ -189,7 +193,7 @@ class BlockingLink:
         """Send what the socket takes now; returns whether any byte went out."""
         try:
             sent = self.sock.send(outgoing[0])
-        except BlockingIOError:
+        except _NOT_NOW:
             return False
         self._last_send_s = time.monotonic()
         outgoing[0] = outgoing[0][sent:]
@@ -201,10 +205,15 @@ class BlockingLink:
         """Read what has arrived; returns whether a wanted reply came. Call with `_lock` held."""
         try:
             data = self.sock.recv(READ_CHUNK_BYTES)
-        except BlockingIOError:
+        except _NOT_NOW:
             return False
         if not data:
             raise ConnectionLost("the broker closed the connection")
+        if isinstance(self.sock, ssl.SSLSocket):
+            # TLS hands out one record per recv; what is left of it was read off the socket
+            # already, so the selector would not wake for it.
+            while pending := self.sock.pending():
+                data += self.sock.recv(pending)
         before = len(replies)
         # feed(b"") again until it returns nothing: a bad frame behind good ones is only reported
         # by the next feed, and the reply we wait for may be that bad frame.
@@ -277,7 +286,7 @@ class BlockingLink:
         while frame:
             try:
                 frame = frame[self.sock.send(frame) :]
-            except BlockingIOError:
+            except _NOT_NOW:
                 remaining_s = deadline - time.monotonic()
                 if remaining_s <= 0:
                     raise TimeoutError("could not send a heartbeat") from None

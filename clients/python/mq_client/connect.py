@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-import functools
+import ssl
 from collections.abc import Generator
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
+from mq_client import ops
 from mq_client.connection import Connection
 from mq_client.link import Link
+from mq_client.security import client_context, credentials
 from mq_client.url import parse_url
 
 if TYPE_CHECKING:
@@ -18,8 +20,8 @@ if TYPE_CHECKING:
 class Connecting:
     """What `AsyncClient.connect` returns: awaitable, and an async context manager."""
 
-    __slots__ = ("_address", "_client", "_cls", "_connect_timeout_s", "_max_frame_bytes", "_reconnect",
-                 "_reconnect_timeout_s")
+    __slots__ = ("_address", "_client", "_cls", "_connect_timeout_s", "_credentials", "_max_frame_bytes", "_reconnect",
+                 "_reconnect_timeout_s", "_ssl_context")
 
     def __init__(
         self,
@@ -30,8 +32,14 @@ class Connecting:
         max_frame_bytes: int,
         reconnect: bool,
         reconnect_timeout_s: float,
+        user: str | None = None,
+        secret: str | None = None,
+        ssl_context: ssl.SSLContext | None = None,
+        ca_file: str | None = None,
     ) -> None:
         self._address = parse_url(url)  # a bad URL fails at the call site, not at the first await
+        self._credentials = credentials(self._address, user, secret)
+        self._ssl_context = client_context(self._address, ssl_context, ca_file)
         self._cls = cls
         self._connect_timeout_s = connect_timeout_s
         self._max_frame_bytes = max_frame_bytes
@@ -39,16 +47,26 @@ class Connecting:
         self._reconnect_timeout_s = reconnect_timeout_s
         self._client: AsyncClient | None = None
 
-    async def _open(self) -> AsyncClient:
-        dial = functools.partial(
-            Connection.open,
+    async def _dial(self) -> Connection:
+        """A new connection, authenticated when there are credentials: reconnects use it too."""
+        conn = await Connection.open(
             self._address,
             connect_timeout_s=self._connect_timeout_s,
             max_frame_bytes=self._max_frame_bytes,
+            ssl_context=self._ssl_context,
         )
+        if self._credentials is not None:
+            try:
+                await conn.call(ops.auth(*self._credentials))
+            except BaseException:
+                await conn.close()
+                raise
+        return conn
+
+    async def _open(self) -> AsyncClient:
         link = Link(
-            await dial(),
-            dial=dial if self._reconnect else None,
+            await self._dial(),
+            dial=self._dial if self._reconnect else None,
             reconnect_timeout_s=self._reconnect_timeout_s,
         )
         return self._cls(link)

@@ -29,6 +29,7 @@ import asyncio
 import contextlib
 import itertools
 import logging
+import ssl
 from typing import Any, Protocol, TypeVar
 
 from mq_client.codec import FrameDecoder, encode_frame
@@ -77,11 +78,23 @@ class Connection:
         self._reader_task = asyncio.create_task(self._read_replies(), name="mq-client-reader")
 
     @classmethod
-    async def open(cls, address: Address, *, connect_timeout_s: float, max_frame_bytes: int) -> Connection:
-        """Connect to `address`; raises `ConnectionLost` if that fails within `connect_timeout_s` seconds."""
+    async def open(
+        cls,
+        address: Address,
+        *,
+        connect_timeout_s: float,
+        max_frame_bytes: int,
+        ssl_context: ssl.SSLContext | None = None,
+    ) -> Connection:
+        """Connect to `address` (over TLS with `ssl_context`: the handshake verifies the broker's
+        certificate as the context says); raises `ConnectionLost` if that fails within
+        `connect_timeout_s` seconds."""
+        hostname = None if ssl_context is None else address.host  # what the certificate must name
         try:
             async with asyncio.timeout(connect_timeout_s):
-                reader, writer = await asyncio.open_connection(address.host, address.port)
+                reader, writer = await asyncio.open_connection(
+                    address.host, address.port, ssl=ssl_context, server_hostname=hostname
+                )
         except (OSError, TimeoutError) as exc:
             raise ConnectionLost(f"cannot connect to {address}: {str(exc) or 'timed out'}") from exc
         return cls(reader, writer, max_frame_bytes=max_frame_bytes)

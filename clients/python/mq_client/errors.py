@@ -134,6 +134,26 @@ class StoreUnavailable(Retryable):
     CODE = "STORE_UNAVAILABLE"
 
 
+class Unauthenticated(MQError):
+    """The broker needs `auth` first (give credentials in the URL, `mq://user:secret@host`, or
+    as arguments), or the user or secret is wrong, or the user was removed. After the broker's
+    last allowed failure it is fatal: the broker closes the connection."""
+
+    CODE = "UNAUTHENTICATED"
+
+
+class Forbidden(MQError):
+    """The user lacks the permission the command needs on its queue; the message names both."""
+
+    CODE = "FORBIDDEN"
+
+
+class TlsRequired(MQError):
+    """The broker's port speaks TLS only: connect with `mqs://`. Fatal."""
+
+    CODE = "TLS_REQUIRED"
+
+
 class InternalError(MQError):
     """A bug in the broker (it logged the traceback)."""
 
@@ -178,6 +198,9 @@ _BY_CODE: dict[str, type[MQError]] = {
         Overloaded,
         StoreFull,
         StoreUnavailable,
+        Unauthenticated,
+        Forbidden,
+        TlsRequired,
         InternalError,
     )
 }

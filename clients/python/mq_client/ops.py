@@ -381,6 +381,11 @@ def monitor(queue: str | None = None) -> Request[None]:
     return Request(request_fields("monitor", queue=queue), lambda reply: None)
 
 
+def auth(user: str, secret: str) -> Request[str]:
+    """`auth`: act as `user` of the broker's users file; returns the user name."""
+    return Request(request_fields("auth", user=user, secret=secret), lambda reply: reply_field(reply, "user", str))
+
+
 def quit() -> Request[None]:
     """`quit`: goodbye; the broker then closes the connection and ends the session, if any."""
     return Request(request_fields("quit"), lambda reply: None)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import socket
+import ssl
 from collections.abc import Sequence
 from types import TracebackType
 from typing import Any, TypeVar
@@ -21,6 +22,7 @@ from mq_client.codec import DEFAULT_MAX_FRAME_BYTES
 from mq_client.errors import ConnectionLost, MQError
 from mq_client.methods import blocking
 from mq_client.request import Operation, Request, check_reply
+from mq_client.security import client_context, credentials
 from mq_client.session import Session
 from mq_client.url import DEFAULT_URL, parse_url
 
@@ -69,20 +71,38 @@ class Client:
         timeout_s: float | None = DEFAULT_TIMEOUT_S,
         connect_timeout_s: float = DEFAULT_CONNECT_TIMEOUT_S,
         max_frame_bytes: int = DEFAULT_MAX_FRAME_BYTES,
+        user: str | None = None,
+        secret: str | None = None,
+        ssl_context: ssl.SSLContext | None = None,
+        ca_file: str | None = None,
     ) -> Client:
-        """Connect to the broker at `url` (`mq://host:port`).
+        """Connect to the broker at `url` (`mq://host:port`, `mqs://` for TLS).
 
         Raises ValueError for a bad URL and `ConnectionLost` if the connection cannot be made
-        within `connect_timeout_s` seconds.
+        within `connect_timeout_s` seconds (a broker certificate that does not verify included).
+        TLS and credentials work as for `AsyncClient.connect`: with credentials (in the URL or
+        as `user` and `secret`) the client says `auth` first, and a wrong secret raises
+        `Unauthenticated`.
         """
         address = parse_url(url)
+        login = credentials(address, user, secret)
+        context = client_context(address, ssl_context, ca_file)
         try:
             sock = socket.create_connection((address.host, address.port), timeout=connect_timeout_s)
+            # Small request frames must not wait for Nagle's algorithm.
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            if context is not None:
+                sock = context.wrap_socket(sock, server_hostname=address.host)  # handshakes now
         except OSError as exc:
             raise ConnectionLost(f"cannot connect to {address}: {exc}") from exc
-        # Small request frames must not wait for Nagle's algorithm.
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        return cls(sock, timeout_s=timeout_s, max_frame_bytes=max_frame_bytes)
+        client = cls(sock, timeout_s=timeout_s, max_frame_bytes=max_frame_bytes)
+        if login is not None:
+            try:
+                client._run(ops.auth(*login))
+            except BaseException:
+                client.close()
+                raise
+        return client
 
     @property
     def closed(self) -> bool:

@@ -1,11 +1,12 @@
-"""Broker addresses: `mq://host:port` URLs."""
+"""Broker addresses: `mq://host:port` URLs, `mqs://` for TLS, with optional credentials."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from urllib.parse import urlsplit
+from dataclasses import dataclass, field
+from urllib.parse import unquote, urlsplit
 
 SCHEME = "mq"
+TLS_SCHEME = "mqs"
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 7711
 DEFAULT_URL = f"{SCHEME}://{DEFAULT_HOST}:{DEFAULT_PORT}"
@@ -13,39 +14,55 @@ DEFAULT_URL = f"{SCHEME}://{DEFAULT_HOST}:{DEFAULT_PORT}"
 
 @dataclass(frozen=True, slots=True)
 class Address:
-    """Where a broker listens: a host name or IP (IPv6 without brackets) and a TCP port."""
+    """Where a broker listens: a host name or IP (IPv6 without brackets) and a TCP port;
+    whether it speaks TLS, and who to authenticate as (`user` and `secret`, both or neither)."""
 
     host: str
     port: int
+    tls: bool = False
+    user: str | None = None
+    secret: str | None = field(default=None, repr=False)  # never printed
 
     def __post_init__(self) -> None:
         if not self.host:
             raise ValueError("host must not be empty")
         if not 1 <= self.port <= 65535:
             raise ValueError(f"port must be 1..65535, got {self.port}")
+        if (self.user is None) != (self.secret is None):
+            raise ValueError("a user needs a secret, and a secret a user")
 
     def __str__(self) -> str:
+        """The URL without the secret: what logs and errors may show."""
         host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"{SCHEME}://{host}:{self.port}"
+        user = f"{self.user}@" if self.user is not None else ""
+        return f"{TLS_SCHEME if self.tls else SCHEME}://{user}{host}:{self.port}"
 
 
 def parse_url(url: str) -> Address:
-    """Parse `mq://host:port`; the host defaults to 127.0.0.1 and the port to 7711.
+    """Parse `mq://[user:secret@]host:port` (`mqs://` for TLS); the host defaults to 127.0.0.1
+    and the port to 7711.
 
     `mq://`, `mq://host` and `mq://:port` are accepted; IPv6 hosts go in brackets
-    (`mq://[::1]:7711`). Raises ValueError for another scheme, a path, query, fragment or
-    user info, or a bad port.
+    (`mq://[::1]:7711`). The user and secret are percent-decoded (`%40` for an `@` in a
+    secret). Raises ValueError for another scheme, a path, query or fragment, a user without a
+    secret, or a bad port.
     """
     try:
         parts = urlsplit(url)
     except ValueError as exc:  # e.g. an unclosed IPv6 bracket
         raise ValueError(f"bad broker URL {url!r}: {exc}") from exc
-    if parts.scheme.lower() != SCHEME or not url[len(SCHEME) + 1 :].startswith("//"):
-        raise ValueError(f"unsupported broker URL {url!r}: expected {SCHEME}://host:port")
-    if parts.path not in ("", "/") or parts.query or parts.fragment or "@" in parts.netloc:
+    scheme = parts.scheme.lower()
+    if scheme not in (SCHEME, TLS_SCHEME) or not url[len(scheme) + 1 :].startswith("//"):
+        raise ValueError(f"unsupported broker URL {url!r}: expected {SCHEME}://host:port or {TLS_SCHEME}://host:port")
+    if parts.path not in ("", "/") or parts.query or parts.fragment:
         raise ValueError(f"unsupported broker URL {url!r}: expected {SCHEME}://host:port and nothing more")
+    if "@" in parts.netloc and (parts.username is None or parts.password is None):
+        raise ValueError(f"broker URL {url!r} names a user without a secret: mq://user:secret@host:port")
     try:
         port = parts.port
     except ValueError as exc:
         raise ValueError(f"bad port in broker URL {url!r}: {exc}") from exc
-    return Address(parts.hostname or DEFAULT_HOST, DEFAULT_PORT if port is None else port)
+    user = None if parts.username is None else unquote(parts.username)
+    secret = None if parts.password is None else unquote(parts.password)
+    port = DEFAULT_PORT if port is None else port
+    return Address(parts.hostname or DEFAULT_HOST, port, scheme == TLS_SCHEME, user, secret)

@@ -160,3 +160,16 @@ def test_a_full_store_fails_the_call_and_keeps_the_connection() -> None:
             await broker.stop()
 
     asyncio.run(main())
+
+
+@pytest.mark.parametrize(
+    ("name", "cls", "fatal"),
+    [
+        ("unauthenticated error reply", errors.Unauthenticated, False),
+        ("forbidden error reply", errors.Forbidden, False),
+        ("tls required error reply", errors.TlsRequired, True),
+    ],
+)
+def test_access_error_reply_vectors(name: str, cls: type[MQError], fatal: bool) -> None:
+    err = error_from_reply(vector(name)["meaning"])
+    assert type(err) is cls and err.fatal is fatal and not err.retryable

@@ -37,6 +37,7 @@ def _frame(request: Request[Any], rid: int) -> bytes:
         ("nack request", ops.nack("2.1", delay_s=5), 8),
         ("touch request", ops.touch("3.1", lease_s=60), 9),
         ("touch request", ops.touch(MSG, lease_s=60), 9),
+        ("auth request", ops.auth("alice", "open sesame"), 20),
     ],
 )
 def test_request_matches_vector(name: str, request_: Request[Any], rid: int) -> None:
@@ -88,6 +89,7 @@ def test_parse_replies_from_vectors() -> None:
     result = ops.ack_batch(["1.1", "2.1"]).parse(_reply("batch ack reply"))
     assert result == AckResult(1, (AckFailure("2.1", "LEASE_LOST", "lease 2.1 is no longer held: message 2 "
                                                                "was acked or removed"),))
+    assert ops.auth("alice", "s").parse(_reply("auth reply")) == "alice"
     lease_s = ops.touch("3.1").parse(_reply("touch reply"))
     assert lease_s == 60.0 and isinstance(lease_s, float)
 

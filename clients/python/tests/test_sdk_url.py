@@ -27,7 +27,7 @@ def test_parse(url: str, host: str, port: int) -> None:
 
 @pytest.mark.parametrize(
     "url",
-    ["http://host:7711", "tcp://host:7711", "host:7711", "127.0.0.1:7711", "mq:host", "", "mqs://host"],
+    ["http://host:7711", "tcp://host:7711", "host:7711", "127.0.0.1:7711", "mq:host", "", "mqs:host"],
 )
 def test_other_schemes_are_rejected(url: str) -> None:
     with pytest.raises(ValueError, match=r"mq://host:port"):
@@ -36,7 +36,7 @@ def test_other_schemes_are_rejected(url: str) -> None:
 
 @pytest.mark.parametrize(
     "url",
-    ["mq://host:0", "mq://host:65536", "mq://host:port", "mq://host/queue", "mq://u:p@host", "mq://h?x=1", "mq://[::1"],
+    ["mq://host:0", "mq://host:65536", "mq://host:port", "mq://host/queue", "mq://u@host", "mq://h?x=1", "mq://[::1"],
 )
 def test_malformed_urls_are_rejected(url: str) -> None:
     with pytest.raises(ValueError):
@@ -47,3 +47,11 @@ def test_address_prints_as_a_url() -> None:
     assert str(Address("127.0.0.1", 7711)) == "mq://127.0.0.1:7711"
     assert str(Address("::1", 1)) == "mq://[::1]:1"
     assert parse_url(str(Address("::1", 1))) == Address("::1", 1)
+
+
+def test_tls_and_credentials() -> None:
+    assert parse_url("mqs://broker:7712") == Address("broker", 7712, tls=True)
+    a = parse_url("mq://alice:p%40ss%20word@host:1")
+    assert (a.user, a.secret, a.tls) == ("alice", "p@ss word", False)
+    assert str(a) == "mq://alice@host:1" and "p@ss" not in repr(a)  # the secret is never shown
+    assert str(parse_url("MQS://h")) == "mqs://h:7711"
