@@ -1,6 +1,7 @@
 """The `mq` command: `mq serve` runs a broker; `mq pub`, `get`, `peek`, `purge`, `queues`,
 `stats`, `explain`, `history` and `tail` talk to one through the SDK, like any client; `mq
-user` edits a users file; `mq bench` load-tests one. One module per group of subcommands, each adding its own parsers."""
+user` edits a users file; `mq bench` load-tests one. One module per group of subcommands, each
+adding its own parsers."""
 
 from __future__ import annotations
 

@@ -180,10 +180,11 @@ class Config:
         if self.tls_ca is not None and self.tls_cert is None:
             raise SettingError("tls_ca", "(client certificates) needs {tls_cert} and {tls_key}")
         if self.users_file is None and not self.insecure and not is_loopback(self.host):
-            raise SettingError("host", f"{self.host or 'every address'} is refused without "
-                               "{users_file}: anyone who reaches the port could read and delete "
-                               "every message; give {users_file} (see `mq user add`), or "
-                               "{insecure} to serve open")
+            where = self.host or "every address"
+            raise SettingError("host", f"is {where}, beyond loopback: refusing to serve {where} "
+                               "without {users_file}: anyone "
+                               "who reaches the port could read and delete every message; give "
+                               "{users_file} (see `mq user add`), or {insecure} to serve open")
 
     @property
     def tls(self) -> bool:
