@@ -146,7 +146,8 @@ def test_peek_history_monitor_and_explain_lines_show_headers_as_h_fields() -> No
     shown = "h.traceparent=00-ab-cd-01 h.note='two words'"
     peeked = {"msg_id": 1, "queue": "q", "deliveries": 0, "body": b"x", "key": None,
               "priority": 0, "published_at": T0, "last_error": None, "headers": headers}
-    assert Peeked([peeked]).text() == f"#1 deliveries=0 priority=0 {shown} body=x\r\n+OK 1 messages\r\n".encode()
+    assert Peeked([peeked]).text() == (
+        f"#1 deliveries=0 priority=0 {shown} body=x\r\n+OK 1 messages\r\n".encode())
     event = {"at": T0, "event": "published", "queue": "q", "size": 1, "headers": headers}
     assert LogEvents(1, [event]).text().split(b"\r\n")[0].endswith(
         f"published queue=q size=1 {shown}".encode())
