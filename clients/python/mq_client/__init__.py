@@ -5,30 +5,38 @@ blocking scripts (`with Client.connect(url) as c:`), `consume` for a worker loop
 what `hello` returns, `AckResult` for what `ack_many` returns, `PublishResult` for
 `publish_dedup`, `PeekedMessage` for `peek`, `Subscription` and `Monitor` for the push streams
 of `AsyncClient.subscribe` and `AsyncClient.monitor`, and the typed errors in
-`mq_client.errors`. README.md has examples.
+`mq_client.errors`. `Headers` are a message's headers; `JSON` and `MSGPACK` are the optional
+serializers of bodies (mq_client.serializers). README.md has examples.
 """
 
 from mq_client import errors
 from mq_client.aio import AsyncClient
 from mq_client.consumer import consume
 from mq_client.errors import ConnectionLost, MQError, ProtocolError
-from mq_client.message import AckFailure, AckResult, Message, PeekedMessage, PublishResult
+from mq_client.message import AckFailure, AckResult, Headers, Message, PeekedMessage, PublishResult
 from mq_client.push import Monitor, Subscription
+from mq_client.serializers import JSON, MSGPACK, ContentTypeMismatch, Encoded, Serializer
 from mq_client.session import Session
 from mq_client.sync import Client
 
 __all__ = [
+    "JSON",
+    "MSGPACK",
     "AckFailure",
     "AckResult",
     "AsyncClient",
     "Client",
     "ConnectionLost",
+    "ContentTypeMismatch",
+    "Encoded",
+    "Headers",
     "MQError",
     "Message",
     "Monitor",
     "PeekedMessage",
     "ProtocolError",
     "PublishResult",
+    "Serializer",
     "Session",
     "Subscription",
     "consume",
