@@ -120,7 +120,7 @@ def to_message(body: Payload, headers: Mapping[str, str] | None) -> tuple[bytes,
         given = headers.get(CONTENT_TYPE) if headers else None
         if given is not None and given != body.content_type:
             raise ValueError(f"headers say content-type {given!r} but the body is {body.content_type!r}")
-        return body.body, {**(headers or {}), CONTENT_TYPE: body.content_type}
+        return body.body, {CONTENT_TYPE: body.content_type, **(headers or {})}
     return to_bytes(body), dict(headers) if headers else None
 
 
