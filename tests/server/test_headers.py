@@ -37,7 +37,8 @@ def test_text_mode_refuses_headers_past_their_limits(broker: BrokerProcess) -> N
     assert t.ask("PUB q h.v=" + "x" * 2_049 + " body") == (
         "-ERR BAD_REQUEST header 'v' is 2049 bytes: a header value has at most 2048 bytes")
     many = " ".join(f"h.n{i}=" for i in range(33))
-    assert t.ask(f"PUB q {many} body") == "-ERR BAD_REQUEST a message has at most 32 headers, got 33"
+    assert t.ask(f"PUB q {many} body") == (
+        "-ERR BAD_REQUEST a message has at most 32 headers, got 33")
     assert t.ask("PUB q h.a/b=1 body").startswith("-ERR BAD_REQUEST header name 'a/b' is invalid")
     assert t.ask("PUB q h.v=" + "x" * 2_048 + " body") == "+OK 1"
 
