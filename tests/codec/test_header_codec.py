@@ -132,8 +132,8 @@ def wire_message(body: bytes, headers: dict[str, str] | None) -> dict[str, Any]:
 ])
 def test_a_msg_line_reads_back_as_the_pub_that_made_it(body: bytes, headers: dict[str, str] | None,
                                                       shown: bytes) -> None:
-    """What a MSG line shows after the deliveries is what PUB takes: the same headers, the
-    same body."""
+    """What a MSG line shows after the deliveries, PUB takes as the same headers and the same
+    body (a body that starts like a header gets a `--` before it)."""
     line = Messages([wire_message(body, headers)]).text()
     assert line == shown
     typed_back = parse_line(b"PUB q " + line.removesuffix(b"\r\n").split(b" ", 4)[4])
