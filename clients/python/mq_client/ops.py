@@ -80,12 +80,12 @@ def ping() -> Request[None]:
     return Request(request_fields("ping"), lambda reply: None)
 
 
-Headers = Mapping[str, str]
+HeaderMap = Mapping[str, str]
 """Headers to publish: names (1..128 of A-Z a-z 0-9 _ - . :) to str values (protocol.md 7)."""
 
 
 def _pub(
-    queue: str, body: Payload, key: str | None, headers: Headers | None, options: PublishOptions
+    queue: str, body: Payload, key: str | None, headers: HeaderMap | None, options: PublishOptions
 ) -> dict[str, Any]:
     data, sent = to_message(body, headers)
     fields = {**request_fields("pub", queue=queue, body=data, key=key), **_option_fields(options)}
@@ -93,7 +93,11 @@ def _pub(
 
 
 def publish(
-    queue: str, body: Payload, key: str | None = None, headers: Headers | None = None, **options: Unpack[PublishOptions]
+    queue: str,
+    body: Payload,
+    key: str | None = None,
+    headers: HeaderMap | None = None,
+    **options: Unpack[PublishOptions],
 ) -> Request[int]:
     """Publish one message; returns its msg_id once the broker has committed it.
 
@@ -114,7 +118,7 @@ def publish_dedup(
     body: Payload,
     dedup_id: str,
     key: str | None = None,
-    headers: Headers | None = None,
+    headers: HeaderMap | None = None,
     **options: Unpack[BatchOptions],
 ) -> Request[PublishResult]:
     """Publish one message at most once per `dedup_id` within the queue's dedup window.
@@ -138,7 +142,7 @@ def publish_many(
     queue: str,
     bodies: Iterable[Payload],
     batch_size: int = DEFAULT_BATCH_SIZE,
-    headers: Iterable[Headers | None] | None = None,
+    headers: Iterable[HeaderMap | None] | None = None,
     **options: Unpack[BatchOptions],
 ) -> Batch[list[int]]:
     """Publish many messages, pipelined; returns their msg_ids in the order of `bodies`.
@@ -160,7 +164,11 @@ def publish_many(
 
 
 def fanout(
-    topic: str, body: Payload, key: str | None = None, headers: Headers | None = None, **options: Unpack[PublishOptions]
+    topic: str,
+    body: Payload,
+    key: str | None = None,
+    headers: HeaderMap | None = None,
+    **options: Unpack[PublishOptions],
 ) -> Request[dict[str, int]]:
     """Publish one copy to every queue bound to `topic` (`bind`); returns queue -> msg_id.
 
@@ -209,7 +217,7 @@ def publish_batches(
     max_frame_bytes: int,
     options: BatchOptions | None = None,
     *,
-    headers: Iterable[Headers | None] | None = None,
+    headers: Iterable[HeaderMap | None] | None = None,
 ) -> list[Request[list[int]]]:
     """Split `bodies` into `mpub` requests of at most `batch_size` bodies each, all with `options`,
     each body with its entry of `headers` (one per body, or None for none at all).
@@ -229,7 +237,7 @@ def publish_batches(
     batch: list[bytes] = []
     batch_headers: list[dict[str, str] | None] = []
     size = 0
-    each: Iterable[Headers | None] = itertools.repeat(None) if headers is None else headers
+    each: Iterable[HeaderMap | None] = itertools.repeat(None) if headers is None else headers
     for body, given in zip(bodies, each, strict=headers is not None):
         data, sent = to_message(body, given)
         cost = len(data) + _BIN_HEADER_BYTES + _headers_bytes(sent)
