@@ -15,6 +15,10 @@ MAX_ERROR_BYTES = 4_096  # the error text a nack keeps with its message
 MAX_SESSION_CHARS = 64
 MAX_MSG_ID = 2**63 - 1
 MAX_SECRET_BYTES = 1_024  # an AUTH secret
+MAX_HEADERS = 32  # headers of one message
+MAX_HEADER_KEY_BYTES = 128  # a header's name: the characters of a queue name
+MAX_HEADER_VALUE_BYTES = 2_048  # a header's value, UTF-8
+MAX_HEADERS_BYTES = 4_096  # the names and values of one message's headers together, UTF-8
 
 MIN_LEASE_S = 0.01
 MAX_LEASE_S = 43_200.0

@@ -85,13 +85,18 @@ class InProcessBroker:
         while self.server.group.committed < target:
             await asyncio.sleep(0.001)
 
+    def wait_for_waiting_gets(self, count: int) -> None:
+        """Return once exactly `count` GETs wait in the broker: a GET that was only sent may not
+        have been read yet, and a clock moved before it is parked does not count for it."""
+        self._call(self._until(lambda: self.server.delivery.waiting() == count))
+
+    async def _until(self, condition: Callable[[], bool]) -> None:
+        while not condition():
+            await asyncio.sleep(0.001)
+
     def wait_for_connections(self, count: int) -> None:
         """Return once the broker holds exactly `count` connections (it saw a close)."""
-        self._call(self._connections(count))
-
-    async def _connections(self, count: int) -> None:
-        while len(self.server.rounds.connections) != count:
-            await asyncio.sleep(0.001)
+        self._call(self._until(lambda: len(self.server.rounds.connections) == count))
 
     def _call(self, work: Any) -> Any:
         assert self._loop is not None

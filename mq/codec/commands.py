@@ -24,6 +24,8 @@ from mq.auth.permissions import Permission
 from mq.codec.fields import (
     Bodies,
     Body,
+    Headers,
+    HeadersEach,
     Integer,
     Key,
     Name,
@@ -161,7 +163,7 @@ class Ping:
 
 @dataclass(frozen=True, slots=True)
 class Publish:
-    SPEC = Spec("pub", "PUB", f"store a message; options: {' '.join(PUB_OPTIONS)}",
+    SPEC = Spec("pub", "PUB", f"store a message; options: {' '.join(PUB_OPTIONS)} h.<name>",
                 args=("queue",), text=PUBLISHING, reply=Published, guard=PUBLISH)
 
     queue: QueueName
@@ -169,6 +171,7 @@ class Publish:
     key: Key | None = None
     rid: int | None = None
     options: Options = PLAIN
+    headers: Headers | None = None
 
     def __post_init__(self) -> None:
         check_queue(self.queue)
@@ -183,11 +186,15 @@ class PublishMany:
     bodies: Bodies
     rid: int | None = None
     options: Options = PLAIN
+    headers: HeadersEach | None = None  # one map (or None) per body
 
     def __post_init__(self) -> None:
         check_queue(self.queue)
         if not 1 <= len(self.bodies) <= MAX_PUB_BATCH:
             raise bad_request(f"bodies must hold 1 to {MAX_PUB_BATCH} messages")
+        if self.headers is not None and len(self.headers) != len(self.bodies):
+            raise bad_request(f"headers must hold one map (or nil) per body: {len(self.bodies)} "
+                              f"bodies, {len(self.headers)} headers")
         if self.options.dedup_id is not None:
             raise bad_request("dedup_id names one message: use pub, not mpub")
 
@@ -204,6 +211,7 @@ class Fanout:
     key: Key | None = None
     rid: int | None = None
     options: Options = PLAIN
+    headers: Headers | None = None
 
     def __post_init__(self) -> None:
         check_name("topic", self.topic)

@@ -18,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Annotated, Any, get_args, get_type_hints
 
-from mq.codec.values import Receipt, check_body, check_name, check_queue
+from mq.codec.values import Receipt, check_body, check_headers, check_name, check_queue
 from mq.errors import bad_request
 
 
@@ -74,6 +74,15 @@ def bodies(value: object) -> tuple[bytes, ...]:
     return tuple(check_body(b) for b in value)
 
 
+def headers_each(value: object) -> tuple[dict[str, str] | None, ...] | None:
+    """mpub's headers: one map (or nil) per body, in the order of the bodies."""
+    if value is None:
+        return None
+    if not isinstance(value, list):
+        raise bad_request("headers of mpub must be a list: one map (or nil) per body")
+    return tuple(check_headers(h) for h in value)
+
+
 QueueName = Annotated[str, Kind(check_queue, word)]
 Name = Annotated[str, Kind(check_name, word, named=True)]  # topic, consumer, group
 Text = Annotated[str, Kind(token=word)]
@@ -84,6 +93,8 @@ Receipts = Annotated[tuple[Receipt, ...], Kind(receipts)]
 Body = Annotated[bytes, Kind(check_body)]
 Bodies = Annotated[tuple[bytes, ...], Kind(bodies)]
 Key = Annotated[str, Kind(token=word)]  # checked by the constructor, for both modes alike
+Headers = Annotated[dict[str, str], Kind(check_headers)]  # text mode: h.name=value (syntax.py)
+HeadersEach = Annotated[tuple[dict[str, str] | None, ...], Kind(headers_each)]
 
 
 @dataclass(frozen=True, slots=True)

@@ -21,8 +21,10 @@ from mq.codec.text_lines import (
     field_text,
     format_message,
     group_table,
+    header_fields,
     line,
     lines,
+    name_values,
     seconds,
     stats_table,
     value_text,
@@ -254,6 +256,8 @@ def _peeked_line(m: Wire) -> str:
     parts = [f"#{m['msg_id']}", f"deliveries={m['deliveries']}", f"priority={m['priority']}"]
     if m.get("key") is not None:
         parts.append(f"key={field_text('key', m['key'])}")
+    if m.get("headers"):
+        parts.append(header_fields(m["headers"]))
     if m.get("dead_reason"):
         parts.append(f"dead_from={m['dead_from']} reason={field_text('reason', m['dead_reason'])}")
     if m.get("last_error"):
@@ -320,8 +324,7 @@ class LogEvents(Reply):
 
 
 def _event_line(e: Wire) -> str:
-    details = " ".join(f"{k}={field_text(k, v)}" for k, v in e.items()
-                       if k not in ("at", "event"))
+    details = name_values((k, v) for k, v in e.items() if k not in ("at", "event"))
     return f"{clock_text(e['at'])} {e['event']}" + (f" {details}" if details else "")
 
 

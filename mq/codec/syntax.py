@@ -15,6 +15,7 @@ from typing import Any, Protocol
 from mq.codec.escape import unescape_body
 from mq.codec.fields import FieldInfo, Key, fields_of, kind_of
 from mq.codec.options import PLAIN, PublishOptions
+from mq.codec.values import check_headers
 from mq.errors import MQError, bad_request
 
 
@@ -168,7 +169,7 @@ _OPTION_KINDS = {f.name: f.kind for f in fields_of(PublishOptions)} | {"key": ki
 
 def _unknown_option(entry: Entry, token: bytes) -> MQError:
     """The refusal of `token`: the options there are, and how to send it as a body instead."""
-    known = " ".join(f"{option}=" for option in PUB_OPTIONS)
+    known = " ".join(f"{option}=" for option in PUB_OPTIONS) + " h.<name>="
     option = token.partition(b"=")[0].decode()
     verb, target = entry.usage().split(" ", 2)[:2]
     return bad_request(f"unknown option {option!r:.40}: the options are {known}; put -- before a "
@@ -176,25 +177,56 @@ def _unknown_option(entry: Entry, token: bytes) -> MQError:
 
 
 _OPTION_LIKE = re.compile(rb"[A-Za-z_][A-Za-z0-9_]*=")  # what a person means as an option
+_HEADER_LIKE = re.compile(rb"h\.[^ =]*=")  # a header: h.<name>=<value>
+
+
+def _next_token(text: bytes) -> tuple[bytes, bytes, bytes]:
+    """The next token of the line, the space after it (if any) and the rest. A header's value
+    may be quoted as replies print it (`h.note='two words'`): its token ends at the quote."""
+    head = _HEADER_LIKE.match(text)
+    if head is not None and text[head.end():head.end() + 1] == b"'":
+        close = text.find(b"'", head.end() + 1)
+        if close > 0 and text[close + 1:close + 2] in (b" ", b""):
+            return text[:close + 1], text[close + 1:close + 2], text[close + 2:]
+    return text.partition(b" ")
+
+
+def _header_value(raw: bytes) -> str:
+    """A header's value as typed: escaped like a body (protocol.md 3.1), maybe in quotes."""
+    if len(raw) >= 2 and raw.startswith(b"'") and raw.endswith(b"'"):
+        raw = raw[1:-1]
+    return utf8(unescape_body(raw), "a header value")
 
 
 class Publishing:
     """`VERB <name> [option=V ...] [--] <body>`: exactly one space after the name; the body is
-    the raw rest of the line, unescaped. Options are known names only: a token that looks like
-    one (`delay=60`) but is not is refused rather than taken for the body, and `--` ends the
-    options, for a body that itself starts like one. Options with nothing after them are no
-    body at all (`PUB q key=k`), like `PUB q` without its space."""
+    the raw rest of the line, unescaped. Headers are options too, `h.<name>=<value>`, the value
+    escaped like a body (or quoted, as replies print it). Options are known names only: a
+    token that looks like one (`delay=60`) but is not is refused rather than taken for the
+    body, and `--` ends the options, for a body that itself starts like one. Options with
+    nothing after them are no body at all (`PUB q key=k`), like `PUB q` without its space."""
 
     def parse(self, entry: Entry, rest: bytes) -> Any:
         name, space, body = rest.partition(b" ")
         if not space:
             raise entry.usage_error()
         given: dict[str, object] = {}
+        headers: dict[str, str] = {}
         while True:
-            token, space, remainder = body.partition(b" ")
+            token, space, remainder = _next_token(body)
             if token == b"--":
                 body = remainder
                 break
+            header = _HEADER_LIKE.match(token)
+            if header is not None:
+                if not space:
+                    raise entry.usage_error()
+                header_name = utf8(token[2 : header.end() - 1], "a header name")
+                if header_name in headers:
+                    raise bad_request(f"header {header_name!r:.40} is given twice")
+                headers[header_name] = _header_value(token[header.end() :])
+                body = remainder
+                continue
             if not _OPTION_LIKE.match(token):
                 break
             option, _, raw = token.partition(b"=")
@@ -212,7 +244,8 @@ class Publishing:
         options = PublishOptions(**given) if given else PLAIN  # type: ignore[arg-type]
         (target,) = entry.args
         return entry.build({target: name.decode("ascii", errors="replace"),
-                            "body": unescape_body(body), "key": key, "options": options})
+                            "body": unescape_body(body), "key": key, "options": options,
+                            "headers": check_headers(headers)})
 
     def synopsis(self, entry: Entry) -> str:
         (target,) = entry.args

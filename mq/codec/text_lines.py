@@ -5,7 +5,7 @@ lines before it never do (protocol.md 3)."""
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from decimal import Decimal
 from typing import Any
 
@@ -57,7 +57,21 @@ def value_text(name: str, value: object) -> str:
         return escape_body(value)
     if isinstance(value, str):
         return escape_text(value)
+    if isinstance(value, Mapping):  # a message's headers (EXPLAIN)
+        return header_fields(value)
     return str(value)
+
+
+def header_fields(headers: Mapping[str, str]) -> str:
+    """A message's headers as reply lines print them: `h.<name>=<value>` fields, each value
+    escaped and quoted like any field (protocol.md 3.1), so PUB reads them back as typed."""
+    return " ".join(f"h.{name}={quote_field(value)}" for name, value in headers.items())
+
+
+def name_values(fields: Iterable[tuple[str, object]]) -> str:
+    """The `name=value` fields of a HISTORY or MONITOR line; `headers` as its h. fields."""
+    return " ".join(header_fields(v) if k == "headers" and isinstance(v, Mapping)
+                    else f"{k}={field_text(k, v)}" for k, v in fields)
 
 
 def field_text(name: str, value: object) -> str:
@@ -114,12 +128,27 @@ def group_table(queues: dict[str, dict[str, Any]]) -> list[str]:
 
 
 def format_message(m: Mapping[str, Any]) -> str:
-    return f"MSG {m['receipt']} {m['queue']} {m['deliveries']} {escape_body(m['body'])}"
+    """`MSG <receipt> <queue> <deliveries> [h.<name>=<value> ...] [--] <body>`: the rest reads
+    as PUB's would. `--` follows the headers, and comes before a body that starts like a header
+    or with `--` itself (protocol.md 3.2)."""
+    head = f"MSG {m['receipt']} {m['queue']} {m['deliveries']}"
+    body: bytes = m["body"]
+    headers = m.get("headers")
+    if headers:
+        return f"{head} {header_fields(headers)} -- {escape_body(body)}"
+    if _reads_as_option(body):
+        return f"{head} -- {escape_body(body)}"
+    return f"{head} {escape_body(body)}"
+
+
+def _reads_as_option(body: bytes) -> bool:
+    first = body.partition(b" ")[0]
+    return first == b"--" or (first.startswith(b"h.") and b"=" in first)
 
 
 def format_event(e: Mapping[str, Any]) -> str:
     """A MONITOR line: EVENT <time> <queue> <msg_id> <event> [name=value ...]."""
-    extra = " ".join(f"{k}={field_text(k, v)}" for k, v in e.items()
-                     if k not in ("at", "queue", "msg_id", "event") and v is not None)
+    extra = name_values((k, v) for k, v in e.items()
+                        if k not in ("at", "queue", "msg_id", "event") and v is not None)
     return (f"EVENT {clock_text(e['at'])} {e.get('queue') or '-'} {e['msg_id']} {e['event']}"
             + (f" {extra}" if extra else ""))

@@ -11,7 +11,15 @@ import re
 from typing import NamedTuple
 
 from mq.errors import bad_request
-from mq.limits import MAX_KEY_BYTES, MAX_NAME_CHARS, MAX_SECRET_BYTES
+from mq.limits import (
+    MAX_HEADER_KEY_BYTES,
+    MAX_HEADER_VALUE_BYTES,
+    MAX_HEADERS,
+    MAX_HEADERS_BYTES,
+    MAX_KEY_BYTES,
+    MAX_NAME_CHARS,
+    MAX_SECRET_BYTES,
+)
 
 _NAME = re.compile(rf"[A-Za-z0-9_.:\-]{{1,{MAX_NAME_CHARS}}}")
 _NAME_RULE = f"use 1 to {MAX_NAME_CHARS} of A-Z a-z 0-9 _ - . :"
@@ -73,6 +81,43 @@ def check_body(value: object) -> bytes:
 
 def check_key(value: object) -> str | None:
     return check_text("key", value, MAX_KEY_BYTES)
+
+
+_HEADER_KEY = re.compile(rf"[A-Za-z0-9_.:\-]{{1,{MAX_HEADER_KEY_BYTES}}}")
+
+
+def check_header_key(key: object) -> str:
+    if not isinstance(key, str) or not _HEADER_KEY.fullmatch(key):
+        raise bad_request(f"header name {key!r:.60} is invalid: use 1 to {MAX_HEADER_KEY_BYTES} "
+                          "of A-Z a-z 0-9 _ - . :")
+    return key
+
+
+def check_headers(value: object) -> dict[str, str] | None:
+    """A message's headers: a map of names to UTF-8 strings, within the limits of protocol.md
+    7. None and an empty map are no headers (None), so a message without any carries none."""
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise bad_request(f"headers must be a map of str to str, got {type(value).__name__}")
+    if not value:
+        return None
+    if len(value) > MAX_HEADERS:
+        raise bad_request(f"a message has at most {MAX_HEADERS} headers, got {len(value)}")
+    total = 0
+    for key, text in value.items():
+        check_header_key(key)
+        if not isinstance(text, str):
+            raise bad_request(f"header {key!r} must be a str, got {type(text).__name__}")
+        size = len(text.encode())
+        if size > MAX_HEADER_VALUE_BYTES:
+            raise bad_request(f"header {key!r} is {size} bytes: a header value has at most "
+                              f"{MAX_HEADER_VALUE_BYTES} bytes")
+        total += len(key) + size
+    if total > MAX_HEADERS_BYTES:
+        raise bad_request(f"headers are {total} bytes (names and values): at most "
+                          f"{MAX_HEADERS_BYTES} bytes")
+    return value
 
 
 class Receipt(NamedTuple):

@@ -126,6 +126,8 @@ class Admin(BrokerState):
             out["expires_in_s"] = round(msg.expires_at - now, 3)
         if msg.last_error is not None:
             out["last_error"] = msg.last_error
+        if msg.headers is not None:
+            out["headers"] = msg.headers
         return out
 
     def stats(self, queue: str | None = None) -> dict[str, dict[str, Any]]:
@@ -154,7 +156,8 @@ class Admin(BrokerState):
 
 
 def _peeked(msg: Message) -> dict[str, Any]:
-    """A message as PEEK shows it: its fields and, in a dead-letter queue, why it is there."""
+    """A message as PEEK shows it: its fields, its headers if it has any and, in a dead-letter
+    queue, why it is there."""
     out: dict[str, Any] = {
         "msg_id": msg.id, "queue": msg.queue, "deliveries": msg.deliveries, "body": msg.body,
         "key": msg.key, "priority": msg.priority, "published_at": msg.published_at,
@@ -162,6 +165,8 @@ def _peeked(msg: Message) -> dict[str, Any]:
     }
     if msg.dead is not None:
         out.update(dead_from=msg.dead.origin, dead_reason=msg.dead.reason, dead_at=msg.dead.at)
+    if msg.headers is not None:
+        out["headers"] = msg.headers
     return out
 
 

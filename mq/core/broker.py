@@ -47,7 +47,16 @@ from mq.core.events import (
     Removed,
 )
 from mq.core.group import Member
-from mq.core.model import Delivery, Joined, Message, Published, QueueSettings, State
+from mq.core.model import (
+    Delivery,
+    Headers,
+    Joined,
+    Message,
+    Published,
+    QueueSettings,
+    State,
+    headers_size,
+)
 from mq.core.queue import Queue
 from mq.errors import Code, MQError
 
@@ -102,11 +111,12 @@ class Broker(Admin):
 
     def publish(self, queue: str, body: bytes, key: str | None = None, priority: int = 0,
                 delay_s: float = 0.0, ttl_s: float | None = None, dedup_id: str | None = None,
-                body_of: int | None = None) -> Published:
+                body_of: int | None = None, headers: Headers | None = None) -> Published:
         """Store a message in `queue` (created if new), invisible for `delay_s` seconds, never
         delivered once `ttl_s` seconds old. A `dedup_id` seen in this queue within its
         dedup_window_s stores nothing and answers the earlier message's id as a duplicate.
-        `body_of`: a fan-out copy, whose body the log keeps with that message."""
+        `body_of`: a fan-out copy, whose body the log keeps with that message. `headers` go
+        with every delivery of it."""
         q = self._queue(queue)
         now = self.clock()
         if dedup_id is not None:
@@ -115,7 +125,8 @@ class Broker(Admin):
                 q.counters.deduplicated += 1
                 return Published(earlier, True)
         msg = Message(self._next_id, queue, body, key, now, priority=priority,
-                      expires_at=None if ttl_s is None else now + ttl_s, dedup_id=dedup_id)
+                      expires_at=None if ttl_s is None else now + ttl_s, dedup_id=dedup_id,
+                      headers=headers)
         self._next_id += 1
         if delay_s > 0:
             msg.state, msg.ready_at = State.DELAYED, now + delay_s
@@ -134,13 +145,15 @@ class Broker(Admin):
 
     def publish_to_topic(self, topic: str, body: bytes, key: str | None = None,
                          priority: int = 0, delay_s: float = 0.0, ttl_s: float | None = None,
-                         dedup_id: str | None = None) -> dict[str, int]:
-        """One copy per bound queue, the body stored once; returns {queue: msg_id}."""
+                         dedup_id: str | None = None, headers: Headers | None = None
+                         ) -> dict[str, int]:
+        """One copy per bound queue, the body stored once, the headers shared by all; returns
+        {queue: msg_id}."""
         ids: dict[str, int] = {}
         body_of: int | None = None
         for queue in self._topics.queues_of(topic):
             msg_id, duplicate = self.publish(queue, body, key, priority, delay_s, ttl_s,
-                                             dedup_id, body_of)
+                                             dedup_id, body_of, headers)
             ids[queue] = msg_id
             if body_of is None and not duplicate:
                 body_of = msg_id  # the first stored copy's row holds the body
@@ -176,8 +189,11 @@ class Broker(Admin):
                 self._remove(q, msg, Removed(msg.id, now, "ttl", q.name))
                 q.counters.ttl_expired += 1
                 continue
+            headers = msg.headers
             if budget is not None:
                 budget -= len(msg.body) + MESSAGE_OVERHEAD_BYTES
+                if headers is not None:
+                    budget -= headers_size(headers)
                 if budget < 0 and leased:
                     break
             q.take(msg)
@@ -186,7 +202,7 @@ class Broker(Admin):
             q.lease_until(msg, deadline)
             self._pending.append(Leased(msg.id, delivery, holder, now, queue))
             leased.append(Delivery(msg.id, delivery, queue, msg.body, msg.key, msg.published_at,
-                                   msg.priority))
+                                   msg.priority, headers))
         if leased:
             self._lease_due.schedule(queue, deadline)
         return leased

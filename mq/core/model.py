@@ -43,15 +43,35 @@ class Extra:
     delivery_base: int = 0  # deliveries before the last redrive: max_deliveries counts from here
 
 
+Headers = dict[str, str]
+"""A message's headers. Never changed once published: fan-out copies, deliveries and the log
+share the one map the publish gave."""
+
+
+def headers_size(headers: Headers) -> int:
+    """About what `headers` add to a reply, in bytes: their text and a little per entry."""
+    return sum(len(name) + len(value) + 4 for name, value in headers.items())
+
+
+@dataclass(slots=True)
+class WithHeaders(Extra):
+    """The Extra of a message published with headers. A subclass rather than a slot of Extra,
+    so that no other message pays for it: most have no Extra, and those that do (a TTL, a
+    dedup id, a nack error) keep a slot fewer."""
+
+    headers: Headers | None = None
+
+
 class Message:
     """One message and where it is in its life. Mutable: the core moves it between states.
 
     Memory. A broker holds millions of these, so one is a single object of ten slots (112
     bytes) beside its body and publish time: a delayed message's ready_at and a leased one's
     deadline share `until` (a message is never both); what few messages have (a TTL, a dedup
-    id, deaths, a nack error, a dead-letter record) lives in an `Extra` made on first use; who
-    holds a lease is kept by the queue (`Queue.holder_of`), for leased messages only. Those
-    fields read and write like plain ones."""
+    id, deaths, a nack error, a dead-letter record, headers) lives in an `Extra` made on first
+    use (headers in its subclass `WithHeaders`, given at publish); who holds a lease is kept by
+    the queue (`Queue.holder_of`), for leased messages only. Those fields read and write like
+    plain ones."""
 
     __slots__ = (
         "body",
@@ -69,7 +89,8 @@ class Message:
     def __init__(self, id: int, queue: str, body: bytes, key: str | None, published_at: float,
                  deliveries: int = 0, state: State = State.READY, ready_at: float = 0.0,
                  priority: int = 0, expires_at: float | None = None,
-                 dedup_id: str | None = None, delivery_base: int = 0) -> None:
+                 dedup_id: str | None = None, delivery_base: int = 0,
+                 headers: Headers | None = None) -> None:
         self.id = id
         self.queue = queue
         self.body = body
@@ -80,7 +101,10 @@ class Message:
         self.deliveries = deliveries
         self.until = ready_at  # DELAYED: ready_at (Unix s); LEASED: deadline (monotonic s)
         self.extra: Extra | None = None
-        if expires_at is not None or dedup_id is not None or delivery_base:
+        if headers:  # set here only: a message's headers never change
+            self.extra = WithHeaders(expires_at=expires_at, dedup_id=dedup_id,
+                                     delivery_base=delivery_base, headers=headers)
+        elif expires_at is not None or dedup_id is not None or delivery_base:
             self.extra = Extra(expires_at=expires_at, dedup_id=dedup_id,
                                delivery_base=delivery_base)
 
@@ -127,6 +151,11 @@ class Message:
     @property
     def expires_at(self) -> float | None:
         return None if self.extra is None else self.extra.expires_at
+
+    @property
+    def headers(self) -> Headers | None:
+        extra = self.extra
+        return extra.headers if type(extra) is WithHeaders else None
 
     @property
     def dedup_id(self) -> str | None:
@@ -194,6 +223,7 @@ class Delivery(NamedTuple):
     key: str | None
     published_at: float  # Unix s
     priority: int
+    headers: Headers | None = None
 
 
 class Joined(NamedTuple):

@@ -87,19 +87,24 @@ class Handlers(AdminHandlers):
         o = cmd.options
         msg_id, duplicate = self.core.publish(cmd.queue, cmd.body, cmd.key, o.priority,
                                               o.delay_from(self.core.clock()), o.ttl_s,
-                                              o.dedup_id)
+                                              o.dedup_id, headers=cmd.headers)
         return Deduplicated(msg_id) if duplicate else Published(msg_id)
 
     def publish_many(self, cmd: PublishMany, peer: Peer) -> PublishedMany:
         o = cmd.options
         publish, queue, delay = self.core.publish, cmd.queue, o.delay_from(self.core.clock())
-        return PublishedMany([publish(queue, body, None, o.priority, delay, o.ttl_s).msg_id
-                              for body in cmd.bodies])
+        if cmd.headers is None:
+            return PublishedMany([publish(queue, body, None, o.priority, delay, o.ttl_s).msg_id
+                                  for body in cmd.bodies])
+        return PublishedMany([publish(queue, body, None, o.priority, delay, o.ttl_s,
+                                      headers=headers).msg_id
+                              for body, headers in zip(cmd.bodies, cmd.headers, strict=True)])
 
     def fanout(self, cmd: Fanout, peer: Peer) -> Copies:
         o = cmd.options
         ids = self.core.publish_to_topic(cmd.topic, cmd.body, cmd.key, o.priority,
-                                         o.delay_from(self.core.clock()), o.ttl_s, o.dedup_id)
+                                         o.delay_from(self.core.clock()), o.ttl_s, o.dedup_id,
+                                         cmd.headers)
         return Copies(ids)
 
     # --- consuming ----------------------------------------------------------------------------

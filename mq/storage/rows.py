@@ -8,8 +8,9 @@ and read back in `Fold` and `describe`. No SQL here.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterable
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, cast
 
 from mq.core.events import (
     BY_CODE,
@@ -26,7 +27,7 @@ from mq.core.events import (
     Released,
     Removed,
 )
-from mq.core.model import DeadLetter, Message, State
+from mq.core.model import DeadLetter, Headers, Message, State
 
 
 class LogRow(NamedTuple):
@@ -44,6 +45,7 @@ class LogRow(NamedTuple):
     expires_at: float | None = None
     dedup: str | None = None
     body_of: int | None = None  # fan-out copy: the message whose PUBLISHED row has the body
+    headers: str | None = None  # PUBLISHED with headers: a JSON object of str to str (v3)
 
 
 # Plain ints for the kinds on the hot paths (every change is encoded, every row folded): an
@@ -66,7 +68,7 @@ _FINAL = frozenset(int(e) for e in FINAL)
 # is cheaper (sqlite.py, "Cost").
 NO_NUMBER = float("nan")
 NO_TEXT = 0
-TEXT_FIELDS = frozenset({"queue", "body", "key", "holder", "detail", "dedup"})
+TEXT_FIELDS = frozenset({"queue", "body", "key", "holder", "detail", "dedup", "headers"})
 SMALL_BODY_BYTES = 4_096  # bound as a bytearray: bytes, like None, miss the fast path
 
 _N, _T = NO_NUMBER, NO_TEXT
@@ -79,31 +81,43 @@ def _body(body: bytes | None) -> bytes | bytearray | int:
     return bytearray(body) if len(body) <= SMALL_BODY_BYTES else body
 
 
+def encode_headers(headers: Headers) -> str:
+    """A message's headers as the log keeps them: a compact JSON object, which any SQL store
+    (and a person with the sqlite3 shell) can read."""
+    return json.dumps(headers, ensure_ascii=False, separators=(",", ":"))
+
+
+def decode_headers(text: str | None) -> Headers | None:
+    return None if text is None else cast(Headers, json.loads(text))
+
+
 def _appended(c: Appended) -> Values:
     m = c.message
+    headers = m.headers
     return (m.id, _PUBLISHED, m.published_at, m.queue,
             _body(m.body) if c.body_of is None else _T, _T if m.key is None else m.key, _N, _T,
             m.ready_at if m.state is State.DELAYED else _N, _T, m.priority,
             _N if m.expires_at is None else m.expires_at, _T if m.dedup_id is None else m.dedup_id,
-            _N if c.body_of is None else c.body_of)
+            _N if c.body_of is None else c.body_of,
+            _T if headers is None else encode_headers(headers))
 
 
 # One function per change type, looked up by type; every field given, in LogRow order.
 ENCODERS: dict[type, Callable[[Any], Values]] = {  # change type -> its row's values
     Appended: _appended,
     Leased: lambda c: (c.msg_id, _LEASED, c.at, _T, _T, _T, c.delivery, c.holder, _N, _T, _N,
-                       _N, _T, _N),
-    Acked: lambda c: (c.msg_id, _ACKED, c.at, _T, _T, _T, _N, _T, _N, _T, _N, _N, _T, _N),
+                       _N, _T, _N, _T),
+    Acked: lambda c: (c.msg_id, _ACKED, c.at, _T, _T, _T, _N, _T, _N, _T, _N, _N, _T, _N, _T),
     Nacked: lambda c: (c.msg_id, _NACKED, c.at, _T, _T, _T, _N, _T, c.ready_at,
-                       _T if c.error is None else c.error, _N, _N, _T, _N),
-    Expired: lambda c: (c.msg_id, _EXPIRED, c.at, _T, _T, _T, _N, _T, _N, _T, _N, _N, _T, _N),
+                       _T if c.error is None else c.error, _N, _N, _T, _N, _T),
+    Expired: lambda c: (c.msg_id, _EXPIRED, c.at, _T, _T, _T, _N, _T, _N, _T, _N, _N, _T, _N, _T),
     Released: lambda c: (c.msg_id, _RELEASED, c.at, _T, _T, _T, _N, c.holder, _N, _T, _N, _N,
-                         _T, _N),
-    Left: lambda c: (c.msg_id, _LEFT, c.at, _T, _T, _T, _N, c.holder, _N, _T, _N, _N, _T, _N),
+                         _T, _N, _T),
+    Left: lambda c: (c.msg_id, _LEFT, c.at, _T, _T, _T, _N, c.holder, _N, _T, _N, _N, _T, _N, _T),
     Removed: lambda c: (c.msg_id, _REMOVED, c.at, _T, _T, _T, _N, _T, _N, c.reason, _N, _N, _T,
-                        _N),
+                        _N, _T),
     Moved: lambda c: (c.msg_id, _REDRIVEN if c.redrive else _DEAD_LETTERED, c.at, c.queue, _T,
-                      _T, c.delivery_base, _T, _N, c.reason, _N, _N, _T, _N),
+                      _T, c.delivery_base, _T, _N, c.reason, _N, _N, _T, _N, _T),
 }
 
 
@@ -138,23 +152,24 @@ class Fold:
         return max(self.messages, default=0)
 
     def published_plain(self, rows: Iterable[tuple[Any, ...]]) -> None:
-        """Publishes without options (priority 0, no key, delay, TTL, dedup id, or shared
-        body): (msg_id, at, queue, body). Most of a backlog."""
+        """Publishes without options (priority 0, no key, delay, TTL, dedup id, shared body
+        or headers): (msg_id, at, queue, body). Most of a backlog."""
         messages, names = self.messages, self._names
         for msg_id, at, queue, body in rows:
             messages[msg_id] = Message(msg_id, names.setdefault(queue, queue), body, None, at)
 
     def published(self, rows: Iterable[tuple[Any, ...]]) -> None:
-        """Publishes with options: (msg_id, at, queue, body, key, ready_at, priority,
-        expires_at, dedup, body_of)."""
+        """Publishes with options or headers: (msg_id, at, queue, body, key, ready_at,
+        priority, expires_at, dedup, body_of, headers)."""
         for (msg_id, at, queue, body, key, ready_at, priority, expires_at, dedup,
-             body_of) in rows:
+             body_of, headers) in rows:
             if body_of is not None:
                 holder = self.messages.get(body_of)
                 body = holder.body if holder is not None else b""
                 self.body_of[msg_id] = body_of
             msg = Message(msg_id, self._names.setdefault(queue, queue), body, key, at,
-                          priority=priority or 0, expires_at=expires_at, dedup_id=dedup)
+                          priority=priority or 0, expires_at=expires_at, dedup_id=dedup,
+                          headers=decode_headers(headers))
             if ready_at is not None and ready_at > at:
                 msg.state, msg.ready_at = State.DELAYED, ready_at
             self.messages[msg_id] = msg
@@ -217,7 +232,8 @@ def describe(row: LogRow) -> dict[str, Any]:
     if event is Event.PUBLISHED:
         out.update(queue=row.queue, key=row.key, priority=row.priority or None,
                    dedup_id=row.dedup, size=len(row.body) if row.body is not None else None,
-                   delay_until=row.ready_at, expires_at=row.expires_at)
+                   delay_until=row.ready_at, expires_at=row.expires_at,
+                   headers=decode_headers(row.headers))
     elif event is Event.LEASED:
         out.update(delivery=row.delivery, holder=row.holder)
     elif event is Event.NACKED:

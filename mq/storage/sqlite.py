@@ -18,7 +18,7 @@ and one commit (one fsync with synchronous=FULL). Larger batches, and batches th
 queue settings, use an explicit transaction. A hop costs about 100 us, so the log stays one
 table: a narrow second table for the state changes would take two statements, and a
 transaction of four hops, whenever a round both publishes and leases (any publish that wakes a
-waiting consumer). Most fields of most rows are absent (a LEASED row has 4 of 14), and what cost
+waiting consumer). Most fields of most rows are absent (a LEASED row has 4 of 15), and what cost
 was binding them as None, not storing them (a NULL takes no room in SQLite's records): rows.py
 binds absent fields as values SQLite stores as NULL, on the sqlite3 module's fast path.
 
@@ -27,7 +27,9 @@ gives it back, so a second broker on the same file is refused at start (`LogInUs
 
 Versions. The file's format version is kept in SQLite's `user_version` header field:
   1  the first log, which stamped no version (a file with tables and user_version 0);
-  2  adds the LEFT event (code 9: a lease given back by a goodbye, logged as a nack before).
+  2  adds the LEFT event (code 9: a lease given back by a goodbye, logged as a nack before);
+  3  adds the `headers` column: a publish's headers as a JSON object (NULL: none). A version-2
+     file gains the column, NULL in every row it has: its messages had no headers.
 `open` reads the version before it writes anything. A new file is created at SCHEMA_VERSION.
 An older file is upgraded in place, one step at a time, each step in one transaction that also
 stamps its version, so a crash leaves the file at one version or the next, never between. A
@@ -67,7 +69,7 @@ from mq.storage.rows import ENCODERS, TEXT_FIELDS, Fold, LogRow, Values, describ
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 APPLICATION_ID = 0x6D714C47  # "mqLG" in PRAGMA application_id: this file is an mq log
 MQ_TABLES = frozenset({"log", "queues"})  # what every mq log has had, stamped or not
 SCHEMA = """
@@ -86,7 +88,8 @@ CREATE TABLE IF NOT EXISTS log (
     priority INTEGER,
     expires_at REAL,
     dedup TEXT,
-    body_of INTEGER
+    body_of INTEGER,
+    headers TEXT
 );
 CREATE INDEX IF NOT EXISTS log_by_msg ON log (msg_id);
 CREATE TABLE IF NOT EXISTS queues (
@@ -110,23 +113,24 @@ CREATE TABLE IF NOT EXISTS meta (
 # version -> the SQL that takes a file of that version to the next one
 UPGRADES: dict[int, str] = {
     1: "",  # 2 only adds the LEFT event code, which a version-1 file never holds
+    2: "ALTER TABLE log ADD COLUMN headers TEXT;",  # 3: headers, none in an older file
 }
 COLUMNS = ", ".join(LogRow._fields)
 # Absent text fields are bound as 0 and stored as NULL (rows.py, NO_TEXT): no None is bound.
 ROW = "(" + ", ".join("NULLIF(?, 0)" if f in TEXT_FIELDS else "?" for f in LogRow._fields) + ")"
 INSERT_ONE = f"INSERT INTO log ({COLUMNS}) VALUES {ROW}"
 _WITHOUT_OPTIONS = ("priority = 0 AND key IS NULL AND ready_at IS NULL AND expires_at IS NULL "
-                    "AND dedup IS NULL AND body_of IS NULL")
+                    "AND dedup IS NULL AND body_of IS NULL AND headers IS NULL")
 RECOVER_PLAIN = ("SELECT msg_id, at, queue, body FROM log "
                  f"WHERE kind = {int(Event.PUBLISHED)} AND {_WITHOUT_OPTIONS} ORDER BY seq")
 RECOVER_PUBLISHED = ("SELECT msg_id, at, queue, body, key, ready_at, priority, expires_at, "
-                     f"dedup, body_of FROM log WHERE kind = {int(Event.PUBLISHED)} "
+                     f"dedup, body_of, headers FROM log WHERE kind = {int(Event.PUBLISHED)} "
                      f"AND NOT ({_WITHOUT_OPTIONS}) ORDER BY seq")
 RECOVER_EVENTS = ("SELECT msg_id, kind, at, queue, delivery, ready_at, detail FROM log "
                   f"WHERE kind != {int(Event.PUBLISHED)} ORDER BY seq")
 RECOVERY_CHUNK_ROWS = 20_000
 RECOVERY_PROGRESS_ROWS = 200_000  # a progress line this often while a big log is read
-MAX_ROWS_PER_STATEMENT = 2_000  # 28,000 bound variables: far below SQLite's limit
+MAX_ROWS_PER_STATEMENT = 2_000  # 30,000 bound variables: below SQLite's limit (32,766)
 SYNC_MODES = ("full", "normal")
 
 

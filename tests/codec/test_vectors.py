@@ -79,6 +79,7 @@ TYPED_REPLIES = [
     _reply("mpub reply", lambda f: PublishedMany(**f)),
     _reply("get reply", lambda f: Messages(**f)),
     _reply("get reply, empty", lambda f: Messages(**f)),
+    _reply("get reply with headers", lambda f: Messages(**f)),
     _reply("touch reply", lambda f: Touched(**f)),
     _reply("hello reply", lambda f: SessionStarted(**f)),
     _reply("join reply", lambda f: Joined(**f)),

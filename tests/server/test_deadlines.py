@@ -82,6 +82,7 @@ def test_a_waiting_get_is_answered_when_a_delay_ends(broker: InProcessBroker) ->
     consumer, producer = TextSession(broker.port), TextSession(broker.port)
     assert producer.ask("PUB q delay_s=2 later") == "+OK 1"
     consumer.send("GET q 30 5")
+    broker.wait_for_waiting_gets(1)
     assert no_reply_yet(consumer)
     broker.advance(2.0)
     assert consumer.reply() == ["MSG 1.1 q 1 later"]
@@ -101,6 +102,7 @@ def test_priority_delay_ttl_and_dedup_together(broker: InProcessBroker) -> None:
     assert got == ["high", "low", "once", "priority=3 is the body"]  # ttl'd one never shows
     assert t.ask("GET q") == "+EMPTY"
     t.send("GET q 30 5")
+    broker.wait_for_waiting_gets(1)
     broker.advance(1.41)
     assert t.reply() == ["MSG 3.1 q 1 later"]  # delivered once its delay is over
     stats = queue_stats(t, "q")
@@ -130,6 +132,7 @@ def test_a_waiting_get_answers_empty_when_wait_s_passes(broker: InProcessBroker)
     t = TextSession(broker.port)
     t.send("GET nothing 30 0.3")
     t.send("PING")  # typed behind the waiting GET: answered after it, in order
+    broker.wait_for_waiting_gets(1)
     broker.advance(0.29)
     assert no_reply_yet(t)
     broker.advance(0.02)

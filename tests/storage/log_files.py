@@ -70,3 +70,33 @@ def rows(path: Path, sql: str) -> list[tuple[object, ...]]:
         return conn.execute(sql).fetchall()
     finally:
         conn.close()
+
+
+# The tables as versions 1 and 2 of the log format made them (mq/storage/sqlite.py, "Versions"),
+# kept here as they were: the code's SCHEMA moves on, and an old file must still be readable.
+VERSION_2_TABLES = """
+CREATE TABLE log (
+    seq INTEGER PRIMARY KEY, msg_id INTEGER NOT NULL, kind INTEGER NOT NULL, at REAL NOT NULL,
+    queue TEXT, body BLOB, key TEXT, delivery INTEGER, holder TEXT, ready_at REAL, detail TEXT,
+    priority INTEGER, expires_at REAL, dedup TEXT, body_of INTEGER
+);
+CREATE INDEX log_by_msg ON log (msg_id);
+CREATE TABLE queues (
+    name TEXT PRIMARY KEY, retention_s REAL NOT NULL, lease_s REAL NOT NULL,
+    max_deliveries INTEGER NOT NULL, dead_letter TEXT, dedup_window_s REAL NOT NULL
+);
+CREATE TABLE bindings (topic TEXT NOT NULL, queue TEXT NOT NULL, PRIMARY KEY (topic, queue));
+CREATE TABLE meta (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
+"""
+
+
+def old_log(path: Path, version: int, rows_sql: str) -> None:
+    """A file of format `version` (1: not stamped, as the first mq wrote it) with its tables
+    and the rows `rows_sql` inserts."""
+    stamp = "" if version == 1 else f"PRAGMA user_version = {version};"
+    conn = sqlite3.connect(path)
+    try:
+        conn.executescript(f"{VERSION_2_TABLES} {rows_sql} {stamp}")
+    finally:
+        conn.close()
+

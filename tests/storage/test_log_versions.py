@@ -18,6 +18,7 @@ from tests.storage.log_files import (
     by_id,
     lease_one,
     new_broker,
+    old_log,
     opened,
     reopen,
     rows,
@@ -51,12 +52,9 @@ def test_a_new_log_gets_the_current_version(db_path: Path) -> None:
 def test_a_log_without_a_version_is_version_1_and_is_upgraded_in_place(db_path: Path) -> None:
     """A file of the first format (no version stamp; a goodbye was logged as a nack with no
     delay) reads as it always did, and is stamped with the current version at open."""
-    asyncio.run(write_once(db_path, new_broker()))  # the tables, which version 1 shares
     # Rows as the first format wrote them: 1 leased by c1, which said goodbye (a nack without
     # delay); 2 acked; 3 nacked with a delay and an error.
-    conn = sqlite3.connect(db_path)
-    try:
-        conn.executescript(f"""
+    old_log(db_path, 1, f"""
             INSERT INTO log (msg_id, kind, at, queue, body, priority)
                 VALUES (1, 0, {T0}, 'q', x'61', 0), (2, 0, {T0}, 'q', x'62', 0),
                        (3, 0, {T0}, 'q', x'63', 0);
@@ -67,10 +65,7 @@ def test_a_log_without_a_version_is_version_1_and_is_upgraded_in_place(db_path: 
             INSERT INTO log (msg_id, kind, at, delivery, holder) VALUES (3, 1, {T0}, 1, 'h1');
             INSERT INTO log (msg_id, kind, at, ready_at, detail)
                 VALUES (3, 3, {T0 + 3}, {T0 + 63}, 'later');
-            PRAGMA user_version = 0;
         """)
-    finally:
-        conn.close()
 
     for _ in range(2):  # the upgraded file reads the same again
         recovered = asyncio.run(reopen(db_path))
@@ -118,3 +113,36 @@ def test_a_goodbye_is_logged_as_its_own_event_not_as_a_nack(db_path: Path) -> No
     assert (msg.state, msg.deliveries, msg.deaths) == (State.READY, 1, 0)
     assert [(e["event"], e.get("holder")) for e in history(db_path, 1)] == [
         ("published", None), ("leased", "c1"), ("released (holder left)", "c1")]
+
+
+def test_a_version_2_log_gains_headers_and_reads_as_it_did(db_path: Path) -> None:
+    """A file of version 2 (no headers column) is upgraded in place: every message it holds
+    reads as before, with no headers, and the upgraded file takes messages with headers."""
+    old_log(db_path, 2, f"""
+        INSERT INTO log (msg_id, kind, at, queue, body, key, priority, expires_at, dedup)
+            VALUES (1, 0, {T0}, 'q', x'61', NULL, 0, NULL, NULL),
+                   (2, 0, {T0}, 'q', x'62', 'k', 7, {T0 + 500}, 'd-2');
+        INSERT INTO log (msg_id, kind, at, queue, priority, body_of)
+            VALUES (3, 0, {T0}, 'r', 0, 2);
+        INSERT INTO log (msg_id, kind, at, delivery, holder) VALUES (2, 1, {T0 + 1}, 1, 'c1');
+        INSERT INTO log (msg_id, kind, at, holder) VALUES (2, 9, {T0 + 2}, 'c1');
+    """)
+
+    recovered = asyncio.run(reopen(db_path))
+    messages = by_id(recovered)
+    assert sorted(messages) == [1, 2, 3]
+    one = messages[1]
+    assert (one.body, one.key, one.priority, one.headers, one.extra) == (b"a", None, 0, None, None)
+    two = messages[2]
+    assert (two.key, two.priority, two.expires_at, two.dedup_id, two.deliveries,
+            two.headers) == ("k", 7, T0 + 500, "d-2", 1, None)
+    assert (messages[3].queue, messages[3].body, messages[3].headers) == ("r", b"b", None)
+    assert rows(db_path, "PRAGMA user_version") == [(SCHEMA_VERSION,)] == [(3,)]
+    assert rows(db_path, "SELECT count(*) FROM log WHERE headers IS NOT NULL") == [(0,)]
+    assert "headers" not in history(db_path, 2)[0]
+
+    broker = new_broker()
+    broker.restore({}, recovered.messages, recovered.next_id)
+    broker.publish("q", b"with", headers={"traceparent": "00-ab-cd-01"})
+    asyncio.run(write_once(db_path, broker))
+    assert by_id(asyncio.run(reopen(db_path)))[4].headers == {"traceparent": "00-ab-cd-01"}

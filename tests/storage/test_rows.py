@@ -159,3 +159,23 @@ def test_plain_and_optioned_publishes_fold_into_one_id_order_with_their_events()
         (3, b"plain", None, 0, State.READY)]
     assert fold.live()[1].last_error == "later" and fold.finished == {4: T0 + 4}
     assert fold.body_of == {3: 1} and fold.max_id == 4
+
+
+def test_headers_are_stored_as_json_and_fold_back_with_the_plain_and_optioned_publishes() -> None:
+    """A publish with headers (and nothing else) is read with the optioned ones; its headers
+    come back equal, non-ASCII and empty values included, and HISTORY shows them."""
+    headers = {"content-type": "application/json", "note": "clé \"quoted\"", "empty": ""}
+    changes: list[MessageChange] = [
+        Appended(Message(1, "q", b"plain", None, T0)),
+        Appended(Message(2, "q", b"{}", None, T0, headers=headers)),
+        Appended(Message(3, "q", b"", None, T0, headers=headers), body_of=2),
+    ]
+    rows = stored(changes)
+    assert [r.headers for r in rows] == [
+        None, '{"content-type":"application/json","note":"clé \\"quoted\\"","empty":""}',
+        rows[1].headers]
+    assert describe(rows[1])["headers"] == headers and "headers" not in describe(rows[0])
+    fold = folded(changes)
+    assert [(m.id, m.body, m.headers) for m in fold.live()] == [
+        (1, b"plain", None), (2, b"{}", headers), (3, b"{}", headers)]
+    assert fold.live()[0].extra is None

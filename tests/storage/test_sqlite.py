@@ -324,6 +324,28 @@ def test_bodies_and_keys_round_trip_exactly(db_path: Path) -> None:
         T0 + 0.123456 + 0.25 * i for i in range(4)]
 
 
+def test_headers_round_trip_through_the_file_and_survive_moves(db_path: Path) -> None:
+    """Headers come back after a reopen with the message, also once it was dead-lettered, and
+    a message without headers still comes back without any Extra."""
+    broker = new_broker()
+    broker.declare("q", max_deliveries=1)
+    broker.publish("q", b"a", headers={"traceparent": "00-0af7651916cd43dd-b7ad6b71-01"})
+    broker.publish("q", b"b")
+    broker.publish("q", b"c", "k", priority=2, ttl_s=60.0, headers={"x-id": "ü"})
+    asyncio.run(write_once(db_path, broker))
+    msg_id, delivery = lease_one(broker)
+    assert msg_id == 3  # the highest priority first
+    broker.nack(msg_id, delivery, "h1", error="no")  # its one delivery: to q.dlq
+    asyncio.run(write_once(db_path, broker))
+
+    messages = {m.id: m for m in asyncio.run(reopen(db_path)).messages}
+    assert messages[1].headers == {"traceparent": "00-0af7651916cd43dd-b7ad6b71-01"}
+    assert messages[2].headers is None and messages[2].extra is None
+    three = messages[3]
+    assert (three.queue, three.headers, three.key, three.last_error) == (
+        "q.dlq", {"x-id": "ü"}, "k", "no")
+
+
 @pytest.mark.parametrize(("sync", "synchronous"), [("full", 2), ("normal", 1)])
 def test_sync_modes_open_in_wal(db_path: Path, sync: str, synchronous: int) -> None:
     """Both sync modes open the log in WAL mode with the matching `synchronous` setting

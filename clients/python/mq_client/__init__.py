@@ -5,7 +5,8 @@ blocking scripts (`with Client.connect(url) as c:`), `consume` for a worker loop
 what `hello` returns, `AckResult` for what `ack_many` returns, `PublishResult` for
 `publish_dedup`, `PeekedMessage` for `peek`, `Subscription` and `Monitor` for the push streams
 of `AsyncClient.subscribe` and `AsyncClient.monitor`, and the typed errors in
-`mq_client.errors`. README.md has examples.
+`mq_client.errors`. `Headers` are a message's headers; `JSON` and `MSGPACK` are the optional
+serializers of bodies (mq_client.serializers). README.md has examples.
 """
 
 from pathlib import Path
@@ -14,8 +15,9 @@ from mq_client import errors
 from mq_client.aio import AsyncClient
 from mq_client.consumer import consume
 from mq_client.errors import ConnectionLost, Forbidden, MQError, ProtocolError, Unauthenticated
-from mq_client.message import AckFailure, AckResult, Message, PeekedMessage, PublishResult
+from mq_client.message import AckFailure, AckResult, Headers, Message, PeekedMessage, PublishResult
 from mq_client.push import Monitor, Subscription
+from mq_client.serializers import JSON, MSGPACK, ContentTypeMismatch, Encoded, Serializer
 from mq_client.session import Session
 from mq_client.sync import Client
 
@@ -23,18 +25,24 @@ __version__ = Path(__file__).with_name("VERSION").read_text(encoding="ascii").st
 """The version of mq: the broker and this SDK carry the same one, written once, in VERSION."""
 
 __all__ = [
+    "JSON",
+    "MSGPACK",
     "AckFailure",
     "AckResult",
     "AsyncClient",
     "Client",
     "ConnectionLost",
+    "ContentTypeMismatch",
+    "Encoded",
     "Forbidden",
+    "Headers",
     "MQError",
     "Message",
     "Monitor",
     "PeekedMessage",
     "ProtocolError",
     "PublishResult",
+    "Serializer",
     "Session",
     "Subscription",
     "Unauthenticated",

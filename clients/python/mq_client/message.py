@@ -3,16 +3,65 @@ publish and a batch ack did."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import FrozenInstanceError, dataclass
 from typing import Any, NamedTuple
 
 from mq_client.errors import MQError, ProtocolError, error_class
+from mq_client.serializers import CONTENT_TYPE, Serializer
 
 
 def _is_int(value: object) -> bool:
     # bool is an int subclass in Python, but never a valid count or id on the wire.
     return isinstance(value, int) and not isinstance(value, bool)
+
+
+class Headers(Mapping[str, str]):
+    """A message's headers (protocol.md 2.3): a read-only map of str to str. Hashable and
+    picklable, like the `Message` that holds it; equal to any mapping of the same items."""
+
+    __slots__ = ("_items",)
+
+    def __init__(self, items: Mapping[str, str] | Iterable[tuple[str, str]] = ()) -> None:
+        self._items = dict(items)
+
+    def __getitem__(self, name: str) -> str:
+        return self._items[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._items)
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def __hash__(self) -> int:
+        return hash(frozenset(self._items.items()))
+
+    def __eq__(self, other: object) -> bool:
+        return self._items == (dict(other) if isinstance(other, Mapping) else other)
+
+    def __repr__(self) -> str:
+        return f"Headers({self._items!r})"
+
+    def __reduce__(self) -> tuple[type[Headers], tuple[dict[str, str]]]:
+        return Headers, (self._items,)
+
+
+NO_HEADERS = Headers()
+"""The headers of a message published without any: one shared empty map."""
+
+
+def to_headers(value: object) -> Headers:
+    """`Headers` of a mapping of str to str from the wire or a caller; ValueError otherwise."""
+    if type(value) is Headers:
+        return value
+    if value is None:
+        return NO_HEADERS
+    if not isinstance(value, Mapping) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in value.items()
+    ):
+        raise ValueError(f"invalid headers {value!r:.80}: expected a map of str to str")
+    return Headers(value) if value else NO_HEADERS
 
 
 class _MessageFields(NamedTuple):
@@ -24,6 +73,7 @@ class _MessageFields(NamedTuple):
     key: str | None
     published_at: float
     priority: int = 0
+    headers: Headers = NO_HEADERS
 
 
 _tuple_new = tuple.__new__
@@ -35,7 +85,9 @@ class Message(_MessageFields):
     `receipt` names this delivery (`<msg_id>.<deliveries>`) and is what `ack`, `nack` and
     `touch` take; `deliveries` counts leases including this one (1 on first delivery);
     `published_at` is the Unix time of the publish, in seconds; `priority` is 0..9 (0 when the
-    broker does not say). Immutable: assigning a field raises `dataclasses.FrozenInstanceError`.
+    broker does not say); `headers` are those the publish gave (`Headers`, empty when none).
+    Immutable: assigning a field raises `dataclasses.FrozenInstanceError`. The body stays
+    bytes: `decode(serializer)` turns it into a value when asked (mq_client.serializers).
 
     A NamedTuple rather than a frozen dataclass, like the broker's `Receipt`: a `get` reply or
     a push builds up to 1,000 of these at once, and a frozen dataclass sets each field through
@@ -56,6 +108,7 @@ class Message(_MessageFields):
         key: str | None,
         published_at: float,
         priority: int = 0,
+        headers: Mapping[str, str] = NO_HEADERS,
     ) -> Message:
         # The fast check accepts the exact types msgpack produces, which is every message of a
         # `get` reply (a hot path: up to 1,000 per reply); anything else gets the full check.
@@ -73,7 +126,9 @@ class Message(_MessageFields):
             and type(priority) is int
         ):
             published_at = _checked((receipt, msg_id, queue, deliveries, body, key, published_at, priority))
-        return _tuple_new(cls, (receipt, msg_id, queue, deliveries, body, key, published_at, priority))
+        if type(headers) is not Headers:
+            headers = to_headers(headers)
+        return _tuple_new(cls, (receipt, msg_id, queue, deliveries, body, key, published_at, priority, headers))
 
     @classmethod
     def _make(cls, iterable: Iterable[Any]) -> Message:  # type: ignore[override]  # same call
@@ -104,6 +159,7 @@ class Message(_MessageFields):
                 get("key"),
                 get("published_at"),
                 0 if priority is None else priority,
+                get("headers") or NO_HEADERS,
             )
         except ValueError as exc:
             raise ProtocolError(f"bad message in reply: {exc}") from exc
@@ -113,12 +169,23 @@ class Message(_MessageFields):
         """The body decoded as UTF-8 (raises UnicodeDecodeError if it is not)."""
         return self.body.decode("utf-8")
 
+    @property
+    def content_type(self) -> str | None:
+        """The `content-type` header, if the publish gave one."""
+        return self.headers.get(CONTENT_TYPE)
+
+    def decode(self, serializer: Serializer) -> Any:
+        """The body turned into a value by `serializer` (`JSON`, `MSGPACK`): only when asked,
+        never by the client on its own. Raises `ContentTypeMismatch` if the message says it is
+        of another content type, and the serializer's own error if the body is not valid."""
+        return serializer.decode(self.body, self.content_type)
+
 
 def _checked(values: tuple[object, ...]) -> float:
     """The full check of a message's field values, in field order; returns `published_at` as a
     float (msgpack may carry a whole-second timestamp as an int) or raises ValueError naming
     what is wrong."""
-    fields = dict(zip(_MessageFields._fields, values, strict=True))
+    fields = dict(zip(_MessageFields._fields, values, strict=False))  # all but headers
     if _is_int(fields["published_at"]):
         fields["published_at"] = float(fields["published_at"])  # type: ignore[arg-type]
     msg_id, deliveries = fields["msg_id"], fields["deliveries"]
@@ -150,6 +217,7 @@ class PeekedMessage:
     `last_error` is the error text of its last `nack`, if any. In a dead-letter queue,
     `dead_from` is the queue it came from, `dead_reason` why (say `delivered 5 times
     (max_deliveries=5)`) and `dead_at` when, in Unix seconds; elsewhere all three are None.
+    `headers` are those of its publish (empty when none).
     """
 
     msg_id: int
@@ -163,11 +231,13 @@ class PeekedMessage:
     dead_from: str | None = None
     dead_reason: str | None = None
     dead_at: float | None = None
+    headers: Headers = NO_HEADERS
 
     def __post_init__(self) -> None:
         for name in ("published_at", "dead_at"):
             if _is_int(getattr(self, name)):
                 object.__setattr__(self, name, float(getattr(self, name)))
+        object.__setattr__(self, "headers", to_headers(self.headers))
         problems = [
             name
             for name, ok in (
@@ -209,6 +279,7 @@ class PeekedMessage:
                 get("dead_from"),
                 get("dead_reason"),
                 get("dead_at"),
+                get("headers"),
             )
         except ValueError as exc:
             raise ProtocolError(f"bad peeked message in reply: {exc}") from exc

@@ -11,7 +11,8 @@ nowhere else. The requests that only the clients' session and push machinery sen
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import itertools
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, TypedDict, Unpack
 
 from mq_client.errors import FrameTooLarge, ProtocolError
@@ -19,15 +20,16 @@ from mq_client.limits import MAX_ACK_RECEIPTS, MAX_MPUB_BODIES
 from mq_client.message import AckFailure, AckResult, Message, PublishResult
 from mq_client.request import (
     Batch,
-    Body,
+    Payload,
     ReceiptLike,
     Request,
     reply_field,
     reply_int_list,
     request_fields,
     result_fields,
-    to_bytes,
+    to_message,
     to_receipt,
+    with_headers,
 )
 from mq_client.session import Session
 
@@ -78,30 +80,52 @@ def ping() -> Request[None]:
     return Request(request_fields("ping"), lambda reply: None)
 
 
-def _pub(queue: str, body: Body, key: str | None, options: PublishOptions) -> dict[str, Any]:
-    return {**request_fields("pub", queue=queue, body=to_bytes(body), key=key), **_option_fields(options)}
+HeaderMap = Mapping[str, str]
+"""Headers to publish: names (1..128 of A-Z a-z 0-9 _ - . :) to str values (protocol.md 7)."""
 
 
-def publish(queue: str, body: Body, key: str | None = None, **options: Unpack[PublishOptions]) -> Request[int]:
+def _pub(
+    queue: str, body: Payload, key: str | None, headers: HeaderMap | None, options: PublishOptions
+) -> dict[str, Any]:
+    data, sent = to_message(body, headers)
+    fields = {**request_fields("pub", queue=queue, body=data, key=key), **_option_fields(options)}
+    return with_headers(fields, sent)
+
+
+def publish(
+    queue: str,
+    body: Payload,
+    key: str | None = None,
+    headers: HeaderMap | None = None,
+    **options: Unpack[PublishOptions],
+) -> Request[int]:
     """Publish one message; returns its msg_id once the broker has committed it.
 
-    `key` makes it a keyed message (protocol.md 4.2). Options (`PublishOptions`): `priority`
+    `body` is bytes or str, sent as it is, or a serializer's `JSON.encode(value)`, which also
+    sends its `content-type` header. `headers` (a map of str to str: a content type, a W3C
+    `traceparent`, your own ids) come back with every delivery of the message. `key` makes it a
+    keyed message (protocol.md 4.2). Options (`PublishOptions`): `priority`
     0..9 (higher first, default 0); `delay_s` seconds, or `not_before` a Unix time, before it
     can be delivered; `ttl_s`: never delivered once that many seconds old; `dedup_id`: a
     publish the queue saw with that id within its dedup window stores nothing and returns the
     first message's id (see `publish_dedup` to know whether it did).
     """
-    return Request(_pub(queue, body, key, options), lambda reply: int(reply_field(reply, "msg_id", int)))
+    return Request(_pub(queue, body, key, headers, options), lambda reply: int(reply_field(reply, "msg_id", int)))
 
 
 def publish_dedup(
-    queue: str, body: Body, dedup_id: str, key: str | None = None, **options: Unpack[BatchOptions]
+    queue: str,
+    body: Payload,
+    dedup_id: str,
+    key: str | None = None,
+    headers: HeaderMap | None = None,
+    **options: Unpack[BatchOptions],
 ) -> Request[PublishResult]:
     """Publish one message at most once per `dedup_id` within the queue's dedup window.
 
     Returns its msg_id and `duplicate`: True when the queue had already seen `dedup_id`, in
     which case nothing was stored and msg_id is the first message's. Safe to retry after a lost
-    confirmation (protocol.md 4.4). The options are those of `publish`.
+    confirmation (protocol.md 4.4). `headers` and the options are those of `publish`.
     """
 
     def parse(reply: dict[str, Any]) -> PublishResult:
@@ -111,33 +135,45 @@ def publish_dedup(
         return PublishResult(reply_field(reply, "msg_id", int), duplicate)
 
     with_id: PublishOptions = {**options, "dedup_id": dedup_id}
-    return Request(_pub(queue, body, key, with_id), parse)
+    return Request(_pub(queue, body, key, headers, with_id), parse)
 
 
 def publish_many(
-    queue: str, bodies: Iterable[Body], batch_size: int = DEFAULT_BATCH_SIZE, **options: Unpack[BatchOptions]
+    queue: str,
+    bodies: Iterable[Payload],
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    headers: Iterable[HeaderMap | None] | None = None,
+    **options: Unpack[BatchOptions],
 ) -> Batch[list[int]]:
     """Publish many messages, pipelined; returns their msg_ids in the order of `bodies`.
 
     Bodies go out as `mpub` frames of at most `batch_size` bodies (1..10,000), all sent without
     waiting for replies, every message with the options given (those of `publish` but
-    `dedup_id`). If any batch fails, its error is raised after every batch has answered; the
+    `dedup_id`). `headers`, if given, holds each message's headers (or None), one per body, in
+    the same order. If any batch fails, its error is raised after every batch has answered; the
     other batches may have been stored (the broker commits each `mpub` on its own).
     """
 
     def combine(batches: list[list[int]]) -> list[int]:
         return [msg_id for ids in batches for msg_id in ids]
 
-    return Batch(lambda max_frame_bytes: publish_batches(queue, bodies, batch_size, max_frame_bytes, options), combine)
+    def split(max_frame_bytes: int) -> list[Request[list[int]]]:
+        return publish_batches(queue, bodies, batch_size, max_frame_bytes, options, headers=headers)
+
+    return Batch(split, combine)
 
 
 def fanout(
-    topic: str, body: Body, key: str | None = None, **options: Unpack[PublishOptions]
+    topic: str,
+    body: Payload,
+    key: str | None = None,
+    headers: HeaderMap | None = None,
+    **options: Unpack[PublishOptions],
 ) -> Request[dict[str, int]]:
     """Publish one copy to every queue bound to `topic` (`bind`); returns queue -> msg_id.
 
-    Each copy is consumed and acked on its own; a topic with no bound queue stores nothing and
-    returns {}. The options are those of `publish`.
+    Each copy is consumed and acked on its own, with the same headers; a topic with no bound
+    queue stores nothing and returns {}. `headers` and the options are those of `publish`.
     """
 
     def parse(reply: dict[str, Any]) -> dict[str, int]:
@@ -146,29 +182,50 @@ def fanout(
             raise ProtocolError(f"reply field 'msg_ids' is not a map of queue to msg id: {ids!r}")
         return dict(ids)
 
-    fields = {**request_fields("fanout", topic=topic, body=to_bytes(body), key=key), **_option_fields(options)}
-    return Request(fields, parse)
+    data, sent = to_message(body, headers)
+    fields = {**request_fields("fanout", topic=topic, body=data, key=key), **_option_fields(options)}
+    return Request(with_headers(fields, sent), parse)
 
 
-def _publish_batch(queue: str, bodies: list[bytes], options: dict[str, Any]) -> Request[list[int]]:
+def _publish_batch(
+    queue: str, bodies: list[bytes], options: dict[str, Any], headers: list[dict[str, str] | None]
+) -> Request[list[int]]:
     def parse(reply: dict[str, Any]) -> list[int]:
         ids = reply_int_list(reply, "msg_ids")
         if len(ids) != len(bodies):
             raise ProtocolError(f"mpub of {len(bodies)} bodies answered with {len(ids)} msg_ids")
         return ids
 
-    return Request({**request_fields("mpub", queue=queue, bodies=bodies), **options}, parse)
+    fields = {**request_fields("mpub", queue=queue, bodies=bodies), **options}
+    return Request({**fields, "headers": headers} if any(headers) else fields, parse)
+
+
+def _headers_bytes(headers: dict[str, str] | None) -> int:
+    """Generous msgpack size of one message's headers (nil when None), in bytes."""
+    if headers is None:
+        return 1
+    return _STR_HEADER_BYTES + sum(
+        len(k.encode("utf-8", "replace")) + len(v.encode("utf-8", "replace")) + 2 * _STR_HEADER_BYTES
+        for k, v in headers.items()
+    )
 
 
 def publish_batches(
-    queue: str, bodies: Iterable[Body], batch_size: int, max_frame_bytes: int, options: BatchOptions | None = None
+    queue: str,
+    bodies: Iterable[Payload],
+    batch_size: int,
+    max_frame_bytes: int,
+    options: BatchOptions | None = None,
+    *,
+    headers: Iterable[HeaderMap | None] | None = None,
 ) -> list[Request[list[int]]]:
-    """Split `bodies` into `mpub` requests of at most `batch_size` bodies each, all with `options`.
+    """Split `bodies` into `mpub` requests of at most `batch_size` bodies each, all with `options`,
+    each body with its entry of `headers` (one per body, or None for none at all).
 
     A batch is also cut early when it would exceed `max_frame_bytes` bytes, so large bodies do
     not turn a batch into a frame the broker rejects (and closes the connection over). A body
     too large for any frame raises `FrameTooLarge` here, before anything is sent. `mpub` takes
-    no `dedup_id` (ValueError).
+    no `dedup_id`, and `headers` of another length than `bodies` is refused (ValueError).
     """
     if not 1 <= batch_size <= MAX_MPUB_BODIES:
         raise ValueError(f"batch_size must be 1..{MAX_MPUB_BODIES}, got {batch_size}")
@@ -178,10 +235,12 @@ def publish_batches(
     budget = max_frame_bytes - _MPUB_OVERHEAD_BYTES - len(queue.encode("utf-8", "replace"))
     requests: list[Request[list[int]]] = []
     batch: list[bytes] = []
+    batch_headers: list[dict[str, str] | None] = []
     size = 0
-    for body in bodies:
-        data = to_bytes(body)
-        cost = len(data) + _BIN_HEADER_BYTES
+    each: Iterable[HeaderMap | None] = itertools.repeat(None) if headers is None else headers
+    for body, given in zip(bodies, each, strict=headers is not None):
+        data, sent = to_message(body, given)
+        cost = len(data) + _BIN_HEADER_BYTES + _headers_bytes(sent)
         if cost > budget:
             raise FrameTooLarge(
                 FrameTooLarge.CODE,
@@ -189,12 +248,13 @@ def publish_batches(
                 False,
             )
         if batch and (len(batch) == batch_size or size + cost > budget):
-            requests.append(_publish_batch(queue, batch, extra))
-            batch, size = [], 0
+            requests.append(_publish_batch(queue, batch, extra, batch_headers))
+            batch, batch_headers, size = [], [], 0
         batch.append(data)
+        batch_headers.append(sent)
         size += cost
     if batch:
-        requests.append(_publish_batch(queue, batch, extra))
+        requests.append(_publish_batch(queue, batch, extra, batch_headers))
     return requests
 
 

@@ -8,17 +8,21 @@ bodies and receipts into their wire form.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeAlias, TypeVar
 
 from mq_client.errors import ProtocolError, error_from_reply
 from mq_client.message import Message
+from mq_client.serializers import CONTENT_TYPE, Encoded
 
 T = TypeVar("T")
 
 Body = bytes | bytearray | memoryview | str
 """A message body: bytes-like, or str (sent as its UTF-8 bytes)."""
+Payload = Body | Encoded
+"""What a publish takes as a body: a `Body` is sent as it is; an `Encoded` one (`JSON.encode(x)`)
+also sends the `content-type` header of its format."""
 ReceiptLike = str | Message
 """A receipt string, or the `Message` whose receipt it is."""
 
@@ -107,6 +111,22 @@ def to_bytes(body: Body) -> bytes:
     if isinstance(body, bytearray | memoryview):
         return bytes(body)
     raise TypeError(f"a body must be bytes or str, not {type(body).__name__}")
+
+
+def to_message(body: Payload, headers: Mapping[str, str] | None) -> tuple[bytes, dict[str, str] | None]:
+    """The body's bytes and the headers to send with them (None: none). An `Encoded` body adds
+    its `content-type`; a `content-type` in `headers` that says otherwise is a ValueError."""
+    if isinstance(body, Encoded):
+        given = headers.get(CONTENT_TYPE) if headers else None
+        if given is not None and given != body.content_type:
+            raise ValueError(f"headers say content-type {given!r} but the body is {body.content_type!r}")
+        return body.body, {CONTENT_TYPE: body.content_type, **(headers or {})}
+    return to_bytes(body), dict(headers) if headers else None
+
+
+def with_headers(fields: dict[str, Any], headers: dict[str, str] | None) -> dict[str, Any]:
+    """A request map with `headers` last, when there are any: frames without stay as they were."""
+    return {**fields, "headers": headers} if headers else fields
 
 
 def to_receipt(receipt: ReceiptLike) -> str:
