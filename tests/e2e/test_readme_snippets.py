@@ -1,5 +1,7 @@
 """Every Python snippet of README.md and clients/python/README.md runs as written, against a
-real broker (only its address is changed to the test broker's), and exits cleanly."""
+real broker (only its address is changed to the test broker's), and exits cleanly. A fragment
+that needs what no test broker has (a TLS certificate, a host named `broker`) is fenced as
+```py instead, and reads as a fragment."""
 
 from __future__ import annotations
 
