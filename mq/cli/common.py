@@ -7,7 +7,7 @@ import argparse
 import json
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any, TypeAlias
 
@@ -71,9 +71,11 @@ def print_json(value: Any) -> None:
     print(json.dumps(value, default=_bytes_text), flush=True)
 
 
-def _bytes_text(value: object) -> str:
+def _bytes_text(value: object) -> str | dict[str, str]:
     if isinstance(value, bytes):
         return value.decode("utf-8", errors="surrogateescape")
+    if isinstance(value, Mapping):  # a message's headers
+        return dict(value)
     raise TypeError(f"{type(value).__name__} is not JSON")
 
 
