@@ -46,6 +46,11 @@ def _serve_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     p.add_argument("--keep-history-s", type=float, default=d.keep_history_s,
                    help="how long acked messages stay in the log for HISTORY before compaction "
                    "(default %(default)s)")
+    p.add_argument("--http-port", type=int, default=d.http_port,
+                   help="serve /metrics, /healthz, /readyz and a dashboard on this HTTP port, "
+                   "0 for any free one (default: off)")
+    p.add_argument("--http-host", default=d.http_host,
+                   help="address of the HTTP port (default %(default)s)")
 
 
 def _stats_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -81,7 +86,8 @@ def _serve(args: argparse.Namespace) -> int:
                         max_frame_bytes=args.max_frame_bytes, max_line_bytes=args.max_line_bytes,
                         heartbeat_s=args.heartbeat_s, heartbeat_misses=args.heartbeat_misses,
                         grace_s=args.grace_s, poison_deaths=args.poison_deaths,
-                        default_prefetch=args.prefetch, keep_history_s=args.keep_history_s)
+                        default_prefetch=args.prefetch, keep_history_s=args.keep_history_s,
+                        http_port=args.http_port, http_host=args.http_host)
     except ValueError as e:
         print(f"mq serve: {e}", file=sys.stderr)
         return 2

@@ -16,11 +16,14 @@ from mq.core.broker import Broker
 from mq.core.clock import Clock
 from mq.core.model import QueueSettings
 from mq.errors import Code, MQError
+from mq.http.routes import Routes
+from mq.http.server import HttpServer, Limits
 from mq.ring import HashRing
 from mq.server.config import Config
-from mq.server.connection import Connection
+from mq.server.connection import Connection, Traffic
 from mq.server.delivery import Delivery
 from mq.server.monitor import Monitors
+from mq.server.observe import Observer
 from mq.server.outcome import Peer
 from mq.server.rounds import Rounds
 from mq.server.sessions import Sessions
@@ -65,6 +68,8 @@ class BrokerServer:
                                  max_changes=config.max_commit_changes,
                                  on_failure=self._on_failure)
         self.rounds = Rounds(self.state, self.group, self._spawn, self._reschedule_tick)
+        self.traffic = Traffic()
+        self.http = None if config.http_port is None else self._http_server()
         self._tasks: asyncio.TaskGroup | None = None
         self._tick_wake = asyncio.Event()
         self._planned_tick: float | None = None
@@ -72,6 +77,13 @@ class BrokerServer:
         self._started_at = monotonic()
         self._server: asyncio.Server | None = None
         self.port: int | None = None
+
+    def _http_server(self) -> HttpServer:
+        c = self.config
+        view = Observer(self.state, self.rounds, self.group, self.store, self.traffic,
+                        serving=lambda: self._server is not None and self._server.is_serving())
+        return HttpServer(Routes(view), Limits(c.http_max_request_bytes, c.http_max_headers,
+                                               c.http_max_connections, c.http_timeout_s))
 
     # --- life cycle ---------------------------------------------------------------------------
 
@@ -89,9 +101,13 @@ class BrokerServer:
                 commits = tasks.create_task(self.group.run(), name="group-commit")
                 ticker = tasks.create_task(self._tick_loop(), name="ticker")
                 self._server = await loop.create_server(
-                    lambda: Connection(self.rounds, self.config), self.config.host,
-                    self.config.port)
+                    lambda: Connection(self.rounds, self.config, self.traffic),
+                    self.config.host, self.config.port)
                 self.port = self._server.sockets[0].getsockname()[1]
+                if self.http is not None and self.config.http_port is not None:
+                    port = await self.http.start(self.config.http_host, self.config.http_port)
+                    log.info("http side port on %s:%d: /metrics /healthz /readyz, the "
+                             "dashboard at /", self.config.http_host, port)
                 log.info("mq %s listening on %s:%d db=%s messages=%d %s", __version__,
                          self.config.host, self.port, self.config.db_path,
                          len(recovered.messages), self.config.describe())
@@ -100,6 +116,8 @@ class BrokerServer:
                 await self._stop.wait()
                 await self._shutdown(ticker, commits)
         finally:
+            if self.http is not None:
+                self.http.close()
             await self.store.close()
         log.info("mq stopped")
 
@@ -108,6 +126,8 @@ class BrokerServer:
 
     async def _shutdown(self, ticker: asyncio.Task[None], commits: asyncio.Task[None]) -> None:
         assert self._server is not None
+        if self.http is not None:
+            self.http.close()
         self._server.close()  # no new connections
         self.rounds.refuse_waiting(MQError(Code.SHUTTING_DOWN, "the broker is shutting down; "
                                            "reconnect later"))

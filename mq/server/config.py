@@ -46,6 +46,13 @@ class Config:
     max_buffered_input_bytes: int = 256 * 1024 * 1024  # unfinished frames of all clients
     max_commit_changes: int = 20_000  # changes per group commit (one round may exceed it)
     shutdown_timeout_s: float = 10.0
+    # The HTTP side port: /metrics, /healthz, /readyz and the dashboard. None: off.
+    http_port: int | None = None
+    http_host: str = "127.0.0.1"
+    http_max_request_bytes: int = 16 * 1024  # request line and headers of one request
+    http_max_headers: int = 64  # header lines of one request
+    http_max_connections: int = 32  # HTTP connections open at once; one more gets 503
+    http_timeout_s: float = 10.0  # to send a request head, and again to read the response
 
     def __post_init__(self) -> None:
         if self.sync not in SYNC_MODES:
@@ -74,6 +81,13 @@ class Config:
                              "least max_frame_bytes")
         if not 0 <= self.port <= 65535:
             raise ValueError("port must be 0..65535 (0 picks a free port)")
+        if self.http_port is not None and not 0 <= self.http_port <= 65535:
+            raise ValueError("http_port must be 0..65535 (0 picks a free port)")
+        if (self.http_max_request_bytes < 64 or min(self.http_max_headers,
+                                                    self.http_max_connections) < 1
+                or not self.http_timeout_s > 0):
+            raise ValueError("http_max_request_bytes must be at least 64, http_max_headers and "
+                             "http_max_connections at least 1, http_timeout_s above 0")
 
     def describe(self) -> str:
         return (f"sync={self.sync} lease_s={self.lease_s:g} retention_s={self.retention_s:g} "
