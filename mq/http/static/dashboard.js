@@ -31,7 +31,9 @@ function fill(tbody, rows, columns, empty) {
   if (!rows.length) {
     const td = el("td", empty, "empty");
     td.colSpan = columns;
-    tbody.append(el("tr")).firstChild.append(td);
+    const tr = el("tr");
+    tr.append(td);
+    tbody.append(tr);
   }
   for (const cells of rows) {
     const tr = el("tr");
@@ -154,7 +156,7 @@ async function poll() {
 }
 
 async function explain(event) {
-  event.preventDefault();
+  if (event) event.preventDefault();
   const id = document.getElementById("msg-id").value.trim();
   const why = document.getElementById("why");
   const out = document.getElementById("explanation");
@@ -166,4 +168,10 @@ async function explain(event) {
 }
 
 document.getElementById("explain").addEventListener("submit", explain);
+// A link can ask for an explanation: /?explain=42 fills the box and asks at once.
+const asked = new URLSearchParams(location.search).get("explain");
+if (asked) {
+  document.getElementById("msg-id").value = asked;
+  explain();
+}
 poll();
