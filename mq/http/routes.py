@@ -2,19 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
-import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import resources
 from typing import Any
 
-from mq.http import api
-from mq.http.metrics import registry_for, scrape
+from mq.http import api, metrics
 from mq.http.request import HttpError, Request
 from mq.http.view import BrokerView
-
-log = logging.getLogger("mq.http")
 
 TEXT = "text/plain; charset=utf-8"
 JSON = "application/json"
@@ -44,20 +41,20 @@ class Response:
 class Routes:
     def __init__(self, view: BrokerView) -> None:
         self.view = view
-        self.registry = registry_for(view)
         folder = resources.files("mq.http") / "static"
         self.files = {name: (folder / name).read_bytes() for name in STATIC}
         self.table: dict[str, Callable[[Request], Response]] = {
             "/healthz": lambda r: Response.text(200, "ok\n"),
             "/readyz": self.readyz,
-            "/metrics": self.metrics,
             "/api/overview": lambda r: Response.json(200, api.overview(self.view)),
             "/api/explain": self.explain,
             "/": lambda r: self.file("index.html"),
             **{f"/static/{name}": self._static(name) for name in STATIC},
         }
 
-    def answer(self, request: Request) -> Response:
+    async def answer(self, request: Request) -> Response:
+        if request.path == "/metrics":  # the one answer that is not made at once
+            return await self.metrics(request)
         route = self.table.get(request.path)
         if route is None:
             return Response.text(404, f"no page {request.path[:100]}; try /, /metrics, "
@@ -70,8 +67,10 @@ class Routes:
     def _static(self, name: str) -> Callable[[Request], Response]:
         return lambda request: self.file(name)
 
-    def metrics(self, request: Request) -> Response:
-        body, content_type = scrape(self.registry, request.headers.get("accept", ""))
+    async def metrics(self, request: Request) -> Response:
+        figures = metrics.read(self.view)  # on the loop: the broker changes only here
+        body, content_type = await asyncio.to_thread(metrics.render, figures,
+                                                     request.headers.get("accept", ""))
         return Response(200, content_type, body)
 
     def readyz(self, request: Request) -> Response:

@@ -6,8 +6,8 @@ second or two, and Prometheus scrapes every few seconds, so keep-alive would buy
 cost a state machine. Everything a client could make the broker hold is bounded (`Limits`): the
 head's bytes (asyncio's reader limit), its header count, the connections open at once (one more
 is answered 503 at once), and the time a client may take to send its head or read the response
-(a slow client is answered 408 or dropped). A request is answered synchronously from what the
-view reads, so a scrape never interleaves with a round of the broker.
+(a slow client is answered 408 or dropped). What a request shows is read from the view in one
+go on the loop, so it never sees half a round of the broker.
 
 After an error reply the rest of what the client sent is read and thrown away for a moment
 before closing: closing a socket with unread input resets the connection, and the client might
@@ -110,7 +110,7 @@ class HttpServer:
             async with asyncio.timeout(self.limits.timeout_s):
                 head = await reader.readuntil(HEAD_END)
             request = parse_head(head, self.limits.max_headers)
-            response = self._answer(request)
+            response = await self._answer(request)
         except asyncio.IncompleteReadError:
             return  # closed before it finished its request: nobody to answer
         except HttpError as e:
@@ -128,9 +128,9 @@ class HttpServer:
         if request is None:
             await _linger(reader, writer)
 
-    def _answer(self, request: Request) -> Response:
+    async def _answer(self, request: Request) -> Response:
         try:
-            return self.routes.answer(request)
+            return await self.routes.answer(request)
         except Exception:
             log.exception("internal error answering %s %s", request.method, request.path[:100])
             return Response.text(500, "internal error; see the broker log\n")
