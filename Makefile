@@ -22,6 +22,7 @@ run: $(STAMP)
 	$(BIN)/mq serve --host $(HOST) --port $(PORT) --db $(DB)
 
 test: $(STAMP)
+	./.ci/test-deps
 	$(BIN)/python -m pytest -q
 
 lint: $(STAMP)

@@ -28,6 +28,7 @@ class HashRing:
         self._members: set[str] = set()
         self._points: list[int] = []
         self._owners: list[str] = []
+        self._shares: dict[str, float] = {}  # worked out when members change, read by metrics
         for member in members:
             self.add(member)
 
@@ -55,6 +56,7 @@ class HashRing:
         pairs = sorted((_point(f"{m}#{i}"), m) for m in self._members for i in range(self.vnodes))
         self._points = [p for p, _ in pairs]
         self._owners = [m for _, m in pairs]
+        self._shares = self._measure_shares()
 
     def owner(self, key: str) -> str | None:
         """The member that owns `key`, or None when the ring is empty."""
@@ -65,6 +67,9 @@ class HashRing:
 
     def shares(self) -> dict[str, float]:
         """The fraction of the hash circle each member owns (sums to 1.0)."""
+        return dict(self._shares)
+
+    def _measure_shares(self) -> dict[str, float]:
         if not self._points:
             return {}
         span = 1 << 32

@@ -29,6 +29,7 @@ from mq_client import AsyncClient, Message
 
 T = TypeVar("T")
 _LISTENING = re.compile(r"listening on 127\.0\.0\.1:(\d+)")
+_HTTP = re.compile(r"http side port on 127\.0\.0\.1:(\d+)")  # logged before _LISTENING
 
 
 def wait_until(condition: Callable[[], T | None], what: str | Callable[[], str], *,
@@ -81,6 +82,7 @@ class BrokerProcess:
         self.args = args
         self.proc: subprocess.Popen[str] | None = None
         self.port = 0
+        self.http_port = 0  # with --http-port among `args`
         self.log: list[str] = []
 
     @property
@@ -113,6 +115,9 @@ class BrokerProcess:
         assert proc.stderr is not None
         for line in proc.stderr:
             self.log.append(line)
+            http = _HTTP.search(line)
+            if http:
+                self.http_port = int(http.group(1))
             match = _LISTENING.search(line)
             if match:
                 self.port = int(match.group(1))

@@ -136,23 +136,41 @@ class Admin(BrokerState):
         names = sorted(self._queues) if queue is None else [queue] if queue in self._queues else []
         return {name: self._queues[name].stats(now) for name in names}
 
-    def group_stats(self, queue: str) -> dict[str, Any] | None:
-        """The group on `queue`: each member's prefetch, leases held, ring share and keys."""
+    def figures(self) -> dict[str, dict[str, float]]:
+        """Queue name -> its sizes, counters and oldest ready age, for metrics: each queue
+        costs the same whatever it holds (no walk over its messages)."""
+        now = self.clock()
+        return {name: q.figures(now) for name, q in self._queues.items()}
+
+    def group_stats(self, queue: str, keys: bool = True) -> dict[str, Any] | None:
+        """The group on `queue`: each member's prefetch, leases held, ring share and (with
+        `keys`, which walks the queue's messages) the keys it owns."""
         q = self._queues.get(queue)
         if q is None or q.group is None or not q.group.members:
             return None
         g = q.group
-        owned = g.keys_owned({m.key for m in q.live() if m.key is not None})
         shares = g.ring.shares()
-        return {
-            "group": g.name,
-            "members": {
-                name: {"holder": m.holder, "prefetch": m.prefetch,
-                       "leases": len(q.held_by.get(m.holder, ())),
-                       "ring_share": round(shares.get(name, 0.0), 4), "keys": owned[name]}
-                for name, m in sorted(g.members.items())
-            },
+        members = {
+            name: {"holder": m.holder, "prefetch": m.prefetch,
+                   "leases": len(q.held_by.get(m.holder, ())),
+                   "ring_share": round(shares.get(name, 0.0), 4)}
+            for name, m in sorted(g.members.items())
         }
+        if keys:
+            owned = g.keys_owned({m.key for m in q.live() if m.key is not None})
+            for name, member in members.items():
+                member["keys"] = owned[name]
+        return {"group": g.name, "members": members}
+
+    def dead_letter_queues(self) -> list[str]:
+        """The queues that exist and are the dead-letter queue of one (themselves included)."""
+        targets = {q.settings.dead_letter_for(name) for name, q in self._queues.items()}
+        return sorted(name for name in targets if name in self._queues)
+
+    def leases_of(self, holder: str) -> int:
+        """Leases `holder` holds now, in all queues (visits only the queues it holds in)."""
+        return sum(len(self._queues[name].held_by.get(holder, ()))
+                   for name in self._holds.get(holder, ()))
 
 
 def _peeked(msg: Message) -> dict[str, Any]:

@@ -198,6 +198,8 @@ class Broker(Admin):
                     break
             q.take(msg)
             q.mark_leased(msg, holder)
+            if msg.deliveries:
+                q.counters.redelivered += 1
             delivery = msg.deliveries = msg.deliveries + 1
             q.lease_until(msg, deadline)
             self._pending.append(Leased(msg.id, delivery, holder, now, queue))
@@ -221,6 +223,7 @@ class Broker(Admin):
         now = self.clock()
         if error is not None:
             msg.last_error = error
+        q.counters.nacked += 1
         self._pending.append(Nacked(msg_id, now, now + delay_s, error, q.name))
         if delay_s <= 0:
             self._back_from_lease(q, msg, now)

@@ -34,6 +34,14 @@ class QueueCounters:
     poisoned: int = 0  # moved to the dead-letter queue because their holders kept dying
     dead_lettered: int = 0  # moved to the dead-letter queue, for any reason
     deduplicated: int = 0  # publishes answered with an earlier message's id
+    nacked: int = 0  # leases given back by their holder with a nack
+    redelivered: int = 0  # leases of messages that had been leased before
+
+    def as_dict(self) -> dict[str, int]:
+        return {name: getattr(self, name) for name in COUNTER_NAMES}
+
+
+COUNTER_NAMES = tuple(QueueCounters.__dataclass_fields__)
 
 
 class Queue:
@@ -252,6 +260,14 @@ class Queue:
     @property
     def ready(self) -> int:
         return self.count - self.leased - self.delayed
+
+    def figures(self, now: float) -> dict[str, float]:
+        """Counts for metrics: current sizes, the counters, and the oldest ready message's age
+        (from the ready order: no walk over the messages)."""
+        oldest = self._ready.oldest()
+        return {"ready": self.ready, "delayed": self.delayed, "leased": self.leased,
+                **self.counters.as_dict(),
+                "oldest_ready_s": 0.0 if oldest is None else max(0.0, now - oldest.published_at)}
 
     def stats(self, now: float) -> dict[str, Any]:
         oldest_ready = 0.0

@@ -61,6 +61,12 @@ class ReadyOrder:
             del levels[priority]
         return None
 
+    def oldest(self) -> Message | None:
+        """The ready message published first (the lowest id of all levels), or None. Drops the
+        stale entries it meets, as `top` does."""
+        tops = [m for heap in self._levels.values() if (m := self._first_live(heap)) is not None]
+        return min(tops, key=lambda m: m.id) if tops else None
+
     def pop(self, msg: Message) -> None:
         """Take `msg`, just returned by `top`, off its heap."""
         heapq.heappop(self._levels[msg.priority])

@@ -91,13 +91,7 @@ class AdminHandlers:
         return TopicBindings(self.core.bindings(cmd.topic))
 
     def explain(self, cmd: Explain, peer: Peer) -> Explanation:
-        out = self.core.explain(cmd.msg_id)
-        holder = out.get("holder")
-        ago = self.state.last_heartbeat_s_ago(holder) if holder else None
-        if ago is not None:
-            out["holder_last_heartbeat_s_ago"] = ago
-            out["why"] += f"; its consumer's last heartbeat was {ago:.1f} s ago"
-        return Explanation(out)
+        return Explanation(self.state.explain(cmd.msg_id))
 
     def history(self, cmd: History, peer: Peer) -> Later:
         return Later(self._history(cmd.msg_id, peer))

@@ -18,13 +18,16 @@ from mq.core.broker import Broker
 from mq.core.clock import Clock
 from mq.core.model import QueueSettings
 from mq.errors import Code, MQError
+from mq.http.routes import Routes
+from mq.http.server import HttpServer, Limits
 from mq.ring import HashRing
 from mq.server.access import Access
 from mq.server.config import Config
-from mq.server.connection import Connection
+from mq.server.connection import Connection, Traffic
 from mq.server.delivery import Delivery
 from mq.server.listener import bind_listener
 from mq.server.monitor import Monitors
+from mq.server.observe import Observer
 from mq.server.outcome import Peer
 from mq.server.rounds import Rounds
 from mq.server.sessions import Sessions
@@ -71,6 +74,8 @@ class BrokerServer:
                                  max_changes=config.max_commit_changes,
                                  on_failure=self._on_failure)
         self.rounds = Rounds(self.state, self.group, self._spawn, self._reschedule_tick)
+        self.traffic = Traffic()
+        self.http = None if config.http_port is None else self._http_server()
         self._tasks: asyncio.TaskGroup | None = None
         self._tick_wake = asyncio.Event()
         self._planned_tick: float | None = None
@@ -79,6 +84,13 @@ class BrokerServer:
         self._server: asyncio.Server | None = None
         self._listener: asyncio.Task[None] | None = None  # the TLS accept loop
         self.port: int | None = None
+
+    def _http_server(self) -> HttpServer:
+        c = self.config
+        view = Observer(self.state, self.rounds, self.group, self.store, self.traffic,
+                        serving=lambda: self._server is not None and self._server.is_serving())
+        return HttpServer(Routes(view), Limits(c.http_max_request_bytes, c.http_max_headers,
+                                               c.http_max_connections, c.http_timeout_s))
 
     # --- life cycle ---------------------------------------------------------------------------
 
@@ -101,6 +113,10 @@ class BrokerServer:
                 commits = tasks.create_task(self.group.run(), name="group-commit")
                 ticker = tasks.create_task(self._tick_loop(), name="ticker")
                 await self._listen(loop, tasks, listener)
+                if self.http is not None and self.config.http_port is not None:
+                    port = await self.http.start(self.config.http_host, self.config.http_port)
+                    log.info("http side port on %s:%d: /metrics /healthz /readyz, the "
+                             "dashboard at /", self.config.http_host, port)
                 log.info("mq %s listening on %s:%d db=%s messages=%d %s", __version__,
                          self.config.host, self.port, self.config.db_path,
                          len(recovered.messages), self.config.describe())
@@ -109,6 +125,8 @@ class BrokerServer:
                 await self._stop.wait()
                 await self._shutdown(ticker, commits)
         finally:
+            if self.http is not None:
+                self.http.close()
             listener.close()  # the server closed it already, unless it never started
             await self.store.close()
         log.info("mq stopped")
@@ -116,7 +134,7 @@ class BrokerServer:
     async def _listen(self, loop: asyncio.AbstractEventLoop, tasks: asyncio.TaskGroup,
                       sock: socket.socket) -> None:
         def factory() -> Connection:
-            return Connection(self.rounds, self.config)
+            return Connection(self.rounds, self.config, self.traffic)
 
         if self.config.tls:
             listener = TlsListener(self.config, factory, sock)
@@ -149,6 +167,8 @@ class BrokerServer:
                  self.config.users_file, len(users.by_name), len(removed))
 
     async def _shutdown(self, ticker: asyncio.Task[None], commits: asyncio.Task[None]) -> None:
+        if self.http is not None:
+            self.http.close()
         if self._server is not None:
             self._server.close()  # no new connections
         if self._listener is not None:

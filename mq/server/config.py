@@ -164,6 +164,18 @@ class Config:
                                           "seconds", low=0, high=60)
     max_auth_failures: int = setting(3, "refused AUTHs per connection; the last one closes it",
                                      low=1, high=1_000)
+    # The HTTP side port: /metrics, /healthz, /readyz and the dashboard (protocol.md section 10).
+    http_port: int | None = setting(None, "port of the HTTP side port (/metrics, /healthz, "
+                                    "/readyz, the dashboard); unset: off, 0: any free one",
+                                    low=0, high=65535)
+    http_host: str = setting("127.0.0.1", "address of the HTTP side port")
+    http_max_request_bytes: int = setting(16 * 1024, "request line and headers of one HTTP "
+                                          "request", low=64, high=_BOUND)
+    http_max_headers: int = setting(64, "header lines of one HTTP request", low=1, high=_BOUND)
+    http_max_connections: int = setting(32, "HTTP connections open at once; one more gets 503",
+                                        low=1, high=_BOUND)
+    http_timeout_s: float = setting(10.0, "time to send an HTTP request head, and again to "
+                                    "read the response, seconds", low=0.001, high=3_600)
 
     def __post_init__(self) -> None:
         for f in fields(self):

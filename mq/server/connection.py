@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 from collections import deque
+from dataclasses import dataclass
 from typing import NamedTuple, Protocol, cast
 
 from mq.codec.commands import Command, Rejected
@@ -42,6 +43,15 @@ class Held(NamedTuple):
     number: int  # the batch whose commit they wait for; 0: none
     data: bytes
     rid: int | None  # of the request they answer, or NOT_A_REPLY
+
+
+@dataclass(slots=True)
+class Traffic:
+    """What all connections together did since the broker started (for metrics)."""
+
+    opened: int = 0  # connections accepted
+    bytes_in: int = 0  # read from clients
+    bytes_out: int = 0  # handed to the sockets of clients
 
 
 class Round(Protocol):
@@ -70,9 +80,10 @@ class Round(Protocol):
 
 
 class Connection(asyncio.Protocol):
-    def __init__(self, broker: Round, config: Config) -> None:
+    def __init__(self, broker: Round, config: Config, traffic: Traffic) -> None:
         self.broker = broker
         self.config = config
+        self.traffic = traffic
         self.id = next(_ids)
         self.anonymous_holder = f"c{self.id}"
         self.session: Session[Peer] | None = None
@@ -108,9 +119,11 @@ class Connection(asyncio.Protocol):
         self.anonymous_holder = f"c{self.id}@{self.peer}"
         self._transport.set_write_buffer_limits(high=self.config.write_buffer_high_bytes)
         self.tls = transport.get_extra_info("sslcontext") is not None
+        self.traffic.opened += 1
         self.broker.opened(self)
 
     def data_received(self, data: bytes) -> None:
+        self.traffic.bytes_in += len(data)
         if self.closing:
             return
         if self._decoder is None:
@@ -196,26 +209,31 @@ class Connection(asyncio.Protocol):
         self.close_if_done()
         return bool(held)
 
-    def refuse(self, first: int, error: MQError) -> None:
+    def refuse(self, first: int, error: MQError) -> int:
         """Batches from `first` on will not be committed for now: what waits for them is sent
         as `error` instead (replies) or not at all (pushes and events), so nothing is confirmed
-        that is not on disk. What waits for nothing, or for earlier batches, goes as it is."""
+        that is not on disk. What waits for nothing, or for earlier batches, goes as it is.
+        Returns how many replies were refused."""
         held, self._held = self._held, deque()
         out: list[bytes] = []
+        refused = 0
         for entry in held:
             self.unsent_bytes -= len(entry.data)
             if not 0 < first <= entry.number:
                 out.append(entry.data)
             elif entry.rid != NOT_A_REPLY:
                 out.append(self.speaker.error(entry.rid, error))
+                refused += 1
         data = b"".join(out)
         self.unsent_bytes += len(data)
         self._write(data)  # one write, like every release
         self.close_if_done()
+        return refused
 
     def _write(self, data: bytes) -> None:
         self.unsent_bytes -= len(data)
         if self._transport is not None:
+            self.traffic.bytes_out += len(data)
             self._transport.write(data)
 
     @property

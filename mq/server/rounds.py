@@ -12,6 +12,7 @@ commit of the changes it reports.
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from collections.abc import Callable, Coroutine
 from typing import Any
 
@@ -75,6 +76,9 @@ class Rounds:
         self._woken_while_failing: set[str] = set()
         self.buffered_input = 0  # bytes of unfinished requests, all connections together
         self.monitor_events_dropped = 0
+        self.errors: Counter[str] = Counter()  # error replies sent since start, by code
+        # Consumer sessions that died, by cause (both shown from the start, at 0).
+        self.deaths: Counter[str] = Counter({"missed_heartbeats": 0, "grace_expired": 0})
 
     @property
     def committed(self) -> int:
@@ -216,6 +220,7 @@ class Rounds:
         self._queue(conn, conn.speaker.reply(command, reply), command.rid)
 
     def _fail(self, conn: Connection, rid: int | None, error: MQError) -> None:
+        self.errors[error.code.value] += 1
         self._queue(conn, conn.speaker.error(rid, error), rid)
         if error.fatal:
             conn.closing = True
@@ -288,7 +293,7 @@ class Rounds:
         error = store_error(failure)
         conns, self._held = list(self._held), set()
         for conn in conns:
-            conn.refuse(first, error)
+            self.errors[error.code.value] += conn.refuse(first, error)
 
     def refused_while_failing(self, command: Command) -> MQError | None:
         """The error for `command` while the log cannot be written, None if it may run."""
@@ -329,6 +334,7 @@ class Rounds:
         """A session missed its heartbeats or its grace ran out: all its leases go back now."""
         conn = session.conn
         state = "disconnected" if conn is None else "silent (missed heartbeats)"
+        self.deaths["grace_expired" if conn is None else "missed_heartbeats"] += 1
         released, poisoned = self.state.end_session(session, died=True)
         log.warning("consumer %s died, %s: %d leases requeued, %d messages poisoned",
                     session.holder, state, released, poisoned)

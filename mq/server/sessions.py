@@ -9,6 +9,7 @@ own holder and dies with its connection, but is never killed for being idle.
 
 from __future__ import annotations
 
+import itertools
 import secrets
 from dataclasses import dataclass
 from typing import Generic, TypeVar
@@ -40,6 +41,10 @@ class Sessions(Generic[C]):
 
     def __len__(self) -> int:
         return len(self._by_token)
+
+    def first(self, limit: int) -> list[Session[C]]:
+        """Up to `limit` sessions, oldest first."""
+        return list(itertools.islice(self._by_token.values(), limit))
 
     def dead_after_s(self, heartbeat_s: float) -> float:
         return heartbeat_s * self.liveness.misses

@@ -41,6 +41,16 @@ class ServerState:
             session.conn.session = None
         return self.core.release_holder(session.holder, died=died)
 
+    def explain(self, msg_id: int) -> dict[str, Any]:
+        """The core's EXPLAIN of `msg_id`, with its holder's last heartbeat when it has one."""
+        out = self.core.explain(msg_id)
+        holder = out.get("holder")
+        ago = self.last_heartbeat_s_ago(holder) if holder else None
+        if ago is not None:
+            out["holder_last_heartbeat_s_ago"] = ago
+            out["why"] += f"; its consumer's last heartbeat was {ago:.1f} s ago"
+        return out
+
     def last_heartbeat_s_ago(self, holder: str) -> float | None:
         """Seconds since the session holding as `holder` last beat; None without a session."""
         session = self.sessions.by_holder(holder)

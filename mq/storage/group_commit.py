@@ -22,17 +22,42 @@ everything a fast producer sent since.
 from __future__ import annotations
 
 import asyncio
+import bisect
 import contextlib
 import logging
 import sqlite3
+import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from mq.core.events import Change
 from mq.storage.base import Store
 
 log = logging.getLogger(__name__)
+
+
+# Upper bounds of the histogram buckets (Prometheus style: a value counts in every bucket whose
+# bound is at least the value; one more bucket holds what is above the last bound).
+COMMIT_SECONDS_BOUNDS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
+                         2.5)
+COMMIT_CHANGES_BOUNDS = (1, 10, 100, 1_000, 5_000, 10_000, 20_000, 50_000)
+
+
+@dataclass(slots=True)
+class Buckets:
+    """A histogram as counts per bucket: one bisect and two additions per value."""
+
+    bounds: tuple[float, ...]
+    counts: list[int] = field(default_factory=list)  # per bucket, the last one above all bounds
+    total: float = 0.0  # sum of the values
+
+    def __post_init__(self) -> None:
+        self.counts = [0] * (len(self.bounds) + 1)
+
+    def add(self, value: float) -> None:
+        self.counts[bisect.bisect_left(self.bounds, value)] += 1
+        self.total += value
 
 
 @dataclass(slots=True)
@@ -41,6 +66,8 @@ class CommitStats:
     committed_changes: int = 0
     compacted: int = 0
     failed_writes: int = 0
+    seconds: Buckets = field(default_factory=lambda: Buckets(COMMIT_SECONDS_BOUNDS))
+    changes: Buckets = field(default_factory=lambda: Buckets(COMMIT_CHANGES_BOUNDS))
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,11 +142,15 @@ class GroupCommit:
             # Batch numbers are consecutive: the first one queued is the oldest not written.
             number = self._last_number - len(self._batches) + 1
             batch = self._batches.popleft()
+            started = time.perf_counter()
             if not await self._write(batch, number):
                 continue
             self.committed = number
-            self.stats.commits += 1
-            self.stats.committed_changes += len(batch)
+            stats = self.stats
+            stats.commits += 1
+            stats.committed_changes += len(batch)
+            stats.seconds.add(time.perf_counter() - started)
+            stats.changes.add(len(batch))
             self.on_commit(number)
             if number % self.compact_every == 0:
                 await self._compact()

@@ -49,6 +49,7 @@ file of the old version. Adding an `Event` code is a format change: old code can
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import logging
 import time
@@ -174,6 +175,18 @@ class SQLiteStore:
     @property
     def compaction_backlog(self) -> int:
         return len(self._finished)
+
+    @property
+    def is_open(self) -> bool:
+        return self._db is not None
+
+    def log_bytes(self) -> int:
+        """Bytes of the log on disk now: the database file and its write-ahead log."""
+        total = 0
+        for part in (self.path, self.path.with_name(self.path.name + "-wal")):
+            with contextlib.suppress(OSError):  # no WAL file between checkpoints
+                total += part.stat().st_size
+        return total
 
     def next_compaction_in(self) -> float | None:
         """Seconds until the oldest finished message may be compacted; None if there is none."""

@@ -8,6 +8,7 @@ Needs root (to mount); skipped with the reason where the machine refuses the mou
 
 from __future__ import annotations
 
+import http.client
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -79,3 +80,29 @@ def test_a_full_disk_refuses_writes_serves_reads_and_recovers(small_disk: Path) 
                 break
             stored.add(int(reply.split()[1].split(".")[0]))
         assert set(confirmed) <= stored
+
+
+def http_get(port: int, path: str) -> tuple[int, str]:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    try:
+        conn.request("GET", path)
+        reply = conn.getresponse()
+        return reply.status, reply.read().decode()
+    finally:
+        conn.close()
+
+
+def test_readyz_fails_while_the_disk_is_full_and_healthz_does_not(small_disk: Path) -> None:
+    with BrokerProcess(small_disk / "mq.db", "--sync", "normal", "--http-port", "0") as broker:
+        t = TextSession(broker.port)
+        assert http_get(broker.http_port, "/readyz") == (200, "ready\n")
+        for _ in range(MAX_PUBLISHES):
+            if not t.ask(f"PUB jobs {BODY}").startswith("+OK "):
+                break
+        status, text = http_get(broker.http_port, "/readyz")
+        assert status == 503 and text.startswith("not ready: commits fail: "), text
+        assert http_get(broker.http_port, "/healthz") == (200, "ok\n")
+        assert "mq_store_writable 0.0" in http_get(broker.http_port, "/metrics")[1]
+        mount(["-o", "remount,size=64m", str(small_disk)])
+        wait_until(lambda: http_get(broker.http_port, "/readyz")[0] == 200,
+                   "/readyz is ready again once space is back", timeout_s=10)
