@@ -10,6 +10,8 @@ from collections.abc import Sequence
 
 from mq.bench.cli import add_parser as _bench_parser
 from mq.server.config import DEFAULT_PORT, Config
+from mq.storage.base import StoreRefused, StoreUnavailable
+from mq.storage.choose import shown
 
 
 def _serve_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -19,7 +21,8 @@ def _serve_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     p.add_argument("--port", type=int, default=d.port, help="TCP port, 0 for any free one "
                    "(default %(default)s)")
     p.add_argument("--db", dest="db_path", default=d.db_path,
-                   help="SQLite file of the log (default %(default)s)")
+                   help="the log: an SQLite file, or a Postgres database as a libpq-style URL, "
+                   "postgresql://user@host:port/dbname (default %(default)s)")
     p.add_argument("--sync", choices=("full", "normal"), default=d.sync,
                    help="full: a confirmation survives power loss; normal: it survives a killed "
                    "broker only (default %(default)s)")
@@ -90,5 +93,8 @@ def _serve(args: argparse.Namespace) -> int:
     except sqlite3.DatabaseError as e:
         print(f"mq serve: cannot use {config.db_path} as the log: {e}. Point --db at an mq log, "
               "or at a path where a new one may be created.", file=sys.stderr)
+        return 1
+    except (StoreRefused, StoreUnavailable) as e:
+        print(f"mq serve: cannot use {shown(config.db_path)} as the log: {e}", file=sys.stderr)
         return 1
     return 0

@@ -24,7 +24,7 @@ DEFAULT_PORT = 7711
 class Config:
     host: str = "127.0.0.1"
     port: int = DEFAULT_PORT
-    db_path: str = "data/mq.db"
+    db_path: str = "data/mq.db"  # an SQLite file, or a postgresql:// URL (storage/choose.py)
     sync: str = "full"  # "full": fsync each commit; "normal": survives a killed process only
     max_frame_bytes: int = 8 * 1024 * 1024
     max_line_bytes: int = 1024 * 1024
