@@ -25,8 +25,8 @@ from mq.server.outcome import Peer
 from mq.server.rounds import Rounds
 from mq.server.sessions import Sessions
 from mq.server.state import ServerState
-from mq.storage.group_commit import GroupCommit, StoreFailure
 from mq.storage.choose import make_store, shown
+from mq.storage.group_commit import GroupCommit, StoreFailure
 
 log = logging.getLogger("mq.server")
 

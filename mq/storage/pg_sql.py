@@ -5,11 +5,12 @@ The tables are SQLite's (sqlite.py), in a schema of their own, `mq`, so a databa
 holds other programs' tables is shared without a clash; the broker's sessions set
 `search_path` to it, so the recovery queries are the very ones the SQLite store runs.
 
-A batch of rows goes as ONE statement, `INSERT ... SELECT * FROM unnest($1, ..., $14)`: one
-array per column, so the statement is the same for every batch size (prepared once, one round
-trip per group commit, autocommit: the statement is its own transaction). rows.py encodes an
-absent field as NO_NUMBER (NaN) or NO_TEXT (0), which is what SQLite binds fastest; `columns`
-turns those into None, which is what Postgres needs.
+A batch of rows goes as one binary COPY into `log` (`records` gives its rows); outside a
+transaction the COPY is its own. Measured here against the other one-statement form, a
+multi-row `INSERT ... SELECT * FROM unnest($1::bigint[], ...)` of one array per column, with
+100-byte bodies, median ms per commit: 1 row 0.25 (COPY) vs 0.27 (unnest), 100 rows 1.0 vs
+1.7, 1,000 rows 7.3 vs 13.7. rows.py encodes an absent field as NO_NUMBER (NaN) or NO_TEXT (0),
+which is what SQLite binds fastest; `records` turns those into None, which Postgres needs.
 
 Format versions, kept in `mq.meta` under 'format_version' (the SQLite log's user_version):
   1  the first Postgres log; its event codes are those of SQLite format 2.
@@ -68,16 +69,9 @@ CREATE TABLE IF NOT EXISTS mq.meta (
 );
 """
 
-# Postgres type of each LogRow field, in order.
-TYPES = {"msg_id": "bigint", "kind": "smallint", "at": "float8", "queue": "text",
-         "body": "bytea", "key": "text", "delivery": "bigint", "holder": "text",
-         "ready_at": "float8", "detail": "text", "priority": "bigint", "expires_at": "float8",
-         "dedup": "text", "body_of": "bigint"}
-assert tuple(TYPES) == LogRow._fields
 _ALWAYS = frozenset({"msg_id", "kind", "at"})  # never absent
 
-INSERT = (f"INSERT INTO log ({', '.join(LogRow._fields)}) SELECT * FROM unnest("
-          + ", ".join(f"${i}::{t}[]" for i, t in enumerate(TYPES.values(), 1)) + ")")
+COPY_COLUMNS = LogRow._fields
 
 VERSION = "SELECT value FROM meta WHERE name = 'format_version'"
 STAMP = ("INSERT INTO meta (name, value) VALUES ('format_version', $1) "
@@ -100,9 +94,9 @@ DELETE FROM log WHERE msg_id = ANY($3::bigint[])
 """
 
 
-def columns(rows: list[Values]) -> list[list[Any]]:
-    """`rows` (rows.py values) as one list per column, absent fields as None: the arguments
-    of INSERT."""
+def records(rows: list[Values]) -> list[tuple[Any, ...]]:
+    """`rows` (rows.py values) with absent fields as None, as COPY takes them. Converted a
+    column at a time: one test per column, not one per value."""
     out: list[list[Any]] = []
     for name, column in zip(LogRow._fields, zip(*rows, strict=True), strict=True):
         if name in _ALWAYS:
@@ -111,7 +105,7 @@ def columns(rows: list[Values]) -> list[list[Any]]:
             out.append([None if v.__class__ is int else v for v in column])
         else:  # NO_NUMBER is a NaN, the one value not equal to itself
             out.append([None if v != v else v for v in column])
-    return out
+    return list(zip(*out, strict=True))
 
 
 def settings_of(record: Any) -> tuple[str, QueueSettings]:
