@@ -108,7 +108,7 @@ class PgServer:
 
     def query(self, sql: str, *args: Any, dbname: str = "postgres") -> list[tuple[Any, ...]]:
         """Run one statement outside any store; its rows as tuples."""
-        return run_sync(_fetch(self.url(dbname), sql, *args))
+        return query(self.url(dbname), sql, *args)
 
     def server_log(self) -> str:
         path = self.root / "server.log"
@@ -133,6 +133,12 @@ def _group_alive(pgid: int) -> bool:
     except ProcessLookupError:
         return False
     return True
+
+
+def query(url: str, sql: str, *args: Any) -> list[tuple[Any, ...]]:
+    """Run one statement on the database at `url` (its `mq` schema first), outside any store;
+    its rows as tuples. Callable from inside a running event loop."""
+    return run_sync(_fetch(url, sql, *args))  # type: ignore[no-any-return]
 
 
 async def _fetch(url: str, sql: str, *args: Any) -> list[tuple[Any, ...]]:

@@ -54,6 +54,7 @@ class PgLink:
         self._backoff_s = MIN_BACKOFF_S
         self._next_try = 0.0  # monotonic s: no reconnect attempt before this
         self._why = ""  # the last failure, repeated while the backoff runs
+        self._open = False  # between open() and close(): only then does it (re)connect
 
     async def open(self) -> None:
         """Connect and take the lock; `StoreRefused` if another broker has it, and
@@ -61,6 +62,7 @@ class PgLink:
         try:
             await self._take_lock()
             self._conn = await self._connect()
+            self._open = True
         except LOST as e:
             raise StoreUnavailable(f"cannot reach {self.shown}: {_reason(e)}") from e
 
@@ -68,6 +70,8 @@ class PgLink:
     async def session(self) -> AsyncIterator[asyncpg.Connection]:
         """The working connection, reconnected if it was lost, for one piece of work; a lost
         or failing database surfaces as `StoreUnavailable`."""
+        if not self._open:
+            raise RuntimeError("store is not open")
         async with self._busy:
             conn = await self._connected()
             try:
@@ -126,6 +130,7 @@ class PgLink:
                 "that broker first, or give this one another --db")
 
     async def close(self) -> None:
+        self._open = False
         for conn in (self._conn, self._lock):
             if conn is not None and not conn.is_closed():
                 try:
