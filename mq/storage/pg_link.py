@@ -64,7 +64,7 @@ class PgLink:
             self._conn = await self._connect()
             self._open = True
         except LOST as e:
-            raise StoreUnavailable(f"cannot reach {self.shown}: {_reason(e)}") from e
+            raise StoreUnavailable(f"cannot reach the database: {_reason(e)}") from e
 
     @asynccontextmanager
     async def session(self) -> AsyncIterator[asyncpg.Connection]:
