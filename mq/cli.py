@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from mq.bench.cli import add_parser as _bench_parser
 from mq.server.config import DEFAULT_PORT, Config
 from mq.storage.base import StoreRefused, StoreUnavailable
-from mq.storage.choose import shown
+from mq.storage.urls import shown
 
 
 def _serve_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

@@ -25,8 +25,9 @@ from mq.server.outcome import Peer
 from mq.server.rounds import Rounds
 from mq.server.sessions import Sessions
 from mq.server.state import ServerState
-from mq.storage.choose import make_store, shown
+from mq.storage.choose import make_store
 from mq.storage.group_commit import GroupCommit, StoreFailure
+from mq.storage.urls import shown
 
 log = logging.getLogger("mq.server")
 

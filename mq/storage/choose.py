@@ -1,18 +1,11 @@
-"""The one place that picks the store for a `--db` value: a libpq-style URL
-(postgresql://... or postgres://...) is a Postgres database, anything else an SQLite file."""
+"""The one place that picks the store for a `--db` value (urls.py says which kind it is)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from urllib.parse import urlsplit, urlunsplit
 
 from mq.storage.base import Store, StoreRefused
-
-POSTGRES_SCHEMES = ("postgresql://", "postgres://")
-
-
-def is_postgres(db: str) -> bool:
-    return db.startswith(POSTGRES_SCHEMES)
+from mq.storage.urls import is_postgres
 
 
 def make_store(db: str, sync: str, keep_history_s: float, clock: Callable[[], float]) -> Store:
@@ -28,14 +21,3 @@ def make_store(db: str, sync: str, keep_history_s: float, clock: Callable[[], fl
                            "pip install 'mq[postgres]'") from None
     return PostgresStore(db, sync, keep_history_s, clock)
 
-
-def shown(db: str) -> str:
-    """`db` as logs and messages show it: a URL without its password."""
-    if not is_postgres(db):
-        return db
-    parts = urlsplit(db)
-    if parts.password is None:
-        return db
-    netloc = f"{parts.username}:***@{parts.hostname or ''}" + (
-        f":{parts.port}" if parts.port else "")
-    return urlunsplit(parts._replace(netloc=netloc))

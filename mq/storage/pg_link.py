@@ -25,8 +25,8 @@ from contextlib import asynccontextmanager
 import asyncpg
 
 from mq.storage.base import StoreRefused, StoreUnavailable
-from mq.storage.choose import shown
 from mq.storage.pg_sql import LOCK_KEY
+from mq.storage.urls import shown
 
 CONNECT_TIMEOUT_S = 5.0
 STATEMENT_TIMEOUT_S = 30.0  # a database that stops answering counts as lost after this
