@@ -53,7 +53,7 @@ def test_a_killed_database_is_survived_without_a_broker_restart(pg_server: PgSer
         pid = broker.proc.pid
         stored = asyncio.run(scenario(broker.url))
         assert broker.proc.pid == pid and broker.proc.poll() is None  # never restarted
-        assert broker.logged("cannot write the log")
+        assert broker.logged("cannot write the log"), "".join(broker.log)[-3000:]
     assert refused > 0, "no publish was refused while the database was down"
     assert len(confirmed) == BEFORE + AFTER
     assert len(stored) == len(set(stored))
