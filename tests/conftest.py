@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 
 from tests.harness import BrokerProcess
+from tests.pg import pg_server, pg_url  # noqa: F401 (fixtures for every test folder)
 
 
 @pytest.fixture

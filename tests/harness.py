@@ -70,14 +70,15 @@ def free_port() -> int:
 
 
 class BrokerProcess:
-    """`python -m mq serve` on a database file, in a child process; its stderr is kept in `log`.
+    """`python -m mq serve` on a database (an SQLite file, or a postgresql:// URL), in a child
+    process; its stderr is kept in `log`.
 
     `start()` waits until it listens (on a free port unless `--port` is among `args`); as a
     context manager it starts on entry and is SIGKILLed on exit. It can be started again on
     the same file after `kill()` or `stop()`.
     """
 
-    def __init__(self, db_path: Path, *args: str) -> None:
+    def __init__(self, db_path: Path | str, *args: str) -> None:
         self.db_path = db_path
         self.args = args
         self.proc: subprocess.Popen[str] | None = None

@@ -10,9 +10,9 @@ ROOT = Path(__file__).parents[1]
 # package -> prefixes it must not import
 FORBIDDEN = {
     "mq/codec": ("mq.core", "mq.storage", "mq.server", "mq.cli", "mq.bench", "mq.ring",
-                 "mq.liveness", "asyncio", "socket", "sqlite3", "aiosqlite"),
+                 "mq.liveness", "asyncio", "socket", "sqlite3", "aiosqlite", "asyncpg"),
     "mq/core": ("mq.codec", "mq.storage", "mq.server", "mq.cli", "mq.bench", "asyncio",
-                "socket", "sqlite3", "aiosqlite", "time"),
+                "socket", "sqlite3", "aiosqlite", "asyncpg", "time"),
     "mq/errors.py": ("mq.", "asyncio"),
     "mq/limits.py": ("mq.", "asyncio"),
     "mq/ring.py": ("mq.", "asyncio"),

@@ -17,7 +17,9 @@ from mq.cli.common import Subparsers
 from mq.server.config import Config
 from mq.server.listener import StartupError
 from mq.server.settings import SourceError, Spec, render, resolve, specs
+from mq.storage.base import StoreRefused, StoreUnavailable
 from mq.storage.lock import LogRefused
+from mq.storage.urls import shown
 
 
 def add_parsers(sub: Subparsers) -> None:
@@ -65,6 +67,9 @@ def serve(args: argparse.Namespace) -> int:
         run_broker(config)
     except (StartupError, LogRefused) as e:
         print(f"mq serve: {e}", file=sys.stderr)
+        return 1
+    except (StoreRefused, StoreUnavailable) as e:
+        print(f"mq serve: cannot use {shown(config.db_path)} as the log: {e}", file=sys.stderr)
         return 1
     except (UsersFileError, ssl.SSLError, OSError) as e:  # a users file or certificate unusable
         print(f"mq serve: {e}", file=sys.stderr)

@@ -33,8 +33,9 @@ from mq.server.rounds import Rounds
 from mq.server.sessions import Sessions
 from mq.server.state import ServerState
 from mq.server.tls import TlsListener
+from mq.storage.choose import make_store
 from mq.storage.group_commit import GroupCommit, StoreFailure
-from mq.storage.sqlite import SQLiteStore
+from mq.storage.urls import shown
 
 log = logging.getLogger("mq.server")
 
@@ -60,7 +61,7 @@ class BrokerServer:
         heartbeats, grace periods, waiting GETs)."""
         self.config = config
         self.monotonic = monotonic
-        self.store = SQLiteStore(config.db_path, config.sync, config.keep_history_s, clock)
+        self.store = make_store(config.db_path, config.sync, config.keep_history_s, clock)
         self.core = Broker(clock, QueueSettings(config.retention_s, config.lease_s),
                            ring_factory=lambda: HashRing(vnodes=config.ring_vnodes),
                            poison_deaths=config.poison_deaths, monotonic=monotonic)
@@ -118,7 +119,7 @@ class BrokerServer:
                     log.info("http side port on %s:%d: /metrics /healthz /readyz, the "
                              "dashboard at /", self.config.http_host, port)
                 log.info("mq %s listening on %s:%d db=%s messages=%d %s", __version__,
-                         self.config.host, self.port, self.config.db_path,
+                         self.config.host, self.port, shown(self.config.db_path),
                          len(recovered.messages), self.config.describe())
                 if on_ready is not None:
                     on_ready(self)

@@ -105,7 +105,8 @@ _BOUND = 2**40  # what "at least 1" bounds reach at most: no buffer of the broke
 class Config:
     host: str = setting("127.0.0.1", "address to listen on")
     port: int = setting(DEFAULT_PORT, "TCP port, 0 for any free one", low=0, high=65535)
-    db_path: str = setting("data/mq.db", "SQLite file of the log", flag="--db")
+    db_path: str = setting("data/mq.db", "the log: an SQLite file, or a Postgres database as a "
+                           "libpq-style URL, postgresql://user@host:port/dbname", flag="--db")
     sync: str = setting("full", "full: a confirmation survives power loss; normal: it survives "
                         "a killed broker only", choices=SYNC_MODES)
     log_level: str = setting("info", "least severe log lines written", choices=LOG_LEVELS)

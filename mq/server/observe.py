@@ -14,8 +14,8 @@ from mq.http.view import Figures, Histogram, Member
 from mq.server.connection import Traffic
 from mq.server.rounds import Rounds
 from mq.server.state import ServerState
+from mq.storage.base import Store
 from mq.storage.group_commit import Buckets, GroupCommit
-from mq.storage.sqlite import SQLiteStore
 
 BODY_PREVIEW_BYTES = 80  # of a dead letter's body, on the dashboard
 
@@ -26,7 +26,7 @@ def _histogram(b: Buckets) -> Histogram:
 
 class Observer:
     def __init__(self, state: ServerState, rounds: Rounds, group: GroupCommit,
-                 store: SQLiteStore, traffic: Traffic, serving: Callable[[], bool]) -> None:
+                 store: Store, traffic: Traffic, serving: Callable[[], bool]) -> None:
         """`serving`: whether the broker's own port listens."""
         self.state = state
         self.core = state.core

@@ -42,6 +42,7 @@ from mq.server.handlers import Handlers
 from mq.server.outcome import Goodbye, Later, Outcome, Peer, Wait
 from mq.server.sessions import Session
 from mq.server.state import ServerState
+from mq.storage.base import StoreUnavailable
 from mq.storage.group_commit import GroupCommit, StoreFailure
 
 log = logging.getLogger("mq.server")
@@ -198,6 +199,8 @@ class Rounds:
             self._reply(conn, command, await work)
         except MQError as e:
             self._fail(conn, command.rid, e)
+        except StoreUnavailable as e:  # a log read while the database is away
+            self._fail(conn, command.rid, store_error(StoreFailure.of(e)))
         except Exception:
             log.exception("internal error answering %s", type(command).__name__)
             self._fail(conn, command.rid, INTERNAL)

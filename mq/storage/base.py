@@ -21,6 +21,21 @@ class Recovered:
     finished_dedup: list[Message] = field(default_factory=list)  # finished, with a dedup id
 
 
+class StoreUnavailable(Exception):
+    """The log cannot be written (or read) now: its database is unreachable, or its disk is full.
+    The write is retried; meanwhile requests that write are refused (STORE_UNAVAILABLE, or
+    STORE_FULL when `full`)."""
+
+    def __init__(self, reason: str, full: bool = False) -> None:
+        super().__init__(reason)
+        self.full = full
+
+
+class StoreRefused(Exception):
+    """The store will not open this database: another broker holds it, or it is of a format
+    this mq does not know. The message says what to do."""
+
+
 class Store(Protocol):
     async def open(self) -> Recovered:
         """Open (creating if needed) and rebuild the state. Leases are void: leased -> ready."""
@@ -33,6 +48,15 @@ class Store(Protocol):
     @property
     def compaction_backlog(self) -> int:
         """Finished messages whose rows `compact` has not deleted yet."""
+        ...
+
+    @property
+    def is_open(self) -> bool:
+        """Between a successful `open` and `close`."""
+        ...
+
+    def log_bytes(self) -> int:
+        """What the log takes on disk, as well as the store knows it without waiting."""
         ...
 
     def next_compaction_in(self) -> float | None:

@@ -5,13 +5,14 @@ Batches are numbered. `submit` returns the number of the batch the changes will 
 after each commit `on_commit(number)` is called, and the caller releases the replies that waited
 for that batch or an earlier one.
 
-A write that fails (a full disk, a read-only file, an I/O error) is not lost and does not
-stop the broker: the batch stays first in line and is written again every `retry_s` until it
-succeeds, with every batch queued behind it merged into it so the log keeps its order.
-`on_failure(first, failure)` says that batches from `first` on are not committed for now (the
-merged batch is committed as `first` once it can be, and numbering goes on from there), so the
-caller can answer their requests with an error instead of a confirmation; `failing` says the
-store cannot be written, so the caller refuses new writes until it can again.
+A write that fails (a full disk, a read-only file, an I/O error, a lost database connection:
+`StoreUnavailable`) is not lost and does not stop the broker: the batch stays first in line and
+is written again every `retry_s` until it succeeds, with every batch queued behind it merged
+into it so the log keeps its order. `on_failure(first, failure)` says that batches from `first`
+on are not committed for now (the merged batch is committed as `first` once it can be, and
+numbering goes on from there), so the caller can answer their requests with an error instead
+of a confirmation; `failing` says the store cannot be written, so the caller refuses new writes
+until it can again.
 
 A batch is closed to new changes once it holds `max_changes` (the submission that crosses the
 line stays whole: it is one round's work), so while one commit is being written the next ones
@@ -32,7 +33,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from mq.core.events import Change
-from mq.storage.base import Store
+from mq.storage.base import Store, StoreUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -79,7 +80,8 @@ class StoreFailure:
 
     @classmethod
     def of(cls, error: Exception) -> StoreFailure:
-        full = getattr(error, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL
+        full = (getattr(error, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL
+                or (isinstance(error, StoreUnavailable) and error.full))
         return cls(full, str(error) or type(error).__name__)
 
 
@@ -160,7 +162,7 @@ class GroupCommit:
         behind it merged into it, and wait before the retry."""
         try:
             await self.store.write(batch)
-        except (sqlite3.Error, OSError) as e:
+        except (sqlite3.Error, OSError, StoreUnavailable) as e:
             failure = StoreFailure.of(e)
             if self.failing is None:
                 log.error("cannot write the log (%s): writes are refused and retried every "
@@ -194,7 +196,7 @@ class GroupCommit:
     async def _compact(self) -> int:
         try:
             done = await self.store.compact(self.compact_chunk)
-        except (sqlite3.Error, OSError) as e:
+        except (sqlite3.Error, OSError, StoreUnavailable) as e:
             log.warning("compaction failed (%s); it is tried again later", e)
             return 0
         self.stats.compacted += done

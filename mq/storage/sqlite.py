@@ -53,7 +53,6 @@ import contextlib
 import itertools
 import logging
 import time
-from collections import Counter
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, cast
@@ -61,12 +60,12 @@ from typing import Any, cast
 import aiosqlite
 
 from mq import __version__
-from mq.core.events import FINAL, Acked, Appended, Bound, Change, Declared, Event, Purged, Removed
+from mq.core.events import FINAL, Bound, Change, Declared, Event, Purged
 from mq.core.model import QueueSettings
 from mq.storage.base import Recovered
-from mq.storage.finished import Finished
+from mq.storage.ledger import Ledger
 from mq.storage.lock import LogLock, LogRefused
-from mq.storage.rows import ENCODERS, TEXT_FIELDS, Fold, LogRow, Values, describe
+from mq.storage.rows import TEXT_FIELDS, Fold, LogRow, describe
 
 log = logging.getLogger(__name__)
 
@@ -160,11 +159,7 @@ class SQLiteStore:
         self.clock = clock
         self._db: aiosqlite.Connection | None = None
         self._lock = LogLock(self.path)  # one broker per log, for as long as it is open
-        # (finished at, id) of acked/removed messages awaiting compaction, oldest first
-        self._finished = Finished()  # acked or removed, rows kept for HISTORY until compacted
-        self._body_of: dict[int, int] = {}  # fan-out copy -> the message whose row has the body
-        self._dependents: Counter[int] = Counter()  # body holder -> copies not yet compacted
-        self._kept: set[int] = set()  # finished holders kept for their dependents
+        self._ledger = Ledger()  # the compaction backlog and the fan-out copies (ledger.py)
 
     @property
     def db(self) -> aiosqlite.Connection:
@@ -174,7 +169,7 @@ class SQLiteStore:
 
     @property
     def compaction_backlog(self) -> int:
-        return len(self._finished)
+        return len(self._ledger.finished)
 
     @property
     def is_open(self) -> bool:
@@ -190,7 +185,7 @@ class SQLiteStore:
 
     def next_compaction_in(self) -> float | None:
         """Seconds until the oldest finished message may be compacted; None if there is none."""
-        due = self._finished.next_due()
+        due = self._ledger.finished.next_due()
         return None if due is None else max(0.0, due + self.keep_history_s - self.clock())
 
     async def open(self) -> Recovered:
@@ -291,17 +286,13 @@ class SQLiteStore:
         await self._read(RECOVER_PLAIN, fold.published_plain)
         await self._read(RECOVER_PUBLISHED, fold.published)
         await self._read(RECOVER_EVENTS, fold.events)
-        for at, msg_id in sorted((at, msg_id) for msg_id, at in fold.finished.items()):
-            self._finished.add(at, (msg_id,))
-        self._body_of = fold.body_of
-        self._dependents = Counter(fold.body_of.values())
-        live = fold.live()
+        max_id_ever = await self._scalar("SELECT value FROM meta WHERE name = 'max_msg_id'")
+        recovered = self._ledger.recovered(fold, settings, bindings, max_id_ever)
+        live = recovered.messages
         log.info("recovered %d messages in %d queues from %s (%d finished awaiting compaction)",
                  len(live), len({m.queue for m in live} | set(settings)), self.path,
                  len(fold.finished))
-        next_id = max(fold.max_id, await self._scalar(
-            "SELECT value FROM meta WHERE name = 'max_msg_id'")) + 1
-        return Recovered(settings, live, next_id, bindings, fold.finished_dedup())
+        return recovered
 
     async def _read(self, sql: str, fold: Callable[[list[tuple[Any, ...]]], None]) -> None:
         """Hand the rows of `sql` to `fold` in chunks (a million rows fetched at once would
@@ -324,90 +315,48 @@ class SQLiteStore:
     # --- writing ------------------------------------------------------------------------------
 
     async def write(self, changes: Sequence[Change]) -> None:
-        rows: list[Values] = []
-        others: list[Change] = []  # settings and bindings: not rows of the log
-        finished: list[int] = []
-        finished_at = 0.0
-        copies: list[tuple[int, int]] = []  # (fan-out copy, the message holding its body)
-        encoder_of = ENCODERS.get
-        for c in changes:  # one pass, and one encoder lookup: this runs for every change
-            make = encoder_of(type(c))
-            if make is None:
-                others.append(c)
-                continue
-            rows.append(make(c))
-            if type(c) is Acked or type(c) is Removed:
-                finished.append(c.msg_id)
-                if c.at > finished_at:
-                    finished_at = c.at
-            elif type(c) is Appended and c.body_of is not None:
-                copies.append((c.message.id, c.body_of))
+        batch = self._ledger.batch(changes)
+        rows = batch.rows
         db = self.db
-        if not others and len(rows) <= MAX_ROWS_PER_STATEMENT:
+        if not batch.others and len(rows) <= MAX_ROWS_PER_STATEMENT:
             if rows:
                 await db.execute(f"INSERT INTO log ({COLUMNS}) VALUES "
                                  + ", ".join([ROW] * len(rows)),
                                  list(itertools.chain.from_iterable(rows)))
-            self._committed(finished, finished_at, copies)
+            self._ledger.committed(batch)
             return
         await db.execute("BEGIN")
         try:
             await db.executemany(INSERT_ONE, rows)
-            for c in others:
+            for c in batch.others:
                 await db.execute(*_statement(c))
             await db.execute("COMMIT")
         except BaseException:
             await db.execute("ROLLBACK")
             raise
-        self._committed(finished, finished_at, copies)
-
-    def _committed(self, finished: list[int], finished_at: float,
-                   copies: list[tuple[int, int]]) -> None:
-        """Once committed, never before (a failed write is written again): fan-out copies count
-        against the row that holds their body, and finished messages may be compacted."""
-        for msg_id, body_of in copies:
-            self._body_of[msg_id] = body_of
-            self._dependents[body_of] += 1
-        if finished:
-            self._finished.add(finished_at, finished)
+        self._ledger.committed(batch)
 
     async def compact(self, limit: int) -> int:
         """Delete up to `limit` finished messages whose history time is over; returns how many."""
-        chunk = self._finished.take(self.clock() - self.keep_history_s, limit)
-        if not chunk:
+        chunk = self._ledger.chunk(self.clock() - self.keep_history_s, limit)
+        if chunk is None:
             return 0
-        whole: list[int] = []
-        keep_published: list[int] = []
-        for msg_id in chunk:
-            if self._dependents.get(msg_id):
-                keep_published.append(msg_id)  # a live copy still reads its body
-                self._kept.add(msg_id)
-            else:
-                whole.append(msg_id)
-            holder = self._body_of.pop(msg_id, None)
-            if holder is not None:
-                self._dependents[holder] -= 1
-                if not self._dependents[holder]:
-                    del self._dependents[holder]
-                    if holder in self._kept:
-                        self._kept.discard(holder)
-                        whole.append(holder)
         db = self.db
         await db.execute("BEGIN")
         try:
             # Remember the highest id ever used, so ids are never reused once its rows are gone.
             await db.execute("INSERT INTO meta (name, value) VALUES ('max_msg_id', ?) "
                              "ON CONFLICT (name) DO UPDATE SET value = max(value, excluded.value)",
-                             (max(chunk),))
+                             (chunk.max_id,))
             # Finished ids mostly come in runs (FIFO consumption): one range delete per run.
-            await db.executemany("DELETE FROM log WHERE msg_id BETWEEN ? AND ?", _runs(whole))
+            await db.executemany("DELETE FROM log WHERE msg_id BETWEEN ? AND ?", chunk.runs)
             await db.executemany("DELETE FROM log WHERE msg_id = ? AND kind NOT IN (?, ?, ?)",
-                                 [(i, Event.PUBLISHED, *FINAL) for i in keep_published])
+                                 [(i, Event.PUBLISHED, *FINAL) for i in chunk.keep_published])
             await db.execute("COMMIT")
         except BaseException:
             await db.execute("ROLLBACK")
             raise
-        return len(chunk)
+        return chunk.count
 
     async def history(self, msg_id: int) -> list[dict[str, Any]]:
         """Every row the log still has of `msg_id`, oldest first, as HISTORY events."""
@@ -421,17 +370,6 @@ class SQLiteStore:
             await self._db.close()
             self._db = None
         self._lock.release()
-
-
-def _runs(ids: list[int]) -> list[tuple[int, int]]:
-    """Sorted, distinct ids as (first, last) ranges of consecutive ids."""
-    runs: list[tuple[int, int]] = []
-    for i in sorted(set(ids)):
-        if runs and runs[-1][1] == i - 1:
-            runs[-1] = (runs[-1][0], i)
-        else:
-            runs.append((i, i))
-    return runs
 
 
 def _statement(c: Change) -> tuple[str, tuple[Any, ...]]:

@@ -1,4 +1,5 @@
-"""What the broker confirmed survives SIGKILL: the at-least-once promise of protocol.md 5."""
+"""What the broker confirmed survives SIGKILL: the at-least-once promise of protocol.md 5, on
+both stores (a Postgres one on the session's throwaway server, tests/pg.py)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,10 @@ from tests.harness import BrokerProcess, wait_until
 
 
 @pytest.mark.parametrize("sync", ["full", "normal"])
-def test_confirmed_publishes_and_acks_survive_sigkill(tmp_path: Path, sync: str) -> None:
+@pytest.mark.parametrize("store", ["sqlite", "postgres"])
+def test_confirmed_publishes_and_acks_survive_sigkill(request: pytest.FixtureRequest,
+                                                      tmp_path: Path, store: str,
+                                                      sync: str) -> None:
     total, acked_count = 5000, 1200
 
     async def before_kill(url: str) -> tuple[list[int], set[int], set[int]]:
@@ -33,7 +37,8 @@ def test_confirmed_publishes_and_acks_survive_sigkill(tmp_path: Path, sync: str)
                 await asyncio.gather(*(mq.ack(m) for m in batch))
             return got
 
-    with BrokerProcess(tmp_path / "mq.db", "--sync", sync) as broker:
+    db = tmp_path / "mq.db" if store == "sqlite" else request.getfixturevalue("pg_url")
+    with BrokerProcess(db, "--sync", sync) as broker:
         ids, acked, held = asyncio.run(before_kill(broker.url))
         assert len(set(ids)) == total
         broker.kill()  # leases held at the kill become void; acks confirmed stay acked

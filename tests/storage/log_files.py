@@ -4,14 +4,15 @@ them to a real file, reopen it as a restarted broker would, and read it from out
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 
 from mq.core.broker import Broker
 from mq.core.clock import FakeClock
 from mq.core.model import Message, QueueSettings
-from mq.storage.base import Recovered
+from mq.storage.base import Recovered, Store
+from mq.storage.choose import make_store
 from mq.storage.sqlite import SQLiteStore
 
 T0 = 1_800_000_000.0
@@ -30,7 +31,7 @@ def new_broker(clock: FakeClock | None = None) -> Broker:
 
 
 @asynccontextmanager
-async def opened(store: SQLiteStore) -> AsyncIterator[Recovered]:
+async def opened(store: Store) -> AsyncIterator[Recovered]:
     """Open `store` and always close it, even when open itself fails: a live aiosqlite thread
     (not a daemon) would otherwise hang the test process at exit."""
     try:
@@ -100,3 +101,39 @@ def old_log(path: Path, version: int, rows_sql: str) -> None:
     finally:
         conn.close()
 
+
+class LogTarget:
+    """Where a parametrized storage test keeps its log: an SQLite file or a fresh Postgres
+    database. The same test runs against both stores through it."""
+
+    def __init__(self, kind: str, where: str) -> None:
+        self.kind = kind
+        self.where = where  # a file path, or a postgresql:// URL
+
+    def store(self, sync: str = "full", keep_history_s: float = 0.0,
+              clock: Callable[[], float] = AFTER_ALL) -> Store:
+        return make_store(self.where, sync, keep_history_s, clock)
+
+    async def write_once(self, broker: Broker, sync: str = "full") -> None:
+        """Open a store, write what the broker changed, close."""
+        store = self.store(sync)
+        async with opened(store):
+            await store.write(broker.take_effects().changes)
+
+    async def reopen(self) -> Recovered:
+        """Open the log with a fresh store, as a restarted broker would, and close it again."""
+        async with opened(self.store()) as recovered:
+            return recovered
+
+    def rows(self, sql: str) -> list[tuple[object, ...]]:
+        """Read the log with a connection of its own, outside the store."""
+        if self.kind == "sqlite":
+            return rows(Path(self.where), sql)
+        from tests.pg import query
+        return query(self.where, sql)
+
+    def created(self) -> bool:
+        """Whether the log exists now (its file, or its tables)."""
+        if self.kind == "sqlite":
+            return Path(self.where).exists()
+        return self.rows("SELECT to_regclass('mq.log') IS NOT NULL") == [(True,)]

@@ -1,4 +1,6 @@
-"""The SQLite log against a real file, with a reopen: what a restart recovers (protocol.md 4, 5).
+"""The log against a real SQLite file and a real Postgres database (each test that is not about
+one of them runs on both: the `target` fixture), with a reopen: what a restart recovers
+(protocol.md 4, 5).
 
 Changes are made by a real Broker on a FakeClock and written with
 `store.write(take_effects().changes)`, exactly as the server does; each test then opens the file
@@ -10,6 +12,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -17,32 +20,33 @@ from mq.core.broker import Broker
 from mq.core.clock import FakeClock
 from mq.core.events import Change
 from mq.core.model import QueueSettings, State
+from mq.storage.base import Recovered, Store
 from mq.storage.group_commit import GroupCommit
 from mq.storage.sqlite import MAX_ROWS_PER_STATEMENT, SQLiteStore
 from tests.storage.log_files import (
     AFTER_ALL,
     T0,
+    LogTarget,
     lease_one,
     new_broker,
     opened,
     reopen,
     rows,
-    write_once,
 )
 
 # --- recovery -------------------------------------------------------------------------------
 
 
-def test_fresh_file_recovers_nothing_and_starts_ids_at_one(db_path: Path) -> None:
+def test_fresh_file_recovers_nothing_and_starts_ids_at_one(target: LogTarget) -> None:
     """A new log is empty: no queues, no messages, next_id 1."""
-    recovered = asyncio.run(reopen(db_path))
+    recovered = asyncio.run(target.reopen())
     assert recovered.settings == {}
     assert recovered.messages == []
     assert recovered.next_id == 1
-    assert db_path.exists()
+    assert target.created()
 
 
-def test_unacked_messages_come_back_ready_with_deliveries_kept(db_path: Path) -> None:
+def test_unacked_messages_come_back_ready_with_deliveries_kept(target: LogTarget) -> None:
     """Leases are void after a restart: leased, expired and never-leased messages are READY,
     each with the delivery count it had, and no holder."""
     clock = FakeClock(T0)
@@ -54,9 +58,9 @@ def test_unacked_messages_come_back_ready_with_deliveries_kept(db_path: Path) ->
     clock.advance(5)
     broker.tick()
     assert lease_one(broker, "h2") == (2, 2)
-    asyncio.run(write_once(db_path, broker))
+    asyncio.run(target.write_once(broker))
 
-    recovered = asyncio.run(reopen(db_path))
+    recovered = asyncio.run(target.reopen())
     assert [(m.id, m.queue, m.body, m.deliveries) for m in recovered.messages] == [
         (1, "q", b"a", 1), (2, "q", b"b", 2), (3, "q", b"c", 0),
     ]
@@ -70,7 +74,7 @@ def test_unacked_messages_come_back_ready_with_deliveries_kept(db_path: Path) ->
     assert [(d.msg_id, d.delivery) for d in got] == [(1, 2), (2, 3), (3, 1)]  # never reused
 
 
-def test_acked_and_dropped_messages_do_not_come_back(db_path: Path) -> None:
+def test_acked_and_dropped_messages_do_not_come_back(target: LogTarget) -> None:
     """Acked and retention-dropped messages are final: gone after a restart."""
     clock = FakeClock(T0)
     broker = new_broker(clock)
@@ -82,20 +86,20 @@ def test_acked_and_dropped_messages_do_not_come_back(db_path: Path) -> None:
     clock.advance(10)
     broker.tick()
     assert broker.stats("short")["short"]["dropped"] == 1
-    asyncio.run(write_once(db_path, broker))
+    asyncio.run(target.write_once(broker))
 
-    recovered = asyncio.run(reopen(db_path))
+    recovered = asyncio.run(target.reopen())
     assert [(m.id, m.body) for m in recovered.messages] == [(2, b"kept")]
     assert recovered.next_id == 4
 
 
-def test_changes_written_in_several_commits_fold_in_order(db_path: Path) -> None:
+def test_changes_written_in_several_commits_fold_in_order(target: LogTarget) -> None:
     """State is the fold of events across transactions: publish, lease, then ack in later
     writes leaves nothing; a lease in a later write than its publish counts."""
 
     async def scenario() -> None:
         broker = new_broker()
-        store = SQLiteStore(db_path, clock=AFTER_ALL)
+        store = target.store()
         async with opened(store):
             broker.publish("q", b"a")
             broker.publish("q", b"b")
@@ -107,20 +111,20 @@ def test_changes_written_in_several_commits_fold_in_order(db_path: Path) -> None
             await store.write(broker.take_effects().changes)
 
     asyncio.run(scenario())
-    recovered = asyncio.run(reopen(db_path))
+    recovered = asyncio.run(target.reopen())
     assert [(m.id, m.deliveries, m.state) for m in recovered.messages] == [(2, 1, State.READY)]
 
 
-def test_running_nack_delay_comes_back_delayed(db_path: Path) -> None:
+def test_running_nack_delay_comes_back_delayed(target: LogTarget) -> None:
     """A nack delay still running at restart is kept, with its ready_at; a restored broker
     hands the message out only once the delay has passed."""
     clock = FakeClock(T0)
     broker = new_broker(clock)
     broker.publish("q", b"later")
     broker.nack(*lease_one(broker), "h1", delay_s=60)
-    asyncio.run(write_once(db_path, broker))
+    asyncio.run(target.write_once(broker))
 
-    recovered = asyncio.run(reopen(db_path))
+    recovered = asyncio.run(target.reopen())
     [msg] = recovered.messages
     assert (msg.state, msg.ready_at, msg.deliveries) == (State.DELAYED, T0 + 60, 1)
 
@@ -134,7 +138,7 @@ def test_running_nack_delay_comes_back_delayed(db_path: Path) -> None:
     assert lease_one(restarted, "h2") == (1, 2)
 
 
-def test_nack_without_delay_comes_back_ready_in_its_place(db_path: Path) -> None:
+def test_nack_without_delay_comes_back_ready_in_its_place(target: LogTarget) -> None:
     """A message given back with a plain nack is READY right after a restart, with its
     deliveries, and still goes out before higher ids (no tick needed)."""
     clock = FakeClock(T0)
@@ -142,9 +146,9 @@ def test_nack_without_delay_comes_back_ready_in_its_place(db_path: Path) -> None
     broker.publish("q", b"nacked")
     broker.publish("q", b"later")
     broker.nack(*lease_one(broker), "h1")
-    asyncio.run(write_once(db_path, broker))
+    asyncio.run(target.write_once(broker))
 
-    recovered = asyncio.run(reopen(db_path))
+    recovered = asyncio.run(target.reopen())
     assert [(m.id, m.state, m.deliveries) for m in recovered.messages] == [
         (1, State.READY, 1), (2, State.READY, 0)]
     restarted = new_broker(clock)
@@ -152,7 +156,7 @@ def test_nack_without_delay_comes_back_ready_in_its_place(db_path: Path) -> None
     assert lease_one(restarted, "h2") == (1, 2)
 
 
-def test_a_later_lease_ends_an_earlier_nack_delay(db_path: Path) -> None:
+def test_a_later_lease_ends_an_earlier_nack_delay(target: LogTarget) -> None:
     """Nacked with a delay, delivered again after it: the message recovers READY, not DELAYED."""
     clock = FakeClock(T0)
     broker = new_broker(clock)
@@ -161,21 +165,21 @@ def test_a_later_lease_ends_an_earlier_nack_delay(db_path: Path) -> None:
     clock.advance(5)
     broker.tick()
     assert lease_one(broker) == (1, 2)
-    asyncio.run(write_once(db_path, broker))
+    asyncio.run(target.write_once(broker))
 
-    [msg] = asyncio.run(reopen(db_path)).messages
+    [msg] = asyncio.run(target.reopen()).messages
     assert (msg.state, msg.deliveries) == (State.READY, 2)
 
 
-def test_declared_settings_survive_and_the_last_declare_wins(db_path: Path) -> None:
+def test_declared_settings_survive_and_the_last_declare_wins(target: LogTarget) -> None:
     """Queue settings from Declared are recovered; a re-declare replaces the earlier row."""
     broker = new_broker()
     broker.declare("orders", retention_s=60, lease_s=5)
     broker.declare("orders", retention_s=None, lease_s=9)
     broker.declare("empty", retention_s=7_200, lease_s=None)
-    asyncio.run(write_once(db_path, broker))
+    asyncio.run(target.write_once(broker))
 
-    recovered = asyncio.run(reopen(db_path))
+    recovered = asyncio.run(target.reopen())
     assert recovered.settings == {
         "orders": QueueSettings(retention_s=60, lease_s=9),
         "empty": QueueSettings(retention_s=7_200, lease_s=30),
@@ -189,7 +193,7 @@ def test_declared_settings_survive_and_the_last_declare_wins(db_path: Path) -> N
     assert restarted.explain(msg.msg_id)["lease_deadline"] == T0 + 9
 
 
-def test_next_id_continues_after_everything_was_acked_and_compacted(db_path: Path) -> None:
+def test_next_id_continues_after_everything_was_acked_and_compacted(target: LogTarget) -> None:
     """With every row acked and compacted away, the next id is still one past the highest ever
     used: ids (and so receipts) are never reused."""
 
@@ -199,14 +203,14 @@ def test_next_id_continues_after_everything_was_acked_and_compacted(db_path: Pat
             broker.publish("q", b"%d" % i)
         for receipt in [lease_one(broker) for _ in range(3)]:
             broker.ack(*receipt, "h1")
-        store = SQLiteStore(db_path, clock=AFTER_ALL)
+        store = target.store()
         async with opened(store):
             await store.write(broker.take_effects().changes)
             assert await store.compact(100) == 3
 
     asyncio.run(scenario())
-    assert rows(db_path, "SELECT COUNT(*) FROM log") == [(0,)]
-    recovered = asyncio.run(reopen(db_path))
+    assert target.rows("SELECT COUNT(*) FROM log") == [(0,)]
+    recovered = asyncio.run(target.reopen())
     assert recovered.messages == []
     assert recovered.next_id == 4
     restarted = new_broker()
@@ -214,27 +218,27 @@ def test_next_id_continues_after_everything_was_acked_and_compacted(db_path: Pat
     assert restarted.publish("q", b"new").msg_id == 4
 
 
-def test_ids_keep_ascending_across_several_restarts(db_path: Path) -> None:
+def test_ids_keep_ascending_across_several_restarts(target: LogTarget) -> None:
     """Restore, publish, write, reopen, twice: ids keep going up from where they were."""
     for expected in ([1, 2], [3, 4]):
-        recovered = asyncio.run(reopen(db_path))
+        recovered = asyncio.run(target.reopen())
         broker = new_broker()
         broker.restore(recovered.settings, recovered.messages, recovered.next_id)
         assert [broker.publish("q", b"x").msg_id, broker.publish("q", b"y").msg_id] == expected
-        asyncio.run(write_once(db_path, broker))
-    assert [m.id for m in asyncio.run(reopen(db_path)).messages] == [1, 2, 3, 4]
+        asyncio.run(target.write_once(broker))
+    assert [m.id for m in asyncio.run(target.reopen()).messages] == [1, 2, 3, 4]
 
 
-def test_a_batch_larger_than_one_statement_is_written_whole(db_path: Path) -> None:
+def test_a_batch_larger_than_one_statement_is_written_whole(target: LogTarget) -> None:
     """A write of more rows than fit in one INSERT statement (MAX_ROWS_PER_STATEMENT) is still
     recorded completely, in order."""
     n = MAX_ROWS_PER_STATEMENT + 1
     broker = new_broker()
     for i in range(n):
         broker.publish("q", b"%d" % i)
-    asyncio.run(write_once(db_path, broker))
+    asyncio.run(target.write_once(broker))
 
-    recovered = asyncio.run(reopen(db_path))
+    recovered = asyncio.run(target.reopen())
     assert [m.id for m in recovered.messages] == list(range(1, n + 1))
     assert recovered.messages[-1].body == b"%d" % (n - 1)
     assert recovered.next_id == n + 1
@@ -243,7 +247,7 @@ def test_a_batch_larger_than_one_statement_is_written_whole(db_path: Path) -> No
 # --- compaction -----------------------------------------------------------------------------
 
 
-def test_compact_deletes_finished_messages_in_bounded_chunks(db_path: Path) -> None:
+def test_compact_deletes_finished_messages_in_bounded_chunks(target: LogTarget) -> None:
     """Each compact(limit) deletes at most `limit` finished messages with all their events;
     live messages and their events stay; the backlog shrinks to zero."""
 
@@ -254,17 +258,17 @@ def test_compact_deletes_finished_messages_in_bounded_chunks(db_path: Path) -> N
         for _ in range(5):
             broker.ack(*lease_one(broker), "h1")  # 1..5 acked
         lease_one(broker)  # 6 stays, leased
-        store = SQLiteStore(db_path, clock=AFTER_ALL)
+        store = target.store()
         async with opened(store):
             await store.write(broker.take_effects().changes)
             assert store.compaction_backlog == 5
-            assert rows(db_path, "SELECT COUNT(*) FROM log WHERE kind != 0") == [(11,)]
+            assert target.rows("SELECT COUNT(*) FROM log WHERE kind != 0") == [(11,)]
 
             assert await store.compact(2) == 2
             assert store.compaction_backlog == 3
-            assert rows(db_path, "SELECT msg_id FROM log WHERE kind = 0 ORDER BY msg_id") == [
+            assert target.rows("SELECT msg_id FROM log WHERE kind = 0 ORDER BY msg_id") == [
                 (3,), (4,), (5,), (6,)]
-            assert rows(db_path, "SELECT DISTINCT msg_id FROM log ORDER BY msg_id") == [
+            assert target.rows("SELECT DISTINCT msg_id FROM log ORDER BY msg_id") == [
                 (3,), (4,), (5,), (6,)]
 
             assert await store.compact(2) == 2
@@ -273,34 +277,34 @@ def test_compact_deletes_finished_messages_in_bounded_chunks(db_path: Path) -> N
             assert await store.compact(2) == 0
 
     asyncio.run(scenario())
-    assert rows(db_path, "SELECT msg_id, kind FROM log ORDER BY seq") == [(6, 0), (6, 1)]
-    assert [(m.id, m.deliveries) for m in asyncio.run(reopen(db_path)).messages] == [(6, 1)]
+    assert target.rows("SELECT msg_id, kind FROM log ORDER BY seq") == [(6, 0), (6, 1)]
+    assert [(m.id, m.deliveries) for m in asyncio.run(target.reopen()).messages] == [(6, 1)]
 
 
-def test_finished_messages_not_yet_compacted_are_compacted_after_reopen(db_path: Path) -> None:
+def test_finished_messages_not_yet_compacted_are_compacted_after_reopen(target: LogTarget) -> None:
     """The compaction backlog is rebuilt from the log at open, so a restart does not leak rows."""
     broker = new_broker()
     broker.publish("q", b"a")
     broker.publish("q", b"b")
     broker.ack(*lease_one(broker), "h1")
-    asyncio.run(write_once(db_path, broker))
+    asyncio.run(target.write_once(broker))
 
     async def compact_after_reopen() -> tuple[int, int]:
-        store = SQLiteStore(db_path, clock=AFTER_ALL)
+        store = target.store()
         async with opened(store):
             backlog = store.compaction_backlog
             done = await store.compact(10)
         return backlog, done
 
     assert asyncio.run(compact_after_reopen()) == (1, 1)
-    assert rows(db_path, "SELECT msg_id FROM log WHERE kind = 0") == [(2,)]
-    assert rows(db_path, "SELECT COUNT(*) FROM log WHERE msg_id = 1") == [(0,)]
+    assert target.rows("SELECT msg_id FROM log WHERE kind = 0") == [(2,)]
+    assert target.rows("SELECT COUNT(*) FROM log WHERE msg_id = 1") == [(0,)]
 
 
 # --- bytes and modes ------------------------------------------------------------------------
 
 
-def test_bodies_and_keys_round_trip_exactly(db_path: Path) -> None:
+def test_bodies_and_keys_round_trip_exactly(target: LogTarget) -> None:
     """Binary bodies (NUL, 0xff, invalid UTF-8, empty, large), keys (None, non-ASCII) and
     publish times come back byte for byte."""
     clock = FakeClock(T0 + 0.123456)
@@ -314,9 +318,9 @@ def test_bodies_and_keys_round_trip_exactly(db_path: Path) -> None:
     for body, key in sent:
         broker.publish("q", body, key)
         clock.advance(0.25)
-    asyncio.run(write_once(db_path, broker))
+    asyncio.run(target.write_once(broker))
 
-    recovered = asyncio.run(reopen(db_path))
+    recovered = asyncio.run(target.reopen())
     got = [(m.body, m.key) for m in recovered.messages]
     assert got == sent
     assert all(type(m.body) is bytes for m in recovered.messages)
@@ -324,7 +328,7 @@ def test_bodies_and_keys_round_trip_exactly(db_path: Path) -> None:
         T0 + 0.123456 + 0.25 * i for i in range(4)]
 
 
-def test_headers_round_trip_through_the_file_and_survive_moves(db_path: Path) -> None:
+def test_headers_round_trip_through_the_log_and_survive_moves(target: LogTarget) -> None:
     """Headers come back after a reopen with the message, also once it was dead-lettered, and
     a message without headers still comes back without any Extra."""
     broker = new_broker()
@@ -332,13 +336,13 @@ def test_headers_round_trip_through_the_file_and_survive_moves(db_path: Path) ->
     broker.publish("q", b"a", headers={"traceparent": "00-0af7651916cd43dd-b7ad6b71-01"})
     broker.publish("q", b"b")
     broker.publish("q", b"c", "k", priority=2, ttl_s=60.0, headers={"x-id": "ü"})
-    asyncio.run(write_once(db_path, broker))
+    asyncio.run(target.write_once(broker))
     msg_id, delivery = lease_one(broker)
     assert msg_id == 3  # the highest priority first
     broker.nack(msg_id, delivery, "h1", error="no")  # its one delivery: to q.dlq
-    asyncio.run(write_once(db_path, broker))
+    asyncio.run(target.write_once(broker))
 
-    messages = {m.id: m for m in asyncio.run(reopen(db_path)).messages}
+    messages = {m.id: m for m in asyncio.run(target.reopen()).messages}
     assert messages[1].headers == {"traceparent": "00-0af7651916cd43dd-b7ad6b71-01"}
     assert messages[2].headers is None and messages[2].extra is None
     three = messages[3]
@@ -374,23 +378,23 @@ def test_unknown_sync_mode_is_refused() -> None:
         SQLiteStore("unused.db", "off")
 
 
-def test_store_refuses_use_before_open(db_path: Path) -> None:
+def test_store_refuses_use_before_open(target: LogTarget) -> None:
     """Writing to a store that is not open is an error, not a silent no-op."""
     with pytest.raises(RuntimeError, match="not open"):
-        asyncio.run(SQLiteStore(db_path, clock=AFTER_ALL).write([]))
+        asyncio.run(target.store().write([]))
 
 
 # --- group commit ---------------------------------------------------------------------------
 
 
-class CountingStore(SQLiteStore):
+class CountingStore:
     """A real store that also records, in order, each write (its number of changes) and each
     compaction (how many messages it deleted). `after_write` runs once a write is committed,
     to play requests that arrive while the group commit is busy; `idle_after_write` says when
     the run loop went idle after a write."""
 
-    def __init__(self, path: Path) -> None:
-        super().__init__(path, clock=AFTER_ALL)
+    def __init__(self, store: Store) -> None:
+        self.store = store
         self.calls: list[tuple[str, int]] = []
         self.after_write: Callable[[], None] = lambda: None
         # set when the run loop, after a write, asks for work and there is none left to compact
@@ -400,32 +404,45 @@ class CountingStore(SQLiteStore):
     def writes(self) -> list[int]:
         return [n for op, n in self.calls if op == "write"]
 
+    async def open(self) -> Recovered:
+        return await self.store.open()
+
+    async def close(self) -> None:
+        await self.store.close()
+
+    @property
+    def compaction_backlog(self) -> int:
+        return self.store.compaction_backlog
+
+    async def history(self, msg_id: int) -> list[dict[str, Any]]:
+        return await self.store.history(msg_id)
+
     async def write(self, changes: Sequence[Change]) -> None:
         self.calls.append(("write", len(changes)))
-        await super().write(changes)
+        await self.store.write(changes)
         self.after_write()
 
     async def compact(self, limit: int) -> int:
-        done = await super().compact(limit)
+        done = await self.store.compact(limit)
         self.calls.append(("compact", done))
         return done
 
     def next_compaction_in(self) -> float | None:
-        delay = super().next_compaction_in()
+        delay = self.store.next_compaction_in()
         if delay is None and self.writes:
             self.idle_after_write.set()
         return delay
 
 
 def test_group_commit_puts_requests_submitted_together_in_one_transaction(
-        db_path: Path) -> None:
+        target: LogTarget) -> None:
     """Changes of several requests submitted before `run` gets to them share one batch: one
     write, one commit, one on_commit(1); all of them are durable."""
     committed: list[int] = []
 
     async def scenario() -> CountingStore:
         broker = new_broker()
-        store = CountingStore(db_path)
+        store = CountingStore(target.store())
         async with opened(store):
             group = GroupCommit(store, committed.append)
             broker.publish("q", b"a")
@@ -445,18 +462,18 @@ def test_group_commit_puts_requests_submitted_together_in_one_transaction(
     store = asyncio.run(scenario())
     assert store.writes == [4]
     assert committed == [1]
-    recovered = asyncio.run(reopen(db_path))
+    recovered = asyncio.run(target.reopen())
     assert [(m.body, m.deliveries) for m in recovered.messages] == [
         (b"a", 1), (b"b", 0), (b"c", 0)]
 
 
-def test_group_commit_numbers_batches_in_increasing_order(db_path: Path) -> None:
+def test_group_commit_numbers_batches_in_increasing_order(target: LogTarget) -> None:
     """A submit after a commit goes into the next batch; on_commit sees 1, 2, 3 in order."""
     committed: list[int] = []
 
     async def scenario() -> GroupCommit:
         broker = new_broker()
-        store = SQLiteStore(db_path, clock=AFTER_ALL)
+        store = target.store()
         async with opened(store):
             commit_seen = asyncio.Event()
 
@@ -481,17 +498,17 @@ def test_group_commit_numbers_batches_in_increasing_order(db_path: Path) -> None
     group = asyncio.run(scenario())
     assert committed == [1, 2, 3]
     assert group.stats.commits == 3
-    assert [m.id for m in asyncio.run(reopen(db_path)).messages] == [1, 2, 3]
+    assert [m.id for m in asyncio.run(target.reopen()).messages] == [1, 2, 3]
 
 
-def test_close_makes_run_return_after_committing_what_was_submitted(db_path: Path) -> None:
+def test_close_makes_run_return_after_committing_what_was_submitted(target: LogTarget) -> None:
     """`close` while `run` is waiting: what was submitted before is committed, then run returns
     (well before its 0.5 s idle timeout would matter)."""
     committed: list[int] = []
 
     async def scenario() -> None:
         broker = new_broker()
-        store = SQLiteStore(db_path, clock=AFTER_ALL)
+        store = target.store()
         async with opened(store):
             group = GroupCommit(store, committed.append)
             runner = asyncio.create_task(group.run())
@@ -505,14 +522,14 @@ def test_close_makes_run_return_after_committing_what_was_submitted(db_path: Pat
 
     asyncio.run(scenario())
     assert committed == [1]
-    assert [m.body for m in asyncio.run(reopen(db_path)).messages] == [b"last words"]
+    assert [m.body for m in asyncio.run(target.reopen()).messages] == [b"last words"]
 
 
-def test_close_with_nothing_submitted_returns_without_a_commit(db_path: Path) -> None:
+def test_close_with_nothing_submitted_returns_without_a_commit(target: LogTarget) -> None:
     """An idle group commit stops on close and writes no empty transaction."""
 
     async def scenario() -> CountingStore:
-        store = CountingStore(db_path)
+        store = CountingStore(target.store())
         async with opened(store):
             group = GroupCommit(store, lambda number: None)
             runner = asyncio.create_task(group.run())
@@ -533,14 +550,14 @@ def publish_and_ack(broker: Broker, n: int) -> list[Change]:
     return broker.take_effects().changes
 
 
-def test_group_commit_compacts_every_n_commits_under_steady_load(db_path: Path) -> None:
+def test_group_commit_compacts_every_n_commits_under_steady_load(target: LogTarget) -> None:
     """When requests keep arriving during each write (the loop never idles), a compaction
     chunk still runs after every `compact_every`-th commit, and only then."""
     broker = new_broker()
     batches = [publish_and_ack(broker, 1) for _ in range(4)]  # 3 changes each
 
     async def scenario() -> CountingStore:
-        store = CountingStore(db_path)
+        store = CountingStore(target.store())
         async with opened(store):
             group = GroupCommit(store, lambda number: None, compact_chunk=1, compact_every=2)
 
@@ -561,12 +578,12 @@ def test_group_commit_compacts_every_n_commits_under_steady_load(db_path: Path) 
                            ("write", 3), ("write", 3), ("compact", 1)]
 
 
-def test_group_commit_compacts_the_backlog_when_idle(db_path: Path) -> None:
+def test_group_commit_compacts_the_backlog_when_idle(target: LogTarget) -> None:
     """With nothing to commit, the run loop works off the compaction backlog in bounded chunks
     of `compact_chunk` messages, without any further commit."""
 
     async def scenario() -> CountingStore:
-        store = CountingStore(db_path)
+        store = CountingStore(target.store())
         async with opened(store):
             group = GroupCommit(store, lambda number: None, compact_chunk=2,
                                 compact_every=1_000)
@@ -582,10 +599,10 @@ def test_group_commit_compacts_the_backlog_when_idle(db_path: Path) -> None:
 
     store = asyncio.run(scenario())
     assert store.calls == [("write", 15), ("compact", 2), ("compact", 2), ("compact", 1)]
-    assert rows(db_path, "SELECT COUNT(*) FROM log") == [(0,)]
+    assert target.rows("SELECT COUNT(*) FROM log") == [(0,)]
 
 
-def test_finished_messages_keep_their_history_for_keep_history_s(db_path: Path) -> None:
+def test_finished_messages_keep_their_history_for_keep_history_s(target: LogTarget) -> None:
     """With keep_history_s, an acked message's rows stay (for HISTORY) until that time passed."""
     now = [T0 + 10]
 
@@ -593,7 +610,7 @@ def test_finished_messages_keep_their_history_for_keep_history_s(db_path: Path) 
         broker = new_broker()
         broker.publish("q", b"a")
         broker.ack(*lease_one(broker), "h1")
-        store = SQLiteStore(db_path, keep_history_s=60, clock=lambda: now[0])
+        store = target.store(keep_history_s=60, clock=lambda: now[0])
         async with opened(store):
             await store.write(broker.take_effects().changes)
             assert await store.compact(100) == 0

@@ -1,0 +1,23 @@
+"""The one place that picks the store for a `--db` value (urls.py says which kind it is)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from mq.storage.base import Store, StoreRefused
+from mq.storage.urls import is_postgres
+
+
+def make_store(db: str, sync: str, keep_history_s: float, clock: Callable[[], float]) -> Store:
+    """The store for `db`. asyncpg is imported only for a Postgres URL, so an SQLite broker
+    needs nothing of it; without it, a Postgres URL is refused saying how to get it."""
+    if not is_postgres(db):
+        from mq.storage.sqlite import SQLiteStore
+        return SQLiteStore(db, sync, keep_history_s, clock)
+    try:
+        from mq.storage.postgres import PostgresStore
+    except ModuleNotFoundError as e:
+        raise StoreRefused(f"a Postgres log needs asyncpg ({e}); install it with "
+                           "pip install 'mq[postgres]'") from None
+    return PostgresStore(db, sync, keep_history_s, clock)
+

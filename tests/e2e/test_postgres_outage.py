@@ -1,0 +1,60 @@
+"""The Postgres server itself killed (kill -9 of the postmaster and every backend) while a
+producer publishes with confirmations: requests meanwhile get STORE_UNAVAILABLE and are not
+confirmed; once the server is restarted the same broker process, never restarted, confirms
+again; and every message it ever confirmed is in the log, none twice."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from mq_client import AsyncClient
+from mq_client.errors import StoreUnavailable
+
+from tests.harness import BrokerProcess
+from tests.pg import PgServer
+
+BEFORE, AFTER = 300, 300  # confirmed publishes before the kill and after the restart
+MAX_ATTEMPTS = 20_000  # bounds the loop whatever happens
+BACK_WITHIN_S = 30.0
+
+
+def test_a_killed_database_is_survived_without_a_broker_restart(pg_server: PgServer,
+                                                                pg_url: str) -> None:
+    confirmed: list[int] = []
+    refused = 0
+
+    async def publish_until(count: int, mq: AsyncClient, deadline: float) -> None:
+        nonlocal refused
+        for attempt in range(MAX_ATTEMPTS):
+            if len(confirmed) >= count or time.monotonic() > deadline:
+                return
+            try:
+                confirmed.append(await mq.publish("orders", b"order %d" % attempt))
+            except StoreUnavailable:
+                refused += 1
+                await asyncio.sleep(0.05)
+
+    async def scenario(url: str) -> list[int]:
+        async with AsyncClient.connect(url) as mq:
+            await publish_until(BEFORE, mq, time.monotonic() + BACK_WITHIN_S)
+            pg_server.kill()  # no confirmation is in flight: each publish awaits its reply
+            await publish_until(BEFORE + 1, mq, time.monotonic() + 1.0)  # refused meanwhile
+            pg_server.start()
+            await publish_until(BEFORE + AFTER, mq, time.monotonic() + BACK_WITHIN_S)
+            got: list[int] = []
+            while batch := await mq.get("orders", max=1000):
+                got += [m.msg_id for m in batch]
+                await asyncio.gather(*(mq.ack(m) for m in batch))
+            return got
+
+    with BrokerProcess(pg_url) as broker:
+        assert broker.proc is not None
+        pid = broker.proc.pid
+        stored = asyncio.run(scenario(broker.url))
+        assert broker.proc.pid == pid and broker.proc.poll() is None  # never restarted
+        assert broker.logged("cannot write the log"), "".join(broker.log)[-3000:]
+    assert refused > 0, "no publish was refused while the database was down"
+    assert len(confirmed) == BEFORE + AFTER
+    assert len(stored) == len(set(stored))
+    assert set(confirmed) <= set(stored)
