@@ -1,19 +1,19 @@
 """Python client for the mq message broker; protocol.md is the contract it speaks.
 
 `AsyncClient` for asyncio code (`async with AsyncClient.connect(url) as c:`), `Client` for
-blocking scripts (`with Client.connect(url) as c:`), `consume` for a worker loop, `Session` for
-what `hello` returns, `AckResult` for what `ack_many` returns, `PublishResult` for
-`publish_dedup`, `PeekedMessage` for `peek`, `Subscription` and `Monitor` for the push streams
-of `AsyncClient.subscribe` and `AsyncClient.monitor`, and the typed errors in
-`mq_client.errors`. `Headers` are a message's headers; `JSON` and `MSGPACK` are the optional
-serializers of bodies (mq_client.serializers). README.md has examples.
+blocking scripts (`with Client.connect(url) as c:`), `consume` for a worker loop (`Retry`
+spaces out its retries), `Session` for what `hello` returns, `AckResult` for what `ack_many`
+returns, `PublishResult` for `publish_dedup`, `PeekedMessage` for `peek`, `Subscription` and
+`Monitor` for the push streams of `AsyncClient.subscribe` and `AsyncClient.monitor`, and the
+typed errors in `mq_client.errors`. `Headers` are a message's headers; `JSON` and `MSGPACK` are
+the optional serializers of bodies (mq_client.serializers). README.md has examples.
 """
 
 from pathlib import Path
 
 from mq_client import errors
 from mq_client.aio import AsyncClient
-from mq_client.consumer import consume
+from mq_client.consumer import Retry, consume
 from mq_client.errors import ConnectionLost, Forbidden, MQError, ProtocolError, Unauthenticated
 from mq_client.message import AckFailure, AckResult, Headers, Message, PeekedMessage, PublishResult
 from mq_client.push import Monitor, Subscription
@@ -42,6 +42,7 @@ __all__ = [
     "PeekedMessage",
     "ProtocolError",
     "PublishResult",
+    "Retry",
     "Serializer",
     "Session",
     "Subscription",

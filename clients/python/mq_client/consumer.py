@@ -1,9 +1,14 @@
 """A consumer loop: lease, handle, ack or nack, repeat.
 
 Each of `concurrency` workers long-polls `get` for up to `prefetch` messages, runs the handler
-on each in turn, nacks a message at once when its handler raises (the error is logged), and acks
-the ones that succeeded when the batch is done: with one `ack` for a single message, with one
-batch `ack` for several. A message is acked only after its handler succeeded. A budget shared by
+on each in turn, nacks a message at once when its handler raises, and acks the ones that
+succeeded when the batch is done: with one `ack` for a single message, with one batch `ack` for
+several. A failure is one log line (the traceback only at debug level), and its nack carries the
+exception's text (kept with the message: `peek`, `explain`, `history`) and a retry delay that
+grows with the message's deliveries (`Retry`: exponential backoff with jitter), so a job that
+keeps failing does not spin. While a batch is being handled, a background task extends the
+leases of its messages not yet settled (`touch`, every third of the lease), so a long handler
+keeps its message. A message is acked only after its handler succeeded. A budget shared by
 the workers is claimed *before* each `get`, so with `max_messages` no worker leases a message it
 may not handle (a leased but unhandled message would sit invisible until its lease expired).
 
@@ -19,8 +24,9 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
+import random
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from mq_client.aio import AsyncClient
 from mq_client.errors import LeaseLost, MQError, NotYourLease
@@ -31,6 +37,46 @@ log = logging.getLogger(__name__)
 
 Handler = Callable[[Message], Awaitable[object]] | Callable[[Message], object]
 """An `async def` or plain function taking a `Message`; its return value is ignored."""
+
+MAX_ERROR_BYTES = 4096
+"""The longest `nack` error the broker takes (protocol.md section 7); longer texts are cut."""
+FIRST_TOUCH_S = 1.0
+"""Without a `lease_s`, when a handled message's lease is first extended, in seconds (the
+queue's lease is not known before; `touch` answers it, and the next ones come at a third)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Retry:
+    """How long a message whose handler failed waits before it is delivered again.
+
+    After delivery n the delay is `min(cap_s, first_s * 2**(n-1))` seconds, less a random part
+    of up to `jitter` of it (0: exact, 1: anywhere from 0 to the full delay), so messages that
+    failed together do not all come back at the same instant.
+    """
+
+    first_s: float = 1.0
+    cap_s: float = 300.0
+    jitter: float = 0.5
+    random: Callable[[], float] = field(default=random.random, compare=False, repr=False)
+    """Uniform in [0, 1); injectable for tests."""
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.first_s <= self.cap_s:
+            raise ValueError(f"need 0 <= first_s <= cap_s, got first_s={self.first_s}, cap_s={self.cap_s}")
+        if not 0 <= self.jitter <= 1:
+            raise ValueError(f"jitter must be 0..1, got {self.jitter}")
+
+    def delay_s(self, deliveries: int) -> float:
+        """The delay, in seconds, after a message's `deliveries`-th delivery failed."""
+        full = min(self.cap_s, self.first_s * 2.0 ** min(max(deliveries - 1, 0), 64))
+        return full * (1 - self.jitter * self.random())
+
+
+def error_text(exc: BaseException) -> str:
+    """What a nack says about `exc`: its type and message, cut to `MAX_ERROR_BYTES` of UTF-8."""
+    text = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+    return text.encode()[:MAX_ERROR_BYTES].decode(errors="ignore")
+
 
 @dataclass(slots=True)
 class _Budget:
@@ -63,6 +109,7 @@ async def consume(
     wait_s: float = 5.0,
     max_messages: int | None = None,
     stop: asyncio.Event | None = None,
+    retry: Retry | None = Retry(),  # frozen: one shared default is safe
 ) -> int:
     """Handle messages of `queue` until `max_messages` are handled or `stop` is set.
 
@@ -75,9 +122,10 @@ async def consume(
     runs in a worker thread (`asyncio.to_thread`) so it cannot block the loop. When `stop` is
     set, each worker finishes the message it is handling, acks its batch so far, and returns
     within about `wait_s` seconds (its long-poll); messages it leased but has not started are
-    given back unhandled with `nack`. Client errors (`ConnectionLost`, `ShuttingDown`, ...)
-    stop every worker and are raised, unless the client reconnects: then the failed call is
-    tried again once it has.
+    given back unhandled with `nack`. A message whose handler raised is nacked with the
+    exception's text and, with `retry`, a delay (None: ready again at once). Client errors
+    (`ConnectionLost`, `ShuttingDown`, ...) stop every worker and are raised, unless the client
+    reconnects: then the failed call is tried again once it has.
     """
     if concurrency < 1:
         raise ValueError(f"concurrency must be at least 1, got {concurrency}")
@@ -102,7 +150,7 @@ async def consume(
                 budget.release(claimed)
                 raise
             budget.release(claimed - len(msgs))
-            await _handle_batch(client, handler, msgs, stopping, budget)
+            await _handle_batch(client, handler, msgs, stopping, budget, _Settings(lease_s, retry))
 
     tasks = [asyncio.create_task(worker(), name=f"mq-consume-{queue}-{i}") for i in range(concurrency)]
     try:
@@ -115,31 +163,50 @@ async def consume(
     return budget.handled
 
 
-async def _handle_batch(
-    client: AsyncClient, handler: Handler, msgs: list[Message], stopping: asyncio.Event, budget: _Budget
+@dataclass(frozen=True, slots=True)
+class _Settings:
+    lease_s: float | None
+    retry: Retry | None
+
+
+async def _handle_batch(  # noqa: PLR0917  # the worker's state, passed down once per batch
+    client: AsyncClient,
+    handler: Handler,
+    msgs: list[Message],
+    stopping: asyncio.Event,
+    budget: _Budget,
+    settings: _Settings,
 ) -> None:
     """Handle `msgs` in order, nack each failure at once, then ack the successes together."""
-    succeeded: list[Message] = []
-    for i, msg in enumerate(msgs):
-        if stopping.is_set():
-            unhandled = msgs[i:]
-            budget.release(len(unhandled))
-            for m in unhandled:
-                await _settle(client, client.nack, m)
-            break
-        if await _run(handler, msg):
-            succeeded.append(msg)
-        else:
-            await _settle(client, client.nack, msg)
-        budget.handled += 1
-    if len(succeeded) == 1:
-        await _settle(client, client.ack, succeeded[0])
-    elif succeeded:
-        await _ack_many(client, succeeded)
+    keeper = _LeaseKeeper(client, settings.lease_s, msgs)
+    touching = asyncio.create_task(keeper.run(), name="mq-consume-touch")
+    try:
+        succeeded: list[Message] = []
+        for i, msg in enumerate(msgs):
+            if stopping.is_set():
+                unhandled = msgs[i:]
+                budget.release(len(unhandled))
+                for m in unhandled:
+                    await _settle(client, "nack", client.nack, m)
+                break
+            error = await _run(handler, msg)
+            if error is None:
+                succeeded.append(msg)
+            else:
+                await _give_back(client, msg, error, settings.retry)
+                keeper.settled(msg)
+            budget.handled += 1
+        if len(succeeded) == 1:
+            await _settle(client, "ack", client.ack, succeeded[0])
+        elif succeeded:
+            await _ack_many(client, succeeded)
+    finally:
+        touching.cancel()
+        await asyncio.gather(touching, return_exceptions=True)
 
 
-async def _run(handler: Handler, msg: Message) -> bool:
-    """Run the handler on `msg`; False (and the error logged) if it raised."""
+async def _run(handler: Handler, msg: Message) -> Exception | None:
+    """Run the handler on `msg`; what it raised, or None."""
     try:
         if inspect.iscoroutinefunction(handler):
             await handler(msg)
@@ -147,15 +214,54 @@ async def _run(handler: Handler, msg: Message) -> bool:
             result = await asyncio.to_thread(handler, msg)
             if inspect.isawaitable(result):  # e.g. a callable object with an async __call__
                 await result
-    except Exception:
-        log.exception(
-            "handler failed on message %d (receipt %s) of queue %r; nacking it",
-            msg.msg_id,
-            msg.receipt,
-            msg.queue,
-        )
-        return False
-    return True
+    except Exception as exc:
+        return exc
+    return None
+
+
+async def _give_back(client: AsyncClient, msg: Message, error: Exception, retry: Retry | None) -> None:
+    """Nack a message whose handler raised `error`, saying why, after one line of log."""
+    delay_s = retry.delay_s(msg.deliveries) if retry is not None else None
+    text = error_text(error)
+    when = f"in {delay_s:.1f} s" if delay_s else "now"
+    log.error("handler failed on message %d (receipt %s, delivery %d) of queue %r: %s; it is delivered again %s",
+              msg.msg_id, msg.receipt, msg.deliveries, msg.queue, text, when)
+    log.debug("traceback of the failure on message %d", msg.msg_id, exc_info=error)
+
+    def nack(m: Message) -> Awaitable[None]:
+        return client.nack(m, delay_s=delay_s, error=text)
+
+    await _settle(client, "nack", nack, msg)
+
+
+class _LeaseKeeper:
+    """Extends the leases of a batch's messages until they are settled, a third of a lease ahead."""
+
+    def __init__(self, client: AsyncClient, lease_s: float | None, msgs: list[Message]) -> None:
+        self._client = client
+        self._lease_s = lease_s
+        self._live = {m.receipt: m for m in msgs}
+
+    def settled(self, msg: Message) -> None:
+        self._live.pop(msg.receipt, None)
+
+    async def run(self) -> None:
+        interval_s = self._lease_s / 3 if self._lease_s is not None else FIRST_TOUCH_S
+        while self._live:
+            await asyncio.sleep(interval_s)
+            live = list(self._live.values())
+            answers = await asyncio.gather(*(self._client.touch(m, self._lease_s) for m in live),
+                                           return_exceptions=True)
+            leases_s = [a for a in answers if isinstance(a, float)]
+            for msg, answer in zip(live, answers, strict=True):
+                if isinstance(answer, BaseException):
+                    # Lost: it went (or goes) to someone else; anything else: try at the next round.
+                    log.warning("could not extend the lease of message %d (receipt %s): %s",
+                                msg.msg_id, msg.receipt, answer)
+                    if isinstance(answer, LeaseLost | NotYourLease):
+                        self.settled(msg)
+            if leases_s:
+                interval_s = min(leases_s) / 3
 
 
 def _recoverable(client: AsyncClient, exc: MQError) -> bool:
@@ -163,13 +269,14 @@ def _recoverable(client: AsyncClient, exc: MQError) -> bool:
     return exc.fatal and client.will_reconnect
 
 
-async def _settle(client: AsyncClient, settle: Callable[[Message], Awaitable[None]], msg: Message) -> None:
-    """`settle` (ack or nack) the message, again after each reconnect if the connection drops.
+async def _settle(
+    client: AsyncClient, what: str, settle: Callable[[Message], Awaitable[None]], msg: Message
+) -> None:
+    """`settle` (`what`: ack or nack) the message, again after each reconnect if the connection drops.
 
     A lost lease is the broker saying the message went (or will go) to someone else: at-least-
     once delivery covers it, so it must not stop the consumer. Anything else propagates.
     """
-    what = settle.__name__
     while True:
         try:
             await settle(msg)

@@ -68,7 +68,7 @@ class StubClient:
         self.acked.extend(r for r in batch if r not in self.ack_failures)
         return AckResult(len(batch) - len(failed), failed)
 
-    async def nack(self, receipt: ReceiptLike, delay_s: float | None = None) -> None:
+    async def nack(self, receipt: ReceiptLike, delay_s: float | None = None, error: str | None = None) -> None:
         await asyncio.sleep(0)
         self.nacked.append(_receipt(receipt))
 
