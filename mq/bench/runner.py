@@ -24,6 +24,7 @@ from typing import Any, TextIO
 
 from mq_client import AsyncClient
 from mq_client.errors import MQError
+from mq_client.url import parse_url
 
 from mq.bench.broker import BrokerMonitor, LocalBroker
 from mq.bench.floor import run_floor
@@ -99,7 +100,7 @@ def _run(opts: BenchOptions, url: str, pid: int | None, started: bool,
         if monitor is not None:
             monitor.stop()
     broker: dict[str, Any] = {
-        "url": url, "started_by_bench": started, "pid": pid,
+        "url": str(parse_url(url)), "started_by_bench": started, "pid": pid,  # no secret
         "sync": after.sync or before.sync or (opts.sync if started else None),
         "cpu_s": monitor.cpu_s if monitor else None,
         "rss_start_mb": monitor.rss_start_bytes / MB if monitor else None,
