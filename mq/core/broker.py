@@ -32,10 +32,11 @@ it. Everything a client names in Unix time or the log keeps runs on `clock`: tim
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from operator import attrgetter
 
 from mq.core.admin import Admin
+from mq.core.backlog import Backlog
 from mq.core.events import (
     Acked,
     Appended,
@@ -61,11 +62,13 @@ class Broker(Admin):
 
     def restore(self, settings: dict[str, QueueSettings], messages: Iterable[Message],
                 next_id: int, bindings: Iterable[tuple[str, str]] = (),
-                finished: Iterable[Message] = ()) -> None:
+                finished: Iterable[Message] = (),
+                plain: Mapping[str, Backlog] | None = None) -> None:
         """Load state rebuilt from the log. Leases are void after a restart: callers pass
         formerly leased messages as READY. `finished` messages (acked or removed, still in the
-        log) only bring back their dedup ids. Queues are loaded in bulk: a restart restores
-        millions of messages at once."""
+        log) only bring back their dedup ids. `plain`: queue -> its plain messages never
+        leased, compactly (backlog.py). Queues are loaded in bulk: a restart restores millions
+        of messages at once."""
         now = self.clock()
         for name, s in settings.items():
             self._queues[name] = Queue(name, s, self._messages, self._holds)
@@ -85,6 +88,9 @@ class Broker(Admin):
                     q.add(msg)
             else:
                 q.load(queued)
+        for name, backlog in (plain or {}).items():
+            self._queue(name).load_plain(backlog)
+        for name, q in self._queues.items():
             if q.ready:
                 self._woken.add(name)
         for msg in remembered:  # remembered by the queue it was published to
@@ -114,6 +120,9 @@ class Broker(Admin):
             if earlier is not None:
                 q.counters.deduplicated += 1
                 return Published(earlier, True)
+        elif (key is None and not priority and delay_s <= 0 and ttl_s is None
+              and q.accepts_plain):
+            return self._publish_plain(q, body, now, body_of)
         msg = Message(self._next_id, queue, body, key, now, priority=priority,
                       expires_at=None if ttl_s is None else now + ttl_s, dedup_id=dedup_id)
         self._next_id += 1
@@ -131,6 +140,19 @@ class Broker(Admin):
         else:
             self._due.schedule(queue, min(msg.ready_at, now + q.settings.retention_s))
         return Published(msg.id, False)
+
+    def _publish_plain(self, q: Queue, body: bytes, now: float, body_of: int | None
+                       ) -> Published:
+        """A message without options: it waits in the queue's compact backlog (backlog.py);
+        the log gets a full one."""
+        msg_id = self._next_id
+        self._next_id += 1
+        q.add_plain(msg_id, now, body)
+        q.counters.published += 1
+        self._pending.append(Appended(Message(msg_id, q.name, body, None, now), body_of))
+        self._woken.add(q.name)
+        self._due.schedule(q.name, now + q.settings.retention_s)
+        return Published(msg_id, False)
 
     def publish_to_topic(self, topic: str, body: bytes, key: str | None = None,
                          priority: int = 0, delay_s: float = 0.0, ttl_s: float | None = None,
@@ -227,6 +249,8 @@ class Broker(Admin):
         """The message under lease `msg_id.delivery` held by `holder`, or the reason why not."""
         msg = self._messages.get(msg_id)
         # The receipt is spelled out only in an error: acks that succeed never need it.
+        if msg is None:
+            msg = self._find_plain(msg_id)
         if msg is None:
             raise MQError(Code.LEASE_LOST, f"lease {msg_id}.{delivery} is no longer held: "
                           f"message {msg_id} was acked or removed")
@@ -383,7 +407,7 @@ class Broker(Admin):
     def _apply_retention(self, q: Queue, now: float) -> None:
         horizon = now - q.settings.retention_s
         for _ in range(RETENTION_BATCH):
-            msg = q.timers.oldest()
+            msg = q.oldest()
             if msg is None or msg.published_at > horizon:
                 break
             self._remove(q, msg, Removed(msg.id, now, "retention", q.name))

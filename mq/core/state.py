@@ -85,6 +85,15 @@ class BrokerState:
             q = self._queues[name] = Queue(name, self._defaults, self._messages, self._holds)
         return q
 
+    def _find_plain(self, msg_id: int) -> Message | None:
+        """A copy of `msg_id` if it waits in a queue's backlog of plain messages (queue.py),
+        to describe it; None if it is in none. Costs a search of each queue's backlog."""
+        for q in self._queues.values():
+            msg = q.find_plain(msg_id)
+            if msg is not None:
+                return msg
+        return None
+
     def _remove(self, q: Queue, msg: Message, change: Change) -> None:
         q.remove(msg)  # from the broker's table too
         self._pending.append(change)

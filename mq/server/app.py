@@ -82,7 +82,7 @@ class BrokerServer:
         loop = asyncio.get_running_loop()
         try:
             self.core.restore(recovered.settings, recovered.messages, recovered.next_id,
-                              recovered.bindings, recovered.finished_dedup)
+                              recovered.bindings, recovered.finished_dedup, recovered.plain)
             tune_gc()
             async with asyncio.TaskGroup() as tasks:
                 self._tasks = tasks
@@ -94,7 +94,8 @@ class BrokerServer:
                 self.port = self._server.sockets[0].getsockname()[1]
                 log.info("mq %s listening on %s:%d db=%s messages=%d %s", __version__,
                          self.config.host, self.port, self.config.db_path,
-                         len(recovered.messages), self.config.describe())
+                         len(recovered.messages) + sum(map(len, recovered.plain.values())),
+                         self.config.describe())
                 if on_ready is not None:
                     on_ready(self)
                 await self._stop.wait()

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from mq.core.backlog import Backlog
 from mq.core.events import Change
 from mq.core.model import Message, QueueSettings
 
@@ -19,6 +20,8 @@ class Recovered:
     next_id: int = 1
     bindings: list[tuple[str, str]] = field(default_factory=list)  # (topic, queue)
     finished_dedup: list[Message] = field(default_factory=list)  # finished, with a dedup id
+    # queue -> its plain messages never touched since their publish (not in `messages`)
+    plain: dict[str, Backlog] = field(default_factory=dict)
 
 
 class Store(Protocol):

@@ -270,13 +270,14 @@ class SQLiteStore:
             self._finished.add(at, (msg_id,))
         self._body_of = fold.body_of
         self._dependents = Counter(fold.body_of.values())
-        live = fold.live()
+        live, plain = fold.live(), fold.plain()
         log.info("recovered %d messages in %d queues from %s (%d finished awaiting compaction)",
-                 len(live), len({m.queue for m in live} | set(settings)), self.path,
+                 len(live) + sum(map(len, plain.values())),
+                 len({m.queue for m in live} | set(plain) | set(settings)), self.path,
                  len(fold.finished))
         next_id = max(fold.max_id, await self._scalar(
             "SELECT value FROM meta WHERE name = 'max_msg_id'")) + 1
-        return Recovered(settings, live, next_id, bindings, fold.finished_dedup())
+        return Recovered(settings, live, next_id, bindings, fold.finished_dedup(), plain)
 
     async def _read(self, sql: str, fold: Callable[[list[tuple[Any, ...]]], None]) -> None:
         """Hand the rows of `sql` to `fold` in chunks (a million rows fetched at once would

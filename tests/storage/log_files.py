@@ -52,8 +52,17 @@ async def reopen(path: Path) -> Recovered:
         return recovered
 
 
+def every_message(recovered: Recovered) -> list[Message]:
+    """Every recovered message as a full one, in id order: those recovered whole and those of
+    the queues' compact backlogs of plain messages."""
+    plain = [m for queue, backlog in recovered.plain.items()
+             for m in map(lambda i: backlog.view(i, queue), range(1, recovered.next_id))
+             if m is not None]
+    return sorted([*recovered.messages, *plain], key=lambda m: m.id)
+
+
 def by_id(recovered: Recovered) -> dict[int, Message]:
-    return {m.id: m for m in recovered.messages}
+    return {m.id: m for m in every_message(recovered)}
 
 
 def lease_one(broker: Broker, holder: str = "h1", lease_s: float | None = None

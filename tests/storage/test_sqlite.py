@@ -22,6 +22,7 @@ from mq.storage.sqlite import MAX_ROWS_PER_STATEMENT, SQLiteStore
 from tests.storage.log_files import (
     AFTER_ALL,
     T0,
+    every_message,
     lease_one,
     new_broker,
     opened,
@@ -37,7 +38,7 @@ def test_fresh_file_recovers_nothing_and_starts_ids_at_one(db_path: Path) -> Non
     """A new log is empty: no queues, no messages, next_id 1."""
     recovered = asyncio.run(reopen(db_path))
     assert recovered.settings == {}
-    assert recovered.messages == []
+    assert every_message(recovered) == []
     assert recovered.next_id == 1
     assert db_path.exists()
 
@@ -57,15 +58,16 @@ def test_unacked_messages_come_back_ready_with_deliveries_kept(db_path: Path) ->
     asyncio.run(write_once(db_path, broker))
 
     recovered = asyncio.run(reopen(db_path))
-    assert [(m.id, m.queue, m.body, m.deliveries) for m in recovered.messages] == [
+    assert [(m.id, m.queue, m.body, m.deliveries) for m in every_message(recovered)] == [
         (1, "q", b"a", 1), (2, "q", b"b", 2), (3, "q", b"c", 0),
     ]
-    assert all(m.state is State.READY for m in recovered.messages)
+    assert all(m.state is State.READY for m in every_message(recovered))
     assert recovered.next_id == 4
 
     restarted = new_broker(clock)
-    restarted.restore(recovered.settings, recovered.messages, recovered.next_id)
-    assert all("holder" not in restarted.explain(m.id) for m in recovered.messages)
+    restarted.restore(recovered.settings, recovered.messages, recovered.next_id,
+                      plain=recovered.plain)
+    assert all("holder" not in restarted.explain(m.id) for m in every_message(recovered))
     got = restarted.lease("q", "h3", max_count=3)
     assert [(d.msg_id, d.delivery) for d in got] == [(1, 2), (2, 3), (3, 1)]  # never reused
 
@@ -85,7 +87,7 @@ def test_acked_and_dropped_messages_do_not_come_back(db_path: Path) -> None:
     asyncio.run(write_once(db_path, broker))
 
     recovered = asyncio.run(reopen(db_path))
-    assert [(m.id, m.body) for m in recovered.messages] == [(2, b"kept")]
+    assert [(m.id, m.body) for m in every_message(recovered)] == [(2, b"kept")]
     assert recovered.next_id == 4
 
 
@@ -108,7 +110,8 @@ def test_changes_written_in_several_commits_fold_in_order(db_path: Path) -> None
 
     asyncio.run(scenario())
     recovered = asyncio.run(reopen(db_path))
-    assert [(m.id, m.deliveries, m.state) for m in recovered.messages] == [(2, 1, State.READY)]
+    assert [(m.id, m.deliveries, m.state) for m in every_message(recovered)] == [
+        (2, 1, State.READY)]
 
 
 def test_running_nack_delay_comes_back_delayed(db_path: Path) -> None:
@@ -121,11 +124,12 @@ def test_running_nack_delay_comes_back_delayed(db_path: Path) -> None:
     asyncio.run(write_once(db_path, broker))
 
     recovered = asyncio.run(reopen(db_path))
-    [msg] = recovered.messages
+    [msg] = every_message(recovered)
     assert (msg.state, msg.ready_at, msg.deliveries) == (State.DELAYED, T0 + 60, 1)
 
     restarted = new_broker(clock)
-    restarted.restore(recovered.settings, recovered.messages, recovered.next_id)
+    restarted.restore(recovered.settings, recovered.messages, recovered.next_id,
+                      plain=recovered.plain)
     clock.advance(30)
     restarted.tick()
     assert restarted.lease("q", "h2") == []
@@ -145,10 +149,11 @@ def test_nack_without_delay_comes_back_ready_in_its_place(db_path: Path) -> None
     asyncio.run(write_once(db_path, broker))
 
     recovered = asyncio.run(reopen(db_path))
-    assert [(m.id, m.state, m.deliveries) for m in recovered.messages] == [
+    assert [(m.id, m.state, m.deliveries) for m in every_message(recovered)] == [
         (1, State.READY, 1), (2, State.READY, 0)]
     restarted = new_broker(clock)
-    restarted.restore(recovered.settings, recovered.messages, recovered.next_id)
+    restarted.restore(recovered.settings, recovered.messages, recovered.next_id,
+                      plain=recovered.plain)
     assert lease_one(restarted, "h2") == (1, 2)
 
 
@@ -163,7 +168,7 @@ def test_a_later_lease_ends_an_earlier_nack_delay(db_path: Path) -> None:
     assert lease_one(broker) == (1, 2)
     asyncio.run(write_once(db_path, broker))
 
-    [msg] = asyncio.run(reopen(db_path)).messages
+    [msg] = every_message(asyncio.run(reopen(db_path)))
     assert (msg.state, msg.deliveries) == (State.READY, 2)
 
 
@@ -180,9 +185,10 @@ def test_declared_settings_survive_and_the_last_declare_wins(db_path: Path) -> N
         "orders": QueueSettings(retention_s=60, lease_s=9),
         "empty": QueueSettings(retention_s=7_200, lease_s=30),
     }
-    assert recovered.messages == []
+    assert every_message(recovered) == []
     restarted = new_broker()
-    restarted.restore(recovered.settings, recovered.messages, recovered.next_id)
+    restarted.restore(recovered.settings, recovered.messages, recovered.next_id,
+                      plain=recovered.plain)
     assert restarted.queue_names() == ["empty", "orders"]
     restarted.publish("orders", b"x")
     [msg] = restarted.lease("orders", "h1")
@@ -207,10 +213,11 @@ def test_next_id_continues_after_everything_was_acked_and_compacted(db_path: Pat
     asyncio.run(scenario())
     assert rows(db_path, "SELECT COUNT(*) FROM log") == [(0,)]
     recovered = asyncio.run(reopen(db_path))
-    assert recovered.messages == []
+    assert every_message(recovered) == []
     assert recovered.next_id == 4
     restarted = new_broker()
-    restarted.restore(recovered.settings, recovered.messages, recovered.next_id)
+    restarted.restore(recovered.settings, recovered.messages, recovered.next_id,
+                      plain=recovered.plain)
     assert restarted.publish("q", b"new").msg_id == 4
 
 
@@ -219,10 +226,11 @@ def test_ids_keep_ascending_across_several_restarts(db_path: Path) -> None:
     for expected in ([1, 2], [3, 4]):
         recovered = asyncio.run(reopen(db_path))
         broker = new_broker()
-        broker.restore(recovered.settings, recovered.messages, recovered.next_id)
+        broker.restore(recovered.settings, recovered.messages, recovered.next_id,
+                      plain=recovered.plain)
         assert [broker.publish("q", b"x").msg_id, broker.publish("q", b"y").msg_id] == expected
         asyncio.run(write_once(db_path, broker))
-    assert [m.id for m in asyncio.run(reopen(db_path)).messages] == [1, 2, 3, 4]
+    assert [m.id for m in every_message(asyncio.run(reopen(db_path)))] == [1, 2, 3, 4]
 
 
 def test_a_batch_larger_than_one_statement_is_written_whole(db_path: Path) -> None:
@@ -235,8 +243,8 @@ def test_a_batch_larger_than_one_statement_is_written_whole(db_path: Path) -> No
     asyncio.run(write_once(db_path, broker))
 
     recovered = asyncio.run(reopen(db_path))
-    assert [m.id for m in recovered.messages] == list(range(1, n + 1))
-    assert recovered.messages[-1].body == b"%d" % (n - 1)
+    assert [m.id for m in every_message(recovered)] == list(range(1, n + 1))
+    assert every_message(recovered)[-1].body == b"%d" % (n - 1)
     assert recovered.next_id == n + 1
 
 
@@ -274,7 +282,7 @@ def test_compact_deletes_finished_messages_in_bounded_chunks(db_path: Path) -> N
 
     asyncio.run(scenario())
     assert rows(db_path, "SELECT msg_id, kind FROM log ORDER BY seq") == [(6, 0), (6, 1)]
-    assert [(m.id, m.deliveries) for m in asyncio.run(reopen(db_path)).messages] == [(6, 1)]
+    assert [(m.id, m.deliveries) for m in every_message(asyncio.run(reopen(db_path)))] == [(6, 1)]
 
 
 def test_finished_messages_not_yet_compacted_are_compacted_after_reopen(db_path: Path) -> None:
@@ -317,10 +325,10 @@ def test_bodies_and_keys_round_trip_exactly(db_path: Path) -> None:
     asyncio.run(write_once(db_path, broker))
 
     recovered = asyncio.run(reopen(db_path))
-    got = [(m.body, m.key) for m in recovered.messages]
+    got = [(m.body, m.key) for m in every_message(recovered)]
     assert got == sent
-    assert all(type(m.body) is bytes for m in recovered.messages)
-    assert [m.published_at for m in recovered.messages] == [
+    assert all(type(m.body) is bytes for m in every_message(recovered))
+    assert [m.published_at for m in every_message(recovered)] == [
         T0 + 0.123456 + 0.25 * i for i in range(4)]
 
 
@@ -343,7 +351,7 @@ def test_sync_modes_open_in_wal(db_path: Path, sync: str, synchronous: int) -> N
 
     assert asyncio.run(scenario()) == ("wal", synchronous)
     assert rows(db_path, "PRAGMA journal_mode") == [("wal",)]  # persistent in the file
-    assert [m.body for m in asyncio.run(reopen(db_path)).messages] == [b"x"]
+    assert [m.body for m in every_message(asyncio.run(reopen(db_path)))] == [b"x"]
 
 
 def test_unknown_sync_mode_is_refused() -> None:
@@ -424,7 +432,7 @@ def test_group_commit_puts_requests_submitted_together_in_one_transaction(
     assert store.writes == [4]
     assert committed == [1]
     recovered = asyncio.run(reopen(db_path))
-    assert [(m.body, m.deliveries) for m in recovered.messages] == [
+    assert [(m.body, m.deliveries) for m in every_message(recovered)] == [
         (b"a", 1), (b"b", 0), (b"c", 0)]
 
 
@@ -459,7 +467,7 @@ def test_group_commit_numbers_batches_in_increasing_order(db_path: Path) -> None
     group = asyncio.run(scenario())
     assert committed == [1, 2, 3]
     assert group.stats.commits == 3
-    assert [m.id for m in asyncio.run(reopen(db_path)).messages] == [1, 2, 3]
+    assert [m.id for m in every_message(asyncio.run(reopen(db_path)))] == [1, 2, 3]
 
 
 def test_close_makes_run_return_after_committing_what_was_submitted(db_path: Path) -> None:
@@ -483,7 +491,7 @@ def test_close_makes_run_return_after_committing_what_was_submitted(db_path: Pat
 
     asyncio.run(scenario())
     assert committed == [1]
-    assert [m.body for m in asyncio.run(reopen(db_path)).messages] == [b"last words"]
+    assert [m.body for m in every_message(asyncio.run(reopen(db_path)))] == [b"last words"]
 
 
 def test_close_with_nothing_submitted_returns_without_a_commit(db_path: Path) -> None:
