@@ -54,6 +54,7 @@ class Queue:
         self._holds = holds
         self.count = 0  # messages in this queue, those in the backlog included
         self.backlog = Backlog()  # plain ready messages, not (yet) in the table
+        self._unpushed: Message | None = None  # from the backlog by peek_ready, not in _ready
         self._ready = ReadyOrder(name, messages)
         self.timers = Timers(name, messages)
         self.held_by: dict[str, set[int]] = {}  # holder -> ids of the messages it leases
@@ -101,14 +102,21 @@ class Queue:
             self.backlog = backlog  # a million entries are not copied
         self.count += len(backlog)
 
-    def _materialize(self) -> Message:
-        """Move the backlog's first message into the table as a full ready message."""
+    def _materialize(self, push: bool = True) -> Message:
+        """Move the backlog's first message into the table as a full ready message, and into
+        the ready order unless `push` is False (peek_ready: it is about to be taken)."""
         msg = self.backlog.take_first(self.name)
         self.messages[msg.id] = msg
         self.timers.added(msg, self.count)
-        if self._ready.push(msg, self.count):
+        if push and self._ready.push(msg, self.count):
             self._ready.rebuild(m for m in self.timers.live() if m.state is State.READY)
         return msg
+
+    def _settle(self) -> None:
+        """A message peek_ready took from the backlog but nobody took joins the ready order."""
+        msg, self._unpushed = self._unpushed, None
+        if msg is not None and msg.state is State.READY and self._ready.push(msg, self.count):
+            self._ready.rebuild(m for m in self.timers.live() if m.state is State.READY)
 
     def find_plain(self, msg_id: int) -> Message | None:
         """A copy of plain message `msg_id` of the backlog, to describe it; None if not there."""
@@ -141,6 +149,7 @@ class Queue:
     def live(self) -> Iterator[Message]:
         """Every message of this queue, each once, oldest first (by id); the backlog is moved
         into the table first."""
+        self._settle()
         while self.backlog:
             self._materialize()
         return self.timers.live()
@@ -228,11 +237,15 @@ class Queue:
         if group is not None and group.members:
             return group.pick(group.member_for(holder),
                               lambda key: self._busy_elsewhere(key, holder))
+        if self._unpushed is not None:
+            self._settle()
         top = self._ready.top()
         backlog = self.backlog
         # The backlog's messages have priority 0 and come in id order within that level.
         if backlog and (top is None or (top.priority == 0 and backlog.first_id < top.id)):
-            return self._materialize()  # now the top of the ready order, for `take`
+            # Leased next, most likely: into the ready order only if it is not (_settle).
+            msg = self._unpushed = self._materialize(push=False)
+            return msg
         return top
 
     def take(self, msg: Message) -> None:
@@ -240,11 +253,14 @@ class Queue:
         group = self.group
         if group is not None and group.members:
             group.take(msg)
+        elif msg is self._unpushed:
+            self._unpushed = None
         else:
             self._ready.pop(msg)
 
     def ready_in_order(self, limit: int) -> list[Message]:
         """Up to `limit` ready messages in the order they would be leased (ignoring groups)."""
+        self._settle()
         for _ in range(min(limit, len(self.backlog))):
             self._materialize()  # those that may be among the first `limit`
         return self._ready.first(limit)
