@@ -53,6 +53,8 @@ from mq.core.queue import Queue
 from mq.errors import Code, MQError
 
 _by_id = attrgetter("id")
+READ_BATCH = 1_000  # bodies asked for at most at once, when a lease finds them in the log only
+READ_BATCH_BYTES = 1 << 20  # ... and their bytes
 RETENTION_BATCH = 1_000  # messages removed per queue per tick, so one tick stays short
 MESSAGE_OVERHEAD_BYTES = 128  # the fields around a body in a reply, counted against max_bytes
 
@@ -71,7 +73,7 @@ class Broker(Admin):
         of messages at once."""
         now = self.clock()
         for name, s in settings.items():
-            self._queues[name] = Queue(name, s, self._messages, self._holds)
+            self._queues[name] = Queue(name, s, self._messages, self._holds, self._body_memory)
         by_queue: dict[str, list[Message]] = {}
         remembered = [m for m in finished if m.dedup_id is not None]
         for msg in messages:
@@ -193,13 +195,18 @@ class Broker(Admin):
             msg = q.peek_ready(holder)
             if msg is None:
                 break
+            body = msg.body
+            if isinstance(body, int):  # in the log only: the server reads it, then wakes us
+                self._wanted[queue] = [msg.id, *q.backlog.in_log(READ_BATCH - 1,
+                                                                 READ_BATCH_BYTES - body)]
+                break
             if msg.expires_at is not None and msg.expires_at <= now:
                 q.take(msg)
                 self._remove(q, msg, Removed(msg.id, now, "ttl", q.name))
                 q.counters.ttl_expired += 1
                 continue
             if budget is not None:
-                budget -= len(msg.body) + MESSAGE_OVERHEAD_BYTES
+                budget -= len(body) + MESSAGE_OVERHEAD_BYTES
                 if budget < 0 and leased:
                     break
             q.take(msg)
@@ -207,11 +214,45 @@ class Broker(Admin):
             delivery = msg.deliveries = msg.deliveries + 1
             q.lease_until(msg, deadline)
             self._pending.append(Leased(msg.id, delivery, holder, now, queue))
-            leased.append(Delivery(msg.id, delivery, queue, msg.body, msg.key, msg.published_at,
+            leased.append(Delivery(msg.id, delivery, queue, body, msg.key, msg.published_at,
                                    msg.priority))
         if leased:
             self._lease_due.schedule(queue, deadline)
         return leased
+
+    # --- bodies kept in the log only ---------------------------------------------------------
+
+    def take_wanted(self) -> dict[str, list[int]]:
+        """Queue -> ids of messages whose bodies are in the log only and which a lease stopped
+        at since the last call: read them (`fill_bodies`) and the queue can go on."""
+        wanted, self._wanted = self._wanted, {}
+        return wanted
+
+    def wants_bodies(self, queue: str) -> bool:
+        """Whether a lease of `queue` stopped for a body in the log only (not yet asked for
+        with `take_wanted`)."""
+        return queue in self._wanted
+
+    def fill_bodies(self, bodies: dict[int, bytes]) -> None:
+        """Bodies read back from the log, by message id: each message that still waits for
+        its body keeps it (over the budget: it is about to be delivered), and its queue wakes."""
+        for msg_id, body in bodies.items():
+            msg = self._messages.get(msg_id)
+            if msg is not None:
+                if isinstance(msg.body, int):
+                    msg.body = body
+                    self._woken.add(msg.queue)
+                continue
+            for q in self._queues.values():
+                if q.backlog.fill(msg_id, body):
+                    self._woken.add(q.name)
+                    break
+
+    def body_memory(self) -> dict[str, int | None]:
+        """What STATS shows of the bodies kept in memory (those of plain queued messages)."""
+        m = self._body_memory
+        return {"bodies_in_memory": m.bodies, "body_bytes_in_memory": m.size_bytes,
+                "bodies_in_log_only": m.in_log, "max_body_memory_bytes": m.budget}
 
     def ack(self, msg_id: int, delivery: int, holder: str) -> None:
         msg = self._held(msg_id, delivery, holder)

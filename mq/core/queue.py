@@ -19,7 +19,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from mq.core.backlog import Backlog
+from mq.core.backlog import Backlog, BodyMemory
 from mq.core.group import Group
 from mq.core.model import Message, QueueSettings, State
 from mq.core.ready import ReadyOrder
@@ -43,17 +43,17 @@ class QueueCounters:
 
 class Queue:
     def __init__(self, name: str, settings: QueueSettings, messages: dict[int, Message],
-                 holds: dict[str, set[str]]) -> None:
+                 holds: dict[str, set[str]], memory: BodyMemory | None = None) -> None:
         """`messages`: the broker's table of every live message, by id. `holds`: its index of
         holder -> the queues where it holds leases. Both are shared by all its queues and kept
         up to date by each (so a holder that dies is found in the queues it holds, not by
-        walking them all)."""
+        walking them all). `memory`: the broker's count of the bodies its backlogs keep."""
         self.name = name
         self.settings = settings
         self.messages = messages
         self._holds = holds
         self.count = 0  # messages in this queue, those in the backlog included
-        self.backlog = Backlog()  # plain ready messages, not (yet) in the table
+        self.backlog = Backlog(memory=memory)  # plain ready messages, not (yet) in the table
         self._unpushed: Message | None = None  # from the backlog by peek_ready, not in _ready
         self._ready = ReadyOrder(name, messages)
         self.timers = Timers(name, messages)
@@ -99,6 +99,7 @@ class Queue:
         if self.backlog:
             self.backlog.extend(backlog)
         else:
+            backlog.count_in(self.backlog.memory)
             self.backlog = backlog  # a million entries are not copied
         self.count += len(backlog)
 

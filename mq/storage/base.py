@@ -24,9 +24,14 @@ class Recovered:
     plain: dict[str, Backlog] = field(default_factory=dict)
 
 
+MAX_BODY_READ = 1_000  # ids per read_bodies call
+
+
 class Store(Protocol):
     async def open(self) -> Recovered:
-        """Open (creating if needed) and rebuild the state. Leases are void: leased -> ready."""
+        """Open (creating if needed) and rebuild the state. Leases are void: leased -> ready.
+        Bodies of plain messages beyond the store's `max_body_memory_bytes` (in log order)
+        are recovered as their sizes (Message.body), kept in the log only."""
         ...
 
     async def write(self, changes: Sequence[Change]) -> None:
@@ -44,6 +49,13 @@ class Store(Protocol):
 
     async def compact(self, limit: int) -> int:
         """Delete up to `limit` finished (acked, dropped) messages; returns how many."""
+        ...
+
+    async def read_bodies(self, ids: Sequence[int]) -> dict[int, bytes]:
+        """The bodies of the published messages `ids` (at most MAX_BODY_READ of them), read
+        back from the log in one query, by id; a fan-out copy's is the body it shares. An id
+        whose publish is not in the log (not committed yet, or compacted) is left out. For
+        bodies the broker keeps in the log only, beyond its memory budget."""
         ...
 
     async def history(self, msg_id: int) -> list[dict[str, Any]]:

@@ -86,6 +86,8 @@ def _body(body: bytes | None) -> bytes | bytearray | int:
 
 def _appended(c: Appended) -> Values:
     m = c.message
+    # A body is left in the log only once its publish is written, never before.
+    assert not isinstance(m.body, int), "a publish carries its body"
     return (m.id, _PUBLISHED, m.published_at, m.queue,
             _body(m.body) if c.body_of is None else _T, _T if m.key is None else m.key, _N, _T,
             m.ready_at if m.state is State.DELAYED else _N, _T, m.priority,
@@ -136,14 +138,17 @@ class Fold:
     id order, not as messages: those that no later row touches become the queues' compact
     backlogs (`plain`, core/backlog.py); a later row makes its message a full one first."""
 
-    def __init__(self) -> None:
+    def __init__(self, max_body_bytes: int | None = None) -> None:
+        """`max_body_bytes`: bytes of plain bodies kept at most, in log order; the others are
+        kept as their sizes (the body stays in the log: Message.body). None: all are kept."""
+        self._room = max_body_bytes
         self.messages: dict[int, Message] = {}  # full messages (all but untouched plain ones)
         self.finished: dict[int, float] = {}  # id -> when it was acked or removed
         self.body_of: dict[int, int] = {}  # fan-out copy -> the message whose row has the body
         self._names: dict[str, str] = {}  # one str object per queue name, not one per row
         self._ids = array("q")  # plain publishes, ascending ids ...
         self._at = array("d")  # ... their publish times,
-        self._bodies: list[bytes] = []  # their bodies,
+        self._bodies: list[bytes | int] = []  # their bodies (or sizes, beyond the budget),
         self._queue = array("l")  # ... and their queue's number in _queues; -1: taken
         self._queues: list[str] = []
         self._number: dict[str, int] = {}  # queue name -> its number
@@ -159,6 +164,8 @@ class Fold:
         if not rows:
             return
         ids, ats, queues, bodies = zip(*rows, strict=True)
+        if self._room is not None:
+            bodies = self._within_budget(bodies)
         first = queues[0]
         if (ids[0] > (self._ids[-1] if self._ids else 0) and list(ids) == sorted(ids)
                 and queues.count(first) == len(queues)):
@@ -167,7 +174,7 @@ class Fold:
             self._bodies.extend(bodies)
             self._queue.extend(repeat(self._number_of(first), len(ids)))
             return
-        for msg_id, at, queue, body in rows:
+        for msg_id, at, queue, body in zip(ids, ats, queues, bodies, strict=True):
             if self._ids and msg_id <= self._ids[-1]:  # out of id order: kept whole
                 self.messages[msg_id] = Message(msg_id, self._names.setdefault(queue, queue),
                                                 body, None, at)
@@ -176,6 +183,21 @@ class Fold:
             self._at.append(at)
             self._bodies.append(body)
             self._queue.append(self._number_of(queue))
+
+    def _within_budget(self, bodies: tuple[bytes, ...]) -> tuple[bytes | int, ...]:
+        """`bodies` as kept: each while the budget has room, else its size."""
+        room = self._room
+        assert room is not None
+        kept: list[bytes | int] = []
+        for body in bodies:
+            if len(body) <= room:
+                room -= len(body)
+                kept.append(body)
+            else:
+                room = 0  # in log order: once one is left out, all later ones are
+                kept.append(len(body))
+        self._room = room
+        return tuple(kept)
 
     def _number_of(self, queue: str) -> int:
         number = self._number.get(queue)
@@ -203,7 +225,7 @@ class Fold:
         self._bodies[i] = b""
         return msg
 
-    def _body(self, msg_id: int) -> bytes | None:
+    def _body(self, msg_id: int) -> bytes | int | None:
         msg = self.messages.get(msg_id)
         if msg is not None:
             return msg.body
@@ -223,9 +245,9 @@ class Fold:
                     out[name] = Backlog(compress(self._ids, mine), compress(self._at, mine),
                                         compress(self._bodies, mine))
             return out
-        columns: dict[int, tuple[list[int], list[float], list[bytes]]] = {}
+        columns: dict[int, tuple[list[int], list[float], list[bytes | int]]] = {}
         for msg_id, at, body, number in zip(self._ids, self._at, self._bodies, numbers,
-                                                strict=True):
+                                            strict=True):
             if number >= 0:
                 mine_ = columns.get(number)
                 if mine_ is None:
@@ -241,7 +263,8 @@ class Fold:
         for (msg_id, at, queue, body, key, ready_at, priority, expires_at, dedup,
              body_of) in rows:
             if body_of is not None:
-                body = self._body(body_of) or b""
+                holder_body = self._body(body_of)
+                body = b"" if holder_body is None else holder_body
                 self.body_of[msg_id] = body_of
             msg = Message(msg_id, self._names.setdefault(queue, queue), body, key, at,
                           priority=priority or 0, expires_at=expires_at, dedup_id=dedup)
