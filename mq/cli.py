@@ -46,6 +46,9 @@ def _serve_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     p.add_argument("--keep-history-s", type=float, default=d.keep_history_s,
                    help="how long acked messages stay in the log for HISTORY before compaction "
                    "(default %(default)s)")
+    p.add_argument("--max-body-memory-bytes", type=int, default=d.max_body_memory_bytes,
+                   help="bytes of queued bodies kept in memory; beyond, bodies are read back "
+                   "from the log when delivered (0: no limit; default %(default)s)")
 
 
 def _stats_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -81,7 +84,8 @@ def _serve(args: argparse.Namespace) -> int:
                         max_frame_bytes=args.max_frame_bytes, max_line_bytes=args.max_line_bytes,
                         heartbeat_s=args.heartbeat_s, heartbeat_misses=args.heartbeat_misses,
                         grace_s=args.grace_s, poison_deaths=args.poison_deaths,
-                        default_prefetch=args.prefetch, keep_history_s=args.keep_history_s)
+                        default_prefetch=args.prefetch, keep_history_s=args.keep_history_s,
+                        max_body_memory_bytes=args.max_body_memory_bytes)
     except ValueError as e:
         print(f"mq serve: {e}", file=sys.stderr)
         return 2

@@ -17,6 +17,7 @@ from mq.core.clock import Clock
 from mq.core.model import QueueSettings
 from mq.errors import Code, MQError
 from mq.ring import HashRing
+from mq.server.bodies import BodyReader
 from mq.server.config import Config
 from mq.server.connection import Connection
 from mq.server.delivery import Delivery
@@ -52,18 +53,24 @@ class BrokerServer:
         heartbeats, grace periods, waiting GETs)."""
         self.config = config
         self.monotonic = monotonic
-        self.store = SQLiteStore(config.db_path, config.sync, config.keep_history_s, clock)
+        body_budget = config.max_body_memory_bytes or None
+        self.store = SQLiteStore(config.db_path, config.sync, config.keep_history_s, clock,
+                                 max_body_memory_bytes=body_budget)
         self.core = Broker(clock, QueueSettings(config.retention_s, config.lease_s),
                            ring_factory=lambda: HashRing(vnodes=config.ring_vnodes),
-                           poison_deaths=config.poison_deaths, monotonic=monotonic)
+                           poison_deaths=config.poison_deaths, monotonic=monotonic,
+                           max_body_memory_bytes=body_budget)
         self.sessions: Sessions[Peer] = Sessions(config.heartbeat_misses, config.grace_s)
         self.delivery: Delivery[Peer] = Delivery(self.core, config.max_frame_bytes,
                                                  config.max_waiting_gets)
-        self.state = ServerState(config, self.core, monotonic, self.sessions, self.delivery,
-                                 Monitors(), self.store.history, self.figures)
         self.group = GroupCommit(self.store, self._on_commit,
                                  max_changes=config.max_commit_changes,
                                  on_failure=self._on_failure)
+        self.bodies = BodyReader(self.core, self.store.read_bodies, self.group.wait_committed,
+                                 lambda: self.group.last_submitted, self._spawn,
+                                 lambda: self.rounds.finish())
+        self.state = ServerState(config, self.core, monotonic, self.sessions, self.delivery,
+                                 Monitors(), self.store.history, self.figures, self.bodies)
         self.rounds = Rounds(self.state, self.group, self._spawn, self._reschedule_tick)
         self._tasks: asyncio.TaskGroup | None = None
         self._tick_wake = asyncio.Event()
@@ -186,4 +193,6 @@ class BrokerServer:
             "compaction_backlog": self.store.compaction_backlog,
             "monitor_events_dropped": self.rounds.monitor_events_dropped,
             "buffered_input_bytes": self.rounds.buffered_input,
+            **self.core.body_memory(),
+            "body_reads": self.bodies.reading,
         }

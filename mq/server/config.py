@@ -45,6 +45,9 @@ class Config:
     max_log_reads: int = 16  # HISTORY reads one connection may have running at once
     max_buffered_input_bytes: int = 256 * 1024 * 1024  # unfinished frames of all clients
     max_commit_changes: int = 20_000  # changes per group commit (one round may exceed it)
+    # Bodies of queued messages kept in memory, in all; beyond, bodies stay in the log and are
+    # read back when delivered (plain messages only: no key, priority, delay, TTL, dedup id).
+    max_body_memory_bytes: int = 0  # 0: no limit
     shutdown_timeout_s: float = 10.0
 
     def __post_init__(self) -> None:
@@ -72,6 +75,8 @@ class Config:
         if min(bounds) < 1 or self.max_buffered_input_bytes < self.max_frame_bytes:
             raise ValueError("every bound must be at least 1, and max_buffered_input_bytes at "
                              "least max_frame_bytes")
+        if self.max_body_memory_bytes < 0:
+            raise ValueError("max_body_memory_bytes must be >= 0 (0: no limit)")
         if not 0 <= self.port <= 65535:
             raise ValueError("port must be 0..65535 (0 picks a free port)")
 

@@ -96,3 +96,20 @@ def test_a_group_takes_over_a_backlog_and_later_publishes(clock: FakeClock) -> N
     core.publish("q", b"after")
     assert [d.body for d in core.lease("q", "h1", max_count=10)] == [b"before", b"after"]
     assert all(m.state is State.LEASED for m in core._messages.values())
+
+
+def test_beyond_the_body_budget_a_lease_stops_and_names_the_bodies_to_read(
+        clock: FakeClock) -> None:
+    core = Broker(clock, QueueSettings(retention_s=3600, lease_s=30), max_body_memory_bytes=4)
+    for body in (b"ab", b"cd", b"ef", b"gh"):
+        core.publish("q", body)
+    assert core.body_memory() == {"bodies_in_memory": 2, "body_bytes_in_memory": 4,
+                                  "bodies_in_log_only": 2, "max_body_memory_bytes": 4}
+    assert [d.body for d in core.lease("q", "h", max_count=4)] == [b"ab", b"cd"]
+    assert core.wants_bodies("q") and core.take_wanted() == {"q": [3, 4]}
+    assert core.lease("q", "h", max_count=4) == []  # still in the log only
+    core.take_effects()
+    core.fill_bodies({3: b"ef", 4: b"gh", 99: b"gone"})
+    assert "q" in core.take_effects().woken
+    assert [d.body for d in core.lease("q", "h", max_count=4)] == [b"ef", b"gh"]
+    assert core.body_memory()["bodies_in_log_only"] == 0
