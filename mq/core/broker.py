@@ -233,20 +233,21 @@ class Broker(Admin):
         with `take_wanted`)."""
         return queue in self._wanted
 
-    def fill_bodies(self, bodies: dict[int, bytes]) -> None:
-        """Bodies read back from the log, by message id: each message that still waits for
-        its body keeps it (over the budget: it is about to be delivered), and its queue wakes."""
+    def fill_bodies(self, queue: str, bodies: dict[int, bytes]) -> None:
+        """Bodies of messages of `queue` read back from the log, by id: each message that still
+        waits for its body keeps it (over the budget: it is about to be delivered), and the
+        queue wakes. Ids no longer there, or with their bodies, are passed over."""
+        q = self._queues.get(queue)
+        if q is None:
+            return
         for msg_id, body in bodies.items():
             msg = self._messages.get(msg_id)
             if msg is not None:
-                if isinstance(msg.body, int):
+                if msg.queue == queue and isinstance(msg.body, int):
                     msg.body = body
-                    self._woken.add(msg.queue)
-                continue
-            for q in self._queues.values():
-                if q.backlog.fill(msg_id, body):
-                    self._woken.add(q.name)
-                    break
+                    self._woken.add(queue)
+            elif q.backlog.fill(msg_id, body):
+                self._woken.add(queue)
 
     def body_memory(self) -> dict[str, int | None]:
         """What STATS shows of the bodies kept in memory (those of plain queued messages)."""

@@ -90,7 +90,7 @@ class AdminHandlers:
         """PEEK once the bodies it met in the log only are read back (the messages may move
         on meanwhile: then it reads those it meets next)."""
         for _ in range(PEEK_READS):
-            await self.state.bodies.fill(in_log)
+            await self.state.bodies.fill(cmd.queue, in_log)
             msgs, in_log = self._peeked(cmd)
             if not in_log:
                 return Peeked(msgs)

@@ -52,7 +52,7 @@ class BodyReader:
 
     async def _read_for(self, queue: str, ids: list[int]) -> None:
         try:
-            await self.fill(ids)
+            await self.fill(queue, ids)
         except (sqlite3.Error, OSError) as e:
             log.warning("cannot read bodies of %s back from the log (%s); the next delivery "
                         "tries again", queue, e)
@@ -60,8 +60,8 @@ class BodyReader:
             self._reading.discard(queue)
             self._on_read()
 
-    async def fill(self, ids: Sequence[int]) -> None:
-        """Read the bodies of `ids` (at most MAX_BODY_READ) into the core, once their
-        publishes are committed."""
+    async def fill(self, queue: str, ids: Sequence[int]) -> None:
+        """Read the bodies of `ids` (messages of `queue`, at most MAX_BODY_READ) into the
+        core, once their publishes are committed."""
         await self._committed(self._last_submitted())
-        self._core.fill_bodies(await self._read(ids))
+        self._core.fill_bodies(queue, await self._read(ids))

@@ -109,7 +109,7 @@ def test_beyond_the_body_budget_a_lease_stops_and_names_the_bodies_to_read(
     assert core.wants_bodies("q") and core.take_wanted() == {"q": [3, 4]}
     assert core.lease("q", "h", max_count=4) == []  # still in the log only
     core.take_effects()
-    core.fill_bodies({3: b"ef", 4: b"gh", 99: b"gone"})
+    core.fill_bodies("q", {3: b"ef", 4: b"gh", 99: b"gone"})
     assert "q" in core.take_effects().woken
     assert [d.body for d in core.lease("q", "h", max_count=4)] == [b"ef", b"gh"]
     assert core.body_memory()["bodies_in_log_only"] == 0
