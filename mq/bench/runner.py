@@ -48,6 +48,7 @@ CALL_TIMEOUT_S = 10.0  # declare and stats, outside the measured window
 PREFILL_CHUNK = 10_000  # messages per publish_many call while prefilling
 PREFILL_BATCH = 1_000  # bodies per mpub while prefilling
 IDLE_SETTLE_S = 0.2  # after opening the idle connections, before reading the broker's RSS
+PREFILL_SETTLE_S = 0.5  # after the prefill, before reading the broker's RSS
 MB = 1e6
 WARM_NOTE_EVERY = 100_000  # messages between two progress lines while warming
 
@@ -89,7 +90,7 @@ def _run(opts: BenchOptions, url: str, pid: int | None, started: bool,
     try:
         run_async(_declare(url, opts.queue))
         warm = _warm(opts, url, out) if opts.warm else None
-        prefill = _prefill(opts, url, out) if opts.scenario == "consume" else None
+        prefill = _prefill(opts, url, out, monitor) if opts.scenario == "consume" else None
         idle_figures = _open_idle(idle, monitor, out) if opts.idle_connections else None
         before = run_async(_broker_stats(url, opts.queue))
         expected = opts.count if prefill is None else int(prefill["messages"])
@@ -187,11 +188,24 @@ async def _pass_through(opts: BenchOptions, url: str, out: TextIO) -> float:
     return time.perf_counter() - started
 
 
-def _prefill(opts: BenchOptions, url: str, out: TextIO) -> dict[str, Any]:
+def _prefill(opts: BenchOptions, url: str, out: TextIO, monitor: BrokerMonitor | None
+             ) -> dict[str, Any]:
+    """Fill the queue; with the broker's pid, also what the queued messages cost it in RSS."""
     print(f"prefilling {opts.queue} with {opts.count:,} messages ...", file=out)
+    before = monitor.rss_bytes() if monitor is not None else None
     seconds = run_async(_publish_prefill(opts, url))
     print(f"prefilled in {seconds:.2f} s ({opts.count / seconds:,.0f} msgs/s)", file=out)
-    return {"messages": opts.count, "seconds": seconds, "msgs_per_s": opts.count / seconds}
+    figures: dict[str, Any] = {"messages": opts.count, "seconds": seconds,
+                               "msgs_per_s": opts.count / seconds}
+    if monitor is not None and before is not None:
+        time.sleep(PREFILL_SETTLE_S)
+        after = monitor.rss_bytes()
+        per_msg = (after - before) / opts.count
+        figures.update(rss_before_mb=before / MB, rss_after_mb=after / MB,
+                       rss_bytes_per_queued_msg=per_msg)
+        print(f"broker rss {before / MB:.1f} -> {after / MB:.1f} MB with them queued: "
+              f"{per_msg:,.0f} B per queued message of {opts.size:,} B", file=out)
+    return figures
 
 
 async def _publish_prefill(opts: BenchOptions, url: str) -> float:

@@ -100,7 +100,7 @@ class Admin(BrokerState):
 
     def explain(self, msg_id: int) -> dict[str, Any]:
         """Why is this message (not) being delivered? A state and a sentence for people."""
-        msg = self._messages.get(msg_id)
+        msg = self._messages.get(msg_id) or self._find_plain(msg_id)
         if msg is None:
             return {"msg_id": msg_id, "state": "gone",
                     "why": f"message {msg_id} is not in any queue: it was acked, removed by "

@@ -32,10 +32,11 @@ it. Everything a client names in Unix time or the log keeps runs on `clock`: tim
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from operator import attrgetter
 
 from mq.core.admin import Admin
+from mq.core.backlog import Backlog
 from mq.core.events import (
     Acked,
     Appended,
@@ -61,6 +62,8 @@ from mq.core.queue import Queue
 from mq.errors import Code, MQError
 
 _by_id = attrgetter("id")
+READ_BATCH = 1_000  # bodies asked for at most at once, when a lease finds them in the log only
+READ_BATCH_BYTES = 1 << 20  # ... and their bytes
 RETENTION_BATCH = 1_000  # messages removed per queue per tick, so one tick stays short
 MESSAGE_OVERHEAD_BYTES = 128  # the fields around a body in a reply, counted against max_bytes
 
@@ -70,14 +73,16 @@ class Broker(Admin):
 
     def restore(self, settings: dict[str, QueueSettings], messages: Iterable[Message],
                 next_id: int, bindings: Iterable[tuple[str, str]] = (),
-                finished: Iterable[Message] = ()) -> None:
+                finished: Iterable[Message] = (),
+                plain: Mapping[str, Backlog] | None = None) -> None:
         """Load state rebuilt from the log. Leases are void after a restart: callers pass
         formerly leased messages as READY. `finished` messages (acked or removed, still in the
-        log) only bring back their dedup ids. Queues are loaded in bulk: a restart restores
-        millions of messages at once."""
+        log) only bring back their dedup ids. `plain`: queue -> its plain messages never
+        leased, compactly (backlog.py). Queues are loaded in bulk: a restart restores millions
+        of messages at once."""
         now = self.clock()
         for name, s in settings.items():
-            self._queues[name] = Queue(name, s, self._messages, self._holds)
+            self._queues[name] = Queue(name, s, self._messages, self._holds, self._body_memory)
         by_queue: dict[str, list[Message]] = {}
         remembered = [m for m in finished if m.dedup_id is not None]
         for msg in messages:
@@ -94,6 +99,9 @@ class Broker(Admin):
                     q.add(msg)
             else:
                 q.load(queued)
+        for name, backlog in (plain or {}).items():
+            self._queue(name).load_plain(backlog)
+        for name, q in self._queues.items():
             if q.ready:
                 self._woken.add(name)
         for msg in remembered:  # remembered by the queue it was published to
@@ -124,6 +132,9 @@ class Broker(Admin):
             if earlier is not None:
                 q.counters.deduplicated += 1
                 return Published(earlier, True)
+        elif (key is None and not priority and delay_s <= 0 and ttl_s is None
+              and headers is None and q.accepts_plain):
+            return self._publish_plain(q, body, now, body_of)
         msg = Message(self._next_id, queue, body, key, now, priority=priority,
                       expires_at=None if ttl_s is None else now + ttl_s, dedup_id=dedup_id,
                       headers=headers)
@@ -142,6 +153,19 @@ class Broker(Admin):
         else:
             self._due.schedule(queue, min(msg.ready_at, now + q.settings.retention_s))
         return Published(msg.id, False)
+
+    def _publish_plain(self, q: Queue, body: bytes, now: float, body_of: int | None
+                       ) -> Published:
+        """A message without options: it waits in the queue's compact backlog (backlog.py);
+        the log gets a full one."""
+        msg_id = self._next_id
+        self._next_id += 1
+        q.add_plain(msg_id, now, body)
+        q.counters.published += 1
+        self._pending.append(Appended(Message(msg_id, q.name, body, None, now), body_of))
+        self._woken.add(q.name)
+        self._due.schedule(q.name, now + q.settings.retention_s)
+        return Published(msg_id, False)
 
     def publish_to_topic(self, topic: str, body: bytes, key: str | None = None,
                          priority: int = 0, delay_s: float = 0.0, ttl_s: float | None = None,
@@ -184,6 +208,11 @@ class Broker(Admin):
             msg = q.peek_ready(holder)
             if msg is None:
                 break
+            body = msg.body
+            if isinstance(body, int):  # in the log only: the server reads it, then wakes us
+                self._wanted[queue] = [msg.id, *q.backlog.in_log(READ_BATCH - 1,
+                                                                 READ_BATCH_BYTES - body)]
+                break
             if msg.expires_at is not None and msg.expires_at <= now:
                 q.take(msg)
                 self._remove(q, msg, Removed(msg.id, now, "ttl", q.name))
@@ -191,7 +220,7 @@ class Broker(Admin):
                 continue
             headers = msg.headers
             if budget is not None:
-                budget -= len(msg.body) + MESSAGE_OVERHEAD_BYTES
+                budget -= len(body) + MESSAGE_OVERHEAD_BYTES
                 if headers is not None:
                     budget -= headers_size(headers)
                 if budget < 0 and leased:
@@ -203,11 +232,46 @@ class Broker(Admin):
             delivery = msg.deliveries = msg.deliveries + 1
             q.lease_until(msg, deadline)
             self._pending.append(Leased(msg.id, delivery, holder, now, queue))
-            leased.append(Delivery(msg.id, delivery, queue, msg.body, msg.key, msg.published_at,
+            leased.append(Delivery(msg.id, delivery, queue, body, msg.key, msg.published_at,
                                    msg.priority, headers))
         if leased:
             self._lease_due.schedule(queue, deadline)
         return leased
+
+    # --- bodies kept in the log only ---------------------------------------------------------
+
+    def take_wanted(self) -> dict[str, list[int]]:
+        """Queue -> ids of messages whose bodies are in the log only and which a lease stopped
+        at since the last call: read them (`fill_bodies`) and the queue can go on."""
+        wanted, self._wanted = self._wanted, {}
+        return wanted
+
+    def wants_bodies(self, queue: str) -> bool:
+        """Whether a lease of `queue` stopped for a body in the log only (not yet asked for
+        with `take_wanted`)."""
+        return queue in self._wanted
+
+    def fill_bodies(self, queue: str, bodies: dict[int, bytes]) -> None:
+        """Bodies of messages of `queue` read back from the log, by id: each message that still
+        waits for its body keeps it (over the budget: it is about to be delivered), and the
+        queue wakes. Ids no longer there, or with their bodies, are passed over."""
+        q = self._queues.get(queue)
+        if q is None:
+            return
+        for msg_id, body in bodies.items():
+            msg = self._messages.get(msg_id)
+            if msg is not None:
+                if msg.queue == queue and isinstance(msg.body, int):
+                    msg.body = body
+                    self._woken.add(queue)
+            elif q.backlog.fill(msg_id, body):
+                self._woken.add(queue)
+
+    def body_memory(self) -> dict[str, int | None]:
+        """What STATS shows of the bodies kept in memory (those of plain queued messages)."""
+        m = self._body_memory
+        return {"bodies_in_memory": m.bodies, "body_bytes_in_memory": m.size_bytes,
+                "bodies_in_log_only": m.in_log, "max_body_memory_bytes": m.budget}
 
     def ack(self, msg_id: int, delivery: int, holder: str) -> None:
         msg = self._held(msg_id, delivery, holder)
@@ -251,6 +315,8 @@ class Broker(Admin):
         """The message under lease `msg_id.delivery` held by `holder`, or the reason why not."""
         msg = self._messages.get(msg_id)
         # The receipt is spelled out only in an error: acks that succeed never need it.
+        if msg is None:
+            msg = self._find_plain(msg_id)
         if msg is None:
             raise MQError(Code.LEASE_LOST, f"lease {msg_id}.{delivery} is no longer held: "
                           f"message {msg_id} was acked or removed")
@@ -407,7 +473,7 @@ class Broker(Admin):
     def _apply_retention(self, q: Queue, now: float) -> None:
         horizon = now - q.settings.retention_s
         for _ in range(RETENTION_BATCH):
-            msg = q.timers.oldest()
+            msg = q.oldest()
             if msg is None or msg.published_at > horizon:
                 break
             self._remove(q, msg, Removed(msg.id, now, "retention", q.name))

@@ -71,7 +71,11 @@ class Message:
     id, deaths, a nack error, a dead-letter record, headers) lives in an `Extra` made on first
     use (headers in its subclass `WithHeaders`, given at publish); who holds a lease is kept by
     the queue (`Queue.holder_of`), for leased messages only. Those fields read and write like
-    plain ones."""
+    plain ones.
+
+    `body` is the body, or an int: its size, when the body is kept in the log only (beyond the
+    broker's memory budget for bodies, `max_body_memory_bytes`); the server reads it back
+    before it hands the message out (`Broker.fill_bodies`)."""
 
     __slots__ = (
         "body",
@@ -86,7 +90,8 @@ class Message:
         "until",
     )
 
-    def __init__(self, id: int, queue: str, body: bytes, key: str | None, published_at: float,
+    def __init__(self, id: int, queue: str, body: bytes | int, key: str | None,
+                 published_at: float,
                  deliveries: int = 0, state: State = State.READY, ready_at: float = 0.0,
                  priority: int = 0, expires_at: float | None = None,
                  dedup_id: str | None = None, delivery_base: int = 0,

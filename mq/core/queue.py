@@ -2,7 +2,11 @@
 what, and its timers (timers.py: lease ends, delay ends, the oldest message for retention).
 
 The messages themselves are in one table for the whole broker (`messages`, by id): a second
-table per queue would cost every message another dict entry. A message is in this queue when
+table per queue would cost every message another dict entry. Plain ready messages, most of a
+backlog, are not in the table but in the queue's compact `Backlog` (backlog.py) until they are
+needed as full messages: `_materialize` moves the first one into the table, and everything that
+needs the queue's messages as objects (`live`, `peek_ready`, `oldest`, `ready_in_order`) does
+so first, so the rest of the core only ever sees full messages. A message is in this queue when
 its `queue` is this queue's name, which every structure here checks before it trusts an entry.
 Heaps are lazy: an entry whose message has since changed state or queue is skipped when it
 surfaces, which keeps every operation O(log n) without searching the heaps.
@@ -15,6 +19,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from mq.core.backlog import Backlog, BodyMemory
 from mq.core.group import Group
 from mq.core.model import Message, QueueSettings, State
 from mq.core.ready import ReadyOrder
@@ -46,16 +51,18 @@ COUNTER_NAMES = tuple(QueueCounters.__dataclass_fields__)
 
 class Queue:
     def __init__(self, name: str, settings: QueueSettings, messages: dict[int, Message],
-                 holds: dict[str, set[str]]) -> None:
+                 holds: dict[str, set[str]], memory: BodyMemory | None = None) -> None:
         """`messages`: the broker's table of every live message, by id. `holds`: its index of
         holder -> the queues where it holds leases. Both are shared by all its queues and kept
         up to date by each (so a holder that dies is found in the queues it holds, not by
-        walking them all)."""
+        walking them all). `memory`: the broker's count of the bodies its backlogs keep."""
         self.name = name
         self.settings = settings
         self.messages = messages
         self._holds = holds
-        self.count = 0  # messages in this queue
+        self.count = 0  # messages in this queue, those in the backlog included
+        self.backlog = Backlog(memory=memory)  # plain ready messages, not (yet) in the table
+        self._unpushed: Message | None = None  # from the backlog by peek_ready, not in _ready
         self._ready = ReadyOrder(name, messages)
         self.timers = Timers(name, messages)
         self.held_by: dict[str, set[int]] = {}  # holder -> ids of the messages it leases
@@ -83,6 +90,47 @@ class Queue:
             message.state = State.READY
             self._push_ready(message)
 
+    @property
+    def accepts_plain(self) -> bool:
+        """Whether a plain message may wait in the backlog: not while a consumer group delivers
+        (the group indexes every ready message as a full one)."""
+        return self.group is None or not self.group.members
+
+    def add_plain(self, msg_id: int, published_at: float, body: bytes) -> None:
+        """A plain message (no key, priority, delay, TTL or dedup id) was published, ready."""
+        self.backlog.append(msg_id, published_at, body)
+        self.count += 1
+
+    def load_plain(self, backlog: Backlog) -> None:
+        """The queue's plain messages at a restart, after `load` (their ids may interleave with
+        those of the full messages: the backlog and the table are kept apart)."""
+        if self.backlog:
+            self.backlog.extend(backlog)
+        else:
+            backlog.count_in(self.backlog.memory)
+            self.backlog = backlog  # a million entries are not copied
+        self.count += len(backlog)
+
+    def _materialize(self, push: bool = True) -> Message:
+        """Move the backlog's first message into the table as a full ready message, and into
+        the ready order unless `push` is False (peek_ready: it is about to be taken)."""
+        msg = self.backlog.take_first(self.name)
+        self.messages[msg.id] = msg
+        self.timers.added(msg, self.count)
+        if push and self._ready.push(msg, self.count):
+            self._ready.rebuild(m for m in self.timers.live() if m.state is State.READY)
+        return msg
+
+    def _settle(self) -> None:
+        """A message peek_ready took from the backlog but nobody took joins the ready order."""
+        msg, self._unpushed = self._unpushed, None
+        if msg is not None and msg.state is State.READY and self._ready.push(msg, self.count):
+            self._ready.rebuild(m for m in self.timers.live() if m.state is State.READY)
+
+    def find_plain(self, msg_id: int) -> Message | None:
+        """A copy of plain message `msg_id` of the backlog, to describe it; None if not there."""
+        return self.backlog.view(msg_id, self.name)
+
     def load(self, messages: list[Message]) -> None:
         """The queue's messages at a restart (ready or delayed, in id order), into an empty
         queue: what `add` does one by one, in one pass (a million messages are restored at
@@ -108,12 +156,16 @@ class Queue:
         self._ready.load(ready)
 
     def live(self) -> Iterator[Message]:
-        """Every message of this queue, each once, oldest first (by id)."""
+        """Every message of this queue, each once, oldest first (by id); the backlog is moved
+        into the table first."""
+        self._settle()
+        while self.backlog:
+            self._materialize()
         return self.timers.live()
 
     def _push_ready(self, message: Message) -> None:
         if self._ready.push(message, self.count):
-            self._ready.rebuild(m for m in self.live() if m.state is State.READY)
+            self._ready.rebuild(m for m in self.timers.live() if m.state is State.READY)
         if self.group is not None:
             self.group.push(message)
 
@@ -194,18 +246,32 @@ class Queue:
         if group is not None and group.members:
             return group.pick(group.member_for(holder),
                               lambda key: self._busy_elsewhere(key, holder))
-        return self._ready.top()
+        if self._unpushed is not None:
+            self._settle()
+        top = self._ready.top()
+        backlog = self.backlog
+        # The backlog's messages have priority 0 and come in id order within that level.
+        if backlog and (top is None or (top.priority == 0 and backlog.first_id < top.id)):
+            # Leased next, most likely: into the ready order only if it is not (_settle).
+            msg = self._unpushed = self._materialize(push=False)
+            return msg
+        return top
 
     def take(self, msg: Message) -> None:
         """Take `msg`, just returned by `peek_ready`, off the heap it tops."""
         group = self.group
         if group is not None and group.members:
             group.take(msg)
+        elif msg is self._unpushed:
+            self._unpushed = None
         else:
             self._ready.pop(msg)
 
     def ready_in_order(self, limit: int) -> list[Message]:
         """Up to `limit` ready messages in the order they would be leased (ignoring groups)."""
+        self._settle()
+        for _ in range(min(limit, len(self.backlog))):
+            self._materialize()  # those that may be among the first `limit`
         return self._ready.first(limit)
 
     def _busy_elsewhere(self, key: str, holder: str) -> bool:
@@ -253,7 +319,22 @@ class Queue:
 
     def next_wall_due(self) -> float | None:
         """When a delay ends or retention drops a message in this queue (Unix s), or None."""
-        return self.timers.next_wall_due(self.settings.retention_s)
+        retention_s = self.settings.retention_s
+        due = self.timers.next_wall_due(retention_s)
+        if self.backlog:
+            retained = self.backlog.first_published_at + retention_s
+            if due is None or retained < due:
+                due = retained
+        return due
+
+    def oldest(self) -> Message | None:
+        """The message published first of those in the queue (taken out of the backlog when
+        it is there: retention removes it)."""
+        msg = self.timers.oldest()
+        backlog = self.backlog
+        if backlog and (msg is None or backlog.first_published_at < msg.published_at):
+            return self._materialize()
+        return msg
 
     # --- statistics ---------------------------------------------------------------------------
 
@@ -262,19 +343,21 @@ class Queue:
         return self.count - self.leased - self.delayed
 
     def figures(self, now: float) -> dict[str, float]:
-        """Counts for metrics: current sizes, the counters, and the oldest ready message's age
-        (from the ready order: no walk over the messages)."""
-        oldest = self._ready.oldest()
+        """Counts for metrics: current sizes, the counters, and the oldest ready message's age."""
         return {"ready": self.ready, "delayed": self.delayed, "leased": self.leased,
-                **self.counters.as_dict(),
-                "oldest_ready_s": 0.0 if oldest is None else max(0.0, now - oldest.published_at)}
+                **self.counters.as_dict(), "oldest_ready_s": self.oldest_ready_age(now)}
+
+    def oldest_ready_age(self, now: float) -> float:
+        """Seconds since the oldest ready message was published (0 when none is ready): the
+        first of the compact backlog or of the ready order, whichever is older; no walk."""
+        oldest = self._ready.oldest()
+        published = [] if oldest is None else [oldest.published_at]
+        if self.backlog:
+            published.append(self.backlog.first_published_at)
+        return max(0.0, now - min(published)) if published else 0.0
 
     def stats(self, now: float) -> dict[str, Any]:
-        oldest_ready = 0.0
-        for msg in self.live():  # oldest first: the first ready one is the oldest
-            if msg.state is State.READY:
-                oldest_ready = max(0.0, now - msg.published_at)
-                break
+        oldest_ready = self.oldest_ready_age(now)
         c, s = self.counters, self.settings
         return {
             "ready": self.ready,

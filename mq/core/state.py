@@ -8,6 +8,7 @@ change as they make it.
 
 from __future__ import annotations
 
+from mq.core.backlog import BodyMemory
 from mq.core.clock import Clock
 from mq.core.deadlines import Deadlines
 from mq.core.events import Change, Effects, Moved
@@ -20,10 +21,13 @@ from mq.core.topics import Topics
 class BrokerState:
     def __init__(self, clock: Clock, defaults: QueueSettings, next_id: int = 1,
                  ring_factory: RingFactory | None = None, poison_deaths: int = 3,
-                 monotonic: Clock | None = None) -> None:
+                 monotonic: Clock | None = None, max_body_memory_bytes: int | None = None
+                 ) -> None:
         """`clock` is Unix time: timestamps, delays, TTL, retention. `monotonic` runs lease
         deadlines, which a step of the wall clock must not move (default: `clock`, for a
-        broker driven by one fake clock)."""
+        broker driven by one fake clock). `max_body_memory_bytes`: how many bytes of queued
+        bodies are kept in memory at most; beyond, bodies stay in the log only (None: all are
+        kept)."""
         self.clock = clock
         self.monotonic = clock if monotonic is None else monotonic
         self._defaults = defaults
@@ -38,6 +42,8 @@ class BrokerState:
         self._lease_due = Deadlines()  # ... and for leases ending, on the monotonic clock
         self._next_id = next_id
         self._pending: list[Change] = []
+        self._body_memory = BodyMemory(max_body_memory_bytes)
+        self._wanted: dict[str, list[int]] = {}  # queue -> ids whose bodies a lease waits for
         self._woken: set[str] = set()  # queues to serve since the caller last asked
 
     # --- for the caller ----------------------------------------------------------------------
@@ -82,8 +88,18 @@ class BrokerState:
     def _queue(self, name: str) -> Queue:
         q = self._queues.get(name)
         if q is None:
-            q = self._queues[name] = Queue(name, self._defaults, self._messages, self._holds)
+            q = self._queues[name] = Queue(name, self._defaults, self._messages, self._holds,
+                                           self._body_memory)
         return q
+
+    def _find_plain(self, msg_id: int) -> Message | None:
+        """A copy of `msg_id` if it waits in a queue's backlog of plain messages (queue.py),
+        to describe it; None if it is in none. Costs a search of each queue's backlog."""
+        for q in self._queues.values():
+            msg = q.find_plain(msg_id)
+            if msg is not None:
+                return msg
+        return None
 
     def _remove(self, q: Queue, msg: Message, change: Change) -> None:
         q.remove(msg)  # from the broker's table too

@@ -12,8 +12,10 @@ structure whose stale entries come to outnumber its live ones is rebuilt, so nei
 of finding the front nor the memory grows with the messages that went through the queue.
 
 Age order costs a deque of ids: messages arrive in id order, and ids are given in publish
-order. Only a message moved in from another queue (a dead letter, a redrive) can be older than
-the newest one here; those few go to a heap by publish time instead. The age order is also how
+order. Only a message moved in from another queue (a dead letter, a redrive), or one taken out of
+the queue's backlog of plain messages (backlog.py) while newer ones are here, can be older than
+the newest one here; those go to the front when they are the oldest, else to a heap by publish
+time. The age order is also how
 the queue's messages are walked (`live`): the broker keeps one table of every message, not one
 per queue, so an entry counts only while its message is still in this queue.
 """
@@ -49,6 +51,8 @@ class Timers:
         order = self._order
         if not order or msg.id > order[-1]:
             order.append(msg.id)
+        elif msg.id < order[0]:  # the first of a queue's backlog (queue.py), say
+            order.appendleft(msg.id)
         else:
             heapq.heappush(self._moved_in, (msg.published_at, msg.id))
             if len(self._moved_in) > 2 * messages_now + STALE_SLACK:

@@ -33,10 +33,13 @@ from mq.codec.replies import (
     Statistics,
     TopicBindings,
 )
+from mq.errors import Code, MQError
 from mq.server.outcome import Later, Outcome, Peer
 from mq.server.state import ServerState
+from mq.storage.base import MAX_BODY_READ
 
 Handler = Callable[[Any, Peer], Outcome]
+PEEK_READS = 3  # reads of bodies from the log one PEEK may wait for
 
 
 class AdminHandlers:
@@ -67,16 +70,33 @@ class AdminHandlers:
     def delete(self, cmd: DeleteQueue, peer: Peer) -> Deleted:
         return Deleted(cmd.queue, self.core.delete(cmd.queue))
 
-    def peek(self, cmd: Peek, peer: Peer) -> Peeked:
+    def peek(self, cmd: Peek, peer: Peer) -> Peeked | Later:
+        msgs, in_log = self._peeked(cmd)
+        return Later(self._peek_after_reading(cmd, in_log)) if in_log else Peeked(msgs)
+
+    def _peeked(self, cmd: Peek) -> tuple[list[dict[str, Any]], list[int]]:
+        """The messages PEEK shows, and the ids of those whose bodies are in the log only."""
         # Like a get, the reply stops early once the bodies fill a frame (at least one shown).
         msgs: list[dict[str, Any]] = []
         size = 0
         for m in self.core.peek(cmd.queue, cmd.count):
-            size += len(m["body"]) + 256
+            body = m["body"]
+            size += (body if isinstance(body, int) else len(body)) + 256
             if msgs and size > self.config.max_frame_bytes:
                 break
             msgs.append(m)
-        return Peeked(msgs)
+        return msgs, [m["msg_id"] for m in msgs if isinstance(m["body"], int)][:MAX_BODY_READ]
+
+    async def _peek_after_reading(self, cmd: Peek, in_log: list[int]) -> Peeked:
+        """PEEK once the bodies it met in the log only are read back (the messages may move
+        on meanwhile: then it reads those it meets next)."""
+        for _ in range(PEEK_READS):
+            await self.state.bodies.fill(cmd.queue, in_log)
+            msgs, in_log = self._peeked(cmd)
+            if not in_log:
+                return Peeked(msgs)
+        raise MQError(Code.INTERNAL, "the messages to PEEK kept changing while their bodies "
+                      "were read back from the log; PEEK again")
 
     def redrive(self, cmd: Redrive, peer: Peer) -> Redriven:
         return Redriven(self.core.redrive(cmd.queue, cmd.count, cmd.to))

@@ -22,6 +22,7 @@ from mq.http.routes import Routes
 from mq.http.server import HttpServer, Limits
 from mq.ring import HashRing
 from mq.server.access import Access
+from mq.server.bodies import BodyReader
 from mq.server.config import Config
 from mq.server.connection import Connection, Traffic
 from mq.server.delivery import Delivery
@@ -61,19 +62,26 @@ class BrokerServer:
         heartbeats, grace periods, waiting GETs)."""
         self.config = config
         self.monotonic = monotonic
-        self.store = make_store(config.db_path, config.sync, config.keep_history_s, clock)
+        body_budget = config.max_body_memory_bytes or None
+        self.store = make_store(config.db_path, config.sync, config.keep_history_s, clock,
+                                max_body_memory_bytes=body_budget)
         self.core = Broker(clock, QueueSettings(config.retention_s, config.lease_s),
                            ring_factory=lambda: HashRing(vnodes=config.ring_vnodes),
-                           poison_deaths=config.poison_deaths, monotonic=monotonic)
+                           poison_deaths=config.poison_deaths, monotonic=monotonic,
+                           max_body_memory_bytes=body_budget)
         self.sessions: Sessions[Peer] = Sessions(config.heartbeat_misses, config.grace_s)
         self.delivery: Delivery[Peer] = Delivery(self.core, config.max_frame_bytes,
                                                  config.max_waiting_gets)
         self.access = Access(config, self.core)  # a bad users file stops the start here
-        self.state = ServerState(config, self.core, monotonic, self.sessions, self.delivery,
-                                 Monitors(), self.store.history, self.figures, self.access)
         self.group = GroupCommit(self.store, self._on_commit,
                                  max_changes=config.max_commit_changes,
                                  on_failure=self._on_failure)
+        self.bodies = BodyReader(self.core, self.store.read_bodies, self.group.wait_committed,
+                                 lambda: self.group.last_submitted, self._spawn,
+                                 lambda: self.rounds.finish())
+        self.state = ServerState(config, self.core, monotonic, self.sessions, self.delivery,
+                                 Monitors(), self.store.history, self.figures, self.access,
+                                 self.bodies)
         self.rounds = Rounds(self.state, self.group, self._spawn, self._reschedule_tick)
         self.traffic = Traffic()
         self.http = None if config.http_port is None else self._http_server()
@@ -107,7 +115,7 @@ class BrokerServer:
         loop = asyncio.get_running_loop()
         try:
             self.core.restore(recovered.settings, recovered.messages, recovered.next_id,
-                              recovered.bindings, recovered.finished_dedup)
+                              recovered.bindings, recovered.finished_dedup, recovered.plain)
             tune_gc()
             async with asyncio.TaskGroup() as tasks:
                 self._tasks = tasks
@@ -120,7 +128,8 @@ class BrokerServer:
                              "dashboard at /", self.config.http_host, port)
                 log.info("mq %s listening on %s:%d db=%s messages=%d %s", __version__,
                          self.config.host, self.port, shown(self.config.db_path),
-                         len(recovered.messages), self.config.describe())
+                         len(recovered.messages) + sum(map(len, recovered.plain.values())),
+                         self.config.describe())
                 if on_ready is not None:
                     on_ready(self)
                 await self._stop.wait()
@@ -250,4 +259,6 @@ class BrokerServer:
             "compaction_backlog": self.store.compaction_backlog,
             "monitor_events_dropped": self.rounds.monitor_events_dropped,
             "buffered_input_bytes": self.rounds.buffered_input,
+            **self.core.body_memory(),
+            "body_reads": self.bodies.reading,
         }

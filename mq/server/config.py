@@ -150,6 +150,10 @@ class Config:
                                             "clients together", low=1024, high=_BOUND)
     max_commit_changes: int = setting(20_000, "changes per group commit (one round may exceed "
                                       "it)", low=1, high=_BOUND)
+    max_body_memory_bytes: int = setting(0, "bytes of queued bodies kept in memory, in all; "
+                                         "beyond, bodies stay in the log and are read back "
+                                         "when delivered (plain messages only); 0: no limit",
+                                         low=0, high=2**62)
     shutdown_timeout_s: float = setting(10.0, "how long shutdown waits for the last commit, "
                                         "seconds", low=0, high=3_600)
     # Who may connect and do what (protocol.md section 9).

@@ -84,14 +84,15 @@ class Delivery(Generic[C]):
 
     # --- GETs that wait -----------------------------------------------------------------------
 
-    def wait(self, conn: C, get: Get, now: float) -> None:
-        """Park `get` until its queue gains messages or `get.wait_s` passes."""
+    def wait(self, conn: C, get: Get, now: float, min_wait_s: float = 0.0) -> None:
+        """Park `get` until its queue gains messages or `get.wait_s` (at least `min_wait_s`)
+        passes."""
         waits = [w for w in self._waits_of.get(conn, ()) if not w.done]
         if len(waits) >= self.max_waiting_gets:
             raise MQError(Code.BAD_REQUEST, f"{len(waits)} GETs of this connection are waiting "
                           f"already (max_waiting_gets={self.max_waiting_gets}); wait for their "
                           "replies first")
-        waiter = Waiter(conn, get, now + get.wait_s)
+        waiter = Waiter(conn, get, now + max(get.wait_s, min_wait_s))
         self.waiters.park(waiter)
         self._waits_of[conn] = [*waits, waiter]
 

@@ -57,6 +57,8 @@ from mq.server.outcome import Goodbye, Later, Outcome, Peer, Wait
 from mq.server.sessions import Session
 from mq.server.state import ServerState
 
+BODY_READ_WAIT_S = 10.0  # longest a GET waits for bodies read back from the log
+
 
 class Handlers(AdminHandlers):
     def __init__(self, state: ServerState) -> None:
@@ -111,9 +113,11 @@ class Handlers(AdminHandlers):
 
     def get(self, cmd: Get, peer: Peer) -> Messages | Wait:
         msgs = self.delivery.take(cmd.queue, peer.holder, cmd.lease_s, cmd.max)
-        if msgs or cmd.wait_s <= 0:
+        if msgs:
             return Messages(msgs)
-        return Wait(cmd)
+        if self.core.wants_bodies(cmd.queue):  # served once they are read back (bodies.py)
+            return Wait(cmd, BODY_READ_WAIT_S)
+        return Messages(msgs) if cmd.wait_s <= 0 else Wait(cmd)
 
     def ack(self, cmd: Ack, peer: Peer) -> Done:
         self.core.ack(cmd.receipt.msg_id, cmd.receipt.delivery, peer.holder)

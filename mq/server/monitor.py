@@ -55,8 +55,8 @@ def event_of(c: Change) -> Event | None:
     if isinstance(c, Appended):
         m = c.message
         return {"at": m.published_at, "queue": m.queue, "msg_id": m.id, "event": c.kind.wire,
-                "key": m.key, "size": len(m.body), "priority": m.priority or None,
-                "headers": m.headers}
+                "key": m.key, "size": m.body if isinstance(m.body, int) else len(m.body),
+                "priority": m.priority or None, "headers": m.headers}
     if isinstance(c, Moved):
         return {"at": c.at, "queue": c.queue, "msg_id": c.msg_id, "event": c.kind.wire,
                 "reason": c.reason, "from": c.source}

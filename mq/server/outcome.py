@@ -43,9 +43,11 @@ class Peer(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class Wait:
-    """A GET that found nothing: park it until a message arrives or its `wait_s` passes."""
+    """A GET that found nothing: park it until a message arrives or its `wait_s` passes (or
+    `min_wait_s`, when longer: a GET waiting for bodies read back from the log)."""
 
     get: Get
+    min_wait_s: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)

@@ -171,7 +171,8 @@ class Rounds:
                 if conn.eof:
                     outcome = Messages([])  # it can send nothing more: no point in waiting
                 else:
-                    self.state.delivery.wait(conn, outcome.get, self.state.monotonic())
+                    self.state.delivery.wait(conn, outcome.get, self.state.monotonic(),
+                                             outcome.min_wait_s)
         except MQError as e:
             self._fail(conn, item.rid, e)
             return
@@ -266,6 +267,7 @@ class Rounds:
         # A round without changes confirms nothing: its replies wait only for the earlier
         # replies of their own connection, never for another client's commit.
         number = self.group.submit(changes) if changes else 0
+        self.state.bodies.request(self.core.take_wanted())  # after the submit: see bodies.py
         out, self._out = self._out, []
         by_conn: dict[Connection, list[tuple[bytes, int | None]]] = {}
         for conn, data, rid in out:  # in order per connection: one write each

@@ -14,6 +14,7 @@ from typing import Any
 from mq.core.broker import Broker
 from mq.core.clock import Clock
 from mq.server.access import Access
+from mq.server.bodies import BodyReader
 from mq.server.config import Config
 from mq.server.delivery import Delivery
 from mq.server.monitor import Monitors
@@ -32,6 +33,7 @@ class ServerState:
     history: Callable[[int], Coroutine[Any, Any, list[dict[str, Any]]]]  # the log of a message
     figures: Callable[[], dict[str, Any]]  # the server's own STATS figures
     access: Access  # who may do what
+    bodies: BodyReader  # reads back bodies kept in the log only
 
     def end_session(self, session: Session[Peer], died: bool) -> tuple[int, int]:
         """End `session`: its leases go back now, counting a death when it `died` rather than

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from mq.core.backlog import Backlog
 from mq.core.events import Change
 from mq.core.model import Message, QueueSettings
 
@@ -19,6 +20,11 @@ class Recovered:
     next_id: int = 1
     bindings: list[tuple[str, str]] = field(default_factory=list)  # (topic, queue)
     finished_dedup: list[Message] = field(default_factory=list)  # finished, with a dedup id
+    # queue -> its plain messages never touched since their publish (not in `messages`)
+    plain: dict[str, Backlog] = field(default_factory=dict)
+
+
+MAX_BODY_READ = 1_000  # ids per read_bodies call
 
 
 class StoreUnavailable(Exception):
@@ -38,7 +44,9 @@ class StoreRefused(Exception):
 
 class Store(Protocol):
     async def open(self) -> Recovered:
-        """Open (creating if needed) and rebuild the state. Leases are void: leased -> ready."""
+        """Open (creating if needed) and rebuild the state. Leases are void: leased -> ready.
+        Bodies of plain messages beyond the store's `max_body_memory_bytes` (in log order)
+        are recovered as their sizes (Message.body), kept in the log only."""
         ...
 
     async def write(self, changes: Sequence[Change]) -> None:
@@ -65,6 +73,13 @@ class Store(Protocol):
 
     async def compact(self, limit: int) -> int:
         """Delete up to `limit` finished (acked, dropped) messages; returns how many."""
+        ...
+
+    async def read_bodies(self, ids: Sequence[int]) -> dict[int, bytes]:
+        """The bodies of the published messages `ids` (at most MAX_BODY_READ of them), read
+        back from the log in one query, by id; a fan-out copy's is the body it shares. An id
+        whose publish is not in the log (not committed yet, or compacted) is left out. For
+        bodies the broker keeps in the log only, beyond its memory budget."""
         ...
 
     async def history(self, msg_id: int) -> list[dict[str, Any]]:

@@ -8,16 +8,20 @@ from mq.storage.base import Store, StoreRefused
 from mq.storage.urls import is_postgres
 
 
-def make_store(db: str, sync: str, keep_history_s: float, clock: Callable[[], float]) -> Store:
+def make_store(db: str, sync: str, keep_history_s: float, clock: Callable[[], float],
+               max_body_memory_bytes: int | None = None) -> Store:
     """The store for `db`. asyncpg is imported only for a Postgres URL, so an SQLite broker
-    needs nothing of it; without it, a Postgres URL is refused saying how to get it."""
+    needs nothing of it; without it, a Postgres URL is refused saying how to get it.
+    `max_body_memory_bytes`: bodies of plain messages recovered at most (None: every one)."""
     if not is_postgres(db):
         from mq.storage.sqlite import SQLiteStore
-        return SQLiteStore(db, sync, keep_history_s, clock)
+        return SQLiteStore(db, sync, keep_history_s, clock,
+                           max_body_memory_bytes=max_body_memory_bytes)
     try:
         from mq.storage.postgres import PostgresStore
     except ModuleNotFoundError as e:
         raise StoreRefused(f"a Postgres log needs asyncpg ({e}); install it with "
                            "pip install 'mq[postgres]'") from None
-    return PostgresStore(db, sync, keep_history_s, clock)
+    return PostgresStore(db, sync, keep_history_s, clock,
+                         max_body_memory_bytes=max_body_memory_bytes)
 

@@ -108,12 +108,32 @@ class GroupCommit:
         self.committed = 0  # number of the last committed batch
         self._wake = asyncio.Event()
         self._closing = False
+        self._waiting: list[tuple[int, asyncio.Future[None]]] = []  # (batch, resolved once in)
         self.stats = CommitStats()
 
     @property
     def last_submitted(self) -> int:
         """The number of the newest batch holding changes (committed or not)."""
         return self._last_number
+
+    async def wait_committed(self, number: int) -> None:
+        """Return once batch `number` (and so every one before it) is committed."""
+        if self.committed >= number:
+            return
+        done = asyncio.get_running_loop().create_future()
+        self._waiting.append((number, done))
+        await done
+
+    def _release_waiting(self, number: int) -> None:
+        # Numbers above the last one were merged into a failed batch that is now committed.
+        still = []
+        for waited, done in self._waiting:
+            if waited <= number or waited > self._last_number:
+                if not done.done():
+                    done.set_result(None)
+            else:
+                still.append((waited, done))
+        self._waiting = still
 
     def submit(self, changes: list[Change]) -> int:
         if changes:
@@ -153,6 +173,8 @@ class GroupCommit:
             stats.committed_changes += len(batch)
             stats.seconds.add(time.perf_counter() - started)
             stats.changes.add(len(batch))
+            if self._waiting:
+                self._release_waiting(number)
             self.on_commit(number)
             if number % self.compact_every == 0:
                 await self._compact()

@@ -85,7 +85,8 @@ class Ledger:
         self._body_of = fold.body_of
         self._dependents = Counter(fold.body_of.values())
         next_id = max(fold.max_id, max_id_ever) + 1
-        return Recovered(settings, fold.live(), next_id, bindings, fold.finished_dedup())
+        return Recovered(settings, fold.live(), next_id, bindings, fold.finished_dedup(),
+                         fold.plain())
 
     def chunk(self, horizon: float, limit: int) -> Chunk | None:
         """Up to `limit` messages finished at `horizon` (Unix s) or before, as one chunk to

@@ -82,6 +82,10 @@ SETTINGS = ("SELECT name, retention_s, lease_s, max_deliveries, dead_letter, ded
             "FROM queues")
 BINDINGS = "SELECT topic, queue FROM bindings"
 LOG_BYTES = "SELECT pg_total_relation_size('mq.log')"
+# A fan-out copy's row has no body: it is in the row of the copy named by body_of.
+READ_BODIES = ("SELECT l.msg_id, coalesce(l.body, h.body) FROM log AS l LEFT JOIN log AS h "
+               f"ON h.msg_id = l.body_of AND h.kind = {int(Event.PUBLISHED)} "
+               f"WHERE l.kind = {int(Event.PUBLISHED)} AND l.msg_id = ANY($1::bigint[])")
 HISTORY = f"SELECT {', '.join(LogRow._fields)} FROM log WHERE msg_id = $1 ORDER BY seq"
 # One statement, so one round trip and one transaction: remember the highest id (ids are never
 # reused once their rows are gone), delete whole messages, and the middle rows of those whose

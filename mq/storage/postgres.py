@@ -32,7 +32,7 @@ import asyncpg
 
 from mq.core.events import Change
 from mq.storage import pg_sql
-from mq.storage.base import Recovered, StoreRefused
+from mq.storage.base import MAX_BODY_READ, Recovered, StoreRefused
 from mq.storage.ledger import Ledger
 from mq.storage.pg_link import PgLink
 from mq.storage.rows import Fold, LogRow, Values, describe
@@ -45,14 +45,18 @@ RECOVERY_CHUNK_ROWS = 20_000
 
 class PostgresStore:
     def __init__(self, url: str, sync: str = "full", keep_history_s: float = 0.0,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time,
+                 max_body_memory_bytes: int | None = None) -> None:
         """`url`: a libpq-style URL (postgresql://user:password@host:port/dbname).
-        `keep_history_s`: how long a finished message's rows stay for HISTORY."""
+        `keep_history_s`: how long a finished message's rows stay for HISTORY.
+        `max_body_memory_bytes`: bodies of plain messages recovered at most (the rest are
+        recovered as their sizes and read back with `read_bodies`); None: every one."""
         if sync not in SYNC_MODES:
             raise ValueError(f"sync must be one of {SYNC_MODES}, got {sync!r}")
         self.sync = sync
         self.keep_history_s = keep_history_s
         self.clock = clock
+        self.max_body_memory_bytes = max_body_memory_bytes
         self._link = PgLink(url, sync)
         self._ledger = Ledger()
         self._log_bytes = 0  # as of the last open or compaction: a scrape must not query
@@ -115,7 +119,7 @@ class PostgresStore:
     async def _recover(self, conn: asyncpg.Connection) -> Recovered:
         settings = dict(pg_sql.settings_of(r) for r in await conn.fetch(pg_sql.SETTINGS))
         bindings = [(r[0], r[1]) for r in await conn.fetch(pg_sql.BINDINGS)]
-        fold = Fold()
+        fold = Fold(self.max_body_memory_bytes)
         # Records unpack like tuples, so Fold takes them as they come.
         await _read(conn, RECOVER_PLAIN, fold.published_plain)
         await _read(conn, RECOVER_PUBLISHED, fold.published)
@@ -148,6 +152,15 @@ class PostgresStore:
             await conn.execute(pg_sql.COMPACT, chunk.max_id, whole, chunk.keep_published)
             self._log_bytes = await conn.fetchval(pg_sql.LOG_BYTES)
         return chunk.count
+
+    async def read_bodies(self, ids: Sequence[int]) -> dict[int, bytes]:
+        if len(ids) > MAX_BODY_READ:
+            raise ValueError(f"at most {MAX_BODY_READ} bodies per read, got {len(ids)}")
+        if not ids:
+            return {}
+        async with self._link.session() as conn:
+            records = await conn.fetch(pg_sql.READ_BODIES, list(ids))
+        return {msg_id: body for msg_id, body in records if body is not None}
 
     async def history(self, msg_id: int) -> list[dict[str, Any]]:
         async with self._link.session() as conn:

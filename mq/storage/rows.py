@@ -9,9 +9,13 @@ and read back in `Fold` and `describe`. No SQL here.
 from __future__ import annotations
 
 import json
+from array import array
+from bisect import bisect_left
 from collections.abc import Callable, Iterable
+from itertools import compress, repeat
 from typing import Any, NamedTuple, cast
 
+from mq.core.backlog import Backlog
 from mq.core.events import (
     BY_CODE,
     FINAL,
@@ -55,6 +59,7 @@ _PUBLISHED, _LEASED, _ACKED, _NACKED, _EXPIRED, _REMOVED, _RELEASED, _LEFT = (
     int(Event.EXPIRED), int(Event.REMOVED), int(Event.RELEASED), int(Event.LEFT))
 _DEAD_LETTERED, _REDRIVEN = int(Event.DEAD_LETTERED), int(Event.REDRIVEN)
 _FINAL = frozenset(int(e) for e in FINAL)
+FEW_QUEUES = 8  # up to this many queues, plain publishes are sorted by queue in C (`plain`)
 
 
 # --- encode ---------------------------------------------------------------------------------
@@ -93,6 +98,8 @@ def decode_headers(text: str | None) -> Headers | None:
 
 def _appended(c: Appended) -> Values:
     m = c.message
+    # A body is left in the log only once its publish is written, never before.
+    assert not isinstance(m.body, int), "a publish carries its body"
     headers = m.headers
     return (m.id, _PUBLISHED, m.published_at, m.queue,
             _body(m.body) if c.body_of is None else _T, _T if m.key is None else m.key, _N, _T,
@@ -139,24 +146,132 @@ class Fold:
 
     Rows come as plain tuples of the columns the store's recovery queries select (sqlite.py): a
     million of them are folded at a restart, so they are unpacked, never wrapped. Leases are
-    void after a restart: a leased message comes back READY with its delivery count."""
+    void after a restart: a leased message comes back READY with its delivery count.
 
-    def __init__(self) -> None:
-        self.messages: dict[int, Message] = {}  # every published message still in the log
+    Plain publishes, most of a backlog, are kept as columns (id, time, body, queue number) in
+    id order, not as messages: those that no later row touches become the queues' compact
+    backlogs (`plain`, core/backlog.py); a later row makes its message a full one first."""
+
+    def __init__(self, max_body_bytes: int | None = None) -> None:
+        """`max_body_bytes`: bytes of plain bodies kept at most, in log order; the others are
+        kept as their sizes (the body stays in the log: Message.body). None: all are kept."""
+        self._room = max_body_bytes
+        self.messages: dict[int, Message] = {}  # full messages (all but untouched plain ones)
         self.finished: dict[int, float] = {}  # id -> when it was acked or removed
         self.body_of: dict[int, int] = {}  # fan-out copy -> the message whose row has the body
         self._names: dict[str, str] = {}  # one str object per queue name, not one per row
+        self._ids = array("q")  # plain publishes, ascending ids ...
+        self._at = array("d")  # ... their publish times,
+        self._bodies: list[bytes | int] = []  # their bodies (or sizes, beyond the budget),
+        self._queue = array("l")  # ... and their queue's number in _queues; -1: taken
+        self._queues: list[str] = []
+        self._number: dict[str, int] = {}  # queue name -> its number
 
     @property
     def max_id(self) -> int:
-        return max(self.messages, default=0)
+        return max(max(self.messages, default=0), self._ids[-1] if self._ids else 0)
 
-    def published_plain(self, rows: Iterable[tuple[Any, ...]]) -> None:
+    def published_plain(self, rows: list[tuple[Any, ...]]) -> None:
         """Publishes without options (priority 0, no key, delay, TTL, dedup id, shared body
-        or headers): (msg_id, at, queue, body). Most of a backlog."""
-        messages, names = self.messages, self._names
-        for msg_id, at, queue, body in rows:
-            messages[msg_id] = Message(msg_id, names.setdefault(queue, queue), body, None, at)
+        or headers): (msg_id, at, queue, body). Most of a backlog: a chunk of one queue's rows in id
+        order (the usual case) is added column by column."""
+        if not rows:
+            return
+        ids, ats, queues, bodies = zip(*rows, strict=True)
+        if self._room is not None:
+            bodies = self._within_budget(bodies)
+        first = queues[0]
+        if (ids[0] > (self._ids[-1] if self._ids else 0) and list(ids) == sorted(ids)
+                and queues.count(first) == len(queues)):
+            self._ids.extend(ids)
+            self._at.extend(ats)
+            self._bodies.extend(bodies)
+            self._queue.extend(repeat(self._number_of(first), len(ids)))
+            return
+        for msg_id, at, queue, body in zip(ids, ats, queues, bodies, strict=True):
+            if self._ids and msg_id <= self._ids[-1]:  # out of id order: kept whole
+                self.messages[msg_id] = Message(msg_id, self._names.setdefault(queue, queue),
+                                                body, None, at)
+                continue
+            self._ids.append(msg_id)
+            self._at.append(at)
+            self._bodies.append(body)
+            self._queue.append(self._number_of(queue))
+
+    def _within_budget(self, bodies: tuple[bytes, ...]) -> tuple[bytes | int, ...]:
+        """`bodies` as kept: each while the budget has room, else its size."""
+        room = self._room
+        assert room is not None
+        if room == 0:  # the budget is spent: most of a big backlog, in C
+            return tuple(map(len, bodies))
+        kept: list[bytes | int] = []
+        for body in bodies:
+            if len(body) <= room:
+                room -= len(body)
+                kept.append(body)
+            else:
+                room = 0  # in log order: once one is left out, all later ones are
+                kept.append(len(body))
+        self._room = room
+        return tuple(kept)
+
+    def _number_of(self, queue: str) -> int:
+        number = self._number.get(queue)
+        if number is None:
+            number = self._number[queue] = len(self._queues)
+            self._queues.append(queue)
+            self._names[queue] = queue
+        return number
+
+    def _plain_index(self, msg_id: int) -> int | None:
+        """Where plain publish `msg_id` is in the columns, unless absent or taken."""
+        i = bisect_left(self._ids, msg_id)
+        if i < len(self._ids) and self._ids[i] == msg_id and self._queue[i] >= 0:
+            return i
+        return None
+
+    def _take_plain(self, msg_id: int) -> Message | None:
+        """Plain publish `msg_id` as a full message, off the columns; None if not there."""
+        i = self._plain_index(msg_id)
+        if i is None:
+            return None
+        msg = self.messages[msg_id] = Message(msg_id, self._queues[self._queue[i]],
+                                              self._bodies[i], None, self._at[i])
+        self._queue[i] = -1
+        self._bodies[i] = b""
+        return msg
+
+    def _body(self, msg_id: int) -> bytes | int | None:
+        msg = self.messages.get(msg_id)
+        if msg is not None:
+            return msg.body
+        i = self._plain_index(msg_id)
+        return None if i is None else self._bodies[i]
+
+    def plain(self) -> dict[str, Backlog]:
+        """Queue -> its plain messages that no later row touched, compactly, in id order."""
+        numbers, names = self._queue, self._queues
+        if len(names) == 1 and numbers.count(0) == len(numbers):
+            return {names[0]: Backlog(self._ids, self._at, self._bodies)}
+        if len(names) <= FEW_QUEUES:  # one selection per queue, each made in C
+            out = {}
+            for number, name in enumerate(names):
+                mine = list(map(number.__eq__, numbers))
+                if any(mine):
+                    out[name] = Backlog(compress(self._ids, mine), compress(self._at, mine),
+                                        compress(self._bodies, mine))
+            return out
+        columns: dict[int, tuple[list[int], list[float], list[bytes | int]]] = {}
+        for msg_id, at, body, number in zip(self._ids, self._at, self._bodies, numbers,
+                                            strict=True):
+            if number >= 0:
+                mine_ = columns.get(number)
+                if mine_ is None:
+                    mine_ = columns[number] = ([], [], [])
+                mine_[0].append(msg_id)
+                mine_[1].append(at)
+                mine_[2].append(body)
+        return {names[number]: Backlog(*cols) for number, cols in columns.items()}
 
     def published(self, rows: Iterable[tuple[Any, ...]]) -> None:
         """Publishes with options or headers: (msg_id, at, queue, body, key, ready_at,
@@ -164,8 +279,8 @@ class Fold:
         for (msg_id, at, queue, body, key, ready_at, priority, expires_at, dedup,
              body_of, headers) in rows:
             if body_of is not None:
-                holder = self.messages.get(body_of)
-                body = holder.body if holder is not None else b""
+                holder_body = self._body(body_of)
+                body = b"" if holder_body is None else holder_body
                 self.body_of[msg_id] = body_of
             msg = Message(msg_id, self._names.setdefault(queue, queue), body, key, at,
                           priority=priority or 0, expires_at=expires_at, dedup_id=dedup,
@@ -181,13 +296,15 @@ class Fold:
             msg_id, kind = row[0], row[1]
             if kind in _FINAL:
                 finished[msg_id] = row[2]
+                if msg_id not in messages:
+                    self._take_plain(msg_id)  # gone: its columns are left out of `plain`
             else:
-                msg = messages.get(msg_id)
+                msg = messages.get(msg_id) or self._take_plain(msg_id)
                 if msg is not None:
                     _apply(msg, row)
 
     def live(self) -> list[Message]:
-        """The messages that are not finished, in id order."""
+        """The full messages that are not finished, in id order (the rest: `plain`)."""
         messages, finished = self.messages, self.finished
         return [messages[i] for i in sorted(messages) if i not in finished]
 

@@ -62,7 +62,7 @@ import aiosqlite
 from mq import __version__
 from mq.core.events import FINAL, Bound, Change, Declared, Event, Purged
 from mq.core.model import QueueSettings
-from mq.storage.base import Recovered
+from mq.storage.base import MAX_BODY_READ, Recovered
 from mq.storage.ledger import Ledger
 from mq.storage.lock import LogLock, LogRefused
 from mq.storage.rows import TEXT_FIELDS, Fold, LogRow, describe
@@ -128,6 +128,10 @@ RECOVER_PUBLISHED = ("SELECT msg_id, at, queue, body, key, ready_at, priority, e
                      f"AND NOT ({_WITHOUT_OPTIONS}) ORDER BY seq")
 RECOVER_EVENTS = ("SELECT msg_id, kind, at, queue, delivery, ready_at, detail FROM log "
                   f"WHERE kind != {int(Event.PUBLISHED)} ORDER BY seq")
+# A fan-out copy's row has no body: it is in the row of the copy named by body_of.
+READ_BODIES = ("SELECT l.msg_id, coalesce(l.body, h.body) FROM log AS l LEFT JOIN log AS h "
+               f"ON h.msg_id = l.body_of AND h.kind = {int(Event.PUBLISHED)} "
+               f"WHERE l.kind = {int(Event.PUBLISHED)} AND l.msg_id IN ({{}})")
 RECOVERY_CHUNK_ROWS = 20_000
 RECOVERY_PROGRESS_ROWS = 200_000  # a progress line this often while a big log is read
 MAX_ROWS_PER_STATEMENT = 2_000  # 30,000 bound variables: below SQLite's limit (32,766)
@@ -148,15 +152,19 @@ class LogPlaceError(LogRefused):
 
 class SQLiteStore:
     def __init__(self, path: str | Path, sync: str = "full", keep_history_s: float = 0.0,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time,
+                 max_body_memory_bytes: int | None = None) -> None:
         """`keep_history_s`: how long a finished (acked, removed) message's rows stay in the
-        log, so HISTORY can still show its whole life, before compaction deletes them."""
+        log, so HISTORY can still show its whole life, before compaction deletes them.
+        `max_body_memory_bytes`: bodies of plain messages recovered at most (the rest are
+        read back when delivered: `read_bodies`); None: all."""
         if sync not in SYNC_MODES:
             raise ValueError(f"sync must be one of {SYNC_MODES}, got {sync!r}")
         self.path = Path(path)
         self.sync = sync
         self.keep_history_s = keep_history_s
         self.clock = clock
+        self.max_body_memory_bytes = max_body_memory_bytes
         self._db: aiosqlite.Connection | None = None
         self._lock = LogLock(self.path)  # one broker per log, for as long as it is open
         self._ledger = Ledger()  # the compaction backlog and the fan-out copies (ledger.py)
@@ -280,7 +288,7 @@ class SQLiteStore:
             settings = {row[0]: QueueSettings(*row[1:]) for row in await cursor.fetchall()}
         async with db.execute("SELECT topic, queue FROM bindings") as cursor:
             bindings = [(topic, queue) for topic, queue in await cursor.fetchall()]
-        fold = Fold()
+        fold = Fold(self.max_body_memory_bytes)
         # Three passes, each selecting only what its rows have: fewer columns is what makes a
         # restart with a million queued messages fast (a backlog is mostly plain publishes).
         await self._read(RECOVER_PLAIN, fold.published_plain)
@@ -288,9 +296,10 @@ class SQLiteStore:
         await self._read(RECOVER_EVENTS, fold.events)
         max_id_ever = await self._scalar("SELECT value FROM meta WHERE name = 'max_msg_id'")
         recovered = self._ledger.recovered(fold, settings, bindings, max_id_ever)
-        live = recovered.messages
+        live, plain = recovered.messages, recovered.plain
         log.info("recovered %d messages in %d queues from %s (%d finished awaiting compaction)",
-                 len(live), len({m.queue for m in live} | set(settings)), self.path,
+                 len(live) + sum(map(len, plain.values())),
+                 len({m.queue for m in live} | set(plain) | set(settings)), self.path,
                  len(fold.finished))
         return recovered
 
@@ -357,6 +366,14 @@ class SQLiteStore:
             await db.execute("ROLLBACK")
             raise
         return chunk.count
+
+    async def read_bodies(self, ids: Sequence[int]) -> dict[int, bytes]:
+        if len(ids) > MAX_BODY_READ:
+            raise ValueError(f"at most {MAX_BODY_READ} bodies per read, got {len(ids)}")
+        if not ids:
+            return {}
+        async with self.db.execute(READ_BODIES.format(", ".join("?" * len(ids))), ids) as c:
+            return {msg_id: body for msg_id, body in await c.fetchall() if body is not None}
 
     async def history(self, msg_id: int) -> list[dict[str, Any]]:
         """Every row the log still has of `msg_id`, oldest first, as HISTORY events."""

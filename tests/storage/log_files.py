@@ -53,8 +53,17 @@ async def reopen(path: Path) -> Recovered:
         return recovered
 
 
+def every_message(recovered: Recovered) -> list[Message]:
+    """Every recovered message as a full one, in id order: those recovered whole and those of
+    the queues' compact backlogs of plain messages."""
+    plain = [m for queue, backlog in recovered.plain.items()
+             for m in map(lambda i: backlog.view(i, queue), range(1, recovered.next_id))
+             if m is not None]
+    return sorted([*recovered.messages, *plain], key=lambda m: m.id)
+
+
 def by_id(recovered: Recovered) -> dict[int, Message]:
-    return {m.id: m for m in recovered.messages}
+    return {m.id: m for m in every_message(recovered)}
 
 
 def lease_one(broker: Broker, holder: str = "h1", lease_s: float | None = None
@@ -111,8 +120,9 @@ class LogTarget:
         self.where = where  # a file path, or a postgresql:// URL
 
     def store(self, sync: str = "full", keep_history_s: float = 0.0,
-              clock: Callable[[], float] = AFTER_ALL) -> Store:
-        return make_store(self.where, sync, keep_history_s, clock)
+              clock: Callable[[], float] = AFTER_ALL,
+              max_body_memory_bytes: int | None = None) -> Store:
+        return make_store(self.where, sync, keep_history_s, clock, max_body_memory_bytes)
 
     async def write_once(self, broker: Broker, sync: str = "full") -> None:
         """Open a store, write what the broker changed, close."""

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from mq.storage.sqlite import APPLICATION_ID, NotAnMqLogError
-from tests.storage.log_files import new_broker, reopen, rows, write_once
+from tests.storage.log_files import every_message, new_broker, reopen, rows, write_once
 
 
 def make_db(path: Path, script: str) -> None:
@@ -52,7 +52,7 @@ def test_a_file_with_no_tables_becomes_an_mq_log(db_path: Path, content: str) ->
     db_path.touch()
     make_db(db_path, content)
     recovered = asyncio.run(reopen(db_path))
-    assert recovered.messages == []
+    assert every_message(recovered) == []
     assert rows(db_path, "PRAGMA application_id") == [(APPLICATION_ID,)]
 
 
@@ -62,6 +62,6 @@ def test_a_new_log_is_stamped_and_an_unstamped_mq_log_is_stamped_at_open(db_path
     asyncio.run(write_once(db_path, broker))
     assert rows(db_path, "PRAGMA application_id") == [(APPLICATION_ID,)]
     make_db(db_path, "PRAGMA application_id = 0;")  # as logs were written before the stamp
-    [msg] = asyncio.run(reopen(db_path)).messages
+    [msg] = every_message(asyncio.run(reopen(db_path)))
     assert msg.body == b"x"
     assert rows(db_path, "PRAGMA application_id") == [(APPLICATION_ID,)]

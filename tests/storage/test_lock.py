@@ -13,7 +13,7 @@ import pytest
 
 from mq.storage.lock import LogInUseError
 from mq.storage.sqlite import SQLiteStore
-from tests.storage.log_files import AFTER_ALL, new_broker, opened, rows
+from tests.storage.log_files import AFTER_ALL, every_message, new_broker, opened, rows
 
 
 def test_a_second_store_on_one_log_is_refused_and_the_first_goes_on(db_path: Path) -> None:
@@ -37,7 +37,7 @@ def test_a_second_store_on_one_log_is_refused_and_the_first_goes_on(db_path: Pat
             other.execute("ROLLBACK")
             other.close()
         async with opened(SQLiteStore(db_path, clock=AFTER_ALL)) as recovered:
-            assert [m.body for m in recovered.messages] == [b"still mine"]
+            assert [m.body for m in every_message(recovered)] == [b"still mine"]
 
     asyncio.run(scenario())
     assert rows(db_path, "SELECT COUNT(*) FROM log") == [(1,)]

@@ -16,6 +16,7 @@ from tests.storage.log_files import (
     AFTER_ALL,
     T0,
     by_id,
+    every_message,
     lease_one,
     new_broker,
     old_log,
@@ -109,7 +110,7 @@ def test_a_goodbye_is_logged_as_its_own_event_not_as_a_nack(db_path: Path) -> No
 
     assert rows(db_path, "SELECT kind, holder FROM log ORDER BY seq") == [
         (Event.PUBLISHED, None), (Event.LEASED, "c1"), (Event.LEFT, "c1")]
-    [msg] = asyncio.run(reopen(db_path)).messages
+    [msg] = every_message(asyncio.run(reopen(db_path)))
     assert (msg.state, msg.deliveries, msg.deaths) == (State.READY, 1, 0)
     assert [(e["event"], e.get("holder")) for e in history(db_path, 1)] == [
         ("published", None), ("leased", "c1"), ("released (holder left)", "c1")]

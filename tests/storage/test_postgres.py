@@ -13,7 +13,7 @@ from mq.storage.base import StoreRefused, StoreUnavailable
 from mq.storage.pg_sql import FORMAT_VERSION
 from mq.storage.postgres import PostgresStore
 from tests.pg import PgServer, query
-from tests.storage.log_files import AFTER_ALL, LogTarget, new_broker, opened
+from tests.storage.log_files import AFTER_ALL, LogTarget, every_message, new_broker, opened
 
 
 @pytest.mark.parametrize(("sync", "setting"), [("full", "on"), ("normal", "off")])
@@ -40,7 +40,7 @@ def test_a_second_store_on_one_database_is_refused_and_the_first_goes_on(pg_url:
             broker.publish("q", b"still mine")
             await first.write(broker.take_effects().changes)
         async with opened(PostgresStore(pg_url, clock=AFTER_ALL)) as recovered:
-            assert [m.body for m in recovered.messages] == [b"still mine"]
+            assert [m.body for m in every_message(recovered)] == [b"still mine"]
 
     asyncio.run(scenario())
 
@@ -82,4 +82,4 @@ def test_a_killed_server_fails_writes_and_the_store_writes_again_once_it_is_back
 
     asyncio.run(scenario())
     recovered = asyncio.run(LogTarget("postgres", pg_url).reopen())
-    assert [m.body for m in recovered.messages] == [b"before", b"during"]
+    assert [m.body for m in every_message(recovered)] == [b"before", b"during"]

@@ -154,10 +154,13 @@ def test_plain_and_optioned_publishes_fold_into_one_id_order_with_their_events()
         Acked(4, T0 + 4, "q"),
     ]
     fold = folded(changes)
-    assert [(m.id, m.body, m.key, m.priority, m.state) for m in fold.live()] == [
+    plain = fold.plain()["q"]  # 1 alone was never touched: it stays compact
+    assert len(plain) == 1 and [m.id for m in fold.live()] == [2, 3]
+    every = sorted([*fold.live(), *filter(None, [plain.view(1, "q")])], key=lambda m: m.id)
+    assert [(m.id, m.body, m.key, m.priority, m.state) for m in every] == [
         (1, b"plain", None, 0, State.READY), (2, b"keyed", "k", 5, State.DELAYED),
         (3, b"plain", None, 0, State.READY)]
-    assert fold.live()[1].last_error == "later" and fold.finished == {4: T0 + 4}
+    assert every[1].last_error == "later" and fold.finished == {4: T0 + 4}
     assert fold.body_of == {3: 1} and fold.max_id == 4
 
 
@@ -176,6 +179,7 @@ def test_headers_are_stored_as_json_and_fold_back_with_the_plain_and_optioned_pu
         rows[1].headers]
     assert describe(rows[1])["headers"] == headers and "headers" not in describe(rows[0])
     fold = folded(changes)
+    plain = fold.plain()["q"].view(1, "q")  # no headers: it stays in the compact backlog
+    assert plain is not None and (plain.body, plain.headers, plain.extra) == (b"plain", None, None)
     assert [(m.id, m.body, m.headers) for m in fold.live()] == [
-        (1, b"plain", None), (2, b"{}", headers), (3, b"{}", headers)]
-    assert fold.live()[0].extra is None
+        (2, b"{}", headers), (3, b"{}", headers)]

@@ -27,6 +27,7 @@ from tests.storage.log_files import (
     AFTER_ALL,
     T0,
     LogTarget,
+    every_message,
     lease_one,
     new_broker,
     opened,
@@ -41,7 +42,7 @@ def test_fresh_file_recovers_nothing_and_starts_ids_at_one(target: LogTarget) ->
     """A new log is empty: no queues, no messages, next_id 1."""
     recovered = asyncio.run(target.reopen())
     assert recovered.settings == {}
-    assert recovered.messages == []
+    assert every_message(recovered) == []
     assert recovered.next_id == 1
     assert target.created()
 
@@ -61,15 +62,16 @@ def test_unacked_messages_come_back_ready_with_deliveries_kept(target: LogTarget
     asyncio.run(target.write_once(broker))
 
     recovered = asyncio.run(target.reopen())
-    assert [(m.id, m.queue, m.body, m.deliveries) for m in recovered.messages] == [
+    assert [(m.id, m.queue, m.body, m.deliveries) for m in every_message(recovered)] == [
         (1, "q", b"a", 1), (2, "q", b"b", 2), (3, "q", b"c", 0),
     ]
-    assert all(m.state is State.READY for m in recovered.messages)
+    assert all(m.state is State.READY for m in every_message(recovered))
     assert recovered.next_id == 4
 
     restarted = new_broker(clock)
-    restarted.restore(recovered.settings, recovered.messages, recovered.next_id)
-    assert all("holder" not in restarted.explain(m.id) for m in recovered.messages)
+    restarted.restore(recovered.settings, recovered.messages, recovered.next_id,
+                      plain=recovered.plain)
+    assert all("holder" not in restarted.explain(m.id) for m in every_message(recovered))
     got = restarted.lease("q", "h3", max_count=3)
     assert [(d.msg_id, d.delivery) for d in got] == [(1, 2), (2, 3), (3, 1)]  # never reused
 
@@ -89,7 +91,7 @@ def test_acked_and_dropped_messages_do_not_come_back(target: LogTarget) -> None:
     asyncio.run(target.write_once(broker))
 
     recovered = asyncio.run(target.reopen())
-    assert [(m.id, m.body) for m in recovered.messages] == [(2, b"kept")]
+    assert [(m.id, m.body) for m in every_message(recovered)] == [(2, b"kept")]
     assert recovered.next_id == 4
 
 
@@ -112,7 +114,8 @@ def test_changes_written_in_several_commits_fold_in_order(target: LogTarget) -> 
 
     asyncio.run(scenario())
     recovered = asyncio.run(target.reopen())
-    assert [(m.id, m.deliveries, m.state) for m in recovered.messages] == [(2, 1, State.READY)]
+    assert [(m.id, m.deliveries, m.state) for m in every_message(recovered)] == [
+        (2, 1, State.READY)]
 
 
 def test_running_nack_delay_comes_back_delayed(target: LogTarget) -> None:
@@ -125,11 +128,12 @@ def test_running_nack_delay_comes_back_delayed(target: LogTarget) -> None:
     asyncio.run(target.write_once(broker))
 
     recovered = asyncio.run(target.reopen())
-    [msg] = recovered.messages
+    [msg] = every_message(recovered)
     assert (msg.state, msg.ready_at, msg.deliveries) == (State.DELAYED, T0 + 60, 1)
 
     restarted = new_broker(clock)
-    restarted.restore(recovered.settings, recovered.messages, recovered.next_id)
+    restarted.restore(recovered.settings, recovered.messages, recovered.next_id,
+                      plain=recovered.plain)
     clock.advance(30)
     restarted.tick()
     assert restarted.lease("q", "h2") == []
@@ -149,10 +153,11 @@ def test_nack_without_delay_comes_back_ready_in_its_place(target: LogTarget) -> 
     asyncio.run(target.write_once(broker))
 
     recovered = asyncio.run(target.reopen())
-    assert [(m.id, m.state, m.deliveries) for m in recovered.messages] == [
+    assert [(m.id, m.state, m.deliveries) for m in every_message(recovered)] == [
         (1, State.READY, 1), (2, State.READY, 0)]
     restarted = new_broker(clock)
-    restarted.restore(recovered.settings, recovered.messages, recovered.next_id)
+    restarted.restore(recovered.settings, recovered.messages, recovered.next_id,
+                      plain=recovered.plain)
     assert lease_one(restarted, "h2") == (1, 2)
 
 
@@ -167,7 +172,7 @@ def test_a_later_lease_ends_an_earlier_nack_delay(target: LogTarget) -> None:
     assert lease_one(broker) == (1, 2)
     asyncio.run(target.write_once(broker))
 
-    [msg] = asyncio.run(target.reopen()).messages
+    [msg] = every_message(asyncio.run(target.reopen()))
     assert (msg.state, msg.deliveries) == (State.READY, 2)
 
 
@@ -184,9 +189,10 @@ def test_declared_settings_survive_and_the_last_declare_wins(target: LogTarget) 
         "orders": QueueSettings(retention_s=60, lease_s=9),
         "empty": QueueSettings(retention_s=7_200, lease_s=30),
     }
-    assert recovered.messages == []
+    assert every_message(recovered) == []
     restarted = new_broker()
-    restarted.restore(recovered.settings, recovered.messages, recovered.next_id)
+    restarted.restore(recovered.settings, recovered.messages, recovered.next_id,
+                      plain=recovered.plain)
     assert restarted.queue_names() == ["empty", "orders"]
     restarted.publish("orders", b"x")
     [msg] = restarted.lease("orders", "h1")
@@ -211,10 +217,11 @@ def test_next_id_continues_after_everything_was_acked_and_compacted(target: LogT
     asyncio.run(scenario())
     assert target.rows("SELECT COUNT(*) FROM log") == [(0,)]
     recovered = asyncio.run(target.reopen())
-    assert recovered.messages == []
+    assert every_message(recovered) == []
     assert recovered.next_id == 4
     restarted = new_broker()
-    restarted.restore(recovered.settings, recovered.messages, recovered.next_id)
+    restarted.restore(recovered.settings, recovered.messages, recovered.next_id,
+                      plain=recovered.plain)
     assert restarted.publish("q", b"new").msg_id == 4
 
 
@@ -223,10 +230,11 @@ def test_ids_keep_ascending_across_several_restarts(target: LogTarget) -> None:
     for expected in ([1, 2], [3, 4]):
         recovered = asyncio.run(target.reopen())
         broker = new_broker()
-        broker.restore(recovered.settings, recovered.messages, recovered.next_id)
+        broker.restore(recovered.settings, recovered.messages, recovered.next_id,
+                      plain=recovered.plain)
         assert [broker.publish("q", b"x").msg_id, broker.publish("q", b"y").msg_id] == expected
         asyncio.run(target.write_once(broker))
-    assert [m.id for m in asyncio.run(target.reopen()).messages] == [1, 2, 3, 4]
+    assert [m.id for m in every_message(asyncio.run(target.reopen()))] == [1, 2, 3, 4]
 
 
 def test_a_batch_larger_than_one_statement_is_written_whole(target: LogTarget) -> None:
@@ -239,8 +247,8 @@ def test_a_batch_larger_than_one_statement_is_written_whole(target: LogTarget) -
     asyncio.run(target.write_once(broker))
 
     recovered = asyncio.run(target.reopen())
-    assert [m.id for m in recovered.messages] == list(range(1, n + 1))
-    assert recovered.messages[-1].body == b"%d" % (n - 1)
+    assert [m.id for m in every_message(recovered)] == list(range(1, n + 1))
+    assert every_message(recovered)[-1].body == b"%d" % (n - 1)
     assert recovered.next_id == n + 1
 
 
@@ -278,7 +286,7 @@ def test_compact_deletes_finished_messages_in_bounded_chunks(target: LogTarget) 
 
     asyncio.run(scenario())
     assert target.rows("SELECT msg_id, kind FROM log ORDER BY seq") == [(6, 0), (6, 1)]
-    assert [(m.id, m.deliveries) for m in asyncio.run(target.reopen()).messages] == [(6, 1)]
+    assert [(m.id, m.deliveries) for m in every_message(asyncio.run(target.reopen()))] == [(6, 1)]
 
 
 def test_finished_messages_not_yet_compacted_are_compacted_after_reopen(target: LogTarget) -> None:
@@ -321,10 +329,10 @@ def test_bodies_and_keys_round_trip_exactly(target: LogTarget) -> None:
     asyncio.run(target.write_once(broker))
 
     recovered = asyncio.run(target.reopen())
-    got = [(m.body, m.key) for m in recovered.messages]
+    got = [(m.body, m.key) for m in every_message(recovered)]
     assert got == sent
-    assert all(type(m.body) is bytes for m in recovered.messages)
-    assert [m.published_at for m in recovered.messages] == [
+    assert all(type(m.body) is bytes for m in every_message(recovered))
+    assert [m.published_at for m in every_message(recovered)] == [
         T0 + 0.123456 + 0.25 * i for i in range(4)]
 
 
@@ -342,7 +350,7 @@ def test_headers_round_trip_through_the_log_and_survive_moves(target: LogTarget)
     broker.nack(msg_id, delivery, "h1", error="no")  # its one delivery: to q.dlq
     asyncio.run(target.write_once(broker))
 
-    messages = {m.id: m for m in asyncio.run(target.reopen()).messages}
+    messages = {m.id: m for m in every_message(asyncio.run(target.reopen()))}
     assert messages[1].headers == {"traceparent": "00-0af7651916cd43dd-b7ad6b71-01"}
     assert messages[2].headers is None and messages[2].extra is None
     three = messages[3]
@@ -369,7 +377,7 @@ def test_sync_modes_open_in_wal(db_path: Path, sync: str, synchronous: int) -> N
 
     assert asyncio.run(scenario()) == ("wal", synchronous)
     assert rows(db_path, "PRAGMA journal_mode") == [("wal",)]  # persistent in the file
-    assert [m.body for m in asyncio.run(reopen(db_path)).messages] == [b"x"]
+    assert [m.body for m in every_message(asyncio.run(reopen(db_path)))] == [b"x"]
 
 
 def test_unknown_sync_mode_is_refused() -> None:
@@ -463,7 +471,7 @@ def test_group_commit_puts_requests_submitted_together_in_one_transaction(
     assert store.writes == [4]
     assert committed == [1]
     recovered = asyncio.run(target.reopen())
-    assert [(m.body, m.deliveries) for m in recovered.messages] == [
+    assert [(m.body, m.deliveries) for m in every_message(recovered)] == [
         (b"a", 1), (b"b", 0), (b"c", 0)]
 
 
@@ -498,7 +506,7 @@ def test_group_commit_numbers_batches_in_increasing_order(target: LogTarget) -> 
     group = asyncio.run(scenario())
     assert committed == [1, 2, 3]
     assert group.stats.commits == 3
-    assert [m.id for m in asyncio.run(target.reopen()).messages] == [1, 2, 3]
+    assert [m.id for m in every_message(asyncio.run(target.reopen()))] == [1, 2, 3]
 
 
 def test_close_makes_run_return_after_committing_what_was_submitted(target: LogTarget) -> None:
@@ -522,7 +530,7 @@ def test_close_makes_run_return_after_committing_what_was_submitted(target: LogT
 
     asyncio.run(scenario())
     assert committed == [1]
-    assert [m.body for m in asyncio.run(target.reopen()).messages] == [b"last words"]
+    assert [m.body for m in every_message(asyncio.run(target.reopen()))] == [b"last words"]
 
 
 def test_close_with_nothing_submitted_returns_without_a_commit(target: LogTarget) -> None:
