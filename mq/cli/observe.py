@@ -111,7 +111,9 @@ def explain(args: argparse.Namespace) -> int:
     if args.json:
         print_json(answer)
         return 0
-    print(f"{args.msg_id}: {answer['state']}: {answer['why']}")
+    why = answer["why"]  # a sentence that starts with the state ("ready: ...") or says it
+    print(f"{args.msg_id}: {why}" if why.startswith(answer["state"])
+          else f"{args.msg_id}: {answer['state']}: {why}")
     for name, value in answer.items():
         if name not in ("state", "why", "msg_id") and value is not None:
             print(f"  {name}: {value_text(name, value)}")
