@@ -78,6 +78,11 @@ class BlockingLink:
         """True once the connection is closed or lost."""
         return self._closed is not None
 
+    @property
+    def error(self) -> MQError | None:
+        """Why the connection ended; None while it is open."""
+        return self._closed
+
     def start_heartbeats(self, session: Callable[[], Session | None]) -> None:
         """Start the heartbeat thread, unless it already runs; it stops when `session()` is None."""
         if self._heartbeats is None:

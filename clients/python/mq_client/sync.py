@@ -265,6 +265,7 @@ class Client:
             return self._link
         self._link.check_alive()
         if self._link.closed:
+            log.warning("mq connection lost (%s); reconnecting", self._link.error)
             self._link.stop_heartbeats()
             how = self._redial
             try:
