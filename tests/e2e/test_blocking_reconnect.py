@@ -61,7 +61,8 @@ def test_a_broker_killed_and_restarted_under_a_blocking_consumer_loses_no_messag
             wait_until(lambda: len(seen) >= 10, "the worker handled 10 messages")
             on_port.kill()
             on_port.start()
-            wait_until(lambda: _all_acked(on_port), lambda: f"every message was acked; handled {sorted(set(seen))}",
+            wait_until(lambda: _all_acked(on_port),
+                       lambda: f"every message was acked; handled {sorted(set(seen))}",
                        timeout_s=30, interval_s=0.1)
         finally:
             stop.set()
@@ -83,7 +84,8 @@ def test_a_dropped_connection_resumes_the_session_with_its_leases(on_port: Broke
         mq._link.sock.shutdown(socket.SHUT_RDWR)  # the network drops it; the broker starts grace_s
         mq.ack(msg)  # on a new connection, as the same session: the lease survived
         assert mq.reconnects == 1
-        assert mq.session is not None and (mq.session.token, mq.session.resumed) == (first.token, True)
+        assert mq.session is not None
+        assert (mq.session.token, mq.session.resumed) == (first.token, True)
         assert mq.session.heartbeat_s == 0.3
         stats = mq.stats("jobs")
         assert (stats["queues"]["jobs"]["acked"], stats["server"]["sessions"]) == (1, 1)
@@ -94,7 +96,8 @@ def _unread_by_broker(port: int, client_port: int) -> int:
     with open("/proc/net/tcp") as f:
         for line in f.readlines()[1:]:
             local, remote, queues = (line.split()[i] for i in (1, 2, 4))
-            if int(local.split(":")[1], 16) == port and int(remote.split(":")[1], 16) == client_port:
+            ports = (int(local.split(":")[1], 16), int(remote.split(":")[1], 16))
+            if ports == (port, client_port):
                 return int(queues.split(":")[1], 16)
     return 0
 
@@ -120,7 +123,8 @@ def test_a_publish_the_drop_caught_in_flight_says_its_outcome_is_unknown(
         sender = threading.Thread(target=publish)
         sender.start()
         client_port = mq._link.sock.getsockname()[1]
-        wait_until(lambda: _unread_by_broker(on_port.port, client_port), "the publish reached the broker")
+        wait_until(lambda: _unread_by_broker(on_port.port, client_port),
+                   "the publish reached the broker")
         on_port.kill()  # while it holds the publish unread
         sender.join(10)
         (error,) = outcome
@@ -138,7 +142,8 @@ def test_reconnecting_gives_up_after_reconnect_timeout_s(on_port: BrokerProcess)
     with Client.connect(on_port.url, reconnect=True, reconnect_timeout_s=0.5) as mq:
         mq.publish("jobs", b"1")
         on_port.kill()  # and never back
-        with pytest.raises(ConnectionLost, match="could not reconnect .* within reconnect_timeout_s=0.5"):
+        gave_up = r"could not reconnect .* within reconnect_timeout_s=0\.5"
+        with pytest.raises(ConnectionLost, match=gave_up):
             consume_blocking(mq, "jobs", lambda m: None, wait_s=0.2)
         assert mq.closed and not mq.will_reconnect
         with pytest.raises(ConnectionLost, match="could not reconnect"):

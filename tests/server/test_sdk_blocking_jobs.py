@@ -22,7 +22,8 @@ def test_a_failing_job_is_retried_later_and_later_and_its_error_is_kept(
         tries.append(time.monotonic())
         raise ValueError(f"bad input {msg.body.decode()}")
 
-    with Client.connect(broker.url) as mq, caplog.at_level(logging.DEBUG, logger="mq_client.blocking_consumer"):
+    with (Client.connect(broker.url) as mq,
+          caplog.at_level(logging.DEBUG, logger="mq_client.blocking_consumer")):
         mq.declare("jobs", max_deliveries=3)
         mq.publish("jobs", b"7")
         retry = Retry(first_s=0.2, cap_s=10, jitter=0)
@@ -38,7 +39,8 @@ def test_a_failing_job_is_retried_later_and_later_and_its_error_is_kept(
     assert "delivered again in 0.2 s" in failures[0].getMessage()
 
 
-def test_a_long_job_keeps_its_lease_while_its_handler_uses_the_same_client(broker: BrokerProcess) -> None:
+def test_a_long_job_keeps_its_lease_while_its_handler_uses_the_same_client(
+        broker: BrokerProcess) -> None:
     started = threading.Event()
 
     def handler(msg: Message) -> None:
@@ -59,9 +61,11 @@ def test_a_long_job_keeps_its_lease_while_its_handler_uses_the_same_client(broke
         run.join(10)
         assert handled == [1]
         stats = other.stats()["queues"]
-        assert (stats["jobs"]["acked"], stats["jobs"]["expired"], stats["jobs"]["ready"]) == (1, 0, 0)
+        jobs = stats["jobs"]
+        assert (jobs["acked"], jobs["expired"], jobs["ready"]) == (1, 0, 0)
         assert stats["steps"]["ready"] == 10
-    assert not [t for t in threading.enumerate() if t.name == "mq-consume-touch"]  # the keeper ended
+    # The keeper thread ended with the run.
+    assert not [t for t in threading.enumerate() if t.name == "mq-consume-touch"]
 
 
 def test_stop_ends_the_run_and_gives_back_what_it_did_not_start(broker: BrokerProcess) -> None:
@@ -84,7 +88,8 @@ def test_an_async_handler_is_refused_with_what_to_use(broker: BrokerProcess) -> 
     async def handler(msg: Message) -> None:
         pass
 
-    with Client.connect(broker.url) as mq, pytest.raises(TypeError, match="consume\\(\\) with an AsyncClient"):
+    with (Client.connect(broker.url) as mq,
+          pytest.raises(TypeError, match=r"consume\(\) with an AsyncClient")):
         consume_blocking(mq, "jobs", handler)
 
 
@@ -97,3 +102,23 @@ def test_the_run_waits_for_messages_until_it_has_handled_enough(broker: BrokerPr
                                 max_messages=2) == 2
         later.join()
         assert got == [b"1", b"2"]
+
+
+def test_threads_may_share_one_client(broker: BrokerProcess) -> None:
+    ids: list[list[int]] = [[] for _ in range(4)]
+
+    def publisher(n: int) -> None:
+        for i in range(50):
+            ids[n].append(mq.publish("shared", f"{n}-{i}"))
+            mq.ping()
+
+    with Client.connect(broker.url) as mq:
+        mq.hello("sharer", heartbeat_s=0.1)  # and the heartbeat thread on the same socket
+        threads = [threading.Thread(target=publisher, args=(n,)) for n in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(30)
+        every = [i for some in ids for i in some]
+        assert len(every) == len(set(every)) == 200  # each call got its own reply
+        assert mq.stats("shared")["queues"]["shared"]["ready"] == 200

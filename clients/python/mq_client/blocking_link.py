@@ -10,6 +10,12 @@ against a client that is still sending. Replies are matched by `rid`; a reply no
 The socket stays usable after a timeout only if every byte of the request went out; after a
 timeout or interrupt mid-send the broker holds half a frame, so the connection is closed.
 
+A lost connection is reported by what the caller may do next: `ConnectionLost` when no byte of
+the call went out (a reconnecting client sends it on a new connection), `OutcomeUnknown` when
+some did (it may or may not have run: protocol.md section 5). `check_alive` peeks, before a
+call, for an end of stream that arrived while nobody was reading, so that a call is not sent
+into a connection the broker already closed.
+
 Heartbeats. After `hello`, a daemon thread keeps the session alive while the caller's thread is
 busy elsewhere (a handler that runs for minutes) or waits in a long `get`. It shares the socket
 under `_lock`: a call holds the lock while it sends (so a heartbeat frame never lands inside
@@ -167,7 +173,7 @@ class BlockingLink:
         """`lost` as it is if none of the requests' bytes went out, else `OutcomeUnknown`."""
         if sum(len(frame) for frame in outgoing) == unsent_bytes:
             return lost
-        return outcome_unknown(requests, str(lost))
+        return outcome_unknown(requests, lost.message)
 
     def shut(self, reason: MQError) -> None:
         """Close the socket for good; later exchanges raise a copy of `reason`. Safe to repeat."""
