@@ -7,11 +7,19 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Iterator
 
 import pytest
 from mq_client import Client, Message, Retry, consume_blocking
 
 from tests.harness import BrokerProcess
+
+
+@pytest.fixture(scope="module")
+def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BrokerProcess]:
+    """One broker for the module (each test has queues of its own): starts are the slow part."""
+    with BrokerProcess(tmp_path_factory.mktemp("blocking-jobs") / "mq.db") as proc:
+        yield proc
 
 
 def test_a_failing_job_is_retried_later_and_later_and_its_error_is_kept(
@@ -24,13 +32,13 @@ def test_a_failing_job_is_retried_later_and_later_and_its_error_is_kept(
 
     with (Client.connect(broker.url) as mq,
           caplog.at_level(logging.DEBUG, logger="mq_client.blocking_consumer")):
-        mq.declare("jobs", max_deliveries=3)
-        mq.publish("jobs", b"7")
+        mq.declare("failing", max_deliveries=3)
+        mq.publish("failing", b"7")
         retry = Retry(first_s=0.2, cap_s=10, jitter=0)
-        assert consume_blocking(mq, "jobs", handler, wait_s=2, max_messages=3, retry=retry) == 3
-        (dead,) = mq.peek("jobs.dlq")
+        assert consume_blocking(mq, "failing", handler, wait_s=2, max_messages=3, retry=retry) == 3
+        (dead,) = mq.peek("failing.dlq")
         assert (dead.deliveries, dead.last_error) == (3, "ValueError: bad input 7")
-        assert mq.stats("jobs")["queues"]["jobs"]["dead_lettered"] == 1
+        assert mq.stats("failing")["queues"]["failing"]["dead_lettered"] == 1
     # Delays of 0.2 s, then 0.4 s, held by the broker (nack's delay_s), not slept by the client.
     assert tries[1] - tries[0] >= 0.2 and tries[2] - tries[1] >= 0.4
     failures = [r for r in caplog.records if r.levelno == logging.ERROR]
@@ -77,10 +85,10 @@ def test_stop_ends_the_run_and_gives_back_what_it_did_not_start(broker: BrokerPr
         stop.set()  # as a signal handler or another thread would
 
     with Client.connect(broker.url) as mq:
-        mq.publish_many("jobs", [b"a", b"b", b"c"])
-        assert consume_blocking(mq, "jobs", handler, prefetch=3, wait_s=0.2, stop=stop) == 1
+        mq.publish_many("stopped", [b"a", b"b", b"c"])
+        assert consume_blocking(mq, "stopped", handler, prefetch=3, wait_s=0.2, stop=stop) == 1
         assert seen == [b"a"]
-        stats = mq.stats("jobs")["queues"]["jobs"]
+        stats = mq.stats("stopped")["queues"]["stopped"]
         assert (stats["acked"], stats["ready"], stats["leased"]) == (1, 2, 0)
 
 
@@ -95,10 +103,10 @@ def test_an_async_handler_is_refused_with_what_to_use(broker: BrokerProcess) -> 
 
 def test_the_run_waits_for_messages_until_it_has_handled_enough(broker: BrokerProcess) -> None:
     with Client.connect(broker.url) as mq, Client.connect(broker.url) as producer:
-        later = threading.Timer(0.3, lambda: producer.publish_many("jobs", [b"1", b"2"]))
+        later = threading.Timer(0.3, lambda: producer.publish_many("later", [b"1", b"2"]))
         later.start()
         got: list[bytes] = []
-        assert consume_blocking(mq, "jobs", lambda m: got.append(m.body), prefetch=5, wait_s=0.2,
+        assert consume_blocking(mq, "later", lambda m: got.append(m.body), prefetch=5, wait_s=0.2,
                                 max_messages=2) == 2
         later.join()
         assert got == [b"1", b"2"]
