@@ -312,3 +312,17 @@ def test_the_sdk_authenticates_again_after_a_reconnect(tmp_path: Path, users_fil
 
     with broker:
         asyncio.run(scenario())
+
+
+def test_the_blocking_client_authenticates_again_after_a_reconnect(
+        tmp_path: Path, users_file: Path) -> None:
+    port = free_port()
+    users = ("--users", str(users_file))
+    with (BrokerProcess(tmp_path / "mq.db", *users, "--port", str(port)) as broker,
+          Client.connect(f"mq://root:r00t@127.0.0.1:{port}", reconnect=True) as mq):
+        mq.publish("re.q", b"1")
+        broker.kill()
+        broker.start()
+        mq.publish("re.q", b"2")  # refused UNAUTHENTICATED had it not said auth again
+        assert mq.reconnects == 1
+        assert mq.stats("re.q")["queues"]["re.q"]["ready"] == 2

@@ -10,6 +10,12 @@ against a client that is still sending. Replies are matched by `rid`; a reply no
 The socket stays usable after a timeout only if every byte of the request went out; after a
 timeout or interrupt mid-send the broker holds half a frame, so the connection is closed.
 
+A lost connection is reported by what the caller may do next: `ConnectionLost` when no byte of
+the call went out (a reconnecting client sends it on a new connection), `OutcomeUnknown` when
+some did (it may or may not have run: protocol.md section 5). `check_alive` peeks, before a
+call, for an end of stream that arrived while nobody was reading, so that a call is not sent
+into a connection the broker already closed.
+
 Heartbeats. After `hello`, a daemon thread keeps the session alive while the caller's thread is
 busy elsewhere (a handler that runs for minutes) or waits in a long `get`. It shares the socket
 under `_lock`: a call holds the lock while it sends (so a heartbeat frame never lands inside
@@ -39,7 +45,7 @@ from typing import Any
 from mq_client import ops
 from mq_client.codec import FrameDecoder, encode_frame
 from mq_client.errors import ConnectionLost, MQError, ProtocolError, clone_error, error_from_reply
-from mq_client.request import Request
+from mq_client.request import Request, outcome_unknown
 from mq_client.session import Session
 
 # The logger keeps the name it had when this code lived in sync.py, so logging set up for
@@ -78,6 +84,11 @@ class BlockingLink:
         """True once the connection is closed or lost."""
         return self._closed is not None
 
+    @property
+    def error(self) -> MQError | None:
+        """Why the connection ended; None while it is open."""
+        return self._closed
+
     def start_heartbeats(self, session: Callable[[], Session | None]) -> None:
         """Start the heartbeat thread, unless it already runs; it stops when `session()` is None."""
         if self._heartbeats is None:
@@ -110,11 +121,15 @@ class BlockingLink:
             rids.append(rid)
             outgoing.append(memoryview(frame))
         replies: dict[int, dict[str, Any]] = {}
+        unsent_bytes = sum(len(frame) for frame in outgoing)
         try:
             self._pump(outgoing, set(rids), replies, timeout_s)
         except _RepliesLate:
             # Every byte went out, so the stream is intact: later calls drop the late replies.
             raise TimeoutError(f"no reply from the broker within {timeout_s} s") from None
+        except ConnectionLost as exc:
+            self.shut(exc)
+            raise self._lost(requests, outgoing, unsent_bytes, exc) from exc
         except MQError as exc:
             self.shut(exc)
             raise
@@ -124,13 +139,41 @@ class BlockingLink:
                 raise
             lost = ConnectionLost(f"connection lost: {exc}")
             self.shut(lost)
-            raise lost from exc
+            raise self._lost(requests, outgoing, unsent_bytes, lost) from exc
         except BaseException:
             # An interrupt mid-send, or between a read and its decoding, leaves the stream out of
             # step: the connection cannot be used again.
             self.shut(ConnectionLost("the connection was abandoned in the middle of a call"))
             raise
         return [replies[rid] for rid in rids]
+
+    def check_alive(self) -> None:
+        """Notice, before a call, that the broker closed the connection while nobody read it,
+        so that a reconnecting client sends the call on a new one rather than into this one."""
+        with self._lock:
+            if self._closed is not None:
+                return
+            try:
+                # The raw socket's recv, also under TLS: only the end of the stream matters here.
+                peeked = socket.socket.recv(self.sock, 1, socket.MSG_PEEK)
+            except _NOT_NOW:
+                return
+            except OSError as exc:
+                lost = ConnectionLost(f"connection lost: {exc}")
+            else:
+                if peeked:
+                    return
+                lost = ConnectionLost("the broker closed the connection")
+        self.shut(lost)
+
+    @staticmethod
+    def _lost(
+        requests: Sequence[Request[Any]], outgoing: deque[memoryview], unsent_bytes: int, lost: ConnectionLost
+    ) -> ConnectionLost:
+        """`lost` as it is if none of the requests' bytes went out, else `OutcomeUnknown`."""
+        if sum(len(frame) for frame in outgoing) == unsent_bytes:
+            return lost
+        return outcome_unknown(requests, lost.message)
 
     def shut(self, reason: MQError) -> None:
         """Close the socket for good; later exchanges raise a copy of `reason`. Safe to repeat."""

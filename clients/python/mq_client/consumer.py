@@ -24,78 +24,19 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
-import random
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from mq_client.aio import AsyncClient
 from mq_client.errors import LeaseLost, MQError, NotYourLease
-from mq_client.limits import MAX_GET_MESSAGES
+from mq_client.handling import Budget, check_arguments, error_text, log_failure, touch_interval_s
 from mq_client.message import Message
+from mq_client.retry import JOB_RETRY, Retry
 
 log = logging.getLogger(__name__)
 
 Handler = Callable[[Message], Awaitable[object]] | Callable[[Message], object]
 """An `async def` or plain function taking a `Message`; its return value is ignored."""
-
-MAX_ERROR_BYTES = 4096
-"""The longest `nack` error the broker takes (protocol.md section 7); longer texts are cut."""
-FIRST_TOUCH_S = 1.0
-"""Without a `lease_s`, when a handled message's lease is first extended, in seconds (the
-queue's lease is not known before; `touch` answers it, and the next ones come at a third)."""
-
-
-@dataclass(frozen=True, slots=True)
-class Retry:
-    """How long a message whose handler failed waits before it is delivered again.
-
-    After delivery n the delay is `min(cap_s, first_s * 2**(n-1))` seconds, less a random part
-    of up to `jitter` of it (0: exact, 1: anywhere from 0 to the full delay), so messages that
-    failed together do not all come back at the same instant.
-    """
-
-    first_s: float = 1.0
-    cap_s: float = 300.0
-    jitter: float = 0.5
-    random: Callable[[], float] = field(default=random.random, compare=False, repr=False)
-    """Uniform in [0, 1); injectable for tests."""
-
-    def __post_init__(self) -> None:
-        if not 0 <= self.first_s <= self.cap_s:
-            raise ValueError(f"need 0 <= first_s <= cap_s, got first_s={self.first_s}, cap_s={self.cap_s}")
-        if not 0 <= self.jitter <= 1:
-            raise ValueError(f"jitter must be 0..1, got {self.jitter}")
-
-    def delay_s(self, deliveries: int) -> float:
-        """The delay, in seconds, after a message's `deliveries`-th delivery failed."""
-        full = min(self.cap_s, self.first_s * 2.0 ** min(max(deliveries - 1, 0), 64))
-        return full * (1 - self.jitter * self.random())
-
-
-def error_text(exc: BaseException) -> str:
-    """What a nack says about `exc`: its type and message, cut to `MAX_ERROR_BYTES` of UTF-8."""
-    text = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
-    return text.encode()[:MAX_ERROR_BYTES].decode(errors="ignore")
-
-
-@dataclass(slots=True)
-class _Budget:
-    """How many messages the workers may still lease; None means no limit."""
-
-    remaining: int | None
-    handled: int = 0
-
-    def claim(self, wanted: int) -> int:
-        """Take up to `wanted` messages from the budget; returns how many (0: it is spent)."""
-        if self.remaining is None:
-            return wanted
-        granted = min(wanted, self.remaining)
-        self.remaining -= granted
-        return granted
-
-    def release(self, unused: int) -> None:
-        if self.remaining is not None:
-            self.remaining += unused
 
 
 async def consume(
@@ -109,7 +50,7 @@ async def consume(
     wait_s: float = 5.0,
     max_messages: int | None = None,
     stop: asyncio.Event | None = None,
-    retry: Retry | None = Retry(),  # frozen: one shared default is safe
+    retry: Retry | None = JOB_RETRY,
 ) -> int:
     """Handle messages of `queue` until `max_messages` are handled or `stop` is set.
 
@@ -129,11 +70,8 @@ async def consume(
     """
     if concurrency < 1:
         raise ValueError(f"concurrency must be at least 1, got {concurrency}")
-    if not 1 <= prefetch <= MAX_GET_MESSAGES:
-        raise ValueError(f"prefetch must be 1..{MAX_GET_MESSAGES}, got {prefetch}")
-    if max_messages is not None and max_messages < 0:
-        raise ValueError(f"max_messages must be at least 0, got {max_messages}")
-    budget = _Budget(max_messages)
+    check_arguments(prefetch, max_messages)
+    budget = Budget(max_messages)
     stopping = stop if stop is not None else asyncio.Event()
 
     async def worker() -> None:
@@ -174,7 +112,7 @@ async def _handle_batch(  # noqa: PLR0917  # the worker's state, passed down onc
     handler: Handler,
     msgs: list[Message],
     stopping: asyncio.Event,
-    budget: _Budget,
+    budget: Budget,
     settings: _Settings,
 ) -> None:
     """Handle `msgs` in order, nack each failure at once, then ack the successes together."""
@@ -223,10 +161,7 @@ async def _give_back(client: AsyncClient, msg: Message, error: Exception, retry:
     """Nack a message whose handler raised `error`, saying why, after one line of log."""
     delay_s = retry.delay_s(msg.deliveries) if retry is not None else None
     text = error_text(error)
-    when = f"in {delay_s:.1f} s" if delay_s else "now"
-    log.error("handler failed on message %d (receipt %s, delivery %d) of queue %r: %s; it is delivered again %s",
-              msg.msg_id, msg.receipt, msg.deliveries, msg.queue, text, when)
-    log.debug("traceback of the failure on message %d", msg.msg_id, exc_info=error)
+    log_failure(log, msg, error, text, delay_s)
 
     def nack(m: Message) -> Awaitable[None]:
         return client.nack(m, delay_s=delay_s, error=text)
@@ -246,7 +181,7 @@ class _LeaseKeeper:
         self._live.pop(msg.receipt, None)
 
     async def run(self) -> None:
-        interval_s = self._lease_s / 3 if self._lease_s is not None else FIRST_TOUCH_S
+        interval_s = touch_interval_s(self._lease_s)
         while self._live:
             await asyncio.sleep(interval_s)
             live = list(self._live.values())

@@ -175,6 +175,20 @@ class ConnectionLost(ClientError):
     CODE = "CONNECTION_LOST"
 
 
+class OutcomeUnknown(ConnectionLost):
+    """The connection dropped after a request went out and before its reply came: it may or
+    may not have taken effect (protocol.md section 5). `safe_to_retry` says whether sending it
+    again is harmless: a publish without a `dedup_id` is not (it may be stored twice), one with
+    a `dedup_id` is, and so are reads, `get`, `ack`, `nack` and `touch` (at-least-once)."""
+
+    CODE = "OUTCOME_UNKNOWN"
+
+    def __init__(self, message: str, safe_to_retry: bool = False) -> None:
+        super().__init__(message)
+        self.safe_to_retry = safe_to_retry
+        self.args = (message, safe_to_retry)
+
+
 class ProtocolError(ClientError):
     """The peer sent bytes that do not follow protocol.md (bad framing, bad msgpack, bad reply)."""
 

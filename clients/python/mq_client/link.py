@@ -9,7 +9,7 @@ and awaited by `close()`:
   sign of life (protocol.md section 4.1), so a busy client sends none. Its replies are not
   waited for; a failure just means the connection ended, which the link handles below.
 - **the supervisor** (only with reconnect): waits for the connection to end, then dials again
-  with jittered exponential backoff (`backoff_delays`). On the new connection, before any call
+  with jittered exponential backoff (`RECONNECT_BACKOFF`). On the new connection, before any call
   may use it, it says `hello` with the session's token: `resumed: true` means leases and groups
   survived on the broker; `resumed: false` (the session died, or the broker restarted) means a
   new session, so it repeats every `join` request it made. Only then is the connection installed and are the
@@ -39,7 +39,8 @@ from mq_client.connection import Connection
 from mq_client.errors import ConnectionLost, MQError, clone_error
 from mq_client.push import PushRouter
 from mq_client.request import Request
-from mq_client.session import Session, backoff_delays
+from mq_client.retry import RECONNECT_BACKOFF
+from mq_client.session import Session
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
@@ -63,7 +64,7 @@ class Link:
         *,
         dial: Dial | None = None,
         reconnect_timeout_s: float = 30.0,
-        backoff: Callable[[], Iterator[float]] = backoff_delays,
+        backoff: Callable[[], Iterator[float]] = RECONNECT_BACKOFF.delays,
     ) -> None:
         self.session: Session | None = None
         """The current consumer session, None before `hello`."""

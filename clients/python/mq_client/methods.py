@@ -79,6 +79,18 @@ def blocking(build: Callable[P, Operation[T]]) -> Callable[Concatenate[BlockingR
     return _like(method, build)
 
 
+def blocking_via(
+    build: Callable[P, Request[T]], via: Callable[[Any, Request[T]], T]
+) -> Callable[Concatenate[BlockingRunner, P], T]:
+    """A blocking `Client` method whose request the client sends with `via`: one it must
+    remember to restore the session on a new connection (`join`), or forget (`leave`)."""
+
+    def method(self: BlockingRunner, /, *args: P.args, **kwargs: P.kwargs) -> T:
+        return via(self, build(*args, **kwargs))
+
+    return _like(method, build)
+
+
 def _like(method: M, build: Callable[..., Any]) -> M:
     """`method` with the name, docstring and signature of `build`, for help() and tools that
     read signatures at run time: `self` first, publish options spelled out, and the value the

@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeAlias, TypeVar
 
-from mq_client.errors import ProtocolError, error_from_reply
+from mq_client.errors import OutcomeUnknown, ProtocolError, error_from_reply
 from mq_client.message import Message
 from mq_client.serializers import CONTENT_TYPE, Encoded
 
@@ -72,6 +72,25 @@ def check_reply(reply: dict[str, Any]) -> dict[str, Any]:
     if ok is False:
         raise error_from_reply(reply)
     raise ProtocolError(f"reply without a boolean 'ok': {reply!r}")
+
+
+_PUBLISHES = frozenset({"pub", "mpub", "fanout"})
+# What a second run would do again: remove (or move) other messages than the first run did.
+_NOT_REPEATABLE = frozenset({"purge", "delete", "redrive"})
+
+
+def outcome_unknown(requests: Sequence[Request[Any]], cause: str) -> OutcomeUnknown:
+    """The error for `requests` sent but not answered before the connection dropped (`cause`):
+    says whether they may be sent again, and for a publish how to make that safe."""
+    ops = {r.fields["op"] for r in requests}
+    if any(r.fields["op"] in _PUBLISHES and "dedup_id" not in r.fields for r in requests):
+        advice, safe = ("the publish may or may not have been stored, and sending it again may store it "
+                        "twice; publish with a dedup_id (publish_dedup) to make a retry safe"), False
+    elif ops & _NOT_REPEATABLE:
+        advice, safe = "it may or may not have taken effect: look at the queue before sending it again", False
+    else:
+        advice, safe = "it may or may not have taken effect; sending it again is safe", True
+    return OutcomeUnknown(f"{cause} after {'/'.join(sorted(ops))} went out, before its reply: {advice}", safe)
 
 
 def request_fields(op: str, **fields: Any) -> dict[str, Any]:

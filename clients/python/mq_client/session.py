@@ -1,22 +1,15 @@
 """Consumer sessions, client side: the values both clients keep (protocol.md sections 4.1, 4.2).
 
-Pure: no sockets, no clock, no event loop. `Session` is what `hello` answered and
-`backoff_delays` spaces out reconnect attempts.
+Pure: no sockets, no clock, no event loop. `Session` is what `hello` answered.
 """
 
 from __future__ import annotations
 
-import random
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from mq_client.errors import ProtocolError
-
-BACKOFF_START_S = 0.05
-"""Upper bound of the first reconnect delay, in seconds."""
-BACKOFF_CAP_S = 2.0
-"""Upper bound of any reconnect delay, in seconds."""
 
 
 def _is_number(value: object) -> bool:
@@ -73,18 +66,3 @@ class Session:
         except ValueError as exc:
             raise ProtocolError(f"bad hello reply: {exc}") from exc
 
-
-def backoff_delays(
-    start_s: float = BACKOFF_START_S,
-    cap_s: float = BACKOFF_CAP_S,
-    uniform: Callable[[float, float], float] = random.uniform,
-) -> Iterator[float]:
-    """Endless reconnect delays in seconds: exponential with full jitter.
-
-    Attempt n waits a uniform random time in [0, min(cap_s, start_s * 2**n)], so many clients
-    cut off at once do not all come back at the same instant. `uniform` is injectable for tests.
-    """
-    bound = start_s
-    while True:
-        yield uniform(0.0, bound)
-        bound = min(cap_s, bound * 2)

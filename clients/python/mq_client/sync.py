@@ -5,31 +5,50 @@ made into methods here (methods.py) that hand the requests to the `BlockingLink`
 replies. The link (blocking_link.py, whose docstring has the
 theory of operation) owns the socket, the send-and-read loop, reply matching, timeouts and the
 heartbeat thread that keeps a session alive while the caller's thread is busy.
+
+Threads. One call at a time goes through the link (`_calls`, held for a whole exchange), so
+threads may share a client: `consume_blocking` extends leases from a second thread while the
+handler may call the same client. A call waits while another thread's call is in flight.
+
+Reconnecting (`reconnect=True`, blocking_dial.py). The client reconnects when a call finds its
+connection gone: at the start of the next call, in the calling thread (there is no background
+task to do it). On the new connection it says `auth`, then `hello` with the session's token
+(resumed within the broker's `grace_s`: leases and groups survived; else a new session, and it
+joins its groups again), then sends the call. A call whose bytes had gone out when the
+connection dropped is not sent again: it raises `OutcomeUnknown` (it may or may not have run),
+and the next call reconnects.
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
 import socket
 import ssl
+import threading
 from collections.abc import Sequence
+from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, TypeVar
 
 from mq_client import admin_ops, ops
+from mq_client.blocking_dial import Dialer, redial
 from mq_client.blocking_link import BlockingLink
 from mq_client.codec import DEFAULT_MAX_FRAME_BYTES
-from mq_client.errors import ConnectionLost, MQError
-from mq_client.methods import blocking
+from mq_client.errors import ConnectionLost, MQError, OutcomeUnknown, clone_error
+from mq_client.methods import blocking, blocking_via
 from mq_client.request import Operation, Request, check_reply
+from mq_client.retry import RECONNECT_BACKOFF, Retry
 from mq_client.security import client_context, credentials
 from mq_client.session import Session
 from mq_client.url import DEFAULT_URL, parse_url
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 DEFAULT_TIMEOUT_S = 30.0
 DEFAULT_CONNECT_TIMEOUT_S = 10.0
+DEFAULT_RECONNECT_TIMEOUT_S = 30.0
 QUIT_TIMEOUT_S = 1.0
 """How long `close()` waits for the broker to acknowledge a session's goodbye, in seconds."""
 
@@ -37,12 +56,11 @@ QUIT_TIMEOUT_S = 1.0
 class Client:
     """A blocking connection to an mq broker: `with Client.connect(url) as c: ...`.
 
-    Same methods and semantics as `AsyncClient`, without `await`, without reconnecting and
-    without push consumption (`subscribe`, `monitor`).
-    Not thread-safe: use one client per thread (its own heartbeat thread aside). `timeout_s`
-    bounds how long, in seconds, a call may go without progress (bytes of its requests sent, or
-    one of its replies received); a `get` with `wait_s` adds that wait. On timeout a call raises
-    TimeoutError; None waits forever.
+    Same methods and semantics as `AsyncClient`, without `await` and without push consumption
+    (`subscribe`, `monitor`). Threads may share it: calls take turns (see the module
+    docstring). `timeout_s` bounds how long, in seconds, a call may go without progress (bytes
+    of its requests sent, or one of its replies received); a `get` with `wait_s` adds that wait.
+    On timeout a call raises TimeoutError; None waits forever.
     """
 
     def __init__(
@@ -61,7 +79,15 @@ class Client:
         self.max_frame_bytes = max_frame_bytes
         self._link = BlockingLink(sock)
         self.session: Session | None = None
-        """The consumer session, after `hello`."""
+        """The consumer session, after `hello`; it changes when a reconnect starts a new one."""
+        self.reconnects = 0
+        """How many times a lost connection was replaced."""
+        self._calls = threading.RLock()  # one exchange at a time; reentrant for hello and join
+        self._redial: _Redial | None = None
+        self._closed = False  # by close()
+        self._gave_up: MQError | None = None  # reconnecting failed: every call raises this
+        self._joins: dict[str, Request[dict[str, Any]]] = {}  # by queue: what a new session joins again
+        self._rejoin_needed = False  # a new session replaced ours and its joins are not all done
 
     @classmethod
     def connect(
@@ -71,6 +97,9 @@ class Client:
         timeout_s: float | None = DEFAULT_TIMEOUT_S,
         connect_timeout_s: float = DEFAULT_CONNECT_TIMEOUT_S,
         max_frame_bytes: int = DEFAULT_MAX_FRAME_BYTES,
+        reconnect: bool = False,
+        reconnect_timeout_s: float = DEFAULT_RECONNECT_TIMEOUT_S,
+        reconnect_backoff: Retry = RECONNECT_BACKOFF,
         user: str | None = None,
         secret: str | None = None,
         ssl_context: ssl.SSLContext | None = None,
@@ -83,31 +112,33 @@ class Client:
         TLS and credentials work as for `AsyncClient.connect`: with credentials (in the URL or
         as `user` and `secret`) the client says `auth` first, and a wrong secret raises
         `Unauthenticated`.
+
+        With `reconnect=True`, a call that finds the connection lost first makes a new one:
+        attempts spaced by `reconnect_backoff` (full jitter, 0.05 s doubling to 2 s), for up to
+        `reconnect_timeout_s` seconds, then it raises `ConnectionLost`. Each new connection says
+        `auth` and resumes the consumer session (or starts a new one and joins its groups again)
+        before the call goes out. A call that was already sent when the connection dropped
+        raises `OutcomeUnknown`: it may or may not have run (its `safe_to_retry` says whether
+        sending it again is harmless; a publish is, with a `dedup_id`).
         """
         address = parse_url(url)
-        login = credentials(address, user, secret)
-        context = client_context(address, ssl_context, ca_file)
-        try:
-            sock = socket.create_connection((address.host, address.port), timeout=connect_timeout_s)
-            # Small request frames must not wait for Nagle's algorithm.
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            if context is not None:
-                sock = context.wrap_socket(sock, server_hostname=address.host)  # handshakes now
-        except OSError as exc:
-            raise ConnectionLost(f"cannot connect to {address}: {exc}") from exc
-        client = cls(sock, timeout_s=timeout_s, max_frame_bytes=max_frame_bytes)
-        if login is not None:
-            try:
-                client._run(ops.auth(*login))
-            except BaseException:
-                client.close()
-                raise
+        dialer = Dialer(address, credentials(address, user, secret), client_context(address, ssl_context, ca_file),
+                        connect_timeout_s, max_frame_bytes)
+        client = cls(dialer.socket(), timeout_s=timeout_s, max_frame_bytes=max_frame_bytes)
+        dialer.authenticate(client._link)
+        if reconnect:
+            client._redial = _Redial(dialer, reconnect_timeout_s, reconnect_backoff)
         return client
 
     @property
     def closed(self) -> bool:
-        """True once the connection is closed or lost; every call then raises."""
-        return self._link.closed
+        """True once every call will raise: closed, or lost without `reconnect`."""
+        return self._closed or self._gave_up is not None or (self._redial is None and self._link.closed)
+
+    @property
+    def will_reconnect(self) -> bool:
+        """True if a lost connection will be replaced: `reconnect=True` and not closed."""
+        return self._redial is not None and not self._closed and self._gave_up is None
 
     def __enter__(self) -> Client:
         return self
@@ -123,11 +154,13 @@ class Client:
         With a session, says `quit` first (waiting up to 1 s), so the broker gives its leases
         back at once rather than after `grace_s`.
         """
-        self._link.stop_heartbeats()
-        if self.session is not None and not self._link.closed:
-            with contextlib.suppress(MQError, OSError):
-                self._exchange([ops.quit()], timeout_s=QUIT_TIMEOUT_S)
-        self._link.shut(ConnectionLost("the client was closed"))
+        with self._calls:
+            self._closed = True
+            self._link.stop_heartbeats()
+            if self.session is not None and not self._link.closed:
+                with contextlib.suppress(MQError, OSError):
+                    self._link.exchange([ops.quit()], QUIT_TIMEOUT_S, self.max_frame_bytes)
+            self._link.shut(ConnectionLost("the client was closed"))
 
     # -- operations (protocol.md section 2.3; defined in ops.py and admin_ops.py) -----------
 
@@ -166,15 +199,32 @@ class Client:
         out for `heartbeat_s / 2`, even while this thread is busy; `close()` stops it. Saying
         hello again with the same name keeps the session (and can change `heartbeat_s`).
         """
-        current = self.session
-        token = current.token if current is not None and current.consumer == consumer else None
-        self.session = self._run(ops.hello(consumer, heartbeat_s, token))
-        self._link.start_heartbeats(lambda: self.session)
-        return self.session
+        with self._calls:
+            current = self.session
+            token = current.token if current is not None and current.consumer == consumer else None
+            session = self._run(ops.hello(consumer, heartbeat_s, token))
+            if not session.resumed:
+                self._joins.clear()  # a new session is in no group yet
+                self._rejoin_needed = False
+            self.session = session
+            self._link.start_heartbeats(lambda: self.session)
+            return session
+
+    def _join(self, request: Request[dict[str, Any]]) -> dict[str, Any]:
+        # Remembered, so that a reconnect that starts a new session can join again.
+        with self._calls:
+            reply = self._run(request)
+            self._joins[request.fields["queue"]] = request
+            return reply
+
+    def _leave(self, request: Request[None]) -> None:
+        with self._calls:
+            self._joins.pop(request.fields["queue"], None)  # first: no reconnect joins it again
+            self._run(request)
 
     heartbeat = blocking(ops.heartbeat)
-    join = blocking(ops.join)
-    leave = blocking(ops.leave)
+    join = blocking_via(ops.join, _join)
+    leave = blocking_via(ops.leave, _leave)
 
     # -- machinery --------------------------------------------------------------------------
 
@@ -195,4 +245,67 @@ class Client:
         """
         if timeout_s is None and self.timeout_s is not None:
             timeout_s = self.timeout_s + max((r.wait_s for r in requests), default=0.0)
-        return self._link.exchange(requests, timeout_s, self.max_frame_bytes)
+        with self._calls:
+            link = self._usable_link()
+            try:
+                return link.exchange(requests, timeout_s, self.max_frame_bytes)
+            except OutcomeUnknown:
+                raise
+            except ConnectionLost:
+                if not self.will_reconnect:
+                    raise
+            # Lost before any byte of it went out: it is safe to send on a new connection.
+            return self._usable_link().exchange(requests, timeout_s, self.max_frame_bytes)
+
+    def _usable_link(self) -> BlockingLink:
+        """The link to send on: with reconnect, a new one if the current one is found lost."""
+        if self._gave_up is not None:
+            raise clone_error(self._gave_up)
+        if self._redial is None or self._closed:
+            return self._link
+        self._link.check_alive()
+        if self._link.closed:
+            log.warning("mq connection lost (%s); reconnecting", self._link.error)
+            self._link.stop_heartbeats()
+            how = self._redial
+            try:
+                self._link = redial(how.dialer, self._restore, timeout_s=how.timeout_s, backoff=how.backoff)
+            except MQError as exc:
+                # Bounded: the client gives up for good, so a worker loop stops instead of spinning.
+                log.error("mq client gave up reconnecting: %s", exc)
+                self._gave_up = exc
+                raise
+            self.reconnects += 1
+            log.info("mq connection re-established (session: %s)", self.session)
+        return self._link
+
+    def _restore(self, link: BlockingLink) -> None:
+        """Resume the session on a new `link` (or start one and join its groups again)."""
+        session = self.session
+        if session is None:
+            return
+        # heartbeat_s again: a resumed session otherwise falls back to the broker's default.
+        self.session = self._call_on(link, ops.hello(session.consumer, session.heartbeat_s, session.token))
+        if not self.session.resumed:
+            log.warning("mq session of %r could not be resumed: its leases are gone; a new one starts",
+                        session.consumer)
+            self._rejoin_needed = True
+        if self._rejoin_needed:
+            for join in list(self._joins.values()):
+                self._call_on(link, join)
+            self._rejoin_needed = False
+        link.start_heartbeats(lambda: self.session)
+
+    def _call_on(self, link: BlockingLink, request: Request[T]) -> T:
+        timeout_s = None if self.timeout_s is None else self.timeout_s + request.wait_s
+        (reply,) = link.exchange([request], timeout_s, self.max_frame_bytes)
+        return request.parse(check_reply(reply))
+
+
+@dataclass(frozen=True, slots=True)
+class _Redial:
+    """How a client with `reconnect=True` makes its new connections."""
+
+    dialer: Dialer
+    timeout_s: float
+    backoff: Retry

@@ -12,7 +12,7 @@ import pytest
 from mq_client import Session, ops
 from mq_client.errors import NameTaken, NoSession, ProtocolError
 from mq_client.request import Request, check_reply
-from mq_client.session import BACKOFF_CAP_S, BACKOFF_START_S, backoff_delays
+from mq_client.retry import RECONNECT_BACKOFF
 
 HELLO_REPLY = {"rid": 1, "ok": True, "session": "ab12", "heartbeat_s": 1, "dead_after_s": 3.0,
                "grace_s": 3, "resumed": False}
@@ -71,14 +71,15 @@ def test_session_errors_are_typed(code: str, cls: type[Exception]) -> None:
 
 
 def test_backoff_doubles_from_start_to_cap() -> None:
-    bounds = list(itertools.islice(backoff_delays(uniform=lambda low, high: high), 8))
+    no_jitter = dataclasses.replace(RECONNECT_BACKOFF, random=lambda: 0.0)
+    bounds = list(itertools.islice(no_jitter.delays(), 8))
     assert bounds == [0.05, 0.1, 0.2, 0.4, 0.8, 1.6, 2.0, 2.0]
-    assert (BACKOFF_START_S, BACKOFF_CAP_S) == (0.05, 2.0)
+    assert (RECONNECT_BACKOFF.first_s, RECONNECT_BACKOFF.cap_s) == (0.05, 2.0)
 
 
 def test_backoff_has_full_jitter() -> None:
     rng = random.Random(7)
-    delays = list(itertools.islice(backoff_delays(uniform=rng.uniform), 200))
+    delays = list(itertools.islice(dataclasses.replace(RECONNECT_BACKOFF, random=rng.random).delays(), 200))
     assert all(0.0 <= d <= 2.0 for d in delays)
     late = delays[10:]
     assert min(late) < 0.5 and max(late) > 1.5  # spread over [0, cap], not bunched at the bound
