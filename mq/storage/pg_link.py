@@ -32,8 +32,11 @@ CONNECT_TIMEOUT_S = 5.0
 STATEMENT_TIMEOUT_S = 30.0  # a database that stops answering counts as lost after this
 MIN_BACKOFF_S = 0.25
 MAX_BACKOFF_S = 2.0
-# What a lost or failing database raises; anything else is a bug and propagates.
-LOST = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError)
+# What a lost or failing database raises; anything else is a bug and propagates. asyncpg's
+# InternalClientError ("another operation is in progress") is a connection whose protocol state
+# a server death left half-way: seen here when the server was killed during a COPY.
+LOST = (asyncpg.PostgresError, asyncpg.InterfaceError, asyncpg.exceptions.InternalClientError,
+        OSError, TimeoutError)
 # sync mode -> synchronous_commit of the broker's sessions (protocol.md 5)
 SYNCHRONOUS_COMMIT = {"full": "on", "normal": "off"}
 HOLDER = ("SELECT a.pid, a.application_name, a.client_addr FROM pg_locks l "
@@ -81,6 +84,9 @@ class PgLink:
             try:
                 yield conn
             except LOST as e:
+                if not isinstance(e, asyncpg.PostgresError):  # the connection itself is broken:
+                    conn.terminate()  # the next piece of work reconnects
+                    self._conn = None
                 self._why = _reason(e)
                 raise StoreUnavailable(f"{self.shown}: {self._why}",
                                        isinstance(e, asyncpg.DiskFullError)) from e
