@@ -4,6 +4,7 @@ permissions, refused secrets answered late, SIGHUP reloads, TLS with certificate
 from __future__ import annotations
 
 import asyncio
+import http.client
 import shutil
 import signal
 import ssl
@@ -220,8 +221,21 @@ def tls_broker(tmp_path_factory: pytest.TempPathFactory, ca: trustme.CA,
     cert.private_key_pem.write_to_path(str(where / "key.pem"))
     ca.cert_pem.write_to_path(str(where / "ca.pem"))
     with BrokerProcess(where / "mq.db", "--users", str(users_file), "--tls-cert",
-                       str(where / "cert.pem"), "--tls-key", str(where / "key.pem")) as b:
+                       str(where / "cert.pem"), "--tls-key", str(where / "key.pem"),
+                       "--http-port", "0") as b:
         yield b, where / "ca.pem"
+
+
+def test_readyz_says_ready_when_the_port_speaks_tls(
+        tls_broker: tuple[BrokerProcess, Path]) -> None:
+    broker, _ = tls_broker
+    conn = http.client.HTTPConnection("127.0.0.1", broker.http_port, timeout=10)
+    try:
+        conn.request("GET", "/readyz")
+        reply = conn.getresponse()
+        assert (reply.status, reply.read()) == (200, b"ready\n")
+    finally:
+        conn.close()
 
 
 def test_a_plain_client_on_the_tls_port_is_told_so_in_its_mode_and_closed(
