@@ -168,6 +168,23 @@ def test_sdk_typed_errors_for_a_wrong_secret_and_no_credentials(broker: BrokerPr
         anonymous.ping()
 
 
+def test_kombu_says_the_urls_user_and_password(broker: BrokerProcess) -> None:
+    kombu = pytest.importorskip("kombu", reason="needs the `celery` extra: pip install -e "
+                                "'clients/python[celery]'")
+    import mq_client.kombu_transport  # noqa: F401  # registers mq://
+
+    with kombu.Connection(f"mq://root:r00t@127.0.0.1:{broker.port}") as conn:
+        queue = conn.SimpleQueue("kombu.jobs")
+        queue.put({"n": 1})
+        message = queue.get(timeout=10)
+        assert message.payload == {"n": 1}
+        message.ack()
+        queue.close()
+    with (pytest.raises(Unauthenticated),
+          kombu.Connection(f"mq://root:wrong@127.0.0.1:{broker.port}") as conn):
+        conn.connect()
+
+
 def test_sighup_adds_and_removes_users_without_dropping_connections(
         broker: BrokerProcess, users_file: Path) -> None:
     carol, root = TextSession(broker.port), TextSession(broker.port)

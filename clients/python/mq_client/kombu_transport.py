@@ -25,6 +25,10 @@ Theory of operation, on kombu's virtual transport (as its SQS transport maps SQS
 - **Exchanges** are kombu's in-process routing (direct and topic), as in the SQS transport:
   a publish routes to queues this process declared. Fan-out is not offered (see README).
 
+Credentials and TLS are kombu's own: the URL's user and password (`mq://user:secret@host`) are
+said with `auth`, and `broker_use_ssl` (True, or a dict of `ca_certs`, `certfile`, `keyfile`)
+makes it `mqs://`, verifying the broker's certificate (against `ca_certs`, else the system's CAs).
+
 Messages are stored as kombu's JSON envelope (body base64, headers, properties). Queue names
 that mq does not allow are escaped: every character other than letters, digits, `_`, `-` and
 `.` becomes `:xx` per UTF-8 byte.
@@ -36,7 +40,9 @@ import contextlib
 import os
 import queue as threadsafe
 import socket
+import ssl
 import time
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from itertools import count
 from typing import Any
@@ -48,7 +54,7 @@ from kombu.utils.json import dumps, loads
 from mq_client.client_thread import ClientThread
 from mq_client.errors import ConnectionLost, MQError, NotFound, Retryable, ShuttingDown
 from mq_client.message import Message
-from mq_client.url import DEFAULT_PORT
+from mq_client.url import DEFAULT_PORT, SCHEME, TLS_SCHEME
 
 DEFAULT_VISIBILITY_TIMEOUT_S = 3600.0
 """The lease of a delivery unless `visibility_timeout` is set, in seconds."""
@@ -95,6 +101,33 @@ def _eta_s(headers: dict[str, Any]) -> float | None:
     if when.tzinfo is None:  # Celery sends aware times; a naive one is taken as UTC
         when = when.replace(tzinfo=UTC)
     return when.timestamp()
+
+
+@dataclass(frozen=True, slots=True)
+class Endpoint:
+    """Where and how a kombu connection reaches its broker."""
+
+    url: str  # without credentials
+    user: str | None = None
+    secret: str | None = field(default=None, repr=False)  # never printed
+    ssl_context: ssl.SSLContext | None = None
+
+
+def endpoint(conninfo: Any) -> Endpoint:
+    """The broker of a `kombu.Connection`: its host and port, user and password, and TLS
+    (`ssl`: True, or a dict of `ca_certs`, `certfile` and `keyfile`, as `broker_use_ssl`)."""
+    tls = conninfo.ssl
+    host = conninfo.hostname or "127.0.0.1"
+    url = f"{TLS_SCHEME if tls else SCHEME}://{host}:{conninfo.port or DEFAULT_PORT}"
+    context = None
+    if isinstance(tls, dict):
+        context = ssl.create_default_context(cafile=tls.get("ca_certs"))
+        if tls.get("certfile"):
+            context.load_cert_chain(tls["certfile"], tls.get("keyfile"))
+    user, secret = conninfo.userid or None, conninfo.password or None
+    if (user is None) != (secret is None):
+        raise ValueError("the broker URL needs both a user and a password, or neither: mq://user:secret@host:port")
+    return Endpoint(url, user, secret, context)
 
 
 def _payload(msg: Message) -> dict[str, Any]:
@@ -222,8 +255,14 @@ class Transport(virtual.Transport):
     def establish_connection(self) -> Any:
         if self.mq is None:
             conninfo: Any = self.client
-            url = f"mq://{conninfo.hostname or '127.0.0.1'}:{conninfo.port or DEFAULT_PORT}"
-            self.mq = ClientThread(url, connect_timeout_s=float(conninfo.connect_timeout or 10))
+            where = endpoint(conninfo)
+            self.mq = ClientThread(
+                where.url,
+                connect_timeout_s=float(conninfo.connect_timeout or 10),
+                user=where.user,
+                secret=where.secret,
+                ssl_context=where.ssl_context,
+            )
         return super().establish_connection()  # type: ignore[no-untyped-call]
 
     def close_connection(self, connection: Any) -> None:
