@@ -27,6 +27,7 @@ from mq.limits import (
     MIN_RETENTION_S,
 )
 from mq.storage.sqlite import SYNC_MODES
+from mq.storage.urls import url_problem
 
 DEFAULT_PORT = 7711
 LOG_LEVELS = ("debug", "info", "warning", "error")
@@ -185,6 +186,11 @@ class Config:
             raise SettingError("max_buffered_input_bytes",
                                "must be at least {max_frame_bytes} "
                                f"({self.max_frame_bytes} bytes)")
+        problem = url_problem(self.db_path)
+        if problem is not None:
+            raise SettingError("db_path", f"is not a Postgres URL mq can read ({problem}): "
+                               "postgresql://user:password@host:port/dbname, the host of an "
+                               "IPv6 address in brackets")
         self._check_security()
 
     def _check_security(self) -> None:

@@ -90,3 +90,14 @@ def test_the_http_side_port_beyond_loopback_needs_insecure_even_with_a_users_fil
     assert Config(http_port=9711, http_host="::1").http_host == "::1"
     assert Config(http_port=9711, http_host="0.0.0.0", insecure=True).insecure
     assert Config(http_port=None, http_host="0.0.0.0").http_port is None  # the port is off
+
+
+@pytest.mark.parametrize(("db", "said"), [
+    ("postgresql://u:p@h:99999/db", "Port out of range"),
+    ("postgres://u@[::1/db", "Invalid IPv6 URL"),
+])
+def test_a_postgres_url_that_cannot_be_read_is_refused_as_a_setting(db: str, said: str) -> None:
+    with pytest.raises(SettingError, match=said) as refused:
+        Config(db_path=db)
+    assert refused.value.explain(lambda name: "--db").startswith("--db is not a Postgres URL")
+    assert Config(db_path="postgresql://u:p@[::1]:5432/db").db_path.endswith("/db")
