@@ -37,6 +37,7 @@ that mq does not allow are escaped: every character other than letters, digits, 
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import queue as threadsafe
 import socket
@@ -61,8 +62,13 @@ DEFAULT_VISIBILITY_TIMEOUT_S = 3600.0
 MAX_PRIORITY = 9
 MAX_PREFETCH = 10_000
 """The largest `prefetch` of a `sub` (protocol.md section 7)."""
+UNREADABLE_RETRY_S = 60.0
+"""How long a message that is not a kombu envelope waits before it is delivered again, in seconds:
+it is nacked with the reason rather than handed to kombu, which would raise in the worker's loop
+(and the message, given back when the worker died, would stop every worker in turn)."""
 _NAME_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-.")
 _consumers = count(1)
+log = logging.getLogger(__name__)
 
 
 def mq_name(kombu_name: str) -> str:
@@ -130,14 +136,25 @@ def endpoint(conninfo: Any) -> Endpoint:
     return Endpoint(url, user, secret, context)
 
 
+class Unreadable(ValueError):
+    """A delivery whose body is not a kombu envelope (something other than kombu published it)."""
+
+
 def _payload(msg: Message) -> dict[str, Any]:
-    """The kombu message dict of an mq delivery: its envelope, with the receipt as delivery tag."""
-    payload: dict[str, Any] = loads(msg.body)  # type: ignore[no-untyped-call]
-    properties = payload.setdefault("properties", {})
+    """The kombu message dict of an mq delivery: its envelope, with the receipt as delivery tag.
+    Raises `Unreadable` for a body that is not a kombu envelope."""
+    try:
+        payload = loads(msg.body)  # type: ignore[no-untyped-call]
+    except ValueError as exc:  # JSON's errors and undecodable UTF-8 are ValueErrors
+        raise Unreadable(f"not a kombu message: {exc}") from None
+    properties = payload.setdefault("properties", {}) if isinstance(payload, dict) else None
+    info = properties.setdefault("delivery_info", {}) if isinstance(properties, dict) else None
+    if not isinstance(payload, dict) or not isinstance(properties, dict) or not isinstance(info, dict):
+        raise Unreadable("not a kombu message: its JSON is not a kombu envelope")
     properties["delivery_tag"] = msg.receipt
-    info = properties.setdefault("delivery_info", {})
     info.update(redelivered=msg.deliveries > 1, mq_msg_id=msg.msg_id, mq_deliveries=msg.deliveries)
-    return payload
+    envelope: dict[str, Any] = payload
+    return envelope
 
 
 # kombu ships py.typed but leaves most of its virtual transport unannotated: calls into it carry
@@ -161,9 +178,10 @@ class Channel(virtual.Channel):
     def _get(self, queue: str, timeout: float | None = None) -> dict[str, Any]:
         self.connection.ensure_session()
         msgs = self._mq.run(self._mq.client.get(mq_name(queue), lease_s=self.visibility_timeout))
-        if not msgs:
+        payload: dict[str, Any] | None = self.connection.readable(msgs[0]) if msgs else None
+        if payload is None:
             raise threadsafe.Empty()
-        return _payload(msgs[0])
+        return payload
 
     def _size(self, queue: str) -> int:
         stats = self._mq.run(self._mq.client.stats(mq_name(queue)))
@@ -307,9 +325,23 @@ class Transport(virtual.Transport):
         if isinstance(item, MQError):
             raise item
         queue, msg = item
+        payload = self.readable(msg)
+        if payload is None:
+            return
         if queue in self._no_ack and self.mq is not None:
             self.mq.run(self.mq.client.ack(msg))
-        self._deliver(_payload(msg), queue)  # type: ignore[no-untyped-call]
+        self._deliver(payload, queue)  # type: ignore[no-untyped-call]
+
+    def readable(self, msg: Message) -> dict[str, Any] | None:
+        """`msg` as kombu's message dict; None, once it is nacked saying why, if it is not one."""
+        try:
+            return _payload(msg)
+        except Unreadable as exc:
+            assert self.mq is not None
+            log.error("message %d of queue %r is given back for %.0f s: %s", msg.msg_id, msg.queue,
+                      UNREADABLE_RETRY_S, exc)
+            self.mq.run(self.mq.client.nack(msg, delay_s=UNREADABLE_RETRY_S, error=str(exc)))
+            return None
 
 
 def _consumer_name() -> str:
