@@ -79,7 +79,15 @@ class AdminHandlers:
         return Peeked(msgs)
 
     def redrive(self, cmd: Redrive, peer: Peer) -> Redriven:
+        if cmd.to is None:  # back where they came from: the guard saw only the dead queue
+            for origin in sorted(self._origins(cmd.queue, cmd.count)):
+                self.state.access.check(peer, Permission.ADMIN, origin)
         return Redriven(self.core.redrive(cmd.queue, cmd.count, cmd.to))
+
+    def _origins(self, dead_queue: str, count: int) -> set[str]:
+        """The queues the next `count` ready messages of `dead_queue` came from (a redrive
+        takes the same messages, in the same order)."""
+        return {m["dead_from"] for m in self.core.peek(dead_queue, count) if m.get("dead_from")}
 
     def bind(self, cmd: Bind, peer: Peer) -> Rebound:
         change = self.core.unbind if cmd.unbind else self.core.bind

@@ -50,6 +50,7 @@ def users_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
         "root": make_user("root", "r00t", **EVERYTHING),
         "alice": make_user("alice", "alice secret", consume=["jobs.*"]),
         "carol": make_user("carol", "c", **EVERYTHING),
+        "dora": make_user("dora", "d", admin=["dlq.*"]),
     }))
     return path
 
@@ -131,6 +132,19 @@ def test_consume_on_jobs_star_consumes_jobs_a_but_publishes_nothing_and_peeks_no
             alice.get("billing")
         with pytest.raises(Forbidden, match=r"on every queue"):
             alice.stats()
+
+
+def test_redrive_back_to_the_origins_needs_admin_on_them(broker: BrokerProcess) -> None:
+    with Client.connect(f"mq://root:r00t@127.0.0.1:{broker.port}") as root:
+        root.declare("payroll", max_deliveries=1, dead_letter="dlq.payroll")
+        root.publish("payroll", b"pay bob")
+        (msg,) = root.get("payroll")
+        root.nack(msg)  # its only delivery: dead-lettered
+        assert root.stats("dlq.payroll")["queues"]["dlq.payroll"]["ready"] == 1
+    with Client.connect(f"mq://dora:d@127.0.0.1:{broker.port}") as dora:
+        with pytest.raises(Forbidden, match=r"admin permission on queue 'payroll'"):
+            dora.redrive("dlq.payroll")
+        assert dora.redrive("dlq.payroll", to="dlq.retry") == 1  # a queue it administers
 
 
 def test_a_wrong_secret_is_answered_late_without_delaying_others_then_closes(
