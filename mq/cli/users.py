@@ -23,6 +23,7 @@ from mq.auth.users import (
     save_users,
 )
 from mq.cli.common import Subparsers
+from mq.limits import MAX_SECRET_BYTES
 
 
 def add_parsers(sub: Subparsers) -> None:
@@ -72,8 +73,8 @@ def _secret(args: argparse.Namespace) -> str:
     if not secret or secret != secret.strip(" \t") or not secret.isprintable():
         raise ValueError("a secret must be printable text, not empty, with no blank at either "
                          "end (text mode's AUTH could not send it)")
-    if len(secret.encode()) > 1024:
-        raise ValueError("a secret is at most 1024 bytes")
+    if len(secret.encode()) > MAX_SECRET_BYTES:
+        raise ValueError(f"a secret is at most {MAX_SECRET_BYTES} bytes (AUTH takes no more)")
     return secret
 
 

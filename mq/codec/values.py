@@ -57,10 +57,15 @@ def check_int(field: str, value: object, low: int, high: int) -> int:
 
 
 def check_text(field: str, value: object, max_bytes: int) -> str | None:
+    """A text field the log keeps as text (a key, a nack's error, a dedup id): at most
+    `max_bytes` of UTF-8 and no NUL, which a Postgres text column cannot hold (one such write
+    would fail for every batch merged behind it), so neither store takes it."""
     if value is None:
         return None
     if not isinstance(value, str) or len(value.encode()) > max_bytes:
         raise bad_request(f"{field} must be a string of at most {max_bytes} bytes")
+    if "\x00" in value:
+        raise bad_request(f"{field} must not hold a NUL character (U+0000)")
     return value
 
 

@@ -78,12 +78,9 @@ class Access:
         spec = REGISTRY.by_type[type(command)].spec
         if spec.before_auth:
             return None
-        user = users.get(caller.user) if caller.user is not None else None
-        if user is None:
-            if caller.user is None:
-                return NOT_YET
-            return MQError(Code.UNAUTHENTICATED, f"user {caller.user!r} was removed from the "
-                           "users file; AUTH as another user")
+        user = _current(users, caller)
+        if isinstance(user, MQError):
+            return user
         guard = spec.guard
         if guard is None:
             return None
@@ -94,12 +91,18 @@ class Access:
         return None
 
     def check(self, caller: Caller, permission: Permission, queue: str) -> None:
-        """Raise FORBIDDEN unless `caller` holds `permission` on `queue`."""
-        user = self.users.get(caller.user) if self.users and caller.user else None
-        if user is not None:
-            error = self._forbidden(user, permission, "queue", queue)
-            if error is not None:
-                raise error
+        """Raise FORBIDDEN unless `caller` holds `permission` on `queue`, UNAUTHENTICATED if it
+        is no longer authenticated (a reload removed its user, or a new AUTH is under way,
+        since its command was let through)."""
+        users = self.users
+        if users is None:
+            return
+        user = _current(users, caller)
+        if isinstance(user, MQError):
+            raise user
+        error = self._forbidden(user, permission, "queue", queue)
+        if error is not None:
+            raise error
 
     def _targets(self, guard: Guard, command: Command) -> Iterator[tuple[str, str]]:
         """(what, name) for each queue or topic `command` needs the guard's permission on."""
@@ -166,3 +169,14 @@ class Access:
                            "closing the connection", fatal=True)
         return MQError(Code.UNAUTHENTICATED, f"wrong user or secret ({left} more attempts on "
                        "this connection)")
+
+
+def _current(users: Users, caller: Caller) -> User | MQError:
+    """The user `caller` acts as now, or why it acts as nobody."""
+    if caller.user is None:
+        return NOT_YET
+    user = users.get(caller.user)
+    if user is None:
+        return MQError(Code.UNAUTHENTICATED, f"user {caller.user!r} was removed from the users "
+                       "file; AUTH as another user")
+    return user

@@ -99,7 +99,15 @@ class AdminHandlers:
                       "were read back from the log; PEEK again")
 
     def redrive(self, cmd: Redrive, peer: Peer) -> Redriven:
+        if cmd.to is None:  # back where they came from: the guard saw only the dead queue
+            for origin in sorted(self._origins(cmd.queue, cmd.count)):
+                self.state.access.check(peer, Permission.ADMIN, origin)
         return Redriven(self.core.redrive(cmd.queue, cmd.count, cmd.to))
+
+    def _origins(self, dead_queue: str, count: int) -> set[str]:
+        """The queues the next `count` ready messages of `dead_queue` came from (a redrive
+        takes the same messages, in the same order)."""
+        return {m["dead_from"] for m in self.core.peek(dead_queue, count) if m.get("dead_from")}
 
     def bind(self, cmd: Bind, peer: Peer) -> Rebound:
         change = self.core.unbind if cmd.unbind else self.core.bind
@@ -114,10 +122,13 @@ class AdminHandlers:
         return Explanation(self.state.explain(cmd.msg_id))
 
     def history(self, cmd: History, peer: Peer) -> Later:
-        return Later(self._history(cmd.msg_id, peer))
+        # Whether the guard checked a queue is known now, in the round the guard ran: by the
+        # time the read starts, a message of that id may have been published to any queue.
+        held = self.core.queue_of(cmd.msg_id) is not None
+        return Later(self._history(cmd.msg_id, peer, held))
 
-    async def _history(self, msg_id: int, peer: Peer) -> LogEvents:
-        held = self.core.queue_of(msg_id) is not None  # if so, the guard checked its queue
+    async def _history(self, msg_id: int, peer: Peer, held: bool) -> LogEvents:
+        """The log's events of `msg_id`; `held`: the guard checked the queue it is in."""
         events = await self.state.history(msg_id)
         if not held and events and isinstance(queue := events[0].get("queue"), str):
             self.state.access.check(peer, Permission.INSPECT, queue)

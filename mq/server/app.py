@@ -97,7 +97,7 @@ class BrokerServer:
     def _http_server(self) -> HttpServer:
         c = self.config
         view = Observer(self.state, self.rounds, self.group, self.store, self.traffic,
-                        serving=lambda: self._server is not None and self._server.is_serving())
+                        serving=self._serving)
         return HttpServer(Routes(view), Limits(c.http_max_request_bytes, c.http_max_headers,
                                                c.http_max_connections, c.http_timeout_s))
 
@@ -153,6 +153,13 @@ class BrokerServer:
         else:
             self._server = await loop.create_server(factory, sock=sock)
             self.port = self._server.sockets[0].getsockname()[1]
+
+    def _serving(self) -> bool:
+        """Whether the broker's port takes connections: the plain server, or the TLS accept
+        loop (with TLS there is no asyncio.Server)."""
+        if self._listener is not None:
+            return not self._listener.done()
+        return self._server is not None and self._server.is_serving()
 
     def stop(self) -> None:
         self._stop.set()

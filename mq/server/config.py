@@ -27,6 +27,7 @@ from mq.limits import (
     MIN_RETENTION_S,
 )
 from mq.storage.sqlite import SYNC_MODES
+from mq.storage.urls import url_problem
 
 DEFAULT_PORT = 7711
 LOG_LEVELS = ("debug", "info", "warning", "error")
@@ -160,8 +161,8 @@ class Config:
     users_file: str | None = setting(None, "users file (see `mq user add`): clients must AUTH "
                                      "and may do only what it grants; SIGHUP rereads it",
                                      flag="--users")
-    insecure: bool = setting(False, "serve a non-loopback --host without --users, open to "
-                             "anyone")
+    insecure: bool = setting(False, "serve a non-loopback --host without --users, or a "
+                             "non-loopback --http-host, open to anyone")
     tls_cert: str | None = setting(None, "PEM certificate chain: the port then speaks TLS only")
     tls_key: str | None = setting(None, "the certificate's PEM private key")
     tls_ca: str | None = setting(None, "PEM CA: clients must present a certificate it signed")
@@ -189,6 +190,11 @@ class Config:
             raise SettingError("max_buffered_input_bytes",
                                "must be at least {max_frame_bytes} "
                                f"({self.max_frame_bytes} bytes)")
+        problem = url_problem(self.db_path)
+        if problem is not None:
+            raise SettingError("db_path", f"is not a Postgres URL mq can read ({problem}): "
+                               "postgresql://user:password@host:port/dbname, the host of an "
+                               "IPv6 address in brackets")
         self._check_security()
 
     def _check_security(self) -> None:
@@ -202,6 +208,14 @@ class Config:
                                "without {users_file}: anyone "
                                "who reaches the port could read and delete every message; give "
                                "{users_file} (see `mq user add`), or {insecure} to serve open")
+        if self.http_port is not None and not self.insecure and not is_loopback(self.http_host):
+            where = self.http_host or "every address"
+            # The side port asks nobody who they are, users file or not (protocol.md section 10).
+            raise SettingError("http_host", f"is {where}, beyond loopback: the HTTP side port "
+                               "has no logins, so anyone who reaches it would see every "
+                               "queue, consumer and dead letter; keep it on loopback (put a "
+                               "proxy with logins in front), or give {insecure} to serve it "
+                               "open")
 
     @property
     def tls(self) -> bool:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import pytest
@@ -17,6 +18,8 @@ from mq.auth.users import (
     parse_users,
     save_users,
 )
+from mq.cli import main as cli_main
+from mq.limits import MAX_SECRET_BYTES
 
 HASH = hash_secret("open sesame")
 
@@ -70,3 +73,17 @@ def test_a_bad_file_is_refused_saying_where_and_why(text: str, says: str) -> Non
     with pytest.raises(UsersFileError, match=None) as caught:
         parse_users(text, "u.toml")
     assert says in str(caught.value) and "u.toml" in str(caught.value)
+
+
+@pytest.mark.parametrize(("size", "code"), [(MAX_SECRET_BYTES, 0), (MAX_SECRET_BYTES + 1, 1)])
+def test_mq_user_takes_a_secret_up_to_what_auth_takes(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+        size: int, code: int) -> None:
+    monkeypatch.setattr("sys.stdin", io.StringIO("s" * size + "\n"))
+    path = tmp_path / "users.toml"
+    assert cli_main(["user", "add", "--file", str(path), "--secret-stdin", "bob"]) == code
+    if code:
+        assert f"a secret is at most {MAX_SECRET_BYTES} bytes" in capsys.readouterr().err
+        assert not path.exists()
+    else:
+        assert load_users(path).get("bob") is not None

@@ -83,6 +83,20 @@ def test_the_key_limit_is_the_same_in_both_modes() -> None:
     assert isinstance(binary, Rejected) and "at most 256 bytes" in binary.error.message
 
 
+@pytest.mark.parametrize("request_map", [
+    {"op": "pub", "queue": "q", "body": b"x", "key": "a\x00b"},
+    {"op": "fanout", "topic": "t", "body": b"x", "key": "\x00"},
+    {"op": "pub", "queue": "q", "body": b"x", "dedup_id": "d\x00"},
+    {"op": "nack", "receipt": "1.1", "delay_s": 0, "error": "boom\x00"},
+])
+def test_text_the_log_keeps_as_text_holds_no_nul(request_map: dict[str, object]) -> None:
+    decoded = command_from_map(request_map)
+    assert isinstance(decoded, Rejected) and decoded.error.code is Code.BAD_REQUEST
+    assert "must not hold a NUL character" in decoded.error.message
+    assert "must not hold a NUL character" in refusal("PUB q key=a\x00b x")
+    assert line("PUB q key=a\x01b x") == Publish("q", b"x", "a\x01b")  # other controls are fine
+
+
 def test_fanout_help_shows_the_end_of_options() -> None:
     help_lines = REGISTRY.help_lines()
     [fanout] = [h for h in help_lines if h.startswith("FANOUT ")]

@@ -153,6 +153,20 @@ def test_countdown_runs_no_earlier_than_asked_and_waits_in_the_broker(
     assert ran_at - sent_at >= 2.0
 
 
+def test_a_message_that_is_not_a_kombu_envelope_is_given_back_and_the_worker_goes_on(
+        shared: Shared) -> None:
+    broker, dirs = shared
+    with Client.connect(broker.url) as mq:
+        stray = mq.publish("later", b"not json at all")
+    with _producer(broker, dirs) as app:
+        assert app.send_task("e2e.now", queue="later").get(timeout=RESULT_TIMEOUT_S,
+                                                           interval=0.02) > 0
+    with Client.connect(broker.url) as mq:
+        explained = wait_until(lambda: (e := mq.explain(stray))["state"] == "delayed" and e,
+                               "the stray message is given back with a delay")
+    assert explained["last_error"].startswith("not a kombu message")
+
+
 def test_tasks_of_a_worker_killed_mid_task_are_run_by_another_and_none_is_lost(
         tmp_path: Path) -> None:
     dirs = _dirs(tmp_path)

@@ -4,6 +4,7 @@ permissions, refused secrets answered late, SIGHUP reloads, TLS with certificate
 from __future__ import annotations
 
 import asyncio
+import http.client
 import shutil
 import signal
 import ssl
@@ -49,6 +50,7 @@ def users_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
         "root": make_user("root", "r00t", **EVERYTHING),
         "alice": make_user("alice", "alice secret", consume=["jobs.*"]),
         "carol": make_user("carol", "c", **EVERYTHING),
+        "dora": make_user("dora", "d", admin=["dlq.*"]),
     }))
     return path
 
@@ -132,6 +134,19 @@ def test_consume_on_jobs_star_consumes_jobs_a_but_publishes_nothing_and_peeks_no
             alice.stats()
 
 
+def test_redrive_back_to_the_origins_needs_admin_on_them(broker: BrokerProcess) -> None:
+    with Client.connect(f"mq://root:r00t@127.0.0.1:{broker.port}") as root:
+        root.declare("payroll", max_deliveries=1, dead_letter="dlq.payroll")
+        root.publish("payroll", b"pay bob")
+        (msg,) = root.get("payroll")
+        root.nack(msg)  # its only delivery: dead-lettered
+        assert root.stats("dlq.payroll")["queues"]["dlq.payroll"]["ready"] == 1
+    with Client.connect(f"mq://dora:d@127.0.0.1:{broker.port}") as dora:
+        with pytest.raises(Forbidden, match=r"admin permission on queue 'payroll'"):
+            dora.redrive("dlq.payroll")
+        assert dora.redrive("dlq.payroll", to="dlq.retry") == 1  # a queue it administers
+
+
 def test_a_wrong_secret_is_answered_late_without_delaying_others_then_closes(
         broker: BrokerProcess) -> None:
     bad, other = TextSession(broker.port), TextSession(broker.port)
@@ -165,6 +180,23 @@ def test_sdk_typed_errors_for_a_wrong_secret_and_no_credentials(broker: BrokerPr
         with pytest.raises(Unauthenticated, match="needs AUTH"):
             anonymous.queues()
         anonymous.ping()
+
+
+def test_kombu_says_the_urls_user_and_password(broker: BrokerProcess) -> None:
+    kombu = pytest.importorskip("kombu", reason="needs the `celery` extra: pip install -e "
+                                "'clients/python[celery]'")
+    import mq_client.kombu_transport  # noqa: F401  # registers mq://
+
+    with kombu.Connection(f"mq://root:r00t@127.0.0.1:{broker.port}") as conn:
+        queue = conn.SimpleQueue("kombu.jobs")
+        queue.put({"n": 1})
+        message = queue.get(timeout=10)
+        assert message.payload == {"n": 1}
+        message.ack()
+        queue.close()
+    with (pytest.raises(Unauthenticated),
+          kombu.Connection(f"mq://root:wrong@127.0.0.1:{broker.port}") as conn):
+        conn.connect()
 
 
 def test_sighup_adds_and_removes_users_without_dropping_connections(
@@ -220,8 +252,21 @@ def tls_broker(tmp_path_factory: pytest.TempPathFactory, ca: trustme.CA,
     cert.private_key_pem.write_to_path(str(where / "key.pem"))
     ca.cert_pem.write_to_path(str(where / "ca.pem"))
     with BrokerProcess(where / "mq.db", "--users", str(users_file), "--tls-cert",
-                       str(where / "cert.pem"), "--tls-key", str(where / "key.pem")) as b:
+                       str(where / "cert.pem"), "--tls-key", str(where / "key.pem"),
+                       "--http-port", "0") as b:
         yield b, where / "ca.pem"
+
+
+def test_readyz_says_ready_when_the_port_speaks_tls(
+        tls_broker: tuple[BrokerProcess, Path]) -> None:
+    broker, _ = tls_broker
+    conn = http.client.HTTPConnection("127.0.0.1", broker.http_port, timeout=10)
+    try:
+        conn.request("GET", "/readyz")
+        reply = conn.getresponse()
+        assert (reply.status, reply.read()) == (200, b"ready\n")
+    finally:
+        conn.close()
 
 
 def test_a_plain_client_on_the_tls_port_is_told_so_in_its_mode_and_closed(

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from mq.server.config import Config, Setting, declared
+from mq.server.config import Config, Setting, SettingError, declared
 from mq.server.settings import SourceError, Spec, from_text, render, resolve, specs
 
 
@@ -82,3 +82,22 @@ def test_switches_and_optional_text_read_from_text() -> None:
 def test_a_config_made_in_code_is_held_to_the_same_rules() -> None:
     with pytest.raises(ValueError, match="grace_s must be a finite number"):
         Config(grace_s=float("nan"))
+
+
+def test_the_http_side_port_beyond_loopback_needs_insecure_even_with_a_users_file() -> None:
+    with pytest.raises(SettingError, match=r"http_host is 0\.0\.0\.0, beyond loopback"):
+        Config(http_port=9711, http_host="0.0.0.0", users_file="users.toml")
+    assert Config(http_port=9711, http_host="::1").http_host == "::1"
+    assert Config(http_port=9711, http_host="0.0.0.0", insecure=True).insecure
+    assert Config(http_port=None, http_host="0.0.0.0").http_port is None  # the port is off
+
+
+@pytest.mark.parametrize(("db", "said"), [
+    ("postgresql://u:p@h:99999/db", "Port out of range"),
+    ("postgres://u@[::1/db", "Invalid IPv6 URL"),
+])
+def test_a_postgres_url_that_cannot_be_read_is_refused_as_a_setting(db: str, said: str) -> None:
+    with pytest.raises(SettingError, match=said) as refused:
+        Config(db_path=db)
+    assert refused.value.explain(lambda name: "--db").startswith("--db is not a Postgres URL")
+    assert Config(db_path="postgresql://u:p@[::1]:5432/db").db_path.endswith("/db")

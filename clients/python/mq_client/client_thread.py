@@ -18,6 +18,7 @@ import atexit
 import concurrent.futures
 import contextlib
 import logging
+import ssl
 import threading
 from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
@@ -37,7 +38,17 @@ CLOSE_TIMEOUT_S = 5.0
 class ClientThread:
     """One `AsyncClient` (reconnecting) on an event loop in a daemon thread."""
 
-    def __init__(self, url: str, *, connect_timeout_s: float, name: str = "mq-client-loop") -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        connect_timeout_s: float,
+        name: str = "mq-client-loop",
+        user: str | None = None,
+        secret: str | None = None,
+        ssl_context: ssl.SSLContext | None = None,
+    ) -> None:
+        """Connect to `url` as `AsyncClient.connect` does (credentials and TLS as it takes them)."""
         self.call_timeout_s = connect_timeout_s + DEFAULT_RECONNECT_TIMEOUT_S
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name=name, daemon=True)
@@ -45,7 +56,14 @@ class ClientThread:
         self._pumps: dict[str, tuple[Subscription, asyncio.Task[None]]] = {}
 
         async def connect() -> AsyncClient:
-            return await AsyncClient.connect(url, connect_timeout_s=connect_timeout_s, reconnect=True)
+            return await AsyncClient.connect(
+                url,
+                connect_timeout_s=connect_timeout_s,
+                reconnect=True,
+                user=user,
+                secret=secret,
+                ssl_context=ssl_context,
+            )
 
         try:
             self.client = self.run(connect())

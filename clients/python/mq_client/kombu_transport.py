@@ -25,6 +25,10 @@ Theory of operation, on kombu's virtual transport (as its SQS transport maps SQS
 - **Exchanges** are kombu's in-process routing (direct and topic), as in the SQS transport:
   a publish routes to queues this process declared. Fan-out is not offered (see README).
 
+Credentials and TLS are kombu's own: the URL's user and password (`mq://user:secret@host`) are
+said with `auth`, and `broker_use_ssl` (True, or a dict of `ca_certs`, `certfile`, `keyfile`)
+makes it `mqs://`, verifying the broker's certificate (against `ca_certs`, else the system's CAs).
+
 Messages are stored as kombu's JSON envelope (body base64, headers, properties). Queue names
 that mq does not allow are escaped: every character other than letters, digits, `_`, `-` and
 `.` becomes `:xx` per UTF-8 byte.
@@ -33,10 +37,13 @@ that mq does not allow are escaped: every character other than letters, digits, 
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import queue as threadsafe
 import socket
+import ssl
 import time
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from itertools import count
 from typing import Any
@@ -48,15 +55,20 @@ from kombu.utils.json import dumps, loads
 from mq_client.client_thread import ClientThread
 from mq_client.errors import ConnectionLost, MQError, NotFound, Retryable, ShuttingDown
 from mq_client.message import Message
-from mq_client.url import DEFAULT_PORT
+from mq_client.url import DEFAULT_PORT, SCHEME, TLS_SCHEME
 
 DEFAULT_VISIBILITY_TIMEOUT_S = 3600.0
 """The lease of a delivery unless `visibility_timeout` is set, in seconds."""
 MAX_PRIORITY = 9
 MAX_PREFETCH = 10_000
 """The largest `prefetch` of a `sub` (protocol.md section 7)."""
+UNREADABLE_RETRY_S = 60.0
+"""How long a message that is not a kombu envelope waits before it is delivered again, in seconds:
+it is nacked with the reason rather than handed to kombu, which would raise in the worker's loop
+(and the message, given back when the worker died, would stop every worker in turn)."""
 _NAME_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-.")
 _consumers = count(1)
+log = logging.getLogger(__name__)
 
 
 def mq_name(kombu_name: str) -> str:
@@ -97,14 +109,52 @@ def _eta_s(headers: dict[str, Any]) -> float | None:
     return when.timestamp()
 
 
+@dataclass(frozen=True, slots=True)
+class Endpoint:
+    """Where and how a kombu connection reaches its broker."""
+
+    url: str  # without credentials
+    user: str | None = None
+    secret: str | None = field(default=None, repr=False)  # never printed
+    ssl_context: ssl.SSLContext | None = None
+
+
+def endpoint(conninfo: Any) -> Endpoint:
+    """The broker of a `kombu.Connection`: its host and port, user and password, and TLS
+    (`ssl`: True, or a dict of `ca_certs`, `certfile` and `keyfile`, as `broker_use_ssl`)."""
+    tls = conninfo.ssl
+    host = conninfo.hostname or "127.0.0.1"
+    url = f"{TLS_SCHEME if tls else SCHEME}://{host}:{conninfo.port or DEFAULT_PORT}"
+    context = None
+    if isinstance(tls, dict):
+        context = ssl.create_default_context(cafile=tls.get("ca_certs"))
+        if tls.get("certfile"):
+            context.load_cert_chain(tls["certfile"], tls.get("keyfile"))
+    user, secret = conninfo.userid or None, conninfo.password or None
+    if (user is None) != (secret is None):
+        raise ValueError("the broker URL needs both a user and a password, or neither: mq://user:secret@host:port")
+    return Endpoint(url, user, secret, context)
+
+
+class Unreadable(ValueError):
+    """A delivery whose body is not a kombu envelope (something other than kombu published it)."""
+
+
 def _payload(msg: Message) -> dict[str, Any]:
-    """The kombu message dict of an mq delivery: its envelope, with the receipt as delivery tag."""
-    payload: dict[str, Any] = loads(msg.body)  # type: ignore[no-untyped-call]
-    properties = payload.setdefault("properties", {})
+    """The kombu message dict of an mq delivery: its envelope, with the receipt as delivery tag.
+    Raises `Unreadable` for a body that is not a kombu envelope."""
+    try:
+        payload = loads(msg.body)  # type: ignore[no-untyped-call]
+    except ValueError as exc:  # JSON's errors and undecodable UTF-8 are ValueErrors
+        raise Unreadable(f"not a kombu message: {exc}") from None
+    properties = payload.setdefault("properties", {}) if isinstance(payload, dict) else None
+    info = properties.setdefault("delivery_info", {}) if isinstance(properties, dict) else None
+    if not isinstance(payload, dict) or not isinstance(properties, dict) or not isinstance(info, dict):
+        raise Unreadable("not a kombu message: its JSON is not a kombu envelope")
     properties["delivery_tag"] = msg.receipt
-    info = properties.setdefault("delivery_info", {})
     info.update(redelivered=msg.deliveries > 1, mq_msg_id=msg.msg_id, mq_deliveries=msg.deliveries)
-    return payload
+    envelope: dict[str, Any] = payload
+    return envelope
 
 
 # kombu ships py.typed but leaves most of its virtual transport unannotated: calls into it carry
@@ -128,9 +178,10 @@ class Channel(virtual.Channel):
     def _get(self, queue: str, timeout: float | None = None) -> dict[str, Any]:
         self.connection.ensure_session()
         msgs = self._mq.run(self._mq.client.get(mq_name(queue), lease_s=self.visibility_timeout))
-        if not msgs:
+        payload: dict[str, Any] | None = self.connection.readable(msgs[0]) if msgs else None
+        if payload is None:
             raise threadsafe.Empty()
-        return _payload(msgs[0])
+        return payload
 
     def _size(self, queue: str) -> int:
         stats = self._mq.run(self._mq.client.stats(mq_name(queue)))
@@ -222,8 +273,14 @@ class Transport(virtual.Transport):
     def establish_connection(self) -> Any:
         if self.mq is None:
             conninfo: Any = self.client
-            url = f"mq://{conninfo.hostname or '127.0.0.1'}:{conninfo.port or DEFAULT_PORT}"
-            self.mq = ClientThread(url, connect_timeout_s=float(conninfo.connect_timeout or 10))
+            where = endpoint(conninfo)
+            self.mq = ClientThread(
+                where.url,
+                connect_timeout_s=float(conninfo.connect_timeout or 10),
+                user=where.user,
+                secret=where.secret,
+                ssl_context=where.ssl_context,
+            )
         return super().establish_connection()  # type: ignore[no-untyped-call]
 
     def close_connection(self, connection: Any) -> None:
@@ -268,9 +325,23 @@ class Transport(virtual.Transport):
         if isinstance(item, MQError):
             raise item
         queue, msg = item
+        payload = self.readable(msg)
+        if payload is None:
+            return
         if queue in self._no_ack and self.mq is not None:
             self.mq.run(self.mq.client.ack(msg))
-        self._deliver(_payload(msg), queue)  # type: ignore[no-untyped-call]
+        self._deliver(payload, queue)  # type: ignore[no-untyped-call]
+
+    def readable(self, msg: Message) -> dict[str, Any] | None:
+        """`msg` as kombu's message dict; None, once it is nacked saying why, if it is not one."""
+        try:
+            return _payload(msg)
+        except Unreadable as exc:
+            assert self.mq is not None
+            log.error("message %d of queue %r is given back for %.0f s: %s", msg.msg_id, msg.queue,
+                      UNREADABLE_RETRY_S, exc)
+            self.mq.run(self.mq.client.nack(msg, delay_s=UNREADABLE_RETRY_S, error=str(exc)))
+            return None
 
 
 def _consumer_name() -> str:

@@ -38,6 +38,19 @@ class Address:
         return f"{TLS_SCHEME if self.tls else SCHEME}://{user}{host}:{self.port}"
 
 
+def shown(url: str) -> str:
+    """`url` with its secret (if any) as `***`: what an error about the URL may repeat."""
+    _, slashes, after = url.partition("//")
+    authority = after
+    for end in "/?#":
+        authority = authority.partition(end)[0]
+    userinfo, at, _ = authority.rpartition("@")
+    user, colon, _ = userinfo.partition(":")
+    if not (slashes and at and colon):
+        return url
+    return url.replace(f"//{userinfo}@", f"//{user}:***@", 1)
+
+
 def parse_url(url: str) -> Address:
     """Parse `mq://[user:secret@]host:port` (`mqs://` for TLS); the host defaults to 127.0.0.1
     and the port to 7711.
@@ -50,18 +63,18 @@ def parse_url(url: str) -> Address:
     try:
         parts = urlsplit(url)
     except ValueError as exc:  # e.g. an unclosed IPv6 bracket
-        raise ValueError(f"bad broker URL {url!r}: {exc}") from exc
+        raise ValueError(f"bad broker URL {shown(url)!r}: {exc}") from exc
     scheme = parts.scheme.lower()
     if scheme not in (SCHEME, TLS_SCHEME) or not url[len(scheme) + 1 :].startswith("//"):
-        raise ValueError(f"unsupported broker URL {url!r}: expected {SCHEME}://host:port or {TLS_SCHEME}://host:port")
+        raise ValueError(f"unsupported broker URL {shown(url)!r}: expected {SCHEME}://host:port or {TLS_SCHEME}://host:port")
     if parts.path not in ("", "/") or parts.query or parts.fragment:
-        raise ValueError(f"unsupported broker URL {url!r}: expected {SCHEME}://host:port and nothing more")
+        raise ValueError(f"unsupported broker URL {shown(url)!r}: expected {SCHEME}://host:port and nothing more")
     if "@" in parts.netloc and (parts.username is None or parts.password is None):
-        raise ValueError(f"broker URL {url!r} names a user without a secret: mq://user:secret@host:port")
+        raise ValueError(f"broker URL {shown(url)!r} names a user without a secret: mq://user:secret@host:port")
     try:
         port = parts.port
     except ValueError as exc:
-        raise ValueError(f"bad port in broker URL {url!r}: {exc}") from exc
+        raise ValueError(f"bad port in broker URL {shown(url)!r}: {exc}") from exc
     user = None if parts.username is None else unquote(parts.username)
     secret = None if parts.password is None else unquote(parts.password)
     port = DEFAULT_PORT if port is None else port

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from mq_client.url import DEFAULT_URL, Address, parse_url
+from mq_client.url import DEFAULT_URL, Address, parse_url, shown
 
 
 @pytest.mark.parametrize(
@@ -55,3 +55,19 @@ def test_tls_and_credentials() -> None:
     assert (a.user, a.secret, a.tls) == ("alice", "p@ss word", False)
     assert str(a) == "mq://alice@host:1" and "p@ss" not in repr(a)  # the secret is never shown
     assert str(parse_url("MQS://h")) == "mqs://h:7711"
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["mq://alice:s3cret@host:99999", "mq://alice:s3cret@host/queue", "mq://alice:s3cret@[::1", "tcp://alice:s3cret@h"],
+)
+def test_an_error_about_a_url_never_repeats_its_secret(url: str) -> None:
+    with pytest.raises(ValueError, match=r"alice:\*\*\*@") as refused:
+        parse_url(url)
+    assert "s3cret" not in str(refused.value)
+
+
+def test_shown_hides_only_the_secret() -> None:
+    assert shown("mq://alice:p%40ss@host:1/x") == "mq://alice:***@host:1/x"
+    assert shown("mq://alice@host:1") == "mq://alice@host:1"
+    assert shown("mq://host:1") == "mq://host:1"
