@@ -19,7 +19,8 @@ and the time it logged the lease's end (acked, nacked, expired, released), if an
 
 `check` then finds, per confirmed message:
 
-- **lost**: confirmed, never delivered; **unacked**: delivered, never acked by the end;
+- **lost**: confirmed, never delivered; **unacked**: delivered, never acked by the end (a
+  confirmed ack, or an ack the log holds: its confirmation may have died with its broker);
 - **acked, delivered again**: once delivery d was acked (confirmed), no delivery after d may
   exist, neither seen by a client nor logged by a broker. (An ack of d after d + 1 went out is
   the same fault seen from the other side: the broker took an ack for a superseded lease.)
@@ -126,6 +127,7 @@ class Lease:
     start: float
     deadline: float
     end: float | None = None  # when the log says it ended (ack, nack, expiry, release)
+    ended_by: str | None = None  # the event that ended it, as `history` names it
 
     def live_until(self, killed_at: float | None) -> float:
         """When this lease stopped being live, given when its holder was killed (or None)."""
@@ -184,7 +186,7 @@ def leases_from_events(msg_id: int, events: Sequence[Mapping[str, Any]],
         elif open_lease is not None and kind == "touched" and ev.get("deadline") is not None:
             open_lease = replace(open_lease, deadline=float(ev["deadline"]))
         elif open_lease is not None and kind in ENDS_A_LEASE:
-            leases.append(replace(open_lease, end=at))
+            leases.append(replace(open_lease, end=at, ended_by=str(kind)))
             open_lease = None
     if open_lease is not None:
         leases.append(open_lease)
@@ -245,10 +247,12 @@ def check(history: History, leases: Iterable[Lease] | None = None) -> Verdict:
     delivered: dict[int, set[int]] = defaultdict(set)
     for d in history.delivered:
         delivered[d.msg_id].add(d.delivery)
-    acked = history.acked_ids()
     by_msg: dict[int, list[Lease]] = defaultdict(list)
     for lease in leases or ():
         by_msg[lease.msg_id].append(lease)
+    # An ack whose confirmation was lost (the broker died first) is still an ack if it is logged.
+    acked = history.acked_ids() | {m for m, ls in by_msg.items()
+                                   if any(x.ended_by == "acked" for x in ls)}
     return Verdict(
         confirmed=len(confirmed),
         lost=tuple(sorted(m for m in confirmed if m not in delivered)),
@@ -262,8 +266,10 @@ def check(history: History, leases: Iterable[Lease] | None = None) -> Verdict:
 def _acked_then_delivered(history: History, delivered: Mapping[int, set[int]],
                           by_msg: Mapping[int, list[Lease]]) -> tuple[int, ...]:
     first_acked: dict[int, int] = {}
-    for a in history.acked:
-        first_acked[a.msg_id] = min(a.delivery, first_acked.get(a.msg_id, a.delivery))
+    logged = [(x.msg_id, x.delivery) for ls in by_msg.values() for x in ls
+              if x.ended_by == "acked"]
+    for msg_id, delivery in [(a.msg_id, a.delivery) for a in history.acked] + logged:
+        first_acked[msg_id] = min(delivery, first_acked.get(msg_id, delivery))
     bad = set()
     for msg_id, d in first_acked.items():
         later = set(delivered.get(msg_id, ())) | {x.delivery for x in by_msg.get(msg_id, ())}

@@ -238,3 +238,25 @@ def test_names_from_holders_and_receipts() -> None:
     assert holder_name("w1/0123abcd") == "w1"
     assert holder_name("conn-7") == "conn-7"
     assert receipt_delivery("1025.3") == (1025, 3)
+
+
+def test_an_ack_the_log_holds_counts_though_its_confirmation_was_lost() -> None:
+    h = History()
+    published(h, 1, 0.0)
+    consumed(h, 1, 1, 0.2, acked=False)  # the broker died before its ack reply went out
+    events = [{"at": 0.19, "event": "leased", "delivery": 1, "holder": "w1/a"},
+              {"at": 0.25, "event": "acked"}]
+    assert check(h).unacked == (1,)
+    assert check(h, leases_from_events(1, events, LEASE_S)).ok
+
+
+def test_a_logged_ack_then_a_later_lease_fails() -> None:
+    h = History()
+    published(h, 1, 0.0)
+    consumed(h, 1, 1, 0.2, acked=False)
+    consumed(h, 1, 2, 12.0, consumer="w2")
+    events = [{"at": 0.19, "event": "leased", "delivery": 1, "holder": "w1/a"},
+              {"at": 0.25, "event": "acked"},
+              {"at": 11.9, "event": "leased", "delivery": 2, "holder": "w2/b"},
+              {"at": 12.1, "event": "acked"}]
+    assert check(h, leases_from_events(1, events, LEASE_S)).acked_then_delivered == (1,)
