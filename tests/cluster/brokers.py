@@ -25,7 +25,7 @@ import signal
 import subprocess
 import sys
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from functools import cache
 from typing import Any
 
@@ -34,6 +34,8 @@ from tests.harness import wait_until
 START_WITHIN_S = 30.0  # 2 shared cores, with etcd, Postgres and the other brokers busy
 JOIN_WITHIN_S = 30.0
 ADMIN_TIMEOUT_S = 30.0
+MOVES_WITHIN_S = 60.0
+STEADY_POLLS = 3
 KEEP_HISTORY_S = 3600  # the checker reads every message's history after the run
 
 
@@ -184,6 +186,22 @@ class Cluster:
             return owned if ok else None
         return wait_until(settled, lambda: f"every slot was owned: {self.status()}",
                           timeout_s=timeout_s, interval_s=0.25)
+
+    def wait_moves_done(self, done: Callable[[dict[str, int]], bool],
+                        timeout_s: float = MOVES_WITHIN_S) -> dict[str, int]:
+        """Wait until every slot is owned by a running broker, `done(slots per node)` holds, and
+        the counts stayed the same over `STEADY_POLLS` polls (the controller moves slots a few
+        dozen at a time); the slots per node then."""
+        seen: list[dict[str, int]] = []
+
+        def steady() -> dict[str, int] | None:
+            owned = self.wait_all_slots_owned()
+            seen.append(owned)
+            last = seen[-STEADY_POLLS:]
+            return owned if len(last) == STEADY_POLLS and done(owned) and all(
+                x == owned for x in last) else None
+        return wait_until(steady, lambda: f"the slot moves were done: {seen[-1:]}",
+                          timeout_s=timeout_s, interval_s=0.5)
 
     def stop(self) -> None:
         """kill -9 of every broker by its PID (SIGKILL ends a paused one too)."""

@@ -6,10 +6,12 @@ group, through the SDK's seed-list URL, each step written to a `History`.
   MOVED and retries TRYAGAIN by itself; each publish is bounded by `PUBLISH_TIMEOUT_S`.
 - Consumers: each says `hello`, joins every queue's group (protocol.md 4.2), and runs one task
   per queue: `get` up to `BATCH`, record each delivery, ack them in one batch, record the acks
-  the broker confirmed. An ack whose reply never came (its broker died) is sent again once;
-  if that one fails too, the log decides (the checker reads the brokers' history).
-- After the fault, `drain` waits until every confirmed message is acked (or the bound passes),
-  and `read_leases` fetches the brokers' history of every message the run touched.
+  the broker confirmed. An ack whose reply never came (its broker died) is sent again once; if
+  that fails too, or says LEASE_LOST (the first one may have been committed), the ack is in
+  doubt and the log decides (the checker reads the brokers' history).
+- After the fault the producers stop; then `drain` waits until every confirmed message is
+  acked or its ack is in doubt (the bound passes first otherwise), and `read_leases` fetches
+  the brokers' history of every message the run touched.
 
 Errors the SDK surfaces are counted by class in `Workload.errors`, for the scenario's figures.
 """
@@ -60,6 +62,8 @@ class Workload:
     errors: Counter[str] = field(default_factory=Counter)
     stop_producing: asyncio.Event = field(default_factory=asyncio.Event)
     stop_consuming: asyncio.Event = field(default_factory=asyncio.Event)
+    ack_in_doubt: set[int] = field(default_factory=set)  # msg_ids: maybe acked, maybe not
+    _last_doubt_at: float = 0.0  # monotonic
     _seq: itertools.count[int] = field(default_factory=itertools.count)
 
     # --- producers -----------------------------------------------------------------------------
@@ -123,24 +127,36 @@ class Workload:
                 self.errors[f"ack {type(e).__name__}"] += 1
                 if attempt == 0:
                     continue
-                return  # not confirmed: the brokers' log says whether it was acked
+                self._doubt(m.msg_id for m in msgs)
+                return
             failed = {f.receipt for f in result.failed}
             for f in result.failed:
                 self.errors[f"ack failed {f.code}"] += 1
+            if attempt == 1:
+                self._doubt(m.msg_id for m in msgs if m.receipt in failed)
             now = time.time()
             for m in msgs:
                 if m.receipt not in failed:
                     self.history.acked.append(AckConfirmed(name, m.msg_id, m.deliveries, now))
             return
 
+    def _doubt(self, msg_ids: Iterable[int]) -> None:
+        """These acks may or may not have been committed: if not, the message comes back once
+        its lease ends, and is acked then; if so, only the brokers' log knows."""
+        self.ack_in_doubt.update(msg_ids)
+        self._last_doubt_at = time.monotonic()
+
     # --- after the fault -----------------------------------------------------------------------
 
     async def drain(self) -> None:
-        """Wait until every confirmed publish was acked, at most DRAIN_WITHIN_S; then stop."""
-        self.stop_producing.set()
+        """Wait until every confirmed publish was acked, at most DRAIN_WITHIN_S; then stop the
+        consumers. Call it once the producers are done (`stop_producing` and awaited)."""
         deadline = time.monotonic() + DRAIN_WITHIN_S
         while time.monotonic() < deadline:
-            if self.history.confirmed_ids() <= self.history.acked_ids():
+            settled = self.history.acked_ids() | self.ack_in_doubt
+            # A doubtful ack that was not committed comes back once its lease ends: wait that out.
+            if (self.history.confirmed_ids() <= settled
+                    and time.monotonic() > self._last_doubt_at + LEASE_S + 1):
                 break
             await asyncio.sleep(0.25)
         self.stop_consuming.set()
