@@ -75,9 +75,7 @@ class ClusterBroker:
 
     def start(self, timeout_s: float = START_WITHIN_S) -> ClusterBroker:
         """Start it and wait until it listens; on the port it had before, if it had one."""
-        cmd = [*self.prefix, sys.executable, "-m", "mq", "serve", "--cluster", self.cluster,
-               "--node", self.node, "--etcd", self.etcd, "--db", self.db, "--host", self.host,
-               "--port", str(self.port), "--keep-history-s", str(KEEP_HISTORY_S), *self.args]
+        cmd = self.command()
         self.log.append(f"=== start: {' '.join(cmd)}\n")
         self.proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL,
                                      text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
@@ -87,6 +85,11 @@ class ClusterBroker:
             self.kill()
             raise RuntimeError(f"broker {self.node} did not start:\n{self.tail()}")
         return self
+
+    def command(self) -> list[str]:
+        return [*self.prefix, sys.executable, "-m", "mq", "serve", "--cluster", self.cluster,
+                "--node", self.node, "--etcd", self.etcd, "--db", self.db, "--host", self.host,
+                "--port", str(self.port), "--keep-history-s", str(KEEP_HISTORY_S), *self.args]
 
     def _read_log(self, proc: subprocess.Popen[str], found: threading.Event) -> None:
         assert proc.stderr is not None
@@ -141,9 +144,11 @@ class Cluster:
         self.brokers: dict[str, ClusterBroker] = {}
 
     def add(self, node: str, host: str = "127.0.0.1", prefix: Sequence[str] = (),
-            etcd: str | None = None, db: str | None = None) -> ClusterBroker:
+            etcd: str | None = None, db: str | None = None,
+            args: Sequence[str] = ()) -> ClusterBroker:
         """Start broker `node` (on other engine addresses if given) and wait until it joined."""
-        broker = ClusterBroker(self.name, node, etcd or self.etcd, db or self.db, host, prefix)
+        broker = ClusterBroker(self.name, node, etcd or self.etcd, db or self.db, host, prefix,
+                               args)
         self.brokers[node] = broker
         broker.start()
         broker.wait_joined()

@@ -12,6 +12,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from tests.cluster.brokers import why_no_cluster_broker
 from tests.cluster.etcd import EtcdCluster, why_no_etcd
 
 ENABLED = os.environ.get("MQ_TEST_CLUSTER") == "1"
@@ -32,6 +33,15 @@ def skip_unless_enabled() -> None:
 def cluster_enabled() -> None:
     """Skips the test unless engines may start here (MQ_TEST_CLUSTER=1 and etcd installed)."""
     skip_unless_enabled()
+
+
+@pytest.fixture
+def cluster_broker() -> None:
+    """Skips the test unless this checkout's broker serves clusters. Ask for it first, so a
+    skip starts no engine."""
+    reason = why_no_cluster_broker()
+    if reason is not None:
+        pytest.skip(reason)
 
 
 @pytest.fixture

@@ -16,6 +16,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
+from tests.cluster.brokers import Cluster
 from tests.cluster.history import History, Recovery, Verdict, check, recovery
 from tests.cluster.workload import Workload, queue_names
 
@@ -24,6 +25,8 @@ PRODUCERS = 2
 CONSUMERS = 3
 PUBLISH_EVERY_S = 0.2  # per queue per producer: 160 msgs/s in all, light on 2 cores
 START_WITHIN_S = 60.0
+# A scenario's bound, engines' start and the drain included, on top of its own fault time.
+SCENARIO_TIMEOUT_S = 240
 
 Nemesis = Callable[[History], Awaitable[None]]
 
@@ -70,3 +73,14 @@ async def run_scenario(name: str, url: str, nemesis: Nemesis, duration_s: float)
 async def in_thread(work: Callable[[], object]) -> None:
     """Run blocking process work (a kill, a restart waiting for a log line) off the loop."""
     await asyncio.to_thread(work)
+
+
+def judge(report: Report, cluster: Cluster, figures: list[str]) -> None:
+    """Note the scenario's figures, then fail it on anything the checker found or on a queue
+    never served again after a fault (with the brokers' logs)."""
+    figures.append(report.line())
+    print(report.line())
+    assert report.verdict.ok, f"{report.verdict.summary()}\n{cluster.logs()}"
+    assert report.verdict.confirmed > 0, "nothing was confirmed at all"
+    assert all(t < float("inf") for t in report.recovery.times_s), (
+        f"a queue was never served again after a fault: {report.recovery}\n{cluster.logs()}")

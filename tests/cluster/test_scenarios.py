@@ -16,23 +16,16 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.cluster.brokers import Cluster, why_no_cluster_broker
+from tests.cluster.brokers import Cluster
 from tests.cluster.etcd import EtcdCluster
 from tests.cluster.history import BrokerKilled, History
-from tests.cluster.scenario import Report, in_thread, run_scenario
+from tests.cluster.scenario import SCENARIO_TIMEOUT_S, in_thread, judge, run_scenario
 
 KILLS = 4
 KILL_EVERY_S = 15.0
 RESTART_AFTER_S = 5.0
 PAUSE_S = 10.0
 SLOTS = 1024
-
-
-@pytest.fixture
-def cluster_broker() -> None:
-    reason = why_no_cluster_broker()
-    if reason is not None:
-        pytest.skip(reason)
 
 
 @pytest.fixture
@@ -48,15 +41,7 @@ def cluster(cluster_broker: None, etcd: EtcdCluster, pg_url: str) -> Iterator[Cl
         c.stop()
 
 
-def judge(report: Report, cluster: Cluster, figures: list[str]) -> None:
-    figures.append(report.line())
-    print(report.line())
-    assert report.verdict.ok, f"{report.verdict.summary()}\n{cluster.logs()}"
-    assert report.verdict.confirmed > 0, "nothing was confirmed at all"
-    assert all(t < float("inf") for t in report.recovery.times_s), (
-        f"a queue was never served again after a fault: {report.recovery}\n{cluster.logs()}")
-
-
+@pytest.mark.timeout(SCENARIO_TIMEOUT_S + KILLS * KILL_EVERY_S)
 def test_kill_9_a_broker_every_15_s_the_controller_among_them(
         cluster: Cluster, figures: list[str]) -> None:
     epoch_before = cluster.status()["map_epoch"]
@@ -85,6 +70,7 @@ def test_kill_9_a_broker_every_15_s_the_controller_among_them(
     print("killed, in order:", killed)
 
 
+@pytest.mark.timeout(SCENARIO_TIMEOUT_S)
 def test_sigstop_the_controller_for_10_s(cluster: Cluster, figures: list[str]) -> None:
     paused = cluster.controller()
 
@@ -103,6 +89,7 @@ def test_sigstop_the_controller_for_10_s(cluster: Cluster, figures: list[str]) -
     cluster.wait_all_slots_owned()
 
 
+@pytest.mark.timeout(SCENARIO_TIMEOUT_S)
 def test_kill_9_the_etcd_leader_moves_no_slot(cluster: Cluster, etcd: EtcdCluster,
                                               figures: list[str]) -> None:
     owned_before = cluster.slots_owned()
@@ -121,6 +108,7 @@ def test_kill_9_the_etcd_leader_moves_no_slot(cluster: Cluster, etcd: EtcdCluste
     assert cluster.slots_owned() == owned_before, "slots moved though no broker failed"
 
 
+@pytest.mark.timeout(SCENARIO_TIMEOUT_S)
 def test_a_new_broker_joins_takes_a_quarter_and_is_drained(cluster: Cluster,
                                                            figures: list[str]) -> None:
     taken: list[int] = []
