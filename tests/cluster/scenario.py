@@ -54,7 +54,7 @@ async def run_scenario(name: str, url: str, nemesis: Nemesis, duration_s: float)
     joined = [asyncio.Event() for _ in range(CONSUMERS)]
     consumers = [asyncio.create_task(w.consume(f"w{i}", joined[i])) for i in range(CONSUMERS)]
     async with asyncio.timeout(START_WITHIN_S):
-        await asyncio.gather(*(j.wait() for j in joined))
+        await _until_joined(joined, consumers)
     per_queue = int(duration_s / PUBLISH_EVERY_S)  # the bound; the nemesis's end stops them first
     producers = [asyncio.create_task(w.produce(f"p{i}", PUBLISH_EVERY_S, per_queue))
                  for i in range(PRODUCERS)]
@@ -68,6 +68,17 @@ async def run_scenario(name: str, url: str, nemesis: Nemesis, duration_s: float)
     leases = await w.read_leases()
     return Report(name, check(w.history, leases), recovery(w.history, queues),
                   dict(w.errors), time.monotonic() - t0)
+
+
+async def _until_joined(joined: list[asyncio.Event], consumers: list[asyncio.Task[None]]) -> None:
+    """Wait until every consumer joined its groups; a consumer that failed first raises here."""
+    for event, task in zip(joined, consumers, strict=True):
+        waiter = asyncio.ensure_future(event.wait())
+        done, _ = await asyncio.wait({waiter, task}, return_when=asyncio.FIRST_COMPLETED)
+        waiter.cancel()
+        if task in done:
+            task.result()  # its exception, or it ended before joining
+            raise AssertionError("a consumer ended before it joined its groups")
 
 
 async def in_thread(work: Callable[[], object]) -> None:
