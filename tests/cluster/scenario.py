@@ -36,12 +36,14 @@ class Report:
     name: str
     verdict: Verdict
     recovery: Recovery
+    duplicated_publishes: int
     errors: dict[str, int]
     seconds: float
 
     def line(self) -> str:
         """The scenario's figures for the closing note, on one line."""
         return (f"{self.name}: {self.verdict.summary()}; {self.recovery}; "
+                f"duplicated publishes {self.duplicated_publishes}; "
                 f"SDK errors {self.errors or 'none'}; {self.seconds:.0f} s")
 
 
@@ -67,7 +69,7 @@ async def run_scenario(name: str, url: str, nemesis: Nemesis, duration_s: float)
         await asyncio.gather(*consumers)
     leases = await w.read_leases()
     return Report(name, check(w.history, leases), recovery(w.history, queues),
-                  dict(w.errors), time.monotonic() - t0)
+                  w.duplicated_publishes(), dict(w.errors), time.monotonic() - t0)
 
 
 async def _until_joined(joined: list[asyncio.Event], consumers: list[asyncio.Task[None]]) -> None:

@@ -63,6 +63,7 @@ class Workload:
     stop_producing: asyncio.Event = field(default_factory=asyncio.Event)
     stop_consuming: asyncio.Event = field(default_factory=asyncio.Event)
     ack_in_doubt: set[int] = field(default_factory=set)  # msg_ids: maybe acked, maybe not
+    bodies: dict[int, bytes] = field(default_factory=dict)  # msg_id: its body, once delivered
     _last_doubt_at: float = 0.0  # monotonic
     _seq: itertools.count[int] = field(default_factory=itertools.count)
 
@@ -115,6 +116,7 @@ class Workload:
             now = time.time()
             for m in msgs:
                 self.history.delivered.append(Delivered(name, m.msg_id, m.deliveries, now))
+                self.bodies[m.msg_id] = m.body
             if msgs:
                 await self._ack(mq, name, msgs)
 
@@ -139,6 +141,13 @@ class Workload:
                 if m.receipt not in failed:
                     self.history.acked.append(AckConfirmed(name, m.msg_id, m.deliveries, now))
             return
+
+    def duplicated_publishes(self) -> int:
+        """Publishes stored under more than one msg_id (each body names one publish): what a
+        retry without deduplication leaves behind. At least once allows them; the SDK's
+        automatic dedup id should make them 0."""
+        ids_per_body = Counter(self.bodies.values())
+        return sum(n - 1 for n in ids_per_body.values() if n > 1)
 
     def _doubt(self, msg_ids: Iterable[int]) -> None:
         """These acks may or may not have been committed: if not, the message comes back once
