@@ -7,7 +7,7 @@ HOST ?= 127.0.0.1
 PORT ?= 7711
 DB ?= data/mq.db
 
-.PHONY: run test lint bench clean
+.PHONY: run test test-cluster lint bench clean
 
 # The SDK first: mq depends on it by its distribution name, mq-broker-client.
 $(STAMP): pyproject.toml clients/python/pyproject.toml clients/python/mq_client/VERSION
@@ -24,6 +24,11 @@ run: $(STAMP)
 test: $(STAMP)
 	./.ci/test-deps
 	$(BIN)/python -m pytest -q
+
+# The cluster scenarios (issue 15): 3 etcd nodes, a Postgres and several brokers per scenario.
+test-cluster: $(STAMP)
+	./.ci/cluster-deps
+	MQ_TEST_CLUSTER=1 $(BIN)/python -m pytest -q tests/cluster
 
 lint: $(STAMP)
 	$(BIN)/ruff check mq clients/python tests

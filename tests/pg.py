@@ -57,7 +57,8 @@ def why_no_postgres() -> str | None:
 
 
 class PgServer:
-    def __init__(self) -> None:
+    def __init__(self, listen_addresses: str = "127.0.0.1") -> None:
+        self.listen_addresses = listen_addresses  # comma-separated, as Postgres takes them
         self.root = Path(tempfile.mkdtemp(dir="/tmp", prefix="mq-pg-"))
         user = pwd.getpwnam("postgres")
         os.chown(self.root, user.pw_uid, user.pw_gid)
@@ -76,7 +77,7 @@ class PgServer:
         log = open(self.root / "server.log", "ab")  # noqa: SIM115 (the child keeps it)
         self.proc = subprocess.Popen(
             [*AS_POSTGRES, str(PG_BIN / "postgres"), "-D", str(self.data), "-p", str(self.port),
-             "-k", str(self.root), "-c", "listen_addresses=127.0.0.1"],
+             "-k", str(self.root), "-c", f"listen_addresses={self.listen_addresses}"],
             stdout=log, stderr=log, start_new_session=True)  # its own group, for kill()
         log.close()
         deadline = time.monotonic() + READY_WITHIN_S
