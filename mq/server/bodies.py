@@ -13,11 +13,11 @@ PEEKs never see one, and a client waits only for its own queue's read.
 from __future__ import annotations
 
 import logging
-import sqlite3
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from typing import Any
 
 from mq.core.broker import Broker
+from mq.storage.base import StoreUnavailable
 
 log = logging.getLogger("mq.server")
 
@@ -53,7 +53,7 @@ class BodyReader:
     async def _read_for(self, queue: str, ids: list[int]) -> None:
         try:
             await self.fill(queue, ids)
-        except (sqlite3.Error, OSError) as e:
+        except (StoreUnavailable, OSError) as e:
             log.warning("cannot read bodies of %s back from the log (%s); the next delivery "
                         "tries again", queue, e)
         finally:

@@ -52,6 +52,7 @@ import asyncio
 import contextlib
 import itertools
 import logging
+import sqlite3
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -62,7 +63,7 @@ import aiosqlite
 from mq import __version__
 from mq.core.events import FINAL, Bound, Change, Declared, Event, Purged
 from mq.core.model import QueueSettings
-from mq.storage.base import MAX_BODY_READ, Recovered
+from mq.storage.base import MAX_BODY_READ, Recovered, StoreUnavailable
 from mq.storage.ledger import Ledger
 from mq.storage.lock import LogLock, LogRefused
 from mq.storage.rows import TEXT_FIELDS, Fold, LogRow, describe
@@ -372,8 +373,13 @@ class SQLiteStore:
             raise ValueError(f"at most {MAX_BODY_READ} bodies per read, got {len(ids)}")
         if not ids:
             return {}
-        async with self.db.execute(READ_BODIES.format(", ".join("?" * len(ids))), ids) as c:
-            return {msg_id: body for msg_id, body in await c.fetchall() if body is not None}
+        try:
+            async with self.db.execute(READ_BODIES.format(", ".join("?" * len(ids))),
+                                       ids) as c:
+                rows = await c.fetchall()
+        except sqlite3.Error as e:  # the caller knows stores, not SQLite
+            raise StoreUnavailable(f"{self.path}: {e}") from e
+        return {msg_id: body for msg_id, body in rows if body is not None}
 
     async def history(self, msg_id: int) -> list[dict[str, Any]]:
         """Every row the log still has of `msg_id`, oldest first, as HISTORY events."""
