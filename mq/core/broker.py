@@ -124,10 +124,14 @@ class Broker(Admin):
             if earlier is not None:
                 q.counters.deduplicated += 1
                 return Published(earlier, True)
-        msg = Message(self._next_id, queue, body, key, now, priority=priority,
+        if self._ids is None:
+            msg_id = self._next_id
+            self._next_id += 1
+        else:
+            msg_id = self._ids(queue)
+        msg = Message(msg_id, queue, body, key, now, priority=priority,
                       expires_at=None if ttl_s is None else now + ttl_s, dedup_id=dedup_id,
                       headers=headers)
-        self._next_id += 1
         if delay_s > 0:
             msg.state, msg.ready_at = State.DELAYED, now + delay_s
         q.add(msg)

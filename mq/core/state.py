@@ -8,6 +8,8 @@ change as they make it.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from mq.core.clock import Clock
 from mq.core.deadlines import Deadlines
 from mq.core.events import Change, Effects, Moved
@@ -16,14 +18,17 @@ from mq.core.model import DeadLetter, Message, QueueSettings, State
 from mq.core.queue import Queue
 from mq.core.topics import Topics
 
+IdMaker = Callable[[str], int]  # queue -> a new message id, above every id it made before
+
 
 class BrokerState:
     def __init__(self, clock: Clock, defaults: QueueSettings, next_id: int = 1,
                  ring_factory: RingFactory | None = None, poison_deaths: int = 3,
-                 monotonic: Clock | None = None) -> None:
+                 monotonic: Clock | None = None, ids: IdMaker | None = None) -> None:
         """`clock` is Unix time: timestamps, delays, TTL, retention. `monotonic` runs lease
         deadlines, which a step of the wall clock must not move (default: `clock`, for a
-        broker driven by one fake clock)."""
+        broker driven by one fake clock). `ids`: how a new message of a queue gets its id;
+        by default 1, 2, 3... (a clustered broker's ids carry their slot: mq/cluster/slots.py)."""
         self.clock = clock
         self.monotonic = clock if monotonic is None else monotonic
         self._defaults = defaults
@@ -37,6 +42,7 @@ class BrokerState:
         self._due = Deadlines()  # when each queue next needs a tick for delays and retention
         self._lease_due = Deadlines()  # ... and for leases ending, on the monotonic clock
         self._next_id = next_id
+        self._ids = ids
         self._pending: list[Change] = []
         self._woken: set[str] = set()  # queues to serve since the caller last asked
 
