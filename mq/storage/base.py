@@ -31,6 +31,16 @@ class StoreUnavailable(Exception):
         self.full = full
 
 
+class Fenced(StoreUnavailable):
+    """Clustered mode: a batch touched slots this broker no longer holds at its epoch, so
+    nothing of it was written (pg_cluster.py). Its requests are answered TRYAGAIN, and the
+    batch is written again without those slots' changes."""
+
+    def __init__(self, lost: frozenset[int]) -> None:
+        super().__init__(f"slots {sorted(lost)[:8]} moved to another broker")
+        self.lost = lost
+
+
 class StoreRefused(Exception):
     """The store will not open this database: another broker holds it, or it is of a format
     this mq does not know. The message says what to do."""

@@ -82,8 +82,8 @@ class Ledger:
         the state the core starts from; `max_id_ever` is the highest id compaction deleted."""
         for at, msg_id in sorted((at, msg_id) for msg_id, at in fold.finished.items()):
             self.finished.add(at, (msg_id,))
-        self._body_of = fold.body_of
-        self._dependents = Counter(fold.body_of.values())
+        self._body_of.update(fold.body_of)  # a clustered store folds one slot at a time
+        self._dependents.update(fold.body_of.values())
         next_id = max(fold.max_id, max_id_ever) + 1
         return Recovered(settings, fold.live(), next_id, bindings, fold.finished_dedup())
 
