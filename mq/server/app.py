@@ -10,10 +10,11 @@ import gc
 import logging
 import socket
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mq import __version__
 from mq.auth.users import UsersFileError
+from mq.cluster.slots import SlotIds
 from mq.core.broker import Broker
 from mq.core.clock import Clock
 from mq.core.model import QueueSettings
@@ -33,9 +34,13 @@ from mq.server.rounds import Rounds
 from mq.server.sessions import Sessions
 from mq.server.state import ServerState
 from mq.server.tls import TlsListener
-from mq.storage.choose import make_store
+from mq.storage.base import Store
+from mq.storage.choose import clustered_store, make_store
 from mq.storage.group_commit import GroupCommit, StoreFailure
 from mq.storage.urls import shown
+
+if TYPE_CHECKING:
+    from mq.server.cluster_node import ClusterNode  # imported with etcd's client when clustered
 
 log = logging.getLogger("mq.server")
 
@@ -61,11 +66,18 @@ class BrokerServer:
         heartbeats, grace periods, waiting GETs)."""
         self.config = config
         self.monotonic = monotonic
-        self.store = make_store(config.db_path, config.sync, config.keep_history_s, clock)
+        clustered = config.cluster is not None
+        self.ids = SlotIds() if clustered else None  # a clustered broker's ids carry their slot
+        self.store: Store = (
+            clustered_store(config.db_path, config.node or "", config.sync,
+                            config.keep_history_s, clock) if clustered
+            else make_store(config.db_path, config.sync, config.keep_history_s, clock))
         self.core = Broker(clock, QueueSettings(config.retention_s, config.lease_s),
                            ring_factory=lambda: HashRing(vnodes=config.ring_vnodes),
-                           poison_deaths=config.poison_deaths, monotonic=monotonic)
-        self.sessions: Sessions[Peer] = Sessions(config.heartbeat_misses, config.grace_s)
+                           poison_deaths=config.poison_deaths, monotonic=monotonic,
+                           ids=self.ids)
+        self.sessions: Sessions[Peer] = Sessions(config.heartbeat_misses, config.grace_s,
+                                                 adopt=clustered)
         self.delivery: Delivery[Peer] = Delivery(self.core, config.max_frame_bytes,
                                                  config.max_waiting_gets)
         self.access = Access(config, self.core)  # a bad users file stops the start here
@@ -75,6 +87,7 @@ class BrokerServer:
                                  max_changes=config.max_commit_changes,
                                  on_failure=self._on_failure)
         self.rounds = Rounds(self.state, self.group, self._spawn, self._reschedule_tick)
+        self.cluster = self._cluster_node() if clustered else None
         self.traffic = Traffic()
         self.http = None if config.http_port is None else self._http_server()
         self._tasks: asyncio.TaskGroup | None = None
@@ -85,6 +98,20 @@ class BrokerServer:
         self._server: asyncio.Server | None = None
         self._listener: asyncio.Task[None] | None = None  # the TLS accept loop
         self.port: int | None = None
+
+    def _cluster_node(self) -> ClusterNode:
+        from mq.server.cluster_node import ClusterNode
+        from mq.storage.pg_cluster import ClusteredPostgresStore
+        assert isinstance(self.store, ClusteredPostgresStore) and self.ids is not None
+        node = ClusterNode(self.config, self.store, self.core, self.ids, self.rounds.end_queue,
+                           self._after_cluster_change)
+        self.state.router = node.router
+        self.state.cluster_map = node.cluster_map
+        return node
+
+    def _after_cluster_change(self) -> None:
+        self.rounds.finish()  # what dropped slots answered goes out; loaded queues are served
+        self._reschedule_tick()
 
     def _http_server(self) -> HttpServer:
         c = self.config
@@ -114,6 +141,9 @@ class BrokerServer:
                 commits = tasks.create_task(self.group.run(), name="group-commit")
                 ticker = tasks.create_task(self._tick_loop(), name="ticker")
                 await self._listen(loop, tasks, listener)
+                if self.cluster is not None and self.port is not None:
+                    self.cluster.advertise(self.port)
+                    tasks.create_task(self.cluster.run(), name="cluster")
                 if self.http is not None and self.config.http_port is not None:
                     port = await self.http.start(self.config.http_host, self.config.http_port)
                     log.info("http side port on %s:%d: /metrics /healthz /readyz, the "
@@ -176,6 +206,10 @@ class BrokerServer:
             self._listener.cancel()
         self.rounds.refuse_waiting(MQError(Code.SHUTTING_DOWN, "the broker is shutting down; "
                                            "reconnect later"))
+        if self.cluster is not None:  # its slots move now, not once its lease runs out
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self.config.shutdown_timeout_s):
+                    await self.cluster.leave()
         ticker.cancel()
         self.group.close()
         try:
@@ -193,7 +227,12 @@ class BrokerServer:
         self.rounds.on_commit(number)
 
     def _on_failure(self, first: int, failure: StoreFailure) -> None:
+        if failure.lost and self.cluster is not None:
+            for slot in sorted(failure.lost):
+                self.cluster.drop(slot)  # fenced out: another broker owns it now
         self.rounds.on_failure(first, failure)
+        if failure.lost:
+            self.rounds.finish()
 
     # --- time ---------------------------------------------------------------------------------
 
@@ -250,4 +289,5 @@ class BrokerServer:
             "compaction_backlog": self.store.compaction_backlog,
             "monitor_events_dropped": self.rounds.monitor_events_dropped,
             "buffered_input_bytes": self.rounds.buffered_input,
+            **(self.cluster.figures() if self.cluster is not None else {}),
         }

@@ -11,6 +11,7 @@ from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any
 
+from mq.codec.replies import ClusterMap
 from mq.core.broker import Broker
 from mq.core.clock import Clock
 from mq.server.access import Access
@@ -18,6 +19,7 @@ from mq.server.config import Config
 from mq.server.delivery import Delivery
 from mq.server.monitor import Monitors
 from mq.server.outcome import Peer
+from mq.server.routing import Router
 from mq.server.sessions import Session, Sessions
 
 
@@ -32,6 +34,8 @@ class ServerState:
     history: Callable[[int], Coroutine[Any, Any, list[dict[str, Any]]]]  # the log of a message
     figures: Callable[[], dict[str, Any]]  # the server's own STATS figures
     access: Access  # who may do what
+    router: Router | None = None  # clustered: which slots are served here (routing.py)
+    cluster_map: Callable[[], ClusterMap] | None = None  # clustered: the CLUSTER reply
 
     def end_session(self, session: Session[Peer], died: bool) -> tuple[int, int]:
         """End `session`: its leases go back now, counting a death when it `died` rather than

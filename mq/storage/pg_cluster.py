@@ -92,9 +92,9 @@ class ClusteredPostgresStore(PostgresStore):
         """Stop writing `slot` (it moved away); its rows stay for the next owner."""
         self.epochs.pop(slot, None)
 
-    async def load(self, slot: int, lease_s_of: Callable[[str], float]) -> Recovered:
-        """The state of `slot`, folded from its rows; `lease_s_of(queue)` is the lease a
-        message leased at the takeover is held back for (see the module header)."""
+    async def load(self, slot: int, default_lease_s: float) -> Recovered:
+        """The state of `slot`, folded from its rows. A message leased at the takeover is held
+        back for its queue's lease_s (`default_lease_s` for a queue never declared)."""
         async with self._link.session() as conn:
             settings = dict(pg_sql.settings_of(r) for r in await conn.fetch(pg_sql.SETTINGS)
                             if slot_of(r[0]) == slot)
@@ -111,7 +111,9 @@ class ClusteredPostgresStore(PostgresStore):
             msg = fold.messages.get(msg_id)
             if kind == int(Event.LEASED) and msg is not None and msg_id not in fold.finished:
                 msg.state = State.DELAYED
-                msg.ready_at = at + lease_s_of(msg.queue) + TAKEOVER_SLACK_S
+                declared = settings.get(msg.queue)
+                lease_s = default_lease_s if declared is None else declared.lease_s
+                msg.ready_at = at + lease_s + TAKEOVER_SLACK_S
                 held_back += 1
         recovered = self._ledger.recovered(fold, settings, bindings, max_id_ever)
         log.info("slot %d loaded: %d messages (%d leased when its owner stopped)", slot,

@@ -78,14 +78,14 @@ def test_a_slot_taken_over_comes_back_with_its_leases_held_back(pg_url: str) -> 
         async with opened(b1), opened(b2):
             await b1.take(SLOT, 1)
             core = clustered_core(clock)
-            core.declare("orders", max_deliveries=9)
+            core.declare("orders", max_deliveries=9, lease_s=30.0)
             for body in (b"a", b"b", b"c"):
                 core.publish("orders", body)
             leased = core.lease("orders", "worker", max_count=2)
             core.ack(leased[0].msg_id, leased[0].delivery, "worker")
             await b1.write(core.take_effects().changes)
             await b2.take(SLOT, 2)
-            recovered = await b2.load(SLOT, lambda queue: 30.0)
+            recovered = await b2.load(SLOT, 99.0)
             states = {m.body: (m.state, m.ready_at) for m in recovered.messages}
             assert states == {b"b": (State.DELAYED, T0 + 30.0 + 1.0), b"c": (State.READY, 0.0)}
             assert recovered.settings["orders"].max_deliveries == 9
