@@ -5,10 +5,12 @@ queue and topic names, receipts and msg_ids. Names give their slot by hash, ids 
 bits (mq/cluster/slots.py), so the slot is known before the core is asked. A command about no
 queue (PING, HELLO, QUEUES, STATS of all) is served by any broker, from what it holds.
 
-  - one slot, served here: run it;
-  - one slot, loading here, or not assigned yet: TRYAGAIN;
-  - one slot, owned by another broker: MOVED with its address;
-  - more than one slot: CROSSSLOT (use {hash tags} to put the queues in one slot).
+  - every slot it names served here: run it;
+  - else, for the first slot that is not: TRYAGAIN when it is loading here or not assigned
+    yet, MOVED with the owner's address when another broker owns it;
+  - a command that ties two queues together (BIND, DECLARE dead_letter=, REDRIVE to=) naming
+    two slots: CROSSSLOT (use {hash tags} to put the queues in one slot). A batch ACK over
+    several slots is fine where they are all served.
 """
 
 from __future__ import annotations
@@ -17,13 +19,14 @@ from collections.abc import Iterator
 
 from mq.cluster.slotmap import SlotMap
 from mq.cluster.slots import slot_of, slot_of_id
-from mq.codec.commands import REGISTRY, Bind, Command
+from mq.codec.commands import REGISTRY, Bind, Command, Declare, Redrive
 from mq.codec.values import Receipt
 from mq.errors import Code, MQError, moved
 
 # Fields that place a command beyond those its guard checks: a bound topic lives in its
 # queue's slot, so that FANOUT to it is served by one broker.
 ALSO_PLACED_BY: dict[type, tuple[str, ...]] = {Bind: ("topic",)}
+TIES_QUEUES = (Bind, Declare, Redrive)  # what they name must stay in one slot
 
 
 class Router:
@@ -40,12 +43,14 @@ class Router:
         slots = set(_slots(command, guard.on + ALSO_PLACED_BY.get(type(command), ())))
         if not slots:
             return None
-        if len(slots) > 1:
-            return MQError(Code.CROSSSLOT, f"this request names queues of slots "
-                           f"{sorted(slots)}; a request may name one slot only: give related "
-                           "queues one {hash tag}, as in {video}.144p and {video}.captions")
-        (slot,) = slots
-        return None if slot in self.serving else self.elsewhere(slot)
+        if len(slots) > 1 and isinstance(command, TIES_QUEUES):
+            return MQError(Code.CROSSSLOT, f"this request ties queues of slots "
+                           f"{sorted(slots)} together, which must share one: give them one "
+                           "{hash tag}, as in {video}.144p and {video}.captions")
+        for slot in sorted(slots):
+            if slot not in self.serving:
+                return self.elsewhere(slot)
+        return None
 
     def elsewhere(self, slot: int) -> MQError:
         """The answer for a slot this broker does not serve now."""
