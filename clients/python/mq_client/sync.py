@@ -24,7 +24,7 @@ from mq_client.methods import blocking
 from mq_client.request import Operation, Request, check_reply
 from mq_client.security import client_context, credentials
 from mq_client.session import Session
-from mq_client.url import DEFAULT_URL, parse_url
+from mq_client.url import DEFAULT_URL, parse_seeds, parse_url
 
 T = TypeVar("T")
 
@@ -83,7 +83,13 @@ class Client:
         TLS and credentials work as for `AsyncClient.connect`: with credentials (in the URL or
         as `user` and `secret`) the client says `auth` first, and a wrong secret raises
         `Unauthenticated`.
+
+        One broker only: for a cluster's seed list (`mq://h1:p1,h2:p2`) use `AsyncClient` (or
+        `ClientThread` from blocking code), which routes each queue to its broker.
         """
+        if len(parse_seeds(url)) > 1:
+            raise ValueError(f"{url!r} is a list of brokers (a cluster): the blocking Client speaks to one "
+                             "broker; use AsyncClient.connect, or mq_client.client_thread.ClientThread")
         address = parse_url(url)
         login = credentials(address, user, secret)
         context = client_context(address, ssl_context, ca_file)
