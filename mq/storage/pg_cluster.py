@@ -12,7 +12,8 @@ one slot:
   checked in the batch's own transaction (FENCE_CHECK, FOR SHARE). If one was lost, nothing is
   written and `Fenced` names the lost slots: group commit answers the batch's requests with
   TRYAGAIN, never with a confirmation, and writes the batch again without those slots' changes
-  (a store writes only the slots it holds).
+  (a store writes only the slots it holds). So does a batch holding changes of a slot this
+  broker released (`release`: the map moved it) after they were made.
 - `load(slot)` folds that slot's rows (rows.py Fold, with the recovery queries narrowed to the
   slot) into what the core restores. A message leased when the previous owner stopped comes
   back delayed until its lease could have ended (leased at + its queue's lease_s +
@@ -67,6 +68,7 @@ class ClusteredPostgresStore(PostgresStore):
         self.node = node
         self._link = PgLink(url, sync, exclusive=False)
         self.epochs: dict[int, int] = {}  # slot -> the epoch this broker holds it at
+        self._refused: set[int] = set()  # slots let go of whose waiting changes were refused
 
     async def open(self) -> Recovered:
         """Connect and bring the tables up to date; no slot is held yet (`take`, `load`)."""
@@ -87,6 +89,7 @@ class ClusteredPostgresStore(PostgresStore):
             if await conn.fetchval(pg_sql.TAKE_SLOT, slot, epoch, self.node) is None:
                 raise SlotLost(f"slot {slot} is held at an epoch newer than {epoch}")
         self.epochs[slot] = epoch
+        self._refused.discard(slot)
 
     def release(self, slot: int) -> None:
         """Stop writing `slot` (it moved away); its rows stay for the next owner."""
@@ -122,6 +125,12 @@ class ClusteredPostgresStore(PostgresStore):
 
     async def write(self, changes: Sequence[Change]) -> None:
         epochs = self.epochs
+        let_go = {slot_of_change(c) for c in changes} - epochs.keys() - self._refused
+        if let_go:
+            # Changes of a slot released since they were made (it moved while they waited for
+            # this commit): they are not written, so what waits for them must not be confirmed.
+            self._refused |= let_go
+            raise Fenced(frozenset(let_go))
         mine = [c for c in changes if slot_of_change(c) in epochs]
         batch = self._ledger.batch(mine)
         slots = sorted({slot_of_change(c) for c in mine})
@@ -134,6 +143,7 @@ class ClusteredPostgresStore(PostgresStore):
             if lost:
                 for s in lost:
                     epochs.pop(s, None)
+                self._refused |= lost
                 raise Fenced(lost)  # leaving the transaction block rolls it back
             await _copy(conn, batch.rows)
             for c in batch.others:

@@ -109,3 +109,22 @@ def test_a_log_of_format_1_is_upgraded_with_slots_for_its_rows(pg_url: str) -> N
         assert query(pg_url, "SELECT value FROM mq.meta WHERE name = 'format_version'") == [(2,)]
 
     asyncio.run(scenario())
+
+
+def test_changes_of_a_slot_released_before_their_commit_are_refused_then_left_out(
+        pg_url: str) -> None:
+    async def scenario() -> None:
+        store = ClusteredPostgresStore(pg_url, "b1")
+        async with opened(store):
+            await store.take(SLOT, 1)
+            core = clustered_core(FakeClock(T0))
+            core.publish("orders", b"waiting")
+            changes = core.take_effects().changes
+            store.release(SLOT)  # the map moved the slot while the publish waited
+            with pytest.raises(Fenced) as fenced:
+                await store.write(changes)
+            assert fenced.value.lost == {SLOT}
+            await store.write(changes)  # the retry leaves them out, and confirms nothing of them
+            assert query(pg_url, "SELECT count(*) FROM mq.log") == [(0,)]
+
+    asyncio.run(scenario())
