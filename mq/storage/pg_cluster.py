@@ -118,7 +118,7 @@ class ClusteredPostgresStore(PostgresStore):
                 lease_s = default_lease_s if declared is None else declared.lease_s
                 msg.ready_at = at + lease_s + TAKEOVER_SLACK_S
                 held_back += 1
-        recovered = self._ledger.recovered(fold, settings, bindings, max_id_ever)
+        recovered = self._ledger.recovered(fold, settings, bindings, max_id_ever, adding=True)
         log.info("slot %d loaded: %d messages (%d leased when its owner stopped)", slot,
                  len(recovered.messages), held_back)
         return recovered
