@@ -49,6 +49,7 @@ T = TypeVar("T")
 log = logging.getLogger(__name__)
 
 MAX_HOPS = 5  # MOVED answers followed for one request before giving up
+MAP_READ_TIMEOUT_S = 2.0  # a broker that does not say the map by then (paused, say) is skipped
 DEFAULT_TAKEOVER_TIMEOUT_S = 10.0
 Dial = Callable[[Address], Awaitable[Connection]]
 
@@ -240,13 +241,14 @@ class ClusterLink:
         last: MQError | None = None
         for addr in dict.fromkeys(candidates):
             try:
-                link = await self._link(addr)
-                self._learn(await link.call(cluster_op()))
+                async with asyncio.timeout(MAP_READ_TIMEOUT_S):
+                    link = await self._link(addr)
+                    self._learn(await link.call(cluster_op()))
                 return
-            except MQError as e:
-                if isinstance(e, ConnectionLost):
+            except (MQError, TimeoutError) as e:
+                if not isinstance(e, MQError) or isinstance(e, ConnectionLost):
                     self._drop(addr)
-                last = e
+                last = e if isinstance(e, MQError) else ConnectionLost(f"{addr} did not answer")
         raise ConnectionLost(f"no broker of the cluster answered ({last})")
 
     async def _refresh_quietly(self) -> None:
