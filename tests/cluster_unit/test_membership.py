@@ -5,6 +5,8 @@ when it goes, and a drained broker ends up with none."""
 from __future__ import annotations
 
 import asyncio
+import json
+import sys
 from collections.abc import Callable
 
 import pytest
@@ -105,3 +107,34 @@ def test_endpoints_are_checked() -> None:
     for bad in ("127.0.0.1", "h:0", "a:1,b:2", ":2379"):
         with pytest.raises(ValueError):
             parse_endpoints(bad)
+
+
+def test_the_cli_shows_the_cluster_and_drains_a_broker(etcd_node: EtcdNode,
+                                                       cluster_name: str) -> None:
+    async def mq(*args: str) -> tuple[int, str, str]:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "mq", "cluster", *args, "--etcd", etcd_node.endpoint, "--cluster",
+            cluster_name, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+        out, err = await proc.communicate()
+        return proc.returncode or 0, out.decode(), err.decode()
+
+    async def scenario() -> None:
+        nodes = [Node(etcd_node.endpoint, cluster_name, f"b{i}") for i in (1, 2)]
+        try:
+            await until(lambda: all(n.owned() > 0 for n in nodes), "two brokers own slots")
+            code, out, _ = await mq("status", "--json")
+            status = json.loads(out)
+            assert code == 0 and set(status["brokers"]) == {"b1", "b2"}
+            assert status["controller"] in {"b1", "b2"} and status["map_epoch"] > 0
+            code, out, _ = await mq("status")
+            assert code == 0 and "1024 of 1024 slots assigned" in out
+            code, out, _ = await mq("drain", "b2", "--timeout-s", "20")
+            assert code == 0 and out.strip().endswith("b2 is drained: it owns no slots and may "
+                                                      "be stopped")
+            code, _, err = await mq("drain", "nobody")
+            assert code == 1 and "no broker 'nobody'" in err
+        finally:
+            for n in nodes:
+                await n.stop()
+
+    asyncio.run(scenario())
