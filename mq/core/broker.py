@@ -107,6 +107,24 @@ class Broker(Admin):
             q.forget_dedup(now)
             self._due.schedule(q.name, q.next_wall_due())
 
+    def restore_leases(self, leases: Iterable[tuple[int, str, float]]) -> int:
+        """Leases taken over with their queues (clustered mode): (msg_id, holder, until Unix
+        s). Each message, restored as ready, is leased again to its holder until then, so the
+        holder's receipt still works and nobody else gets it meanwhile. Returns how many."""
+        now, mono = self.clock(), self.monotonic()
+        done = 0
+        for msg_id, holder, until in leases:
+            msg = self._messages.get(msg_id)
+            if msg is None or msg.state is not State.READY or until <= now:
+                continue
+            q = self._queues[msg.queue]
+            q.mark_leased(msg, holder)  # its entry in the ready heap is skipped from now on
+            deadline = mono + (until - now)
+            q.lease_until(msg, deadline)
+            self._lease_due.schedule(q.name, deadline)
+            done += 1
+        return done
+
     # --- publishing --------------------------------------------------------------------------
 
     def publish(self, queue: str, body: bytes, key: str | None = None, priority: int = 0,
@@ -178,7 +196,9 @@ class Broker(Admin):
         if q is None:
             return []
         now = self.clock()
-        deadline = self.monotonic() + (q.settings.lease_s if lease_s is None else lease_s)
+        length = q.settings.lease_s if lease_s is None else lease_s
+        deadline = self.monotonic() + length
+        until = now + length if self._lease_ends else 0.0
         leased: list[Delivery] = []
         budget = max_bytes
         credit = q.credit(holder)
@@ -206,7 +226,7 @@ class Broker(Admin):
                 q.counters.redelivered += 1
             delivery = msg.deliveries = msg.deliveries + 1
             q.lease_until(msg, deadline)
-            self._pending.append(Leased(msg.id, delivery, holder, now, queue))
+            self._pending.append(Leased(msg.id, delivery, holder, now, queue, until))
             leased.append(Delivery(msg.id, delivery, queue, msg.body, msg.key, msg.published_at,
                                    msg.priority, headers))
         if leased:
@@ -244,6 +264,9 @@ class Broker(Admin):
         granted = q.settings.lease_s if lease_s is None else lease_s
         q.lease_until(msg, self.monotonic() + granted)
         self._lease_due.schedule(q.name, msg.deadline)
+        if self._lease_ends:  # the new end, for a broker that takes the queue over
+            now = self.clock()
+            self._pending.append(Leased(msg_id, delivery, holder, now, q.name, now + granted))
         return granted
 
     def queue_of(self, msg_id: int) -> str | None:

@@ -24,11 +24,14 @@ IdMaker = Callable[[str], int]  # queue -> a new message id, above every id it m
 class BrokerState:
     def __init__(self, clock: Clock, defaults: QueueSettings, next_id: int = 1,
                  ring_factory: RingFactory | None = None, poison_deaths: int = 3,
-                 monotonic: Clock | None = None, ids: IdMaker | None = None) -> None:
+                 monotonic: Clock | None = None, ids: IdMaker | None = None,
+                 lease_ends: bool = False) -> None:
         """`clock` is Unix time: timestamps, delays, TTL, retention. `monotonic` runs lease
         deadlines, which a step of the wall clock must not move (default: `clock`, for a
         broker driven by one fake clock). `ids`: how a new message of a queue gets its id;
-        by default 1, 2, 3... (a clustered broker's ids carry their slot: mq/cluster/slots.py)."""
+        by default 1, 2, 3... (a clustered broker's ids carry their slot: mq/cluster/slots.py).
+        `lease_ends`: record when each lease ends (and each touch), so that another broker
+        taking the queue over keeps the lease (clustered mode)."""
         self.clock = clock
         self.monotonic = clock if monotonic is None else monotonic
         self._defaults = defaults
@@ -43,6 +46,7 @@ class BrokerState:
         self._lease_due = Deadlines()  # ... and for leases ending, on the monotonic clock
         self._next_id = next_id
         self._ids = ids
+        self._lease_ends = lease_ends
         self._pending: list[Change] = []
         self._woken: set[str] = set()  # queues to serve since the caller last asked
 

@@ -75,7 +75,7 @@ class BrokerServer:
         self.core = Broker(clock, QueueSettings(config.retention_s, config.lease_s),
                            ring_factory=lambda: HashRing(vnodes=config.ring_vnodes),
                            poison_deaths=config.poison_deaths, monotonic=monotonic,
-                           ids=self.ids)
+                           ids=self.ids, lease_ends=clustered)
         self.sessions: Sessions[Peer] = Sessions(config.heartbeat_misses, config.grace_s,
                                                  adopt=clustered)
         self.delivery: Delivery[Peer] = Delivery(self.core, config.max_frame_bytes,

@@ -126,6 +126,7 @@ class ClusterNode:
             return
         self.core.restore(recovered.settings, recovered.messages, recovered.next_id,
                           recovered.bindings, recovered.finished_dedup)
+        self.core.restore_leases(recovered.leases)
         self.ids.raise_past(recovered.next_id - 1)
         self.router.loading.discard(slot)
         self.router.serving.add(slot)

@@ -19,6 +19,7 @@ class Recovered:
     next_id: int = 1
     bindings: list[tuple[str, str]] = field(default_factory=list)  # (topic, queue)
     finished_dedup: list[Message] = field(default_factory=list)  # finished, with a dedup id
+    leases: list[tuple[int, str, float]] = field(default_factory=list)  # clustered: taken over
 
 
 class StoreUnavailable(Exception):

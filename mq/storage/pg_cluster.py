@@ -16,11 +16,10 @@ one slot:
   broker released (`release`: the map moved it) after they were made.
 - `load(slot)` folds that slot's rows (rows.py Fold, with the recovery queries narrowed to the
   slot) into what the core restores. A message leased when the previous owner stopped comes
-  back delayed until its lease could have ended (leased at + its queue's lease_s +
-  TAKEOVER_SLACK_S), so it is not given to a second consumer while the first may still work
-  on it. Not kept across a takeover (yet): a lease longer than its queue's lease_s (a GET's
-  own lease_s, a touch), which can then end early, and the lease itself (the first holder's
-  ack gets LEASE_LOST and the message is delivered again once that time has passed).
+  back leased, to the same holder, until its lease ends (a clustered core logs each lease's
+  end, and each touch's, on its LEASED row) plus TAKEOVER_SLACK_S against clock skew: its
+  holder's receipt still works at the new owner (the SDK resumes its session there by
+  token), and nobody else gets it meanwhile.
 
 Ids: a clustered core makes ids that carry their slot; the log's `slot` column is computed
 from them (pg_sql.py format 2), so rows carry their slot without the broker sending it.
@@ -36,7 +35,6 @@ import asyncpg
 
 from mq.cluster.slots import SLOT_MASK, slot_of
 from mq.core.events import Appended, Bound, Change, Declared, Event, Purged
-from mq.core.model import State
 from mq.storage import pg_sql
 from mq.storage.base import Fenced, Recovered
 from mq.storage.pg_link import PgLink
@@ -96,8 +94,9 @@ class ClusteredPostgresStore(PostgresStore):
         self.epochs.pop(slot, None)
 
     async def load(self, slot: int, default_lease_s: float) -> Recovered:
-        """The state of `slot`, folded from its rows. A message leased at the takeover is held
-        back for its queue's lease_s (`default_lease_s` for a queue never declared)."""
+        """The state of `slot`, folded from its rows, with the leases held at the takeover
+        (`Recovered.leases`). A lease logged without its end lasts its queue's lease_s
+        (`default_lease_s` for a queue never declared)."""
         async with self._link.session() as conn:
             settings = dict(pg_sql.settings_of(r) for r in await conn.fetch(pg_sql.SETTINGS)
                             if slot_of(r[0]) == slot)
@@ -109,18 +108,18 @@ class ClusteredPostgresStore(PostgresStore):
             await _read_slot(conn, pg_sql.of_slot(RECOVER_EVENTS), slot, fold.events)
             last = await conn.fetch(pg_sql.LAST_EVENTS, slot)
             max_id_ever = await conn.fetchval(pg_sql.MAX_ID_EVER) or 0
-        held_back = 0
-        for msg_id, kind, at, _ in last:
+        leases: list[tuple[int, str, float]] = []
+        for msg_id, kind, at, holder, until in last:
             msg = fold.messages.get(msg_id)
             if kind == int(Event.LEASED) and msg is not None and msg_id not in fold.finished:
-                msg.state = State.DELAYED
-                declared = settings.get(msg.queue)
-                lease_s = default_lease_s if declared is None else declared.lease_s
-                msg.ready_at = at + lease_s + TAKEOVER_SLACK_S
-                held_back += 1
+                if until is None:  # leased before this log knew lease ends: its queue's lease
+                    declared = settings.get(msg.queue)
+                    until = at + (default_lease_s if declared is None else declared.lease_s)
+                leases.append((msg_id, holder, until + TAKEOVER_SLACK_S))
         recovered = self._ledger.recovered(fold, settings, bindings, max_id_ever, adding=True)
+        recovered.leases = leases
         log.info("slot %d loaded: %d messages (%d leased when its owner stopped)", slot,
-                 len(recovered.messages), held_back)
+                 len(recovered.messages), len(leases))
         return recovered
 
     async def write(self, changes: Sequence[Change]) -> None:

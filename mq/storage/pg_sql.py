@@ -122,9 +122,9 @@ TAKE_SLOT = ("INSERT INTO slot_owner (slot, epoch, owner) VALUES ($1, $2, $3) "
 FENCE_CHECK = ("SELECT slot FROM slot_owner WHERE (slot, epoch) IN "
                "(SELECT * FROM unnest($1::smallint[], $2::bigint[])) FOR SHARE")
 # The last event of every message of a slot that has one: those whose last is LEASED were
-# leased when the slot's previous owner stopped.
-LAST_EVENTS = ("SELECT DISTINCT ON (msg_id) msg_id, kind, at, queue FROM log WHERE slot = $1 "
-               f"AND kind <> {int(Event.PUBLISHED)} ORDER BY msg_id, seq DESC")
+# leased when the slot's previous owner stopped, by `holder` until `ready_at` (rows.py).
+LAST_EVENTS = ("SELECT DISTINCT ON (msg_id) msg_id, kind, at, holder, ready_at FROM log "
+               f"WHERE slot = $1 AND kind <> {int(Event.PUBLISHED)} ORDER BY msg_id, seq DESC")
 
 
 def of_slot(recovery_sql: str) -> str:

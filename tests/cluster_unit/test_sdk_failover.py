@@ -1,6 +1,7 @@
 """The SDK against two real brokers of one cluster: one client on a seed list publishes to
 queues of both brokers, consumes them in a session, and goes on when a broker is killed with
-SIGKILL: every confirmed publish is delivered, and nothing acked comes back."""
+SIGKILL: every confirmed publish is delivered, nothing acked comes back, and a message leased
+from the killed broker is still the consumer's: its ack works at the new broker."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import time
 
 from mq_client import AsyncClient
 
-from mq.cluster.slots import SLOTS
+from mq.cluster.slots import SLOTS, slot_of
 from tests.cluster_unit.test_brokers import brokers, owners, until  # noqa: F401 (a fixture)
 from tests.harness import BrokerProcess, TextSession
 
@@ -21,6 +22,7 @@ WITHIN_S = 60.0
 def test_a_client_on_a_seed_list_rides_out_a_broker_kill(brokers: dict[str, BrokerProcess]) -> None:  # noqa: F811
     b1 = TextSession(brokers["b1"].port)
     until(lambda: len(owners(b1)) == SLOTS and len(set(owners(b1).values())) == 2, "the map")
+    at_b2 = next(q for q in QUEUES if owners(b1)[slot_of(q)] == "b2")
     seeds = ",".join(f"127.0.0.1:{p.port}" for p in brokers.values())
 
     async def scenario() -> tuple[set[bytes], list[bytes], set[bytes]]:
@@ -35,7 +37,11 @@ def test_a_client_on_a_seed_list_rides_out_a_broker_kill(brokers: dict[str, Brok
                     await client.publish(q, body)
                     confirmed.add(body)
                 if n == 0:
+                    (held,) = await client.get(at_b2)  # leased at b2, acked after its death
+                    seen.append(held.body)
                     brokers["b2"].kill()  # the next round's half of the queues must move
+                    await client.ack(held)  # at b1, which took the lease over with the slot
+                    acked.add(held.body)
                 for q in QUEUES:
                     for msg in await client.get(q, max=10, wait_s=0.05):
                         seen.append(msg.body)

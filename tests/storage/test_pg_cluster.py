@@ -11,7 +11,7 @@ import pytest
 from mq.cluster.slots import SlotIds, slot_of
 from mq.core.broker import Broker
 from mq.core.clock import FakeClock
-from mq.core.model import QueueSettings, State
+from mq.core.model import QueueSettings
 from mq.storage.base import Fenced
 from mq.storage.pg_cluster import ClusteredPostgresStore, SlotLost
 from tests.pg import query
@@ -71,25 +71,32 @@ def test_a_batch_with_a_lost_slot_is_refused_whole_and_its_retry_writes_the_rest
     asyncio.run(scenario())
 
 
-def test_a_slot_taken_over_comes_back_with_its_leases_held_back(pg_url: str) -> None:
+def test_a_slot_taken_over_comes_back_with_its_leases_and_their_ends(pg_url: str) -> None:
     async def scenario() -> None:
         clock = FakeClock(T0)
         b1, b2 = ClusteredPostgresStore(pg_url, "b1"), ClusteredPostgresStore(pg_url, "b2")
         async with opened(b1), opened(b2):
             await b1.take(SLOT, 1)
-            core = clustered_core(clock)
+            core = Broker(clock, SETTINGS, ids=SlotIds(), lease_ends=True)
             core.declare("orders", max_deliveries=9, lease_s=30.0)
             for body in (b"a", b"b", b"c"):
                 core.publish("orders", body)
-            leased = core.lease("orders", "worker", max_count=2)
-            core.ack(leased[0].msg_id, leased[0].delivery, "worker")
+            first, second = core.lease("orders", "worker/0123abcd", max_count=2)
+            core.ack(first.msg_id, first.delivery, "worker/0123abcd")
+            core.touch(second.msg_id, second.delivery, "worker/0123abcd", lease_s=100.0)
             await b1.write(core.take_effects().changes)
             await b2.take(SLOT, 2)
             recovered = await b2.load(SLOT, 99.0)
-            states = {m.body: (m.state, m.ready_at) for m in recovered.messages}
-            assert states == {b"b": (State.DELAYED, T0 + 30.0 + 1.0), b"c": (State.READY, 0.0)}
+            assert recovered.leases == [(second.msg_id, "worker/0123abcd", T0 + 100.0 + 1.0)]
+            assert {m.body for m in recovered.messages} == {b"b", b"c"}
             assert recovered.settings["orders"].max_deliveries == 9
             assert max(m.id for m in recovered.messages) < recovered.next_id
+
+            later = Broker(FakeClock(T0 + 5), SETTINGS, ids=SlotIds())  # the new owner's core
+            later.restore(recovered.settings, recovered.messages, recovered.next_id)
+            assert later.restore_leases(recovered.leases) == 1
+            assert [d.body for d in later.lease("orders", "someone else", max_count=5)] == [b"c"]
+            later.ack(second.msg_id, second.delivery, "worker/0123abcd")  # its receipt works
 
     asyncio.run(scenario())
 
