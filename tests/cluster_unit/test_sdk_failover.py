@@ -1,7 +1,8 @@
 """The SDK against two real brokers of one cluster: one client on a seed list publishes to
-queues of both brokers, consumes them in a session, and goes on when a broker is killed with
-SIGKILL: every confirmed publish is delivered, nothing acked comes back, and a message leased
-from the killed broker is still the consumer's: its ack works at the new broker."""
+queues of both brokers, consumes them in a session as a group member, and goes on when a
+broker is killed with SIGKILL: every confirmed publish is delivered, nothing acked comes back,
+a message leased from the killed broker is still the consumer's (its ack works at the new
+broker), and the group is joined again where its queue went."""
 
 from __future__ import annotations
 
@@ -31,6 +32,8 @@ def test_a_client_on_a_seed_list_rides_out_a_broker_kill(brokers: dict[str, Brok
         seen: list[bytes] = []
         async with AsyncClient.connect(f"mq://{seeds}", takeover_timeout_s=30.0) as client:
             await client.hello("worker", heartbeat_s=0.5)
+            for q in QUEUES:  # a group member on every queue: it joins again where one moves
+                await client.join(q, "workers")
             for n in range(ROUNDS):
                 for q in QUEUES:
                     body = f"{q}#{n}".encode()
@@ -54,6 +57,8 @@ def test_a_client_on_a_seed_list_rides_out_a_broker_kill(brokers: dict[str, Brok
                         seen.append(msg.body)
                         await client.ack(msg)
                         acked.add(msg.body)
+            moved = (await client.stats(at_b2))["queues"][at_b2]  # now at b1
+            assert set(moved["group"]["members"]) == {"worker"}
         return confirmed, seen, acked
 
     confirmed, seen, acked = asyncio.run(scenario())

@@ -177,7 +177,10 @@ class ClusterLink:
             try:
                 link = await self._link(addr)
                 await self._rejoin(link, addr, request)
-                return await send(link, request)
+                result = await send(link, request)
+                if request.fields.get("op") == "join":
+                    self._joined.add((addr, str(request.fields["queue"])))
+                return result
             except Moved as moved:
                 self._owner[moved.slot] = moved.addr
                 hops += 1
