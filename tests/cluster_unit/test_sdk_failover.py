@@ -66,3 +66,31 @@ def test_a_client_on_a_seed_list_rides_out_a_broker_kill(brokers: dict[str, Brok
     # Each delivery was acked at once, so a body seen twice would be one delivered after its
     # ack, or a publish stored twice by a retry (its automatic dedup id prevents that).
     assert len(seen) == len(set(seen))
+
+
+def test_a_subscription_follows_its_queue_when_its_broker_dies(
+        brokers: dict[str, BrokerProcess]) -> None:  # noqa: F811
+    b1 = TextSession(brokers["b1"].port)
+    until(lambda: len(owners(b1)) == SLOTS and len(set(owners(b1).values())) == 2, "the map")
+    at_b2 = next(q for q in QUEUES if owners(b1)[slot_of(q)] == "b2")
+    seeds = ",".join(f"127.0.0.1:{p.port}" for p in brokers.values())
+
+    async def scenario() -> list[bytes]:
+        got: list[bytes] = []
+        async with AsyncClient.connect(f"mq://{seeds}", takeover_timeout_s=30.0) as client:
+            await client.hello("pusher", heartbeat_s=0.5)
+            sub = await client.subscribe(at_b2, prefetch=10)
+            await client.publish(at_b2, b"before")
+            async with asyncio.timeout(WITHIN_S):
+                msg = await anext(aiter(sub))
+                await client.ack(msg)
+                got.append(msg.body)
+                brokers["b2"].kill()
+                await client.publish(at_b2, b"after")  # waits out the takeover
+                msg = await anext(aiter(sub))  # pushed by b1, once subscribed there again
+                await client.ack(msg)
+                got.append(msg.body)
+            await sub.close()
+        return got
+
+    assert asyncio.run(scenario()) == [b"before", b"after"]

@@ -188,7 +188,9 @@ class AsyncClient:
         `await sub.close()` unsubscribes and gives back what arrived but was not taken. With
         `reconnect=True` the subscription is restored on each new connection.
         """
-        link = await self._link.owner_link(queue) if isinstance(self._link, ClusterLink) else self._link
+        if isinstance(self._link, ClusterLink):
+            return await self._link.subscribe(queue, prefetch, lease_s)  # it follows the queue
+        link = self._link
         pushes = link.pushes
         sub = Subscription(queue, prefetch, lease_s, pushes, link.call)
         pushes.add(sub)  # before the request: pushes may come with, or ahead of, the reply

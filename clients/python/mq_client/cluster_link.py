@@ -21,8 +21,9 @@ link is dropped and made again if the map still names it.
     before the first request for that queue there, so a consumer follows its queue when it
     moves.
   - A batch ack is sent as one request per slot.
-Subscriptions go to the queue's broker at the time; one whose queue moves ends there (the
-broker's `moved` push) and is not yet re-established by the client (use `get`).
+  - A subscription goes to its queue's broker; when the queue moves (the broker's `moved`
+    push) or that broker is lost, the client subscribes again at the new one, with the same
+    retries, keeping what it had received. A monitor stays on one broker.
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ from mq_client import ops
 from mq_client.connection import Connection
 from mq_client.errors import ConnectionLost, Moved, MQError, ProtocolError, StoreUnavailable, TryAgain
 from mq_client.link import Link
-from mq_client.push import PushRouter
+from mq_client.push import PushRouter, Subscription
 from mq_client.request import Request
 from mq_client.session import Session, backoff_delays
 from mq_client.slots import slot_of, slot_of_id
@@ -94,7 +95,7 @@ class ClusterLink:
         self.pushes = PushRouter(reconnect=False)  # for the API; each link routes its own
         self.reconnects = 0
         self._closed = False
-        self._closing: set[asyncio.Task[None]] = set()  # links of lost brokers being closed
+        self._closing: set[asyncio.Task[None]] = set()  # links being closed, subscriptions moving
 
     # -- what AsyncClient asks of a link ----------------------------------------------------
 
@@ -216,12 +217,65 @@ class ClusterLink:
         self._drop(addr)
         conn = await self._dial(self._address(addr))
         link = Link(conn)
+        link.pushes.on_moved = self._follow
         self._links[addr] = link
         if self.session is not None:  # the same session on every broker (the token is adopted)
             link.session = self.session
             await link.hello(self.session.consumer, self._heartbeat_s)
             self.reconnects += 1
         return link
+
+    def _follow(self, sub: Subscription) -> None:
+        task = asyncio.create_task(self._resubscribe(sub))
+        self._closing.add(task)
+        task.add_done_callback(self._closing.discard)
+
+    async def subscribe(self, queue: str, prefetch: int | None, lease_s: float | None) -> Subscription:
+        """A subscription at `queue`'s broker, which follows the queue when it moves."""
+        sub = Subscription(queue, prefetch, lease_s, self.pushes, self.call)
+        await self._place(sub)
+        return sub
+
+    async def _resubscribe(self, sub: Subscription) -> None:
+        try:
+            await self._place(sub)
+        except MQError as e:
+            sub.end(e)
+        except ValueError as e:  # the new broker's link has this queue's subscription already
+            sub.end(ConnectionLost(str(e)))
+
+    async def _place(self, sub: Subscription) -> None:
+        """Subscribe `sub` at its queue's broker now, retrying as a request does."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.takeover_timeout_s
+        delays = backoff_delays()
+        hops = 0
+        while True:
+            if self._closed:
+                raise ConnectionLost("the client was closed")
+            addr = self._owner.get(slot_of(sub.queue)) or self._any()
+            try:
+                link = await self._link(addr)
+                link.pushes.add(sub)
+                sub.move(link.pushes, link.call)
+                try:
+                    await link.call(sub.request())
+                except BaseException:
+                    link.pushes.remove(sub)
+                    raise
+                return
+            except Moved as moved:
+                self._owner[moved.slot] = moved.addr
+                hops += 1
+                if hops > MAX_HOPS:
+                    raise
+            except (TryAgain, StoreUnavailable, ConnectionLost) as e:
+                if isinstance(e, ConnectionLost):
+                    self._drop(addr)
+                if loop.time() > deadline:
+                    raise
+                await asyncio.sleep(next(delays))
+                await self._refresh_quietly()
 
     def _drop(self, addr: str) -> None:
         link = self._links.pop(addr, None)
