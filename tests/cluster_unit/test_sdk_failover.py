@@ -12,7 +12,12 @@ import time
 from mq_client import AsyncClient
 
 from mq.cluster.slots import SLOTS, slot_of
-from tests.cluster_unit.test_brokers import brokers, owners, until  # noqa: F401 (a fixture)
+from tests.cluster_unit.test_brokers import (  # noqa: F401 (brokers: a fixture)
+    brokers,
+    owners,
+    server_stats,
+    until,
+)
 from tests.harness import BrokerProcess, TextSession
 
 QUEUES = [f"orders.{i}" for i in range(12)]
@@ -23,6 +28,8 @@ WITHIN_S = 60.0
 def test_a_client_on_a_seed_list_rides_out_a_broker_kill(brokers: dict[str, BrokerProcess]) -> None:  # noqa: F811
     b1 = TextSession(brokers["b1"].port)
     until(lambda: len(owners(b1)) == SLOTS and len(set(owners(b1).values())) == 2, "the map")
+    until(lambda: sum(int(str(server_stats(p)["slots_owned"])) for p in brokers.values()) == SLOTS,
+          "every slot served")
     at_b2 = next(q for q in QUEUES if owners(b1)[slot_of(q)] == "b2")
     seeds = ",".join(f"127.0.0.1:{p.port}" for p in brokers.values())
 
@@ -72,6 +79,8 @@ def test_a_subscription_follows_its_queue_when_its_broker_dies(
         brokers: dict[str, BrokerProcess]) -> None:  # noqa: F811
     b1 = TextSession(brokers["b1"].port)
     until(lambda: len(owners(b1)) == SLOTS and len(set(owners(b1).values())) == 2, "the map")
+    until(lambda: sum(int(str(server_stats(p)["slots_owned"])) for p in brokers.values()) == SLOTS,
+          "every slot served")
     at_b2 = next(q for q in QUEUES if owners(b1)[slot_of(q)] == "b2")
     seeds = ",".join(f"127.0.0.1:{p.port}" for p in brokers.values())
 

@@ -8,7 +8,9 @@ msg_id by its low bits); a request about no queue goes to any broker. One `Link`
 connection) per broker, made when first needed, without reconnect of its own: a lost broker's
 link is dropped and made again if the map still names it.
 
-  - MOVED: the slot's new address is noted and the request sent there (at most MAX_HOPS).
+  - MOVED: the slot's new address is noted and the request sent there at once; a second MOVED
+    for one request (two brokers that have not both read the new map yet point at each
+    other) is followed after a backoff, until `takeover_timeout_s`.
   - TRYAGAIN, STORE_UNAVAILABLE, a lost connection: wait (jittered backoff), read the map
     again from any broker that answers, and resend, until `takeover_timeout_s` has passed.
     Resending after a lost connection may repeat a request that took effect: a `pub` carries
@@ -49,7 +51,6 @@ from mq_client.url import Address
 T = TypeVar("T")
 log = logging.getLogger(__name__)
 
-MAX_HOPS = 5  # MOVED answers followed for one request before giving up
 MAP_READ_TIMEOUT_S = 2.0  # a broker that does not say the map by then (paused, say) is skipped
 DEFAULT_TAKEOVER_TIMEOUT_S = 10.0
 Dial = Callable[[Address], Awaitable[Connection]]
@@ -185,8 +186,10 @@ class ClusterLink:
             except Moved as moved:
                 self._owner[moved.slot] = moved.addr
                 hops += 1
-                if hops > MAX_HOPS:
-                    raise
+                if hops > 1:  # two brokers that have not both read the new map yet
+                    if loop.time() > deadline:
+                        raise
+                    await asyncio.sleep(next(delays))
             except (TryAgain, StoreUnavailable, ConnectionLost) as e:
                 if isinstance(e, ConnectionLost):
                     self._drop(addr)
@@ -267,8 +270,10 @@ class ClusterLink:
             except Moved as moved:
                 self._owner[moved.slot] = moved.addr
                 hops += 1
-                if hops > MAX_HOPS:
-                    raise
+                if hops > 1:  # two brokers that have not both read the new map yet
+                    if loop.time() > deadline:
+                        raise
+                    await asyncio.sleep(next(delays))
             except (TryAgain, StoreUnavailable, ConnectionLost) as e:
                 if isinstance(e, ConnectionLost):
                     self._drop(addr)
