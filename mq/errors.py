@@ -27,6 +27,9 @@ class Code(StrEnum):
     TLS_REQUIRED = "TLS_REQUIRED"
     STORE_FULL = "STORE_FULL"
     STORE_UNAVAILABLE = "STORE_UNAVAILABLE"
+    MOVED = "MOVED"  # clustered: another broker serves this slot (the reply says which)
+    TRYAGAIN = "TRYAGAIN"  # clustered: the slot is moving or loading; retry shortly
+    CROSSSLOT = "CROSSSLOT"  # clustered: the request names queues of two slots
     INTERNAL = "INTERNAL"
 
 
@@ -37,13 +40,16 @@ FATAL_CODES = frozenset({Code.FRAME_TOO_LARGE, Code.SHUTTING_DOWN, Code.OVERLOAD
 class MQError(Exception):
     """An error that is reported to the client as `code` + `message`."""
 
-    def __init__(self, code: Code, message: str, fatal: bool | None = None) -> None:
+    def __init__(self, code: Code, message: str, fatal: bool | None = None,
+                 details: dict[str, int | str] | None = None) -> None:
         """`fatal` None: as the code says (FATAL_CODES); a code that is fatal only sometimes
-        (UNAUTHENTICATED after the last allowed failure) says so here."""
+        (UNAUTHENTICATED after the last allowed failure) says so here. `details`: more fields
+        of the binary error reply (MOVED's slot, addr and map_epoch)."""
         super().__init__(message)
         self.code = code
         self.message = message
         self._fatal = fatal
+        self.details = details or {}
 
     @property
     def fatal(self) -> bool:
@@ -56,3 +62,11 @@ class MQError(Exception):
 
 def bad_request(message: str) -> MQError:
     return MQError(Code.BAD_REQUEST, message)
+
+
+def moved(slot: int, addr: str, map_epoch: int, node: str) -> MQError:
+    """Slot `slot` is served by `node` at `addr`: the text line reads
+    `-ERR MOVED <slot> <addr> ...`, the binary reply carries slot, addr and map_epoch."""
+    return MQError(Code.MOVED, f"{slot} {addr} slot {slot} is served by node {node}; send it "
+                   "there (the SDK follows this by itself)",
+                   details={"slot": slot, "addr": addr, "map_epoch": map_epoch})

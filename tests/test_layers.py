@@ -25,6 +25,13 @@ FORBIDDEN = {
     "mq/auth/permissions.py": ("mq.",),
     "mq/storage": ("mq.server", "mq.codec", "mq.cli", "mq.bench", "mq.auth", "mq.http"),
     "mq/server": ("mq.cli", "mq.bench", *DRIVERS),
+    # The slot arithmetic and the map are pure; only the etcd side of mq/cluster awaits.
+    "mq/cluster/slots.py": ("mq.core", "mq.storage", "mq.server", "mq.codec", "asyncio", "socket"),
+    "mq/cluster/assign.py": ("mq.core", "mq.storage", "mq.server", "mq.codec", "asyncio",
+                             "socket"),
+    "mq/cluster/slotmap.py": ("mq.core", "mq.storage", "mq.server", "mq.codec", "asyncio",
+                              "socket"),
+    "mq/cluster": ("mq.server", "mq.cli", "mq.bench", "mq.codec"),
     # The HTTP side port sees the broker only through the view the server hands it.
     "mq/http": ("mq.server", "mq.core", "mq.storage", "mq.codec", "mq.cli", "mq.bench",
                 "mq.auth", *DRIVERS),

@@ -38,7 +38,7 @@ from mq.auth.permissions import EVERY_QUEUE, Permission
 FORMAT_VERSION = 1
 MAX_USER_CHARS = 64
 _USER_NAME = re.compile(rf"[A-Za-z0-9_.:-]{{1,{MAX_USER_CHARS}}}")
-_PATTERN = re.compile(r"[A-Za-z0-9_.:*?\[\]!-]{1,200}")  # queue-name characters and glob ones
+_PATTERN = re.compile(r"[A-Za-z0-9_.:{}*?\[\]!-]{1,200}")  # queue-name characters and glob ones
 
 
 class UsersFileError(ValueError):

@@ -1,7 +1,7 @@
 """The `mq` command: `mq serve` runs a broker; `mq pub`, `get`, `peek`, `purge`, `queues`,
 `stats`, `explain`, `history` and `tail` talk to one through the SDK, like any client; `mq
-user` edits a users file; `mq bench` load-tests one. One module per group of subcommands, each
-adding its own parsers."""
+user` edits a users file; `mq cluster` reads and drains a cluster; `mq bench` load-tests
+one. One module per group of subcommands, each adding its own parsers."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from collections.abc import Sequence
 
 from mq import __version__
 from mq.bench.cli import add_parser as add_bench_parser
-from mq.cli import messages, observe, serve, users
+from mq.cli import cluster, messages, observe, serve, users
 from mq.cli.common import CliError
 
 
@@ -23,6 +23,7 @@ def parser() -> argparse.ArgumentParser:
     messages.add_parsers(sub)
     observe.add_parsers(sub)
     users.add_parsers(sub)
+    cluster.add_parsers(sub)
     add_bench_parser(sub)
     return p
 

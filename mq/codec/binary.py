@@ -120,4 +120,4 @@ def encode_reply(rid: int | None, reply: Reply) -> bytes:
 
 def encode_error(rid: int | None, error: MQError) -> bytes:
     return encode_frame({"rid": rid, "ok": False, "code": error.code.value,
-                         "message": error.message, "fatal": error.fatal})
+                         "message": error.message, "fatal": error.fatal, **error.details})

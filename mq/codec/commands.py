@@ -42,6 +42,7 @@ from mq.codec.replies import (
     AckedMany,
     Authenticated,
     Bye,
+    ClusterMap,
     Copies,
     Declared,
     Deleted,
@@ -534,6 +535,16 @@ class Stats(MaybeQueueOp):
 
 
 @dataclass(frozen=True, slots=True)
+class Cluster:
+    """The slot map, for a client of a cluster to send each queue's requests to its owner;
+    any authenticated connection may read it (it names brokers, not queues)."""
+
+    SPEC = Spec("cluster", "CLUSTER", "which broker serves which slots", reply=ClusterMap)
+
+    rid: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Help:
     SPEC = Spec(None, "HELP", "this list", reply=Usage, before_auth=True)
 
@@ -573,7 +584,7 @@ Command = (
     Ping | Publish | PublishMany | Fanout | Get | Ack | AckMany | Nack | Touch | Subscribe
     | Unsubscribe | Hello | Heartbeat | Join | Leave | Declare | Peek | Purge | DeleteQueue
     | Redrive | Bind | Bindings | Explain | History | Monitor | Unmonitor | ListQueues | Stats
-    | Auth | Help | Quit
+    | Cluster | Auth | Help | Quit
 )
 Decoded = Command | Rejected
 """What a decoder makes of one frame or line."""

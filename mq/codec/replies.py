@@ -197,6 +197,26 @@ class Statistics(Reply):
 
 
 @dataclass(frozen=True, slots=True)
+class ClusterMap(Reply):
+    """CLUSTER (protocol.md 11): which broker serves which slots. `slots` are
+    [first, last, node, addr] ranges; `brokers` maps a node to its addr, leaving flag and
+    slot count. A broker that is not in a cluster answers `cluster` None and no slots."""
+
+    cluster: str | None
+    node: str | None
+    map_epoch: int
+    slots: list[list[Any]]
+    brokers: dict[str, dict[str, Any]]
+
+    def text(self) -> bytes:
+        body = [f"slots {a}-{b} {node} {addr}" for a, b, node, addr in self.slots]
+        body += [f"broker {n} {b['addr']} slots={b['slots']}{' leaving' if b['leaving'] else ''}"
+                 for n, b in self.brokers.items()]
+        return lines(body, f"+OK cluster {self.cluster or '-'} node {self.node or '-'} "
+                           f"map_epoch {self.map_epoch}")
+
+
+@dataclass(frozen=True, slots=True)
 class SessionStarted(Reply):
     """HELLO: the session's token and timing, in seconds."""
 

@@ -21,8 +21,10 @@ from mq.limits import (
     MAX_SECRET_BYTES,
 )
 
-_NAME = re.compile(rf"[A-Za-z0-9_.:\-]{{1,{MAX_NAME_CHARS}}}")
-_NAME_RULE = f"use 1 to {MAX_NAME_CHARS} of A-Z a-z 0-9 _ - . :"
+# `{` and `}` mark a hash tag: the part of a name that places it in a cluster's slot
+# (protocol.md 11); a single broker treats them as any other character.
+_NAME = re.compile(rf"[A-Za-z0-9_.:{{}}\-]{{1,{MAX_NAME_CHARS}}}")
+_NAME_RULE = f"use 1 to {MAX_NAME_CHARS} of A-Z a-z 0-9 _ - . : {{ }}"
 
 
 def check_queue(name: object) -> str:

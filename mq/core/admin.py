@@ -60,6 +60,26 @@ class Admin(BrokerState):
         self._pending.append(Purged(queue))
         return removed
 
+    def forget(self, queues: list[str]) -> int:
+        """Drop `queues` and all of theirs from memory, recording nothing: their slot moved to
+        another broker, which loads them from the log (clustered mode). Returns how many
+        messages went. The caller first ends what waits on them (GETs, subscriptions)."""
+        dropped = 0
+        for name in queues:
+            q = self._queues.pop(name, None)
+            if q is None:
+                continue
+            for msg in list(q.live()):
+                q.remove(msg)  # a lease's holder and key bookkeeping go with it
+                dropped += 1
+            for holder in [h for h, names in self._member_of.items() if name in names]:
+                self._member_of[holder].discard(name)
+                if not self._member_of[holder]:
+                    del self._member_of[holder]
+            self._topics.forget_queue(name)
+            self._woken.discard(name)  # the deadline heaps skip a queue that is gone
+        return dropped
+
     def redrive(self, dead_queue: str, count: int, to_queue: str | None = None) -> int:
         """Move up to `count` ready messages of a dead-letter queue back to where they came from
         (or to `to_queue`); their delivery count towards max_deliveries starts again."""

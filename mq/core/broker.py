@@ -115,6 +115,24 @@ class Broker(Admin):
             q.forget_dedup(now)
             self._due.schedule(q.name, q.next_wall_due())
 
+    def restore_leases(self, leases: Iterable[tuple[int, str, float]]) -> int:
+        """Leases taken over with their queues (clustered mode): (msg_id, holder, until Unix
+        s). Each message, restored as ready, is leased again to its holder until then, so the
+        holder's receipt still works and nobody else gets it meanwhile. Returns how many."""
+        now, mono = self.clock(), self.monotonic()
+        done = 0
+        for msg_id, holder, until in leases:
+            msg = self._messages.get(msg_id)
+            if msg is None or msg.state is not State.READY or until <= now:
+                continue
+            q = self._queues[msg.queue]
+            q.mark_leased(msg, holder)  # its entry in the ready heap is skipped from now on
+            deadline = mono + (until - now)
+            q.lease_until(msg, deadline)
+            self._lease_due.schedule(q.name, deadline)
+            done += 1
+        return done
+
     # --- publishing --------------------------------------------------------------------------
 
     def publish(self, queue: str, body: bytes, key: str | None = None, priority: int = 0,
@@ -135,10 +153,9 @@ class Broker(Admin):
         elif (key is None and not priority and delay_s <= 0 and ttl_s is None
               and headers is None and q.accepts_plain):
             return self._publish_plain(q, body, now, body_of)
-        msg = Message(self._next_id, queue, body, key, now, priority=priority,
+        msg = Message(self._new_id(queue), queue, body, key, now, priority=priority,
                       expires_at=None if ttl_s is None else now + ttl_s, dedup_id=dedup_id,
                       headers=headers)
-        self._next_id += 1
         if delay_s > 0:
             msg.state, msg.ready_at = State.DELAYED, now + delay_s
         q.add(msg)
@@ -154,12 +171,20 @@ class Broker(Admin):
             self._due.schedule(queue, min(msg.ready_at, now + q.settings.retention_s))
         return Published(msg.id, False)
 
+    def _new_id(self, queue: str) -> int:
+        """The id of a new message of `queue`: 1, 2, 3... or, clustered, one that carries its
+        queue's slot (the id maker given to the broker)."""
+        if self._ids is not None:
+            return self._ids(queue)
+        msg_id = self._next_id
+        self._next_id += 1
+        return msg_id
+
     def _publish_plain(self, q: Queue, body: bytes, now: float, body_of: int | None
                        ) -> Published:
         """A message without options: it waits in the queue's compact backlog (backlog.py);
         the log gets a full one."""
-        msg_id = self._next_id
-        self._next_id += 1
+        msg_id = self._new_id(q.name)
         q.add_plain(msg_id, now, body)
         q.counters.published += 1
         self._pending.append(Appended(Message(msg_id, q.name, body, None, now), body_of))
@@ -198,7 +223,9 @@ class Broker(Admin):
         if q is None:
             return []
         now = self.clock()
-        deadline = self.monotonic() + (q.settings.lease_s if lease_s is None else lease_s)
+        length = q.settings.lease_s if lease_s is None else lease_s
+        deadline = self.monotonic() + length
+        until = now + length if self._lease_ends else 0.0
         leased: list[Delivery] = []
         budget = max_bytes
         credit = q.credit(holder)
@@ -231,7 +258,7 @@ class Broker(Admin):
                 q.counters.redelivered += 1
             delivery = msg.deliveries = msg.deliveries + 1
             q.lease_until(msg, deadline)
-            self._pending.append(Leased(msg.id, delivery, holder, now, queue))
+            self._pending.append(Leased(msg.id, delivery, holder, now, queue, until))
             leased.append(Delivery(msg.id, delivery, queue, body, msg.key, msg.published_at,
                                    msg.priority, headers))
         if leased:
@@ -304,6 +331,9 @@ class Broker(Admin):
         granted = q.settings.lease_s if lease_s is None else lease_s
         q.lease_until(msg, self.monotonic() + granted)
         self._lease_due.schedule(q.name, msg.deadline)
+        if self._lease_ends:  # the new end, for a broker that takes the queue over
+            now = self.clock()
+            self._pending.append(Leased(msg_id, delivery, holder, now, q.name, now + granted))
         return granted
 
     def queue_of(self, msg_id: int) -> str | None:

@@ -64,6 +64,7 @@ class Leased(NamedTuple):
     holder: str
     at: float
     queue: str = ""
+    until: float = 0.0  # clustered: Unix s the lease ends (a touch records it again); else 0
 
     @property
     def kind(self) -> Event:

@@ -8,6 +8,8 @@ change as they make it.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from mq.core.backlog import BodyMemory
 from mq.core.clock import Clock
 from mq.core.deadlines import Deadlines
@@ -17,17 +19,22 @@ from mq.core.model import DeadLetter, Message, QueueSettings, State
 from mq.core.queue import Queue
 from mq.core.topics import Topics
 
+IdMaker = Callable[[str], int]  # queue -> a new message id, above every id it made before
+
 
 class BrokerState:
     def __init__(self, clock: Clock, defaults: QueueSettings, next_id: int = 1,
                  ring_factory: RingFactory | None = None, poison_deaths: int = 3,
-                 monotonic: Clock | None = None, max_body_memory_bytes: int | None = None
-                 ) -> None:
+                 monotonic: Clock | None = None, max_body_memory_bytes: int | None = None,
+                 ids: IdMaker | None = None, lease_ends: bool = False) -> None:
         """`clock` is Unix time: timestamps, delays, TTL, retention. `monotonic` runs lease
         deadlines, which a step of the wall clock must not move (default: `clock`, for a
         broker driven by one fake clock). `max_body_memory_bytes`: how many bytes of queued
         bodies are kept in memory at most; beyond, bodies stay in the log only (None: all are
-        kept)."""
+        kept). `ids`: how a new message of a queue gets its id; by default 1, 2, 3... (a
+        clustered broker's ids carry their slot: mq/cluster/slots.py). `lease_ends`: record
+        when each lease ends (and each touch), so that another broker taking the queue over
+        keeps the lease (clustered mode)."""
         self.clock = clock
         self.monotonic = clock if monotonic is None else monotonic
         self._defaults = defaults
@@ -41,6 +48,8 @@ class BrokerState:
         self._due = Deadlines()  # when each queue next needs a tick for delays and retention
         self._lease_due = Deadlines()  # ... and for leases ending, on the monotonic clock
         self._next_id = next_id
+        self._ids = ids
+        self._lease_ends = lease_ends
         self._pending: list[Change] = []
         self._body_memory = BodyMemory(max_body_memory_bytes)
         self._wanted: dict[str, list[int]] = {}  # queue -> ids whose bodies a lease waits for

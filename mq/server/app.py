@@ -10,10 +10,11 @@ import gc
 import logging
 import socket
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mq import __version__
 from mq.auth.users import UsersFileError
+from mq.cluster.slots import SlotIds
 from mq.core.broker import Broker
 from mq.core.clock import Clock
 from mq.core.model import QueueSettings
@@ -34,9 +35,13 @@ from mq.server.rounds import Rounds
 from mq.server.sessions import Sessions
 from mq.server.state import ServerState
 from mq.server.tls import TlsListener
-from mq.storage.choose import make_store
+from mq.storage.base import Store
+from mq.storage.choose import clustered_store, make_store
 from mq.storage.group_commit import GroupCommit, StoreFailure
 from mq.storage.urls import shown
+
+if TYPE_CHECKING:
+    from mq.server.cluster_node import ClusterNode  # imported with etcd's client when clustered
 
 log = logging.getLogger("mq.server")
 
@@ -62,14 +67,21 @@ class BrokerServer:
         heartbeats, grace periods, waiting GETs)."""
         self.config = config
         self.monotonic = monotonic
-        body_budget = config.max_body_memory_bytes or None
-        self.store = make_store(config.db_path, config.sync, config.keep_history_s, clock,
-                                max_body_memory_bytes=body_budget)
+        clustered = config.cluster is not None
+        self.ids = SlotIds() if clustered else None  # a clustered broker's ids carry their slot
+        body_budget = config.max_body_memory_bytes or None  # Config: never with --cluster
+        self.store: Store = (
+            clustered_store(config.db_path, config.node or "", config.sync,
+                            config.keep_history_s, clock) if clustered
+            else make_store(config.db_path, config.sync, config.keep_history_s, clock,
+                            max_body_memory_bytes=body_budget))
         self.core = Broker(clock, QueueSettings(config.retention_s, config.lease_s),
                            ring_factory=lambda: HashRing(vnodes=config.ring_vnodes),
                            poison_deaths=config.poison_deaths, monotonic=monotonic,
-                           max_body_memory_bytes=body_budget)
-        self.sessions: Sessions[Peer] = Sessions(config.heartbeat_misses, config.grace_s)
+                           max_body_memory_bytes=body_budget, ids=self.ids,
+                           lease_ends=clustered)
+        self.sessions: Sessions[Peer] = Sessions(config.heartbeat_misses, config.grace_s,
+                                                 adopt=clustered)
         self.delivery: Delivery[Peer] = Delivery(self.core, config.max_frame_bytes,
                                                  config.max_waiting_gets)
         self.access = Access(config, self.core)  # a bad users file stops the start here
@@ -83,6 +95,7 @@ class BrokerServer:
                                  Monitors(), self.store.history, self.figures, self.access,
                                  self.bodies)
         self.rounds = Rounds(self.state, self.group, self._spawn, self._reschedule_tick)
+        self.cluster = self._cluster_node() if clustered else None
         self.traffic = Traffic()
         self.http = None if config.http_port is None else self._http_server()
         self._tasks: asyncio.TaskGroup | None = None
@@ -93,6 +106,20 @@ class BrokerServer:
         self._server: asyncio.Server | None = None
         self._listener: asyncio.Task[None] | None = None  # the TLS accept loop
         self.port: int | None = None
+
+    def _cluster_node(self) -> ClusterNode:
+        from mq.server.cluster_node import ClusterNode
+        from mq.storage.pg_cluster import ClusteredPostgresStore
+        assert isinstance(self.store, ClusteredPostgresStore) and self.ids is not None
+        node = ClusterNode(self.config, self.store, self.core, self.ids, self.rounds.end_queue,
+                           self._after_cluster_change)
+        self.state.router = node.router
+        self.state.cluster_map = node.cluster_map
+        return node
+
+    def _after_cluster_change(self) -> None:
+        self.rounds.finish()  # what dropped slots answered goes out; loaded queues are served
+        self._reschedule_tick()
 
     def _http_server(self) -> HttpServer:
         c = self.config
@@ -122,6 +149,9 @@ class BrokerServer:
                 commits = tasks.create_task(self.group.run(), name="group-commit")
                 ticker = tasks.create_task(self._tick_loop(), name="ticker")
                 await self._listen(loop, tasks, listener)
+                if self.cluster is not None and self.port is not None:
+                    self.cluster.advertise(self.port)
+                    tasks.create_task(self.cluster.run(), name="cluster")
                 if self.http is not None and self.config.http_port is not None:
                     port = await self.http.start(self.config.http_host, self.config.http_port)
                     log.info("http side port on %s:%d: /metrics /healthz /readyz, the "
@@ -192,6 +222,10 @@ class BrokerServer:
             self._listener.cancel()
         self.rounds.refuse_waiting(MQError(Code.SHUTTING_DOWN, "the broker is shutting down; "
                                            "reconnect later"))
+        if self.cluster is not None:  # its slots move now, not once its lease runs out
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self.config.shutdown_timeout_s):
+                    await self.cluster.leave()
         ticker.cancel()
         self.group.close()
         try:
@@ -209,7 +243,12 @@ class BrokerServer:
         self.rounds.on_commit(number)
 
     def _on_failure(self, first: int, failure: StoreFailure) -> None:
+        if failure.lost and self.cluster is not None:
+            for slot in sorted(failure.lost):
+                self.cluster.drop(slot)  # fenced out: another broker owns it now
         self.rounds.on_failure(first, failure)
+        if failure.lost:
+            self.rounds.finish()
 
     # --- time ---------------------------------------------------------------------------------
 
@@ -268,4 +307,5 @@ class BrokerServer:
             "buffered_input_bytes": self.rounds.buffered_input,
             **self.core.body_memory(),
             "body_reads": self.bodies.reading,
+            **(self.cluster.figures() if self.cluster is not None else {}),
         }

@@ -182,6 +182,17 @@ class Config:
                                         low=1, high=_BOUND)
     http_timeout_s: float = setting(10.0, "time to send an HTTP request head, and again to "
                                     "read the response, seconds", low=0.001, high=3_600)
+    # Clustered mode (mq/cluster, protocol.md 11): several brokers over one Postgres log.
+    cluster: str | None = setting(None, "serve as a member of this cluster (needs --node, "
+                                  "--etcd and a postgresql:// --db)")
+    node: str | None = setting(None, "this broker's id in its cluster, unique and stable")
+    etcd: str | None = setting(None, "etcd endpoints of the cluster, host:port[,host:port...]")
+    advertise: str | None = setting(None, "host:port clients reach this broker at (default: "
+                                    "--host:--port)")
+    cluster_ttl_s: int = setting(3, "etcd lease of a member: a broker silent this long loses "
+                                 "its slots", low=2, high=60)
+    cluster_poll_s: float = setting(0.5, "how often a member reads the slot map from etcd",
+                                    low=0.05, high=10)
 
     def __post_init__(self) -> None:
         for f in fields(self):
@@ -196,6 +207,28 @@ class Config:
                                "postgresql://user:password@host:port/dbname, the host of an "
                                "IPv6 address in brackets")
         self._check_security()
+        self._check_cluster()
+
+    def _check_cluster(self) -> None:
+        if self.cluster is None:
+            for name in ("node", "etcd", "advertise"):
+                if getattr(self, name) is not None:
+                    raise SettingError(name, "needs {cluster}")
+            return
+        for name in ("node", "etcd"):
+            if not getattr(self, name):
+                raise SettingError("cluster", f"needs {{{name}}}")
+        for name in ("cluster", "node"):
+            if "/" in (getattr(self, name) or "/"):
+                raise SettingError(name, "is a name without '/'")
+        if not self.db_path.startswith(("postgresql://", "postgres://")):
+            raise SettingError("cluster", "needs a postgresql:// {db_path}: the brokers of a "
+                               "cluster share one database")
+        if self.advertise is not None and not self.advertise.rpartition(":")[2].isdigit():
+            raise SettingError("advertise", "is host:port")
+        if self.max_body_memory_bytes:
+            raise SettingError("max_body_memory_bytes", "is not supported with {cluster} yet: a "
+                               "slot taken over loads every body of its queues")
 
     def _check_security(self) -> None:
         if (self.tls_cert is None) != (self.tls_key is None):

@@ -192,6 +192,23 @@ class Delivery(Generic[C]):
                     pushes.append(Push(sub.conn, queue, msgs))
         subs.append(subs.pop(0))
 
+    def drop_queue(self, queue: str) -> tuple[list[Answer[C]], list[C]]:
+        """`queue` moved to another broker of the cluster: its waiting GETs are answered empty
+        now, and its subscriptions end. Returns those answers and the connections that were
+        subscribed (to be told where it went)."""
+        answers = []
+        for waiter in self.waiters.live(queue):
+            self.waiters.finish(waiter)
+            answers.append(Answer(waiter.conn, waiter.command, []))
+        subs = self._subs.pop(queue, [])
+        for sub in subs:
+            queues = self._subscribed.get(sub.conn)
+            if queues is not None:
+                queues.discard(queue)
+                if not queues:
+                    del self._subscribed[sub.conn]
+        return answers, [sub.conn for sub in subs]
+
     # --- connections --------------------------------------------------------------------------
 
     def forget(self, conn: C) -> None:

@@ -13,6 +13,7 @@ from mq.codec.commands import (
     Ack,
     AckMany,
     Auth,
+    Cluster,
     Command,
     Fanout,
     Get,
@@ -37,6 +38,7 @@ from mq.codec.replies import (
     DONE,
     PONG,
     AckedMany,
+    ClusterMap,
     Copies,
     Deduplicated,
     Done,
@@ -70,7 +72,7 @@ class Handlers(AdminHandlers):
             Nack: self.nack, Touch: self.touch, Help: self.help, Quit: self.quit,
             Hello: self.hello, Heartbeat: self.heartbeat, Join: self.join, Leave: self.leave,
             Subscribe: self.subscribe, Unsubscribe: self.unsubscribe, Monitor: self.monitor,
-            Unmonitor: self.unmonitor, Auth: self.auth,
+            Unmonitor: self.unmonitor, Auth: self.auth, Cluster: self.cluster,
             **self.admin_table(),
         }
 
@@ -177,6 +179,11 @@ class Handlers(AdminHandlers):
         return SessionStarted(session.token, heartbeat_s,
                               round(sessions.dead_after_s(heartbeat_s), 6), sessions.grace_s,
                               resumed=cmd.session == session.token)
+
+    def cluster(self, cmd: Cluster, peer: Peer) -> ClusterMap:
+        if self.state.cluster_map is None:
+            return ClusterMap(None, None, 0, [], {})  # a single broker serves every queue
+        return self.state.cluster_map()
 
     def heartbeat(self, cmd: Heartbeat, peer: Peer) -> Done:
         return DONE  # any request is a sign of life, and the round noted this one

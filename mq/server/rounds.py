@@ -54,6 +54,10 @@ READ_ONLY = frozenset({Ping, Help, Heartbeat, ListQueues, Stats, Peek, Explain, 
 
 
 def store_error(failure: StoreFailure) -> MQError:
+    if failure.lost:
+        return MQError(Code.TRYAGAIN, f"this broker lost slots {sorted(failure.lost)[:8]} to "
+                       "another broker before it could commit this; read the map again "
+                       "(CLUSTER) and retry")
     if failure.full:
         return MQError(Code.STORE_FULL, f"the broker's disk is full ({failure.reason}): "
                        "nothing is stored until space is freed; retry later")
@@ -161,7 +165,10 @@ class Rounds:
         if isinstance(item, Rejected):
             self._fail(conn, item.rid, item.error)
             return
-        refusal = self.state.access.refusal(conn, item) or self.refused_while_failing(item)
+        router = self.state.router
+        refusal = (self.state.access.refusal(conn, item)
+                   or (router.refusal(item) if router is not None else None)
+                   or self.refused_while_failing(item))
         if refusal is not None:
             self._fail(conn, item.rid, refusal)
             return
@@ -299,6 +306,16 @@ class Rounds:
         conns, self._held = list(self._held), set()
         for conn in conns:
             self.errors[error.code.value] += conn.refuse(first, error)
+
+    def end_queue(self, queue: str, error: MQError) -> None:
+        """`queue` is no longer served here (clustered: its slot moved): its waiting GETs are
+        answered empty, its subscribers get a `moved` push saying where it went."""
+        answers, subscribed = self.state.delivery.drop_queue(queue)
+        for answer in answers:
+            self._answer(answer)
+        for conn in subscribed:
+            assert isinstance(conn, Connection)
+            self._queue(conn, conn.speaker.moved(queue, error), NOT_A_REPLY)
 
     def refused_while_failing(self, command: Command) -> MQError | None:
         """The error for `command` while the log cannot be written, None if it may run."""

@@ -33,9 +33,13 @@ class Session(Generic[C]):
 
 
 class Sessions(Generic[C]):
-    def __init__(self, heartbeat_misses: int, grace_s: float) -> None:
+    def __init__(self, heartbeat_misses: int, grace_s: float, adopt: bool = False) -> None:
+        """`adopt`: a HELLO with a token this broker does not know starts the session under
+        that token (clustered: the consumer resumes at its queue's new broker, and its holder
+        name is the one the log has)."""
         self.liveness = Liveness(heartbeat_misses)
         self.grace_s = grace_s
+        self.adopt = adopt
         self._by_token: dict[str, Session[C]] = {}
         self._by_holder: dict[str, Session[C]] = {}
 
@@ -64,8 +68,9 @@ class Sessions(Generic[C]):
                 self.liveness.track(session.token, heartbeat_s, now)
             self.liveness.beat(session.token, now)
             return session, previous
-        session = Session(secrets.token_hex(16), consumer, heartbeat_s or default_heartbeat_s,
-                          conn)
+        adopted = self.adopt and token is not None and token not in self._by_token
+        session = Session(token if adopted and token is not None else secrets.token_hex(16),
+                          consumer, heartbeat_s or default_heartbeat_s, conn)
         self._by_token[session.token] = session
         self._by_holder[session.holder] = session
         self.liveness.track(session.token, session.heartbeat_s, now)

@@ -36,6 +36,10 @@ class Speaker(Protocol):
         """One MONITOR event."""
         ...
 
+    def moved(self, queue: str, error: MQError) -> bytes:
+        """A subscription ended because its queue's slot moved (`error` is MOVED or TRYAGAIN)."""
+        ...
+
 
 class BinarySpeaker:
     in_order = False
@@ -53,6 +57,10 @@ class BinarySpeaker:
         return encode_frame({"push": "event", **{k: v for k, v in event.items()
                                                  if v is not None}})
 
+    def moved(self, queue: str, error: MQError) -> bytes:
+        return encode_frame({"push": "moved", "queue": queue, "code": error.code.value,
+                             **error.details})
+
 
 class TextSpeaker:
     in_order = True
@@ -68,6 +76,10 @@ class TextSpeaker:
 
     def event(self, event: Wire) -> bytes:
         return line(format_event(event))
+
+    def moved(self, queue: str, error: MQError) -> bytes:
+        where = error.details.get("addr")
+        return line(f"MOVED {queue} {error.details.get('slot', '-')} {where or '-'}")
 
 
 Decoder = BinaryDecoder | TextDecoder

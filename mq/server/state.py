@@ -11,6 +11,7 @@ from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any
 
+from mq.codec.replies import ClusterMap
 from mq.core.broker import Broker
 from mq.core.clock import Clock
 from mq.server.access import Access
@@ -19,6 +20,7 @@ from mq.server.config import Config
 from mq.server.delivery import Delivery
 from mq.server.monitor import Monitors
 from mq.server.outcome import Peer
+from mq.server.routing import Router
 from mq.server.sessions import Session, Sessions
 
 
@@ -34,6 +36,8 @@ class ServerState:
     figures: Callable[[], dict[str, Any]]  # the server's own STATS figures
     access: Access  # who may do what
     bodies: BodyReader  # reads back bodies kept in the log only
+    router: Router | None = None  # clustered: which slots are served here (routing.py)
+    cluster_map: Callable[[], ClusterMap] | None = None  # clustered: the CLUSTER reply
 
     def end_session(self, session: Session[Peer], died: bool) -> tuple[int, int]:
         """End `session`: its leases go back now, counting a death when it `died` rather than

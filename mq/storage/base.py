@@ -22,6 +22,7 @@ class Recovered:
     finished_dedup: list[Message] = field(default_factory=list)  # finished, with a dedup id
     # queue -> its plain messages never touched since their publish (not in `messages`)
     plain: dict[str, Backlog] = field(default_factory=dict)
+    leases: list[tuple[int, str, float]] = field(default_factory=list)  # clustered: taken over
 
 
 MAX_BODY_READ = 1_000  # ids per read_bodies call
@@ -35,6 +36,16 @@ class StoreUnavailable(Exception):
     def __init__(self, reason: str, full: bool = False) -> None:
         super().__init__(reason)
         self.full = full
+
+
+class Fenced(StoreUnavailable):
+    """Clustered mode: a batch touched slots this broker no longer holds at its epoch, so
+    nothing of it was written (pg_cluster.py). Its requests are answered TRYAGAIN, and the
+    batch is written again without those slots' changes."""
+
+    def __init__(self, lost: frozenset[int]) -> None:
+        super().__init__(f"slots {sorted(lost)[:8]} moved to another broker")
+        self.lost = lost
 
 
 class StoreRefused(Exception):

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from mq.storage.base import Store, StoreRefused
 from mq.storage.urls import is_postgres
+
+if TYPE_CHECKING:
+    from mq.storage.pg_cluster import ClusteredPostgresStore
 
 
 def make_store(db: str, sync: str, keep_history_s: float, clock: Callable[[], float],
@@ -25,3 +29,17 @@ def make_store(db: str, sync: str, keep_history_s: float, clock: Callable[[], fl
     return PostgresStore(db, sync, keep_history_s, clock,
                          max_body_memory_bytes=max_body_memory_bytes)
 
+
+
+def clustered_store(db: str, node: str, sync: str, keep_history_s: float,
+                    clock: Callable[[], float]) -> ClusteredPostgresStore:
+    """The store of a broker of a cluster (`node`): a share of the slots of a Postgres log."""
+    if not is_postgres(db):
+        raise StoreRefused("a cluster's brokers share one Postgres database: give --db "
+                           "postgresql://...")
+    try:
+        from mq.storage.pg_cluster import ClusteredPostgresStore
+    except ModuleNotFoundError as e:
+        raise StoreRefused(f"a clustered broker needs asyncpg and aetcd ({e}); install them "
+                           "with pip install 'mq[cluster]'") from None
+    return ClusteredPostgresStore(db, node, sync, keep_history_s, clock)

@@ -33,7 +33,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from mq.core.events import Change
-from mq.storage.base import Store, StoreUnavailable
+from mq.storage.base import Fenced, Store, StoreUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -77,6 +77,7 @@ class StoreFailure:
 
     full: bool  # the disk (or the database's size limit) is full; else unavailable
     reason: str
+    lost: frozenset[int] = frozenset()  # clustered: fenced out of these slots (TRYAGAIN)
 
     @classmethod
     def of(cls, error: Exception) -> StoreFailure:
@@ -184,6 +185,13 @@ class GroupCommit:
         behind it merged into it, and wait before the retry."""
         try:
             await self.store.write(batch)
+        except Fenced as e:
+            # Not a failing store: the batch goes again at once, and the store leaves out the
+            # slots it lost. Nothing waiting for it may be confirmed, so it is refused.
+            self.stats.failed_writes += 1
+            self._requeue(batch, number)
+            self.on_failure(number, StoreFailure(False, str(e), e.lost))
+            return False
         except (sqlite3.Error, OSError, StoreUnavailable) as e:
             failure = StoreFailure.of(e)
             if self.failing is None:
@@ -191,9 +199,7 @@ class GroupCommit:
                           "%.1f s until it works again", failure.reason, self.retry_s)
             self.failing = failure
             self.stats.failed_writes += 1
-            merged = batch + [change for queued in self._batches for change in queued]
-            self._batches = deque([merged])
-            self._last_number = number  # one batch now, committed as the first failed number
+            self._requeue(batch, number)
             self.on_failure(number, failure)
             await asyncio.sleep(self.retry_s)
             return False
@@ -202,6 +208,11 @@ class GroupCommit:
                         len(batch))
             self.failing = None
         return True
+
+    def _requeue(self, batch: list[Change], number: int) -> None:
+        merged = batch + [change for queued in self._batches for change in queued]
+        self._batches = deque([merged])
+        self._last_number = number  # one batch now, committed as the first failed number
 
     async def _idle(self, delay: float | None) -> None:
         """Wait for work, or until the next finished message may be compacted (`delay` s)."""

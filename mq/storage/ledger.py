@@ -77,13 +77,19 @@ class Ledger:
             self.finished.add(b.finished_at, b.finished)
 
     def recovered(self, fold: Fold, settings: dict[str, QueueSettings],
-                  bindings: list[tuple[str, str]], max_id_ever: int) -> Recovered:
+                  bindings: list[tuple[str, str]], max_id_ever: int,
+                  adding: bool = False) -> Recovered:
         """Take over what `fold` found (the compaction backlog, the fan-out copies) and return
-        the state the core starts from; `max_id_ever` is the highest id compaction deleted."""
+        the state the core starts from; `max_id_ever` is the highest id compaction deleted.
+        `adding`: what `fold` found is one more part of the log (a slot), not all of it."""
         for at, msg_id in sorted((at, msg_id) for msg_id, at in fold.finished.items()):
             self.finished.add(at, (msg_id,))
-        self._body_of = fold.body_of
-        self._dependents = Counter(fold.body_of.values())
+        if adding:  # a clustered store folds one slot at a time, beside those it has
+            self._body_of.update(fold.body_of)
+            self._dependents.update(fold.body_of.values())
+        else:
+            self._body_of = fold.body_of
+            self._dependents = Counter(fold.body_of.values())
         next_id = max(fold.max_id, max_id_ever) + 1
         return Recovered(settings, fold.live(), next_id, bindings, fold.finished_dedup(),
                          fold.plain())

@@ -12,6 +12,9 @@ next use reconnects, the lock first: no write goes out unless this broker holds 
 again. If another broker took it in the meantime, this one stays refused, saying so. Attempts
 are spaced by a backoff that doubles from MIN_BACKOFF_S to MAX_BACKOFF_S, so a database that
 is down is not hammered, and one that is back is used again within MAX_BACKOFF_S.
+
+A clustered broker (`exclusive=False`) takes no lock: several brokers share the database, and
+each commit is fenced by its slots' epochs instead (pg_cluster.py).
 """
 
 from __future__ import annotations
@@ -46,8 +49,9 @@ HOLDER = ("SELECT a.pid, a.application_name, a.client_addr FROM pg_locks l "
 
 
 class PgLink:
-    def __init__(self, url: str, sync: str) -> None:
+    def __init__(self, url: str, sync: str, exclusive: bool = True) -> None:
         self.url = url
+        self.exclusive = exclusive
         self.shown = shown(url)
         self._settings = {"search_path": "mq", "application_name": f"mq broker pid {os.getpid()}",
                           "synchronous_commit": SYNCHRONOUS_COMMIT[sync]}
@@ -93,14 +97,14 @@ class PgLink:
 
     async def _connected(self) -> asyncpg.Connection:
         lock, conn = self._lock, self._conn
-        if (lock is not None and not lock.is_closed() and conn is not None
-                and not conn.is_closed()):
+        locked = not self.exclusive or (lock is not None and not lock.is_closed())
+        if locked and conn is not None and not conn.is_closed():
             return conn
         now = time.monotonic()
         if now < self._next_try:
             raise StoreUnavailable(f"{self.shown}: {self._why} (reconnecting)")
         try:
-            if lock is None or lock.is_closed():
+            if not locked:
                 await self._take_lock()
             if conn is None or conn.is_closed():
                 self._conn = conn = await self._connect()
@@ -118,6 +122,8 @@ class PgLink:
                                      server_settings=self._settings)
 
     async def _take_lock(self) -> None:
+        if not self.exclusive:
+            return
         if self._lock is not None:
             self._lock.terminate()
             self._lock = None

@@ -14,6 +14,9 @@ which is what SQLite binds fastest; `records` turns those into None, which Postg
 
 Format versions, kept in `mq.meta` under 'format_version' (the SQLite log's user_version):
   1  the first Postgres log; its rows and event codes are those of SQLite format 3.
+  2  clustered mode (mq/storage/pg_cluster.py): every log row carries its slot (a column
+     computed from msg_id, whose low 10 bits are the slot in a cluster), and `slot_owner`
+     holds each slot's owner and epoch, the fence of every clustered commit.
 To change it: bump FORMAT_VERSION, add the step to UPGRADES (SQL from the previous version),
 note it here, and test opening a database of the old version.
 """
@@ -26,11 +29,20 @@ from mq.core.events import FINAL, Bound, Change, Declared, Event, Purged
 from mq.core.model import QueueSettings
 from mq.storage.rows import TEXT_FIELDS, LogRow, Values
 
-FORMAT_VERSION = 1
-UPGRADES: dict[int, str] = {}  # version -> SQL that takes a database of it to the next
+FORMAT_VERSION = 2
+SLOT_COLUMN = "slot smallint GENERATED ALWAYS AS ((msg_id & 1023)::smallint) STORED"
+SLOT_OWNER = """
+CREATE TABLE IF NOT EXISTS mq.slot_owner (
+    slot smallint PRIMARY KEY,
+    epoch bigint NOT NULL,
+    owner text NOT NULL
+);
+"""
+# version -> SQL that takes a database of it to the next
+UPGRADES: dict[int, str] = {1: f"ALTER TABLE mq.log ADD COLUMN {SLOT_COLUMN};{SLOT_OWNER}"}
 LOCK_KEY = 0x6D714C47  # "mqLG": the advisory lock a broker holds on its database
 
-SCHEMA = """
+SCHEMA = f"""
 CREATE SCHEMA IF NOT EXISTS mq;
 CREATE TABLE IF NOT EXISTS mq.log (
     seq bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
@@ -48,7 +60,8 @@ CREATE TABLE IF NOT EXISTS mq.log (
     expires_at double precision,
     dedup text,
     body_of bigint,
-    headers text
+    headers text,
+    {SLOT_COLUMN}
 );
 CREATE INDEX IF NOT EXISTS log_by_msg ON mq.log (msg_id);
 CREATE TABLE IF NOT EXISTS mq.queues (
@@ -68,7 +81,7 @@ CREATE TABLE IF NOT EXISTS mq.meta (
     name text PRIMARY KEY,
     value bigint NOT NULL
 );
-"""
+{SLOT_OWNER}"""
 
 _ALWAYS = frozenset({"msg_id", "kind", "at"})  # never absent
 
@@ -98,6 +111,30 @@ whole AS (DELETE FROM log WHERE msg_id = ANY($2::bigint[]))
 DELETE FROM log WHERE msg_id = ANY($3::bigint[])
     AND kind <> ALL(ARRAY[{', '.join(str(int(e)) for e in (Event.PUBLISHED, *FINAL))}])
 """
+
+
+# Clustered mode (pg_cluster.py). Loading a slot reads its rows by this index; it is made by
+# the first clustered broker, so a single broker's log pays nothing for it.
+SLOT_INDEX = "CREATE INDEX IF NOT EXISTS log_by_slot ON mq.log (slot, seq)"
+# Take slot $1 at epoch $2 for $3, unless it is held at a newer epoch (then no row comes back).
+# From this commit on, every commit for the slot under an older epoch is refused (FENCE_CHECK).
+TAKE_SLOT = ("INSERT INTO slot_owner (slot, epoch, owner) VALUES ($1, $2, $3) "
+             "ON CONFLICT (slot) DO UPDATE SET epoch = excluded.epoch, owner = excluded.owner "
+             "WHERE slot_owner.epoch <= excluded.epoch RETURNING epoch")
+# The slots of a batch still held at the epochs given, locked FOR SHARE until the batch's
+# transaction ends, so a TAKE_SLOT waits for a commit in flight instead of crossing it.
+FENCE_CHECK = ("SELECT slot FROM slot_owner WHERE (slot, epoch) IN "
+               "(SELECT * FROM unnest($1::smallint[], $2::bigint[])) FOR SHARE")
+# The last event of every message of a slot that has one: those whose last is LEASED were
+# leased when the slot's previous owner stopped, by `holder` until `ready_at` (rows.py).
+LAST_EVENTS = ("SELECT DISTINCT ON (msg_id) msg_id, kind, at, holder, ready_at FROM log "
+               f"WHERE slot = $1 AND kind <> {int(Event.PUBLISHED)} ORDER BY msg_id, seq DESC")
+
+
+def of_slot(recovery_sql: str) -> str:
+    """A recovery query of the whole log (sqlite.py's) narrowed to the slot bound as $1."""
+    assert recovery_sql.count(" WHERE ") == 1
+    return recovery_sql.replace(" WHERE ", " WHERE slot = $1 AND ")
 
 
 def records(rows: list[Values]) -> list[tuple[Any, ...]]:

@@ -43,7 +43,8 @@ class LogRow(NamedTuple):
     key: str | None = None
     delivery: int | None = None  # LEASED: the delivery; moves: the new delivery base
     holder: str | None = None  # LEASED, RELEASED, LEFT
-    ready_at: float | None = None  # PUBLISHED with a delay, NACKED: when it is ready again
+    ready_at: float | None = None  # PUBLISHED with a delay, NACKED: when it is ready again;
+    # LEASED by a clustered broker: when the lease ends
     detail: str | None = None  # NACKED: the error; REMOVED and moves: the reason
     priority: int | None = None
     expires_at: float | None = None
@@ -112,8 +113,8 @@ def _appended(c: Appended) -> Values:
 # One function per change type, looked up by type; every field given, in LogRow order.
 ENCODERS: dict[type, Callable[[Any], Values]] = {  # change type -> its row's values
     Appended: _appended,
-    Leased: lambda c: (c.msg_id, _LEASED, c.at, _T, _T, _T, c.delivery, c.holder, _N, _T, _N,
-                       _N, _T, _N, _T),
+    Leased: lambda c: (c.msg_id, _LEASED, c.at, _T, _T, _T, c.delivery, c.holder,
+                       c.until or _N, _T, _N, _N, _T, _N, _T),  # ready_at: a clustered lease's end
     Acked: lambda c: (c.msg_id, _ACKED, c.at, _T, _T, _T, _N, _T, _N, _T, _N, _N, _T, _N, _T),
     Nacked: lambda c: (c.msg_id, _NACKED, c.at, _T, _T, _T, _N, _T, c.ready_at,
                        _T if c.error is None else c.error, _N, _N, _T, _N, _T),

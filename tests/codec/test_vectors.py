@@ -23,6 +23,7 @@ from mq.codec.replies import (
     PONG,
     AckedMany,
     Authenticated,
+    ClusterMap,
     Copies,
     Deduplicated,
     Joined,
@@ -33,7 +34,7 @@ from mq.codec.replies import (
     SessionStarted,
     Touched,
 )
-from mq.errors import Code, MQError
+from mq.errors import Code, MQError, moved
 
 VECTORS = json.loads((Path(__file__).parents[1] / "vectors" / "frames.json").read_text())["frames"]
 
@@ -86,6 +87,7 @@ TYPED_REPLIES = [
     _reply("batch ack reply", lambda f: AckedMany(**f)),
     _reply("fanout reply", lambda f: Copies(**f)),
     _reply("auth reply", lambda f: Authenticated(**f)),
+    _reply("cluster reply", lambda f: ClusterMap(**f)),
 ]
 
 
@@ -100,6 +102,15 @@ def test_access_errors_encode_to_their_vectors(name: str) -> None:
 @pytest.mark.parametrize(("name", "reply"), TYPED_REPLIES, ids=[n for n, _ in TYPED_REPLIES])
 def test_typed_replies_encode_to_the_reply_vectors(name: str, reply: Reply) -> None:
     assert encode_reply(BY_NAME[name]["meaning"]["rid"], reply).hex() == BY_NAME[name]["frame"]
+
+
+def test_cluster_errors_encode_to_their_vectors() -> None:
+    v = BY_NAME["moved error reply"]["meaning"]
+    error = moved(v["slot"], v["addr"], v["map_epoch"], "b2")
+    assert encode_error(v["rid"], error).hex() == BY_NAME["moved error reply"]["frame"]
+    t = BY_NAME["tryagain error reply"]["meaning"]
+    error = MQError(Code.TRYAGAIN, t["message"])
+    assert encode_error(t["rid"], error).hex() == BY_NAME["tryagain error reply"]["frame"]
 
 
 def test_a_reply_with_nothing_to_say_is_rid_and_ok() -> None:

@@ -67,7 +67,7 @@ def broker(tmp_path_factory: pytest.TempPathFactory, users_file: Path) -> Iterat
 TEXT_LINES = ["PUB q x", "GET q", "ACK 1.1", "NACK 1.1", "TOUCH 1.1", "FANOUT t x", "DECLARE q",
               "PEEK q", "PURGE q", "DELETE q", "REDRIVE q", "BIND t q", "UNBIND t q",
               "BINDINGS", "EXPLAIN 1", "HISTORY 1", "SUB q", "UNSUB q", "MONITOR", "UNMONITOR",
-              "QUEUES", "STATS", "HELLO w", "HEARTBEAT", "HB", "JOIN q g", "LEAVE q"]
+              "QUEUES", "STATS", "HELLO w", "HEARTBEAT", "HB", "JOIN q g", "LEAVE q", "CLUSTER"]
 BINARY_REQUESTS: list[dict[str, Any]] = [
     {"op": "pub", "queue": "q", "body": b"x"}, {"op": "mpub", "queue": "q", "bodies": [b"x"]},
     {"op": "get", "queue": "q"}, {"op": "ack", "receipt": "1.1"},
@@ -81,6 +81,7 @@ BINARY_REQUESTS: list[dict[str, Any]] = [
     {"op": "unsub", "queue": "q"}, {"op": "monitor"}, {"op": "unmonitor"}, {"op": "queues"},
     {"op": "stats"}, {"op": "hello", "consumer": "w"}, {"op": "heartbeat"},
     {"op": "join", "queue": "q", "group": "g"}, {"op": "leave", "queue": "q"},
+    {"op": "cluster"},
 ]
 
 

@@ -16,6 +16,7 @@ from types import TracebackType
 from typing import Any, TypeVar
 
 from mq_client import admin_ops, ops
+from mq_client.cluster_link import DEFAULT_TAKEOVER_TIMEOUT_S, ClusterLink
 from mq_client.codec import DEFAULT_MAX_FRAME_BYTES
 from mq_client.connect import Connecting
 from mq_client.link import Link
@@ -42,8 +43,8 @@ class AsyncClient:
     the client discards (a message leased by a cancelled `get` comes back when its lease expires).
     """
 
-    def __init__(self, link: Link) -> None:
-        """Wrap a `Link`; code should use `AsyncClient.connect` instead."""
+    def __init__(self, link: Link | ClusterLink) -> None:
+        """Wrap a `Link` (or a cluster's links); code should use `AsyncClient.connect` instead."""
         self._link = link
 
     @classmethod
@@ -59,6 +60,8 @@ class AsyncClient:
         secret: str | None = None,
         ssl_context: ssl.SSLContext | None = None,
         ca_file: str | None = None,
+        cluster: bool = False,
+        takeover_timeout_s: float = DEFAULT_TAKEOVER_TIMEOUT_S,
     ) -> Connecting:
         """Connect to the broker at `url` (`mq://host:port`).
 
@@ -81,6 +84,14 @@ class AsyncClient:
         `ConnectionLost`. Credentials come from the URL (`mq://user:secret@host:port`, percent-
         encoded) or from `user` and `secret`; every new connection, reconnects included, says
         `auth` before anything else. A wrong secret raises `Unauthenticated`.
+
+        A cluster (protocol.md 11): give a seed list, `mq://h1:p1,h2:p2,h3:p3` (or one address
+        with `cluster=True`). The client reads the slot map, sends each queue's requests to its
+        broker (one connection per broker), follows MOVED, retries TRYAGAIN and lost brokers
+        with backoff for up to `takeover_timeout_s` seconds, gives each `publish` an automatic
+        `dedup_id` so a retry is stored once, and says `hello` with the session's token on each
+        broker it uses (cluster_link.py). `reconnect` does not apply: a lost broker's queues
+        are sought at their new broker.
         """
         return Connecting(
             cls,
@@ -93,6 +104,8 @@ class AsyncClient:
             secret=secret,
             ssl_context=ssl_context,
             ca_file=ca_file,
+            cluster=cluster,
+            takeover_timeout_s=takeover_timeout_s,
         )
 
     @property
@@ -175,11 +188,14 @@ class AsyncClient:
         `await sub.close()` unsubscribes and gives back what arrived but was not taken. With
         `reconnect=True` the subscription is restored on each new connection.
         """
-        pushes = self._link.pushes
-        sub = Subscription(queue, prefetch, lease_s, pushes, self._link.call)
+        if isinstance(self._link, ClusterLink):
+            return await self._link.subscribe(queue, prefetch, lease_s)  # it follows the queue
+        link = self._link
+        pushes = link.pushes
+        sub = Subscription(queue, prefetch, lease_s, pushes, link.call)
         pushes.add(sub)  # before the request: pushes may come with, or ahead of, the reply
         try:
-            await self._run(sub.request())
+            await link.call(sub.request())
         except BaseException:
             pushes.remove(sub)
             raise
@@ -191,11 +207,12 @@ class AsyncClient:
         Returns a `Monitor`, an async iterator of event maps (`at`, `queue`, `msg_id`, `event`,
         ...). One monitor per client (ValueError otherwise); close it with `await m.close()`.
         """
-        pushes = self._link.pushes
+        link = await self._link.owner_link(queue) if isinstance(self._link, ClusterLink) else self._link
+        pushes = link.pushes
         stream = Monitor(queue, pushes)
         pushes.add(stream)
         try:
-            await self._run(stream.request())
+            await link.call(stream.request())
         except BaseException:
             pushes.remove(stream)
             raise
@@ -225,7 +242,10 @@ class AsyncClient:
         return self._run_batch(operation)
 
     async def _run_batch(self, batch: Batch[T]) -> T:
-        return batch.combine(await self._call_all(batch.split(self.max_frame_bytes)))
+        requests = batch.split(self.max_frame_bytes)
+        if isinstance(self._link, ClusterLink):
+            return batch.combine(await self._link.call_all(requests))
+        return batch.combine(await self._call_all(requests))
 
     async def _call_all(self, requests: Sequence[Request[T]]) -> list[T]:
         """Send every request without waiting, all on one connection; their values, in order.
@@ -233,6 +253,7 @@ class AsyncClient:
         If any fails, the first error is raised, but only once every request sent has answered,
         so none is left unobserved.
         """
+        assert isinstance(self._link, Link)
         conn = await self._link.connection()  # every request on one connection, even if it drops
         pending: list[asyncio.Future[dict[str, Any]]] = []
         try:

@@ -8,10 +8,11 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from mq_client import ops
+from mq_client.cluster_link import ClusterLink
 from mq_client.connection import Connection
 from mq_client.link import Link
 from mq_client.security import client_context, credentials
-from mq_client.url import parse_url
+from mq_client.url import Address, parse_seeds
 
 if TYPE_CHECKING:
     from mq_client.aio import AsyncClient
@@ -20,8 +21,8 @@ if TYPE_CHECKING:
 class Connecting:
     """What `AsyncClient.connect` returns: awaitable, and an async context manager."""
 
-    __slots__ = ("_address", "_client", "_cls", "_connect_timeout_s", "_credentials", "_max_frame_bytes", "_reconnect",
-                 "_reconnect_timeout_s", "_ssl_context")
+    __slots__ = ("_address", "_client", "_cls", "_cluster", "_connect_timeout_s", "_credentials", "_max_frame_bytes",
+                 "_reconnect", "_reconnect_timeout_s", "_seeds", "_ssl_context", "_takeover_timeout_s")
 
     def __init__(
         self,
@@ -36,8 +37,13 @@ class Connecting:
         secret: str | None = None,
         ssl_context: ssl.SSLContext | None = None,
         ca_file: str | None = None,
+        cluster: bool = False,
+        takeover_timeout_s: float = 10.0,
     ) -> None:
-        self._address = parse_url(url)  # a bad URL fails at the call site, not at the first await
+        self._seeds = parse_seeds(url)  # a bad URL fails at the call site, not at the first await
+        self._address = self._seeds[0]
+        self._cluster = cluster or len(self._seeds) > 1
+        self._takeover_timeout_s = takeover_timeout_s
         self._credentials = credentials(self._address, user, secret)
         self._ssl_context = client_context(self._address, ssl_context, ca_file)
         self._cls = cls
@@ -49,8 +55,11 @@ class Connecting:
 
     async def _dial(self) -> Connection:
         """A new connection, authenticated when there are credentials: reconnects use it too."""
+        return await self._dial_to(self._address)
+
+    async def _dial_to(self, address: Address) -> Connection:
         conn = await Connection.open(
-            self._address,
+            address,
             connect_timeout_s=self._connect_timeout_s,
             max_frame_bytes=self._max_frame_bytes,
             ssl_context=self._ssl_context,
@@ -64,6 +73,14 @@ class Connecting:
         return conn
 
     async def _open(self) -> AsyncClient:
+        if self._cluster:
+            links = ClusterLink(self._seeds, self._dial_to, self._takeover_timeout_s, self._max_frame_bytes)
+            try:
+                await links.start()
+            except BaseException:
+                await links.close()
+                raise
+            return self._cls(links)
         link = Link(
             await self._dial(),
             dial=self._dial if self._reconnect else None,

@@ -134,6 +134,37 @@ class StoreUnavailable(Retryable):
     CODE = "STORE_UNAVAILABLE"
 
 
+class Moved(MQError):
+    """Clustered: another broker serves this queue's slot; `slot`, `addr` (host:port) and
+    `map_epoch` say which. A cluster client follows it by itself."""
+
+    CODE = "MOVED"
+
+    def __init__(  # noqa: PLR0917 (positional, like every error's args: clone_error passes them so)
+        self, code: str, message: str, fatal: bool = False, slot: int = -1, addr: str = "", map_epoch: int = 0
+    ) -> None:
+        super().__init__(code, message, fatal)
+        self.args = (code, message, fatal, slot, addr, map_epoch)
+        self.slot = slot
+        self.addr = addr
+        self.map_epoch = map_epoch
+
+
+class TryAgain(Retryable):
+    """Clustered: the slot is moving to another broker, or loading there; retry in a moment.
+    A cluster client retries by itself. The request was not confirmed and may or may not take
+    effect."""
+
+    CODE = "TRYAGAIN"
+
+
+class CrossSlot(MQError):
+    """Clustered: the request ties queues of two slots together (bind, dead_letter=, redrive
+    to=); give them one {hash tag}."""
+
+    CODE = "CROSSSLOT"
+
+
 class Unauthenticated(MQError):
     """The broker needs `auth` first (give credentials in the URL, `mq://user:secret@host`, or
     as arguments), or the user or secret is wrong, or the user was removed. After the broker's
@@ -212,6 +243,9 @@ _BY_CODE: dict[str, type[MQError]] = {
         Overloaded,
         StoreFull,
         StoreUnavailable,
+        Moved,
+        TryAgain,
+        CrossSlot,
         Unauthenticated,
         Forbidden,
         TlsRequired,
@@ -243,6 +277,12 @@ def error_from_reply(reply: Mapping[str, Any]) -> MQError:
         raise ProtocolError(f"error reply without a string code: {dict(reply)!r}")
     message = reply.get("message")
     fatal = reply.get("fatal")
+    if code == Moved.CODE:
+        slot, addr, epoch = reply.get("slot"), reply.get("addr"), reply.get("map_epoch")
+        if not isinstance(slot, int) or not isinstance(addr, str):
+            raise ProtocolError(f"MOVED without a slot and an addr: {dict(reply)!r}")
+        return Moved(code, message if isinstance(message, str) else "", False, slot, addr,
+                     epoch if isinstance(epoch, int) else 0)
     return error_class(code)(
         code,
         message if isinstance(message, str) else "",

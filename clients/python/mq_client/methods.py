@@ -28,6 +28,7 @@ from typing import (
 from mq_client.request import Operation, Request
 
 if TYPE_CHECKING:
+    from mq_client.cluster_link import ClusterLink
     from mq_client.link import Link
 
 P = ParamSpec("P")
@@ -38,7 +39,7 @@ M = TypeVar("M", bound=Callable[..., Any])
 class AsyncRunner(Protocol):
     """What `awaiting` methods need of their client."""
 
-    _link: Link
+    _link: Link | ClusterLink
 
     def _run(self, operation: Operation[T]) -> Awaitable[T]: ...
 
@@ -65,7 +66,9 @@ def awaiting_on_link(
     restore the session on a new connection (`join`), or forget (`leave`)."""
 
     async def method(self: AsyncRunner, /, *args: P.args, **kwargs: P.kwargs) -> T:
-        return await via(self._link, build(*args, **kwargs))
+        # By name: a cluster's link (cluster_link.py) has its own `join` and `leave`.
+        send: Callable[[Request[T]], Awaitable[T]] = getattr(self._link, via.__name__)
+        return await send(build(*args, **kwargs))
 
     return _like(method, build)
 

@@ -138,6 +138,11 @@ class Subscription(PushStream[Message]):
         self._router = router
         self._call = call
 
+    def move(self, router: PushRouter, call: Call) -> None:
+        """The subscription now lives on another connection (a cluster's queue moved)."""
+        self._router = router
+        self._call = call
+
     def request(self) -> Request[None]:
         """The `sub` request that (re)establishes this subscription."""
         return ops.subscribe(self.queue, self.prefetch, self.lease_s)
@@ -224,6 +229,9 @@ class PushRouter:
         self._reconnect = reconnect
         self._subscriptions: dict[str, Subscription] = {}
         self._monitor: Monitor | None = None
+        self.on_moved: Callable[[Subscription], None] | None = None
+        """A cluster's link: takes a subscription whose queue left this broker (a `moved`
+        push, or the broker lost) to follow it to the new one (cluster_link.py)."""
 
     def add(self, stream: Subscription | Monitor) -> None:
         """Register a stream, before its request goes out. ValueError if its place is taken:
@@ -259,6 +267,10 @@ class PushRouter:
             self._route_msgs(frame)
         elif kind == "event":
             self._route_event(frame)
+        elif kind == "moved" and self.on_moved is not None:
+            sub = self._subscriptions.pop(str(frame.get("queue")), None)
+            if sub is not None:
+                self.on_moved(sub)
         else:
             log.debug("mq client ignores a push frame of unknown kind %r", kind)
 
@@ -282,7 +294,13 @@ class PushRouter:
         monitor.put({k: v for k, v in frame.items() if k != "push"})
 
     def connection_lost(self, reason: MQError) -> None:
-        """The connection ended; without reconnect every stream ends with `reason`."""
+        """The connection ended; without reconnect every stream ends with `reason`, but in a
+        cluster each subscription follows its queue to the broker that serves it now."""
+        if self.on_moved is not None:
+            subs = list(self._subscriptions.values())
+            self._subscriptions.clear()
+            for sub in subs:
+                self.on_moved(sub)
         if not self._reconnect:
             self.end_all(reason)
 

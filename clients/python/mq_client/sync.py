@@ -41,7 +41,7 @@ from mq_client.request import Operation, Request, check_reply
 from mq_client.retry import RECONNECT_BACKOFF, Retry
 from mq_client.security import client_context, credentials
 from mq_client.session import Session
-from mq_client.url import DEFAULT_URL, parse_url
+from mq_client.url import DEFAULT_URL, parse_seeds, parse_url
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
@@ -120,7 +120,12 @@ class Client:
         before the call goes out. A call that was already sent when the connection dropped
         raises `OutcomeUnknown`: it may or may not have run (its `safe_to_retry` says whether
         sending it again is harmless; a publish is, with a `dedup_id`).
+        One broker only: for a cluster's seed list (`mq://h1:p1,h2:p2`) use `AsyncClient` (or
+        `ClientThread` from blocking code), which routes each queue to its broker.
         """
+        if len(parse_seeds(url)) > 1:
+            raise ValueError(f"{url!r} is a list of brokers (a cluster): the blocking Client speaks to one "
+                             "broker; use AsyncClient.connect, or mq_client.client_thread.ClientThread")
         address = parse_url(url)
         dialer = Dialer(address, credentials(address, user, secret), client_context(address, ssl_context, ca_file),
                         connect_timeout_s, max_frame_bytes)

@@ -79,3 +79,18 @@ def parse_url(url: str) -> Address:
     secret = None if parts.password is None else unquote(parts.password)
     port = DEFAULT_PORT if port is None else port
     return Address(parts.hostname or DEFAULT_HOST, port, scheme == TLS_SCHEME, user, secret)
+
+
+def parse_seeds(url: str) -> list[Address]:
+    """The brokers of `mq://[user:secret@]h1:p1,h2:p2,...` (a cluster's seed list), each as
+    `parse_url` reads it; one address for a plain URL. Raises ValueError as `parse_url` does,
+    and for an empty entry."""
+    scheme, sep, rest = url.partition("://")
+    if not sep or "," not in rest:
+        return [parse_url(url)]
+    userinfo, at, hosts = rest.rpartition("@")
+    prefix = f"{scheme}://{userinfo}{at}"
+    entries = hosts.split(",")
+    if any(not e for e in entries):
+        raise ValueError(f"broker URL {url!r} has an empty entry in its list of brokers")
+    return [parse_url(prefix + e) for e in entries]

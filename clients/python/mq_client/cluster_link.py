@@ -1,0 +1,344 @@
+"""The asyncio client's links to the brokers of a cluster (protocol.md 11), behind the face of
+one `Link`, so `AsyncClient` keeps its API.
+
+Theory of operation. The client starts from a seed list, asks one of them for the slot map
+(`cluster`) and keeps it: slot -> the address of its broker. Each request goes to the broker
+of its slot, worked out from the request alone (a queue or topic name by hash, a receipt or
+msg_id by its low bits); a request about no queue goes to any broker. One `Link` (one
+connection) per broker, made when first needed, without reconnect of its own: a lost broker's
+link is dropped and made again if the map still names it.
+
+  - MOVED: the slot's new address is noted and the request sent there at once; a second MOVED
+    for one request (two brokers that have not both read the new map yet point at each
+    other) is followed after a backoff, until `takeover_timeout_s`.
+  - TRYAGAIN, STORE_UNAVAILABLE, a lost connection: wait (jittered backoff), read the map
+    again from any broker that answers, and resend, until `takeover_timeout_s` has passed.
+    Resending after a lost connection may repeat a request that took effect: a `pub` carries
+    an automatic `dedup_id` (`<client uuid>:<n>`), so a publish is stored once within its
+    queue's dedup window; a `get` may lease a message whose delivery was lost (it comes back
+    when that lease ends); an `ack` may answer LEASE_LOST for one already acked.
+  - A consumer session: `hello` on one broker gives the token; every other link says `hello`
+    with that token (the broker adopts it), so the holder of the leases is the same name on
+    every broker. A group `join` is remembered and sent on the link of its queue's broker
+    before the first request for that queue there, so a consumer follows its queue when it
+    moves.
+  - A batch ack is sent as one request per slot.
+  - A subscription goes to its queue's broker; when the queue moves (the broker's `moved`
+    push) or that broker is lost, the client subscribes again at the new one, with the same
+    retries, keeping what it had received. A monitor stays on one broker.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import uuid
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import replace
+from typing import Any, TypeVar, cast
+
+from mq_client import ops
+from mq_client.connection import Connection
+from mq_client.errors import ConnectionLost, Moved, MQError, ProtocolError, StoreUnavailable, TryAgain
+from mq_client.link import Link
+from mq_client.push import PushRouter, Subscription
+from mq_client.request import Request
+from mq_client.retry import RECONNECT_BACKOFF
+from mq_client.session import Session
+from mq_client.slots import slot_of, slot_of_id
+from mq_client.url import Address
+
+T = TypeVar("T")
+log = logging.getLogger(__name__)
+
+MAP_READ_TIMEOUT_S = 2.0  # a broker that does not say the map by then (paused, say) is skipped
+DEFAULT_TAKEOVER_TIMEOUT_S = 10.0
+Dial = Callable[[Address], Awaitable[Connection]]
+
+
+def cluster_op() -> Request[dict[str, Any]]:
+    """`cluster`: the slot map (protocol.md 11)."""
+    return Request({"op": "cluster"}, lambda reply: reply)
+
+
+def slot_of_request(fields: dict[str, Any]) -> int | None:
+    """The slot a request is about, or None for one about no queue."""
+    for name in ("queue", "topic"):
+        value = fields.get(name)
+        if isinstance(value, str):
+            return slot_of(value)
+    receipt = fields.get("receipt")
+    if isinstance(receipt, str):
+        return slot_of_id(int(receipt.partition(".")[0]))
+    receipts = fields.get("receipts")
+    if isinstance(receipts, list) and receipts:
+        return slot_of_id(int(str(receipts[0]).partition(".")[0]))
+    msg_id = fields.get("msg_id")
+    return slot_of_id(msg_id) if isinstance(msg_id, int) else None
+
+
+class ClusterLink:
+    def __init__(self, seeds: Sequence[Address], dial: Dial, takeover_timeout_s: float = DEFAULT_TAKEOVER_TIMEOUT_S,
+                 max_frame_bytes: int = 0) -> None:
+        self._seeds = list(seeds)
+        self._dial = dial
+        self.takeover_timeout_s = takeover_timeout_s
+        self.max_frame_bytes = max_frame_bytes
+        self._links: dict[str, Link] = {}  # host:port -> its link
+        self._owner: dict[int, str] = {}  # slot -> host:port
+        self.map_epoch = 0
+        self.session: Session | None = None
+        self._heartbeat_s: float | None = None
+        self._joins: dict[str, Request[dict[str, Any]]] = {}  # queue -> its join
+        self._joined: set[tuple[str, str]] = set()  # (host:port, queue) joined there
+        self._producer = uuid.uuid4().hex
+        self._published = itertools.count(1)
+        self.pushes = PushRouter(reconnect=False)  # for the API; each link routes its own
+        self.reconnects = 0
+        self._closed = False
+        self._closing: set[asyncio.Task[None]] = set()  # links being closed, subscriptions moving
+
+    # -- what AsyncClient asks of a link ----------------------------------------------------
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    @property
+    def will_reconnect(self) -> bool:
+        return not self._closed
+
+    async def start(self) -> None:
+        """Reach a seed and read the map; `ConnectionLost` if no seed answers."""
+        await self.refresh()
+
+    def call(self, request: Request[T]) -> Awaitable[T]:
+        return self._routed(self._with_dedup(request), Link.call)
+
+    async def call_all(self, requests: Sequence[Request[T]]) -> list[T]:
+        """A batch's requests, each sent to its slot's broker (a batch ack split per slot)."""
+        out: list[T] = []
+        for request in requests:
+            for part in _per_slot(request):
+                out.append(await self.call(part))
+        return out
+
+    async def hello(self, consumer: str, heartbeat_s: float | None) -> Session:
+        self._heartbeat_s = heartbeat_s
+        if self.session is not None and self.session.consumer != consumer:
+            self.session = None
+        link = await self._link(self._any())
+        link.session = self.session
+        self.session = await link.hello(consumer, heartbeat_s)
+        for other in list(self._links.values()):
+            if other is not link:
+                other.session = self.session
+                await other.hello(consumer, heartbeat_s)
+        return self.session
+
+    async def join(self, request: Request[dict[str, Any]]) -> dict[str, Any]:
+        queue = request.fields["queue"]
+        self._joins[queue] = request
+        self._joined = {j for j in self._joined if j[1] != queue}
+        return await self._routed(request, Link.join)
+
+    async def leave(self, request: Request[None]) -> None:
+        queue = request.fields["queue"]
+        self._joins.pop(queue, None)
+        self._joined = {j for j in self._joined if j[1] != queue}
+        await self._routed(request, Link.leave)
+
+    async def owner_link(self, queue: str | None) -> Link:
+        """The link to the broker of `queue`'s slot now (for a subscription; a monitor of every
+        queue watches one broker, which shows the queues it serves)."""
+        addr = self._owner.get(slot_of(queue)) if queue is not None else None
+        return await self._link(addr or self._any())
+
+    async def close(self) -> None:
+        self._closed = True
+        links, self._links = list(self._links.values()), {}
+        await asyncio.gather(*(link.close() for link in links), *self._closing, return_exceptions=True)
+
+    # -- routing ----------------------------------------------------------------------------
+
+    def _with_dedup(self, request: Request[T]) -> Request[T]:
+        if request.fields.get("op") != "pub" or "dedup_id" in request.fields:
+            return request
+        return replace(request, fields={**request.fields, "dedup_id": f"{self._producer}:{next(self._published)}"})
+
+    async def _routed(self, request: Request[T], send: Callable[[Link, Request[T]], Awaitable[T]]) -> T:
+        if self._closed:
+            raise ConnectionLost("the client was closed")
+        slot = slot_of_request(request.fields)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.takeover_timeout_s
+        delays = RECONNECT_BACKOFF.delays()
+        hops = 0
+        while True:
+            addr = (self._owner.get(slot) if slot is not None else None) or self._any()
+            try:
+                link = await self._link(addr)
+                await self._rejoin(link, addr, request)
+                result = await send(link, request)
+                if request.fields.get("op") == "join":
+                    self._joined.add((addr, str(request.fields["queue"])))
+                return result
+            except Moved as moved:
+                self._owner[moved.slot] = moved.addr
+                hops += 1
+                if hops > 1:  # two brokers that have not both read the new map yet
+                    if loop.time() > deadline:
+                        raise
+                    await asyncio.sleep(next(delays))
+            except (TryAgain, StoreUnavailable, ConnectionLost) as e:
+                if isinstance(e, ConnectionLost):
+                    self._drop(addr)
+                if loop.time() > deadline:
+                    raise
+                await asyncio.sleep(next(delays))
+                await self._refresh_quietly()
+
+    async def _rejoin(self, link: Link, addr: str, request: Request[Any]) -> None:
+        """Join the group of the request's queue on this broker first, if the client is in one."""
+        queue = request.fields.get("queue")
+        join = self._joins.get(queue) if isinstance(queue, str) else None
+        if join is None or (addr, queue) in self._joined or request is join:
+            return
+        await link.join(join)
+        self._joined.add((addr, str(queue)))
+
+    def _any(self) -> str:
+        if self._links:
+            return next(iter(self._links))
+        seed = self._seeds[0]
+        return f"{seed.host}:{seed.port}"
+
+    async def _link(self, addr: str) -> Link:
+        link = self._links.get(addr)
+        if link is not None and not link.closed:
+            return link
+        self._drop(addr)
+        conn = await self._dial(self._address(addr))
+        link = Link(conn)
+        link.pushes.on_moved = self._follow
+        self._links[addr] = link
+        if self.session is not None:  # the same session on every broker (the token is adopted)
+            link.session = self.session
+            await link.hello(self.session.consumer, self._heartbeat_s)
+            self.reconnects += 1
+        return link
+
+    def _follow(self, sub: Subscription) -> None:
+        task = asyncio.create_task(self._resubscribe(sub))
+        self._closing.add(task)
+        task.add_done_callback(self._closing.discard)
+
+    async def subscribe(self, queue: str, prefetch: int | None, lease_s: float | None) -> Subscription:
+        """A subscription at `queue`'s broker, which follows the queue when it moves."""
+        sub = Subscription(queue, prefetch, lease_s, self.pushes, self.call)
+        await self._place(sub)
+        return sub
+
+    async def _resubscribe(self, sub: Subscription) -> None:
+        try:
+            await self._place(sub)
+        except MQError as e:
+            sub.end(e)
+        except ValueError as e:  # the new broker's link has this queue's subscription already
+            sub.end(ConnectionLost(str(e)))
+
+    async def _place(self, sub: Subscription) -> None:
+        """Subscribe `sub` at its queue's broker now, retrying as a request does."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.takeover_timeout_s
+        delays = RECONNECT_BACKOFF.delays()
+        hops = 0
+        while True:
+            if self._closed:
+                raise ConnectionLost("the client was closed")
+            addr = self._owner.get(slot_of(sub.queue)) or self._any()
+            try:
+                link = await self._link(addr)
+                link.pushes.add(sub)
+                sub.move(link.pushes, link.call)
+                try:
+                    await link.call(sub.request())
+                except BaseException:
+                    link.pushes.remove(sub)
+                    raise
+                return
+            except Moved as moved:
+                self._owner[moved.slot] = moved.addr
+                hops += 1
+                if hops > 1:  # two brokers that have not both read the new map yet
+                    if loop.time() > deadline:
+                        raise
+                    await asyncio.sleep(next(delays))
+            except (TryAgain, StoreUnavailable, ConnectionLost) as e:
+                if isinstance(e, ConnectionLost):
+                    self._drop(addr)
+                if loop.time() > deadline:
+                    raise
+                await asyncio.sleep(next(delays))
+                await self._refresh_quietly()
+
+    def _drop(self, addr: str) -> None:
+        link = self._links.pop(addr, None)
+        if link is not None:
+            task = asyncio.create_task(link.close())
+            self._closing.add(task)
+            task.add_done_callback(self._closing.discard)
+        self._joined = {j for j in self._joined if j[0] != addr}
+
+    def _address(self, addr: str) -> Address:
+        host, _, port = addr.rpartition(":")
+        seed = self._seeds[0]
+        return Address(host, int(port), seed.tls, seed.user, seed.secret)
+
+    # -- the map ----------------------------------------------------------------------------
+
+    async def refresh(self) -> None:
+        """Read the map from a broker already linked, else from the seeds in turn."""
+        candidates = list(self._links) + [f"{s.host}:{s.port}" for s in self._seeds]
+        last: MQError | None = None
+        for addr in dict.fromkeys(candidates):
+            try:
+                async with asyncio.timeout(MAP_READ_TIMEOUT_S):
+                    link = await self._link(addr)
+                    self._learn(await link.call(cluster_op()))
+                return
+            except (MQError, TimeoutError) as e:
+                if not isinstance(e, MQError) or isinstance(e, ConnectionLost):
+                    self._drop(addr)
+                last = e if isinstance(e, MQError) else ConnectionLost(f"{addr} did not answer")
+        raise ConnectionLost(f"no broker of the cluster answered ({last})")
+
+    async def _refresh_quietly(self) -> None:
+        try:
+            await self.refresh()
+        except MQError as e:
+            log.debug("mq cluster map not refreshed: %s", e)
+
+    def _learn(self, reply: dict[str, Any]) -> None:
+        slots, epoch = reply.get("slots"), reply.get("map_epoch")
+        if not isinstance(slots, list) or not isinstance(epoch, int):
+            raise ProtocolError(f"cluster reply without slots and map_epoch: {reply!r}")
+        if reply.get("cluster") is None:
+            raise ProtocolError("this broker is not in a cluster: connect with one mq://host:port")
+        owner: dict[int, str] = {}
+        for first, last, _node, addr in slots:
+            owner.update(dict.fromkeys(range(int(first), int(last) + 1), str(addr)))
+        self._owner, self.map_epoch = owner, epoch
+
+
+def _per_slot(request: Request[T]) -> list[Request[T]]:
+    receipts = request.fields.get("receipts")
+    if not isinstance(receipts, list):
+        return [request]
+    by_slot: dict[int, list[str]] = {}
+    for r in receipts:
+        by_slot.setdefault(slot_of_id(int(str(r).partition(".")[0])), []).append(r)
+    if len(by_slot) == 1:
+        return [request]
+    return [cast(Request[T], ops.ack_batch(group)) for group in by_slot.values()]

@@ -1,0 +1,160 @@
+"""The Postgres log as one clustered broker sees it: a share of the slots, fenced by epoch.
+
+Several brokers write one database (`mq serve --cluster ...`); each owns some of the 1,024
+slots (mq/cluster/slots.py), and the slot map in etcd says which, each slot with an epoch that
+only grows. The database has the last word, so that no timing can make two brokers commit for
+one slot:
+
+- `take(slot, epoch)` writes (slot, epoch, owner) into `slot_owner` unless a newer epoch is
+  there. It waits for a commit of the old owner that is in flight (FENCE_CHECK locks the row),
+  and once it is done the old owner can commit nothing more for that slot.
+- `write` commits a batch only if every slot it touches is still held at this store's epoch,
+  checked in the batch's own transaction (FENCE_CHECK, FOR SHARE). If one was lost, nothing is
+  written and `Fenced` names the lost slots: group commit answers the batch's requests with
+  TRYAGAIN, never with a confirmation, and writes the batch again without those slots' changes
+  (a store writes only the slots it holds). So does a batch holding changes of a slot this
+  broker released (`release`: the map moved it) after they were made.
+- `load(slot)` folds that slot's rows (rows.py Fold, with the recovery queries narrowed to the
+  slot) into what the core restores. A message leased when the previous owner stopped comes
+  back leased, to the same holder, until its lease ends (a clustered core logs each lease's
+  end, and each touch's, on its LEASED row) plus TAKEOVER_SLACK_S against clock skew: its
+  holder's receipt still works at the new owner (the SDK resumes its session there by
+  token), and nobody else gets it meanwhile.
+
+Ids: a clustered core makes ids that carry their slot; the log's `slot` column is computed
+from them (pg_sql.py format 2), so rows carry their slot without the broker sending it.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Sequence
+
+import asyncpg
+
+from mq.cluster.slots import SLOT_MASK, slot_of
+from mq.core.events import Appended, Bound, Change, Declared, Event, Purged
+from mq.storage import pg_sql
+from mq.storage.base import Fenced, Recovered
+from mq.storage.pg_link import PgLink
+from mq.storage.postgres import RECOVERY_CHUNK_ROWS, PostgresStore, _copy
+from mq.storage.rows import Fold
+from mq.storage.sqlite import RECOVER_EVENTS, RECOVER_PLAIN, RECOVER_PUBLISHED
+
+log = logging.getLogger(__name__)
+
+TAKEOVER_SLACK_S = 1.0  # against clock skew between brokers (lease times are wall clock)
+
+
+class SlotLost(Exception):
+    """`take` found the slot held at a newer epoch: the map this broker read is stale."""
+
+
+def slot_of_change(change: Change) -> int:
+    if isinstance(change, Appended):
+        return change.message.id & SLOT_MASK
+    if isinstance(change, (Declared, Purged, Bound)):
+        return slot_of(change.queue)  # a bound topic shares its queue's slot (CROSSSLOT)
+    return change.msg_id & SLOT_MASK
+
+
+class ClusteredPostgresStore(PostgresStore):
+    def __init__(self, url: str, node: str, sync: str = "full", keep_history_s: float = 0.0,
+                 clock: Callable[[], float] = time.time) -> None:
+        super().__init__(url, sync, keep_history_s, clock)
+        self.node = node
+        self._link = PgLink(url, sync, exclusive=False)
+        self.epochs: dict[int, int] = {}  # slot -> the epoch this broker holds it at
+        self._refused: set[int] = set()  # slots let go of whose waiting changes were refused
+
+    async def open(self) -> Recovered:
+        """Connect and bring the tables up to date; no slot is held yet (`take`, `load`)."""
+        await self._link.open()
+        try:
+            async with self._link.session() as conn:
+                await self._upgrade(conn)
+                await conn.execute(pg_sql.SLOT_INDEX)
+                self._log_bytes = await conn.fetchval(pg_sql.LOG_BYTES)
+        except BaseException:
+            await self.close()
+            raise
+        return Recovered()
+
+    async def take(self, slot: int, epoch: int) -> None:
+        """Fence `slot` at `epoch` for this broker; `SlotLost` if a newer epoch holds it."""
+        async with self._link.session() as conn:
+            if await conn.fetchval(pg_sql.TAKE_SLOT, slot, epoch, self.node) is None:
+                raise SlotLost(f"slot {slot} is held at an epoch newer than {epoch}")
+        self.epochs[slot] = epoch
+        self._refused.discard(slot)
+
+    def release(self, slot: int) -> None:
+        """Stop writing `slot` (it moved away); its rows stay for the next owner."""
+        self.epochs.pop(slot, None)
+
+    async def load(self, slot: int, default_lease_s: float) -> Recovered:
+        """The state of `slot`, folded from its rows, with the leases held at the takeover
+        (`Recovered.leases`). A lease logged without its end lasts its queue's lease_s
+        (`default_lease_s` for a queue never declared)."""
+        async with self._link.session() as conn:
+            settings = dict(pg_sql.settings_of(r) for r in await conn.fetch(pg_sql.SETTINGS)
+                            if slot_of(r[0]) == slot)
+            bindings = [(r[0], r[1]) for r in await conn.fetch(pg_sql.BINDINGS)
+                        if slot_of(r[1]) == slot]
+            fold = Fold()
+            await _read_slot(conn, pg_sql.of_slot(RECOVER_PLAIN), slot, fold.published_plain)
+            await _read_slot(conn, pg_sql.of_slot(RECOVER_PUBLISHED), slot, fold.published)
+            await _read_slot(conn, pg_sql.of_slot(RECOVER_EVENTS), slot, fold.events)
+            last = await conn.fetch(pg_sql.LAST_EVENTS, slot)
+            max_id_ever = await conn.fetchval(pg_sql.MAX_ID_EVER) or 0
+        leases: list[tuple[int, str, float]] = []
+        for msg_id, kind, at, holder, until in last:
+            msg = fold.messages.get(msg_id)
+            if kind == int(Event.LEASED) and msg is not None and msg_id not in fold.finished:
+                if until is None:  # leased before this log knew lease ends: its queue's lease
+                    declared = settings.get(msg.queue)
+                    until = at + (default_lease_s if declared is None else declared.lease_s)
+                leases.append((msg_id, holder, until + TAKEOVER_SLACK_S))
+        recovered = self._ledger.recovered(fold, settings, bindings, max_id_ever, adding=True)
+        recovered.leases = leases
+        log.info("slot %d loaded: %d messages (%d leased when its owner stopped)", slot,
+                 len(recovered.messages) + sum(map(len, recovered.plain.values())),
+                 len(leases))
+        return recovered
+
+    async def write(self, changes: Sequence[Change]) -> None:
+        epochs = self.epochs
+        let_go = {slot_of_change(c) for c in changes} - epochs.keys() - self._refused
+        if let_go:
+            # Changes of a slot released since they were made (it moved while they waited for
+            # this commit): they are not written, so what waits for them must not be confirmed.
+            self._refused |= let_go
+            raise Fenced(frozenset(let_go))
+        mine = [c for c in changes if slot_of_change(c) in epochs]
+        batch = self._ledger.batch(mine)
+        slots = sorted({slot_of_change(c) for c in mine})
+        if not slots:
+            return
+        async with self._link.session() as conn, conn.transaction():
+            held = {r[0] for r in await conn.fetch(pg_sql.FENCE_CHECK, slots,
+                                                   [epochs[s] for s in slots])}
+            lost = frozenset(slots) - held
+            if lost:
+                for s in lost:
+                    epochs.pop(s, None)
+                self._refused |= lost
+                raise Fenced(lost)  # leaving the transaction block rolls it back
+            await _copy(conn, batch.rows)
+            for c in batch.others:
+                sql, args = pg_sql.statement(c)
+                await conn.execute(sql, *args)
+        self._ledger.committed(batch)
+
+
+async def _read_slot(conn: asyncpg.Connection, sql: str, slot: int,
+                     fold: Callable[[list[tuple[object, ...]]], None]) -> None:
+    async with conn.transaction():
+        cursor = await conn.cursor(sql, slot)
+        while chunk := await cursor.fetch(RECOVERY_CHUNK_ROWS):
+            fold(chunk)
