@@ -24,6 +24,7 @@ from mq.core.clock import FakeClock
 from mq.server.app import BrokerServer
 from mq.server.config import Config
 from mq.server.run import run_loop
+from mq.storage.sqlite import SQLiteStore
 
 START_TIMEOUT_S = 15.0
 SETTLE_TIMEOUT_S = 10.0
@@ -101,6 +102,32 @@ class InProcessBroker:
     def _call(self, work: Any) -> Any:
         assert self._loop is not None
         return asyncio.run_coroutine_threadsafe(work, self._loop).result(SETTLE_TIMEOUT_S)
+
+    @contextmanager
+    def writer_held(self) -> Iterator[None]:
+        """Within it the thread that writes the broker's log is kept busy in a query that waits,
+        so no commit can happen; what waited for one goes on at the end."""
+        store = self.server.store
+        assert isinstance(store, SQLiteStore)
+        entered, release = threading.Event(), threading.Event()
+
+        def hold() -> int:
+            entered.set()
+            release.wait(SETTLE_TIMEOUT_S)
+            return 0
+
+        async def query() -> None:
+            await store.db.create_function("mq_test_hold", 0, hold)
+            await store.db.execute("SELECT mq_test_hold()")
+
+        assert self._loop is not None
+        held = asyncio.run_coroutine_threadsafe(query(), self._loop)
+        assert entered.wait(SETTLE_TIMEOUT_S)
+        try:
+            yield
+        finally:
+            release.set()
+            held.result(SETTLE_TIMEOUT_S)
 
     def stop(self) -> None:
         if self._loop is not None and self._thread.is_alive():

@@ -22,11 +22,14 @@ def _rid(m: dict[str, Any]) -> int | None:
     raise bad_request(f"rid must be a non-negative integer, got {rid!r}")
 
 
+_STR_ONLY = frozenset({str})
+
+
 def command_from_map(m: object) -> Command | Rejected:
     """Turn one decoded msgpack object into a command, or say why not."""
     if not isinstance(m, dict):
         return Rejected(None, MQError(Code.BAD_FRAME, "a frame must hold one msgpack map"))
-    if not all(type(k) is str for k in m):
+    if not _STR_ONLY.issuperset(map(type, m)):  # every key a str: one C loop, no generator
         return Rejected(None, MQError(Code.BAD_FRAME, "the keys of a request map must be strings"))
     try:
         rid = _rid(m)

@@ -6,6 +6,7 @@ section 7), so a client learns what to change.
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from typing import NamedTuple
@@ -25,17 +26,30 @@ from mq.limits import (
 # (protocol.md 11); a single broker treats them as any other character.
 _NAME = re.compile(rf"[A-Za-z0-9_.:{{}}\-]{{1,{MAX_NAME_CHARS}}}")
 _NAME_RULE = f"use 1 to {MAX_NAME_CHARS} of A-Z a-z 0-9 _ - . : {{ }}"
+NAMES_REMEMBERED = 4_096  # names whose check is remembered: at most this many x MAX_NAME_CHARS
+
+
+def _is_name(name: str) -> bool:
+    return len(name) <= MAX_NAME_CHARS and _checked_name(name)
+
+
+@functools.lru_cache(maxsize=NAMES_REMEMBERED)
+def _checked_name(name: str) -> bool:
+    # Every request names its queue, and a binary pub checks it twice (its field's kind, then
+    # its constructor): a few names come again and again, and a dict lookup is cheaper than
+    # the regex. Bounded in count and, through _is_name, in length: any names at all may come.
+    return _NAME.fullmatch(name) is not None
 
 
 def check_queue(name: object) -> str:
-    if not isinstance(name, str) or not _NAME.fullmatch(name):
+    if not isinstance(name, str) or not _is_name(name):
         raise bad_request(f"queue name {name!r} is invalid: {_NAME_RULE}")
     return name
 
 
 def check_name(field: str, name: object) -> str:
     """Topic, consumer and group names follow the rules of queue names."""
-    if not isinstance(name, str) or not _NAME.fullmatch(name):
+    if not isinstance(name, str) or not _is_name(name):
         raise bad_request(f"{field} {name!r} is invalid: {_NAME_RULE}")
     return name
 

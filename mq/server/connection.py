@@ -39,10 +39,14 @@ Item = Command | Rejected
 NOT_A_REPLY = -1  # the rid of held bytes that answer no request: pushes and events
 
 
+Out = tuple[bytes, int | None]  # a reply's bytes and the rid it answers (or NOT_A_REPLY)
+
+
 class Held(NamedTuple):
+    """The replies of one round to this connection, in order, held for one commit."""
+
     number: int  # the batch whose commit they wait for; 0: none
-    data: bytes
-    rid: int | None  # of the request they answer, or NOT_A_REPLY
+    replies: list[Out]
 
 
 @dataclass(slots=True)
@@ -95,6 +99,7 @@ class Connection(asyncio.Protocol):
         self._decoder: Decoder | None = None
         self._transport: asyncio.Transport | None = None
         self._held: deque[Held] = deque()  # replies and pushes waiting for their commit
+        self._held_replies = 0  # how many replies those hold together
         self.unsent_bytes = 0  # replies made but not yet handed to the socket
         self.backlog: deque[Item] = deque()  # read, not yet executed
         self.awaiting = 0  # commands waiting for their answer (a GET that waits, HISTORY)
@@ -183,14 +188,15 @@ class Connection(asyncio.Protocol):
         """Account for a reply made in this round; `send` hands it on."""
         self.unsent_bytes += len(data)
 
-    def send(self, number: int, replies: list[tuple[bytes, int | None]]) -> bool:
+    def send(self, number: int, replies: list[Out]) -> bool:
         """Send `replies` (bytes, and the rid of the request each answers or NOT_A_REPLY) once
         batch `number` is committed, in one write; True if they had to be held."""
         if not self._held and number <= self.broker.committed:
             self._write(replies[0][0] if len(replies) == 1 else b"".join(d for d, _ in replies))
             return False
-        self._held.extend(Held(number, data, rid) for data, rid in replies)
-        if len(self._held) >= self.config.max_unconfirmed_replies:
+        self._held.append(Held(number, replies))  # the round's list as it is: no copy
+        self._held_replies += len(replies)
+        if self._held_replies >= self.config.max_unconfirmed_replies:
             self.hold_reading("unconfirmed")
         return True
 
@@ -199,12 +205,14 @@ class Connection(asyncio.Protocol):
         held = self._held
         ready: list[bytes] = []
         while held and held[0].number <= committed:
-            ready.append(held.popleft().data)
+            replies = held.popleft().replies
+            self._held_replies -= len(replies)
+            ready.extend(data for data, _ in replies)
         if ready:
             # One write for all of them: a commit often releases hundreds of pipelined replies,
             # and each write is a send system call.
             self._write(ready[0] if len(ready) == 1 else b"".join(ready))
-        if len(held) < self.config.max_unconfirmed_replies // 2:
+        if self._held_replies < self.config.max_unconfirmed_replies // 2:
             self.release_reading("unconfirmed")
         self.close_if_done()
         return bool(held)
@@ -215,15 +223,17 @@ class Connection(asyncio.Protocol):
         that is not on disk. What waits for nothing, or for earlier batches, goes as it is.
         Returns how many replies were refused."""
         held, self._held = self._held, deque()
+        self._held_replies = 0
         out: list[bytes] = []
         refused = 0
-        for entry in held:
-            self.unsent_bytes -= len(entry.data)
-            if not 0 < first <= entry.number:
-                out.append(entry.data)
-            elif entry.rid != NOT_A_REPLY:
-                out.append(self.speaker.error(entry.rid, error))
-                refused += 1
+        for number, replies in held:
+            for data, rid in replies:
+                self.unsent_bytes -= len(data)
+                if not 0 < first <= number:
+                    out.append(data)
+                elif rid != NOT_A_REPLY:
+                    out.append(self.speaker.error(rid, error))
+                    refused += 1
         data = b"".join(out)
         self.unsent_bytes += len(data)
         self._write(data)  # one write, like every release

@@ -36,7 +36,7 @@ from mq.codec.commands import (
 )
 from mq.codec.replies import Messages, Reply
 from mq.errors import Code, MQError
-from mq.server.connection import NOT_A_REPLY, Connection, Item
+from mq.server.connection import NOT_A_REPLY, Connection, Item, Out
 from mq.server.delivery import Answer
 from mq.server.handlers import Handlers
 from mq.server.outcome import Goodbye, Later, Outcome, Peer, Wait
@@ -77,7 +77,7 @@ class Rounds:
         self._after_round = after_round  # the ticker looks at its next deadline
         self.connections: set[Connection] = set()
         self._held: set[Connection] = set()  # connections with replies waiting for a commit
-        self._out: list[tuple[Connection, bytes, int | None]] = []  # (conn, bytes, rid), in order
+        self._out: dict[Connection, list[Out]] = {}  # this round's replies, in order per conn
         self._woken_while_failing: set[str] = set()
         self.buffered_input = 0  # bytes of unfinished requests, all connections together
         self.monitor_events_dropped = 0
@@ -238,7 +238,11 @@ class Rounds:
 
     def _queue(self, conn: Connection, data: bytes, rid: int | None) -> None:
         conn.queue_reply(data)
-        self._out.append((conn, data, rid))
+        out = self._out.get(conn)
+        if out is None:
+            self._out[conn] = [(data, rid)]
+        else:
+            out.append((data, rid))
 
     # --- the end of a round -------------------------------------------------------------------
 
@@ -275,11 +279,8 @@ class Rounds:
         # replies of their own connection, never for another client's commit.
         number = self.group.submit(changes) if changes else 0
         self.state.bodies.request(self.core.take_wanted())  # after the submit: see bodies.py
-        out, self._out = self._out, []
-        by_conn: dict[Connection, list[tuple[bytes, int | None]]] = {}
-        for conn, data, rid in out:  # in order per connection: one write each
-            by_conn.setdefault(conn, []).append((data, rid))
-        for conn, replies in by_conn.items():
+        by_conn, self._out = self._out, {}
+        for conn, replies in by_conn.items():  # in order per connection: one write each
             if conn.send(number, replies):
                 self._held.add(conn)
         sent = set(by_conn)

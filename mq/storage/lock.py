@@ -1,10 +1,11 @@
 """One broker per log: an exclusive lock on a file beside the database, held while it is open.
 
 Two brokers on one log would both hand out the same ids and overwrite each other's work, so the
-second one must be refused at start. The lock is flock(2) on `<db>.lock`, not SQLite's own
-exclusive locking mode: that would also shut out every other connection to the file for the
-broker's whole life (the sqlite3 shell, a backup, a test that holds the write lock briefly),
-where only a second broker must be kept out. The kernel drops a flock when its process dies,
+second one must be refused at start. The lock is flock(2) on `<db>.lock`, taken before the
+file is opened, so the refusal comes at once with the pid of the broker that holds it (SQLite's
+own exclusive locking mode, which the store also uses to save the file locking of every commit,
+takes its lock only at the first write, and would make a second broker wait and then fail
+with a bare "database is locked"). The kernel drops a flock when its process dies,
 however it dies, so a SIGKILLed broker leaves no stale lock behind; the lock file itself stays
 (removing it would race with a broker starting) and names the pid of its last holder, for the
 message a refused broker gives.

@@ -7,7 +7,6 @@ Real broker in this process (so the tests can look at what it holds), real loopb
 from __future__ import annotations
 
 import socket
-import sqlite3
 import struct
 import threading
 from collections.abc import Iterator
@@ -54,20 +53,15 @@ def broker(db: Path) -> Iterator[InProcessBroker]:
 
 
 def test_a_reply_that_confirms_nothing_does_not_wait_for_another_clients_commit(
-        broker: InProcessBroker, db: Path) -> None:
+        broker: InProcessBroker) -> None:
     producer, other = TextSession(broker.port), TextSession(broker.port)
     assert other.ask("PING") == "+PONG"
-    lock = sqlite3.connect(db, isolation_level=None)
-    lock.execute("BEGIN IMMEDIATE")  # the broker's next commit waits for this lock
-    try:
+    with broker.writer_held():  # the broker's next commit waits until the end of this block
         producer.send("PUB q held")
         assert nothing_to_read(producer.sock)  # not confirmed: its commit cannot happen yet
         assert other.ask("PING") == "+PONG"  # answered at once all the same
         other.send("STATS q")
         assert other.reply()[-1] == "+OK 1 queues"
-    finally:
-        lock.execute("ROLLBACK")
-        lock.close()
     assert producer.reply() == ["+OK 1"]
 
 

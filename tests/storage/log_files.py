@@ -142,6 +142,14 @@ class LogTarget:
         from tests.pg import query
         return query(self.where, sql)
 
+    async def rows_now(self, store: Store, sql: str) -> list[tuple[object, ...]]:
+        """Read the log while `store` has it open: an SQLite store keeps its file to itself
+        (exclusive locking mode), so through its own connection; Postgres with one of ours."""
+        if isinstance(store, SQLiteStore):
+            async with store.db.execute(sql) as cursor:
+                return [tuple(row) for row in await cursor.fetchall()]
+        return self.rows(sql)
+
     def created(self) -> bool:
         """Whether the log exists now (its file, or its tables)."""
         if self.kind == "sqlite":

@@ -1,6 +1,7 @@
 """One broker per log (lock.py), against a real file: a second store on the same file is
 refused at open with a message that says why and what to do, and leaves the first one working;
-the lock goes with the store that held it. Other SQLite connections are not shut out."""
+the lock goes with the store that held it. While a store has written, other SQLite connections
+are shut out too (exclusive locking mode, sqlite.py), and let in again once it is closed."""
 
 from __future__ import annotations
 
@@ -31,11 +32,15 @@ def test_a_second_store_on_one_log_is_refused_and_the_first_goes_on(db_path: Pat
             broker = new_broker()
             broker.publish("q", b"still mine")
             await first.write(broker.take_effects().changes)
-            # another connection may still take the write lock for a moment
-            other = sqlite3.connect(db_path, isolation_level=None)
-            other.execute("BEGIN IMMEDIATE")
-            other.execute("ROLLBACK")
+            # the store keeps SQLite's own lock once it has written: no one else gets in
+            other = sqlite3.connect(db_path, isolation_level=None, timeout=0)
+            with pytest.raises(sqlite3.OperationalError, match="database is locked"):
+                other.execute("BEGIN IMMEDIATE")
             other.close()
+        other = sqlite3.connect(db_path, isolation_level=None, timeout=0)
+        other.execute("BEGIN IMMEDIATE")  # closed: its lock is given back
+        other.execute("ROLLBACK")
+        other.close()
         async with opened(SQLiteStore(db_path, clock=AFTER_ALL)) as recovered:
             assert [m.body for m in every_message(recovered)] == [b"still mine"]
 

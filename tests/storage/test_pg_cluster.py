@@ -15,7 +15,7 @@ from mq.core.model import QueueSettings
 from mq.storage.base import Fenced
 from mq.storage.pg_cluster import ClusteredPostgresStore, SlotLost
 from tests.pg import query
-from tests.storage.log_files import T0, opened
+from tests.storage.log_files import T0, every_message, opened
 
 SLOT = slot_of("orders")
 SETTINGS = QueueSettings(3600.0, 30.0)
@@ -88,12 +88,13 @@ def test_a_slot_taken_over_comes_back_with_its_leases_and_their_ends(pg_url: str
             await b2.take(SLOT, 2)
             recovered = await b2.load(SLOT, 99.0)
             assert recovered.leases == [(second.msg_id, "worker/0123abcd", T0 + 100.0 + 1.0)]
-            assert {m.body for m in recovered.messages} == {b"b", b"c"}
+            assert {m.body for m in every_message(recovered)} == {b"b", b"c"}
             assert recovered.settings["orders"].max_deliveries == 9
-            assert max(m.id for m in recovered.messages) < recovered.next_id
+            assert max(m.id for m in every_message(recovered)) < recovered.next_id
 
             later = Broker(FakeClock(T0 + 5), SETTINGS, ids=SlotIds())  # the new owner's core
-            later.restore(recovered.settings, recovered.messages, recovered.next_id)
+            later.restore(recovered.settings, recovered.messages, recovered.next_id,
+                          plain=recovered.plain)
             assert later.restore_leases(recovered.leases) == 1
             assert [d.body for d in later.lease("orders", "someone else", max_count=5)] == [b"c"]
             later.ack(second.msg_id, second.delivery, "worker/0123abcd")  # its receipt works

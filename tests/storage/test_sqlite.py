@@ -270,13 +270,14 @@ def test_compact_deletes_finished_messages_in_bounded_chunks(target: LogTarget) 
         async with opened(store):
             await store.write(broker.take_effects().changes)
             assert store.compaction_backlog == 5
-            assert target.rows("SELECT COUNT(*) FROM log WHERE kind != 0") == [(11,)]
+            now = target.rows_now  # the store has the file open
+            assert await now(store, "SELECT COUNT(*) FROM log WHERE kind != 0") == [(11,)]
 
             assert await store.compact(2) == 2
             assert store.compaction_backlog == 3
-            assert target.rows("SELECT msg_id FROM log WHERE kind = 0 ORDER BY msg_id") == [
+            assert await now(store, "SELECT msg_id FROM log WHERE kind = 0 ORDER BY msg_id") == [
                 (3,), (4,), (5,), (6,)]
-            assert target.rows("SELECT DISTINCT msg_id FROM log ORDER BY msg_id") == [
+            assert await now(store, "SELECT DISTINCT msg_id FROM log ORDER BY msg_id") == [
                 (3,), (4,), (5,), (6,)]
 
             assert await store.compact(2) == 2
