@@ -90,6 +90,10 @@ class Access:
                 return error
         return None
 
+    def acts_as_user(self, caller: Caller) -> bool:
+        """Whether `caller` acts as a user of the current table (always, without one)."""
+        return self.users is None or not isinstance(_current(self.users, caller), MQError)
+
     def check(self, caller: Caller, permission: Permission, queue: str) -> None:
         """Raise FORBIDDEN unless `caller` holds `permission` on `queue`, UNAUTHENTICATED if it
         is no longer authenticated (a reload removed its user, or a new AUTH is under way,

@@ -224,6 +224,38 @@ def test_sighup_adds_and_removes_users_without_dropping_connections(
     assert dave.ask("PUB other hi").startswith("-ERR FORBIDDEN user 'dave' lacks the publish")
 
 
+def test_a_removed_users_session_ends_and_its_refused_heartbeats_keep_nothing_alive(
+        tmp_path: Path) -> None:
+    users_file = tmp_path / "users.toml"
+    save_users(users_file, Users({"root": make_user("root", "r00t", **EVERYTHING),
+                                  "erin": make_user("erin", "e", **EVERYTHING)}))
+    with BrokerProcess(tmp_path / "mq.db", "--users", str(users_file), "--auth-failure-delay-s",
+                       "0.05") as b:
+        erin, root = TextSession(b.port), TextSession(b.port)
+        assert erin.ask("AUTH erin e").startswith("+OK")
+        assert erin.ask("HELLO erin 60").startswith("+OK session")
+        assert erin.ask("JOIN q g").endswith("members=1")
+        save_users(users_file, Users({"root": make_user("root", "r00t", **EVERYTHING)}))
+        assert b.proc is not None
+        b.proc.send_signal(signal.SIGHUP)
+        wait_until(lambda: b.logged("reloaded", "1 connections of removed users"), "reloaded")
+        assert erin.ask("HEARTBEAT").startswith("-ERR UNAUTHENTICATED")
+        assert root.ask("AUTH root r00t").startswith("+OK")
+        assert root.ask("HELLO root 60").startswith("+OK session")
+        assert root.ask("JOIN q g").endswith("members=1")  # erin's share went with her session
+        # A session whose connection fails a new AUTH is kept alive by nothing it sends.
+        assert root.ask("AUTH root wrong").startswith("-ERR UNAUTHENTICATED")
+        late = TextSession(b.port)
+        assert late.ask("AUTH root r00t").startswith("+OK")
+        assert late.ask("HELLO late 0.1").startswith("+OK session")
+        assert late.ask("AUTH root wrong").startswith("-ERR UNAUTHENTICATED")
+        with pytest.raises(OSError):  # ConnectionError, or a reset
+            for _ in range(100):  # 5 s at most; dead after 0.3 s
+                late.ask("HEARTBEAT")
+                time.sleep(0.05)
+        wait_until(lambda: b.logged("consumer late", "missed heartbeats"), "late died")
+
+
 def test_a_non_loopback_host_without_a_users_file_refuses_to_start(tmp_path: Path) -> None:
     done = subprocess.run([sys.executable, "-m", "mq", "serve", "--host", "0.0.0.0", "--port",
                            "0", "--db", str(tmp_path / "mq.db")], capture_output=True, text=True,
