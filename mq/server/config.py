@@ -170,6 +170,9 @@ class Config:
                                           "seconds", low=0, high=60)
     max_auth_failures: int = setting(3, "refused AUTHs per connection; the last one closes it",
                                      low=1, high=1_000)
+    max_concurrent_auth_checks: int = setting(4, "secrets checked at once (scrypt: ~50 ms, "
+                                              "16 MiB each); more AUTHs wait their turn",
+                                              low=1, high=1_000)
     # The HTTP side port: /metrics, /healthz, /readyz and the dashboard (protocol.md section 10).
     http_port: int | None = setting(None, "port of the HTTP side port (/metrics, /healthz, "
                                     "/readyz, the dashboard); unset: off, 0: any free one",
