@@ -166,6 +166,9 @@ class Config:
     tls_cert: str | None = setting(None, "PEM certificate chain: the port then speaks TLS only")
     tls_key: str | None = setting(None, "the certificate's PEM private key")
     tls_ca: str | None = setting(None, "PEM CA: clients must present a certificate it signed")
+    tls_handshake_timeout_s: float = setting(10.0, "time a TLS client has to send its first "
+                                             "byte, and again to finish its handshake, "
+                                             "seconds", low=0.01, high=3_600)
     auth_failure_delay_s: float = setting(1.0, "a refused AUTH is answered this much later, "
                                           "seconds", low=0, high=60)
     max_auth_failures: int = setting(3, "refused AUTHs per connection; the last one closes it",

@@ -7,6 +7,7 @@ import asyncio
 import http.client
 import shutil
 import signal
+import socket
 import ssl
 import subprocess
 import sys
@@ -352,6 +353,22 @@ def test_openssl_s_client_is_a_telnet_for_the_tls_port(
                           text=True, timeout=30)
     assert done.stdout.splitlines()[:2] == ["+PONG", "+OK authenticated as root"]
     assert done.stdout.splitlines()[-1] == "+BYE"
+
+
+def test_a_tls_port_closes_a_socket_that_says_nothing_after_the_handshake_timeout(
+        tmp_path: Path, ca: trustme.CA) -> None:
+    cert = ca.issue_cert("127.0.0.1")
+    cert.cert_chain_pems[0].write_to_path(str(tmp_path / "cert.pem"))
+    cert.private_key_pem.write_to_path(str(tmp_path / "key.pem"))
+    ca.cert_pem.write_to_path(str(tmp_path / "ca.pem"))
+    with BrokerProcess(tmp_path / "mq.db", "--tls-cert", str(tmp_path / "cert.pem"), "--tls-key",
+                       str(tmp_path / "key.pem"), "--tls-handshake-timeout-s", "0.3") as b:
+        with socket.create_connection(("127.0.0.1", b.port), timeout=8) as silent:
+            assert silent.recv(1) == b""  # closed by the broker, not by this timeout
+        context = ssl.create_default_context(cafile=str(tmp_path / "ca.pem"))
+        with Client.connect(f"mqs://127.0.0.1:{b.port}", ssl_context=context) as mq:
+            mq.ping()  # the port goes on serving
+        assert not b.logged("handshake")  # closed silently
 
 
 def test_a_client_certificate_can_be_required(tmp_path: Path, ca: trustme.CA) -> None:
