@@ -117,6 +117,9 @@ class Config:
                                    low=1024, high=MAX_FRAME_BYTES_CEILING)
     max_line_bytes: int = setting(1024 * 1024, "longest text line accepted", low=64,
                                   high=MAX_FRAME_BYTES_CEILING)
+    max_unauthenticated_frame_bytes: int = setting(64 * 1024, "largest binary frame accepted "
+                                                   "before AUTH, with a users file", low=4096,
+                                                   high=MAX_FRAME_BYTES_CEILING)
     lease_s: float = setting(30.0, "default visibility timeout of a queue, seconds",
                              low=MIN_LEASE_S, high=MAX_LEASE_S)
     retention_s: float = setting(4 * 86_400.0, "default retention of a queue, seconds",

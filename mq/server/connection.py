@@ -26,6 +26,7 @@ from collections import deque
 from dataclasses import dataclass
 from typing import NamedTuple, Protocol, cast
 
+from mq.codec.binary import BinaryDecoder
 from mq.codec.commands import Command, Rejected
 from mq.codec.sniff import sniff_mode
 from mq.errors import MQError
@@ -130,7 +131,19 @@ class Connection(asyncio.Protocol):
             self._decoder, self.speaker = for_mode(sniff_mode(data[0]),
                                                    self.config.max_frame_bytes,
                                                    self.config.max_line_bytes)
+        if isinstance(self._decoder, BinaryDecoder):
+            self._decoder.bound(*self._frame_bound())
         self.broker.received(self, self._decoder.feed(data))
+
+    def _frame_bound(self) -> tuple[int, str]:
+        """The largest frame this client may send now, and the setting that says so: before
+        AUTH (with a users file) a small one, so that clients nobody knows cannot fill the
+        shared `max_buffered_input_bytes`."""
+        config = self.config
+        if config.users_file is not None and self.user is None:
+            return (min(config.max_unauthenticated_frame_bytes, config.max_frame_bytes),
+                    "max_unauthenticated_frame_bytes")
+        return config.max_frame_bytes, "max_frame_bytes"
 
     def eof_received(self) -> bool:
         self.eof = True

@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import msgpack
 import pytest
 import trustme
 from mq_client import AsyncClient, Client, ConnectionLost, Forbidden, Unauthenticated
@@ -146,6 +147,34 @@ def test_redrive_back_to_the_origins_needs_admin_on_them(broker: BrokerProcess) 
         with pytest.raises(Forbidden, match=r"admin permission on queue 'payroll'"):
             dora.redrive("dlq.payroll")
         assert dora.redrive("dlq.payroll", to="dlq.retry") == 1  # a queue it administers
+
+
+def pub_frame_of(size: int) -> dict[str, Any]:
+    """A pub request whose msgpack payload is exactly `size` bytes."""
+    body = b"x" * (size - 30)
+    while len(msgpack.packb({"op": "pub", "queue": "q", "body": body})) < size:
+        body += b"x"
+    request = {"op": "pub", "queue": "q", "body": body}
+    assert len(msgpack.packb(request)) == size
+    return request
+
+
+def test_before_auth_a_frame_above_max_unauthenticated_frame_bytes_is_too_large(
+        broker: BrokerProcess) -> None:
+    limit = 64 * 1024  # the default
+    anonymous = BinarySession(broker.port)
+    anonymous.send(pub_frame_of(limit))
+    assert anonymous.read()["code"] == "UNAUTHENTICATED"  # read whole, refused, still open
+    anonymous.send(pub_frame_of(limit + 1))
+    reply = anonymous.read()
+    assert (reply["code"], reply["fatal"]) == ("FRAME_TOO_LARGE", True)
+    assert reply["message"] == (f"frame of {limit + 1} bytes is above "
+                                f"max_unauthenticated_frame_bytes={limit}")
+    assert anonymous.closed_by_peer()
+    known = BinarySession(broker.port)
+    assert known.call("auth", user="root", secret="r00t")["ok"] is True
+    known.send(pub_frame_of(limit + 1))
+    assert known.read()["ok"] is True  # after AUTH, max_frame_bytes holds
 
 
 def test_a_wrong_secret_is_answered_late_without_delaying_others_then_closes(
