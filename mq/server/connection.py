@@ -222,15 +222,19 @@ class Connection(asyncio.Protocol):
         self.close_if_done()
         return bool(held)
 
-    def refuse(self, first: int, error: MQError) -> int:
-        """Batches from `first` on will not be committed for now: what waits for them is sent
-        as `error` instead (replies) or not at all (pushes and events), so nothing is confirmed
-        that is not on disk. What waits for nothing, or for earlier batches, goes as it is.
+    def refuse(self, first: int, error: MQError, last: int | None = None) -> int:
+        """Batches from `first` on (to `last`) will not be committed for now: what waits for
+        them is sent as `error` instead (replies) or not at all (pushes and events), so nothing
+        is confirmed that is not on disk. What waits for nothing, or for earlier batches, goes
+        as it is; what waits for later ones, and all behind it, stays held.
         Returns how many replies were refused."""
         held, self._held = self._held, deque()
         out: list[bytes] = []
         refused = 0
         for entry in held:
+            if self._held or (last is not None and entry.number > last):
+                self._held.append(entry)  # in order: nothing goes out before it
+                continue
             self.unsent_bytes -= len(entry.data)
             if not 0 < first <= entry.number:
                 out.append(entry.data)

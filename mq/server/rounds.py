@@ -302,6 +302,13 @@ class Rounds:
         for conn in conns:
             self.errors[error.code.value] += conn.refuse(first, error)
 
+    def on_rejected(self, number: int) -> None:
+        """Batch `number` will never be written (the database refused what it holds, see the
+        broker log): what waits for it is answered INTERNAL; later batches go on."""
+        for conn in list(self._held):
+            self.errors[INTERNAL.code.value] += conn.refuse(number, INTERNAL, last=number)
+        self.on_commit(number)  # what waited behind it may go on, as after a commit
+
     def refused_while_failing(self, command: Command) -> MQError | None:
         """The error for `command` while the log cannot be written, None if it may run."""
         failure = self.group.failing
