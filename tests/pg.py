@@ -189,3 +189,17 @@ def pg_url(pg_server: PgServer) -> str:
     if pg_server.proc is None or pg_server.proc.poll() is not None:
         pg_server.start()
     return pg_server.new_database()
+
+
+# A data error (SQLSTATE 22023) for one body, as for a value Postgres cannot take: run these on
+# a log's database (search_path mq) and every row whose body is b"poison" is refused, and so is
+# b"slow poison", a second later.
+REFUSE_POISON = [
+    "CREATE FUNCTION refuse_poison() RETURNS trigger LANGUAGE plpgsql AS $$BEGIN "
+    "IF NEW.body = 'slow poison'::bytea THEN PERFORM pg_sleep(1); END IF; "
+    "IF NEW.body IN ('poison'::bytea, 'slow poison'::bytea) THEN "
+    "RAISE EXCEPTION 'poison refused by the test' USING ERRCODE = '22023'; END IF; "
+    "RETURN NEW; END$$",
+    "CREATE TRIGGER refuse_poison BEFORE INSERT ON log FOR EACH ROW "
+    "EXECUTE FUNCTION refuse_poison()",
+]

@@ -58,8 +58,14 @@ class BinaryDecoder:
         if not 1 <= max_frame_bytes <= MAX_FRAME_BYTES_CEILING:
             raise ValueError(f"max_frame_bytes must be 1..{MAX_FRAME_BYTES_CEILING}")
         self.max_frame_bytes = max_frame_bytes
+        self.bound_name = "max_frame_bytes"  # the setting a refused frame's error names
         self._buffer = bytearray()
         self.closed = False
+
+    def bound(self, max_bytes: int, name: str) -> None:
+        """Frames above `max_bytes` are FRAME_TOO_LARGE from now on, naming the setting `name`
+        (a server bounds a client more tightly before it authenticates)."""
+        self.max_frame_bytes, self.bound_name = max_bytes, name
 
     @property
     def buffered_bytes(self) -> int:
@@ -77,7 +83,7 @@ class BinaryDecoder:
             if size > self.max_frame_bytes:
                 error = MQError(
                     Code.FRAME_TOO_LARGE,
-                    f"frame of {size} bytes is above max_frame_bytes={self.max_frame_bytes}",
+                    f"frame of {size} bytes is above {self.bound_name}={self.max_frame_bytes}",
                 )
                 out.append(Rejected(None, error))
                 self.closed = True

@@ -17,7 +17,8 @@ but PING, HELP, AUTH and QUIT.
 A refused AUTH is answered `auth_failure_delay_s` later (a timer, not a blocked loop: other
 connections go on), the connection's next commands wait behind it, and the
 `max_auth_failures`-th refusal closes the connection. Secrets are checked in a worker thread:
-scrypt costs ~50 ms of CPU by design.
+scrypt costs ~50 ms of CPU by design; at most `max_concurrent_auth_checks` run at once, the
+others wait their turn.
 """
 
 from __future__ import annotations
@@ -58,6 +59,11 @@ class Access:
         self.config = config
         self.core = core
         self.users: Users | None = None
+        # scrypt costs ~50 ms of CPU and 16 MiB each: an AUTH flood waits here for its turn
+        # rather than filling the executor and the memory.
+        self._checks = asyncio.Semaphore(config.max_concurrent_auth_checks)
+        self.checks_running = 0
+        self.checks_peak = 0  # the most that ever ran at once
         if config.users_file is not None:
             self.users = load_users(config.users_file)
             dummy_hash()  # made now, not during the first AUTH of an unknown name
@@ -89,6 +95,10 @@ class Access:
             if error is not None:
                 return error
         return None
+
+    def acts_as_user(self, caller: Caller) -> bool:
+        """Whether `caller` acts as a user of the current table (always, without one)."""
+        return self.users is None or not isinstance(_current(self.users, caller), MQError)
 
     def check(self, caller: Caller, permission: Permission, queue: str) -> None:
         """Raise FORBIDDEN unless `caller` holds `permission` on `queue`, UNAUTHENTICATED if it
@@ -149,7 +159,7 @@ class Access:
             user = users.get(command.user)
             stored = dummy_hash() if user is None else user.secret_hash
             secret = command.secret or ""
-            if await asyncio.to_thread(verify, secret, stored) and user is not None:
+            if await self._verify(secret, stored) and user is not None:
                 caller.user = user.name
                 log.info("%s authenticated as %s", caller.peer, user.name)
                 return Authenticated(user.name)
@@ -158,6 +168,15 @@ class Access:
             raise self._refused(command.user, caller)
         finally:
             caller.authenticating = False
+
+    async def _verify(self, secret: str, stored: str) -> bool:
+        async with self._checks:
+            self.checks_running += 1
+            self.checks_peak = max(self.checks_peak, self.checks_running)
+            try:
+                return await asyncio.to_thread(verify, secret, stored)
+            finally:
+                self.checks_running -= 1
 
     def _refused(self, name: str, caller: Caller) -> MQError:
         left = self.config.max_auth_failures - caller.auth_failures

@@ -92,7 +92,8 @@ class BrokerServer:
         self.access = Access(config, self.core)  # a bad users file stops the start here
         self.group = GroupCommit(self.store, self._on_commit,
                                  max_changes=config.max_commit_changes,
-                                 on_failure=self._on_failure)
+                                 on_failure=self._on_failure,
+                                 on_rejected=self._on_rejected)
         self.bodies = BodyReader(self.core, self.store.read_bodies, self.group.wait_committed,
                                  lambda: self.group.last_submitted, self._spawn,
                                  lambda: self.rounds.finish())
@@ -254,6 +255,9 @@ class BrokerServer:
         self.rounds.on_failure(first, failure)
         if failure.lost:
             self.rounds.finish()
+
+    def _on_rejected(self, number: int) -> None:
+        self.rounds.on_rejected(number)
 
     # --- time ---------------------------------------------------------------------------------
 

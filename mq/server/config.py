@@ -117,6 +117,9 @@ class Config:
                                    low=1024, high=MAX_FRAME_BYTES_CEILING)
     max_line_bytes: int = setting(1024 * 1024, "longest text line accepted", low=64,
                                   high=MAX_FRAME_BYTES_CEILING)
+    max_unauthenticated_frame_bytes: int = setting(64 * 1024, "largest binary frame accepted "
+                                                   "before AUTH, with a users file", low=4096,
+                                                   high=MAX_FRAME_BYTES_CEILING)
     lease_s: float = setting(30.0, "default visibility timeout of a queue, seconds",
                              low=MIN_LEASE_S, high=MAX_LEASE_S)
     retention_s: float = setting(4 * 86_400.0, "default retention of a queue, seconds",
@@ -166,10 +169,16 @@ class Config:
     tls_cert: str | None = setting(None, "PEM certificate chain: the port then speaks TLS only")
     tls_key: str | None = setting(None, "the certificate's PEM private key")
     tls_ca: str | None = setting(None, "PEM CA: clients must present a certificate it signed")
+    tls_handshake_timeout_s: float = setting(10.0, "time a TLS client has to send its first "
+                                             "byte, and again to finish its handshake, "
+                                             "seconds", low=0.01, high=3_600)
     auth_failure_delay_s: float = setting(1.0, "a refused AUTH is answered this much later, "
                                           "seconds", low=0, high=60)
     max_auth_failures: int = setting(3, "refused AUTHs per connection; the last one closes it",
                                      low=1, high=1_000)
+    max_concurrent_auth_checks: int = setting(4, "secrets checked at once (scrypt: ~50 ms, "
+                                              "16 MiB each); more AUTHs wait their turn",
+                                              low=1, high=1_000)
     # The HTTP side port: /metrics, /healthz, /readyz and the dashboard (protocol.md section 10).
     http_port: int | None = setting(None, "port of the HTTP side port (/metrics, /healthz, "
                                     "/readyz, the dashboard); unset: off, 0: any free one",

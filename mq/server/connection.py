@@ -26,6 +26,7 @@ from collections import deque
 from dataclasses import dataclass
 from typing import NamedTuple, Protocol, cast
 
+from mq.codec.binary import BinaryDecoder
 from mq.codec.commands import Command, Rejected
 from mq.codec.sniff import sniff_mode
 from mq.errors import MQError
@@ -135,7 +136,19 @@ class Connection(asyncio.Protocol):
             self._decoder, self.speaker = for_mode(sniff_mode(data[0]),
                                                    self.config.max_frame_bytes,
                                                    self.config.max_line_bytes)
+        if isinstance(self._decoder, BinaryDecoder):
+            self._decoder.bound(*self._frame_bound())
         self.broker.received(self, self._decoder.feed(data))
+
+    def _frame_bound(self) -> tuple[int, str]:
+        """The largest frame this client may send now, and the setting that says so: before
+        AUTH (with a users file) a small one, so that clients nobody knows cannot fill the
+        shared `max_buffered_input_bytes`."""
+        config = self.config
+        if config.users_file is not None and self.user is None:
+            return (min(config.max_unauthenticated_frame_bytes, config.max_frame_bytes),
+                    "max_unauthenticated_frame_bytes")
+        return config.max_frame_bytes, "max_frame_bytes"
 
     def eof_received(self) -> bool:
         self.eof = True
@@ -217,19 +230,24 @@ class Connection(asyncio.Protocol):
         self.close_if_done()
         return bool(held)
 
-    def refuse(self, first: int, error: MQError) -> int:
-        """Batches from `first` on will not be committed for now: what waits for them is sent
-        as `error` instead (replies) or not at all (pushes and events), so nothing is confirmed
-        that is not on disk. What waits for nothing, or for earlier batches, goes as it is.
+    def refuse(self, first: int, error: MQError, last: int | None = None) -> int:
+        """Batches from `first` on (to `last`) will not be committed for now: what waits for
+        them is sent as `error` instead (replies) or not at all (pushes and events), so nothing
+        is confirmed that is not on disk. What waits for nothing, or for earlier batches, goes
+        as it is; what waits for later ones, and all behind it, stays held.
         Returns how many replies were refused."""
         held, self._held = self._held, deque()
         self._held_replies = 0
         out: list[bytes] = []
         refused = 0
-        for number, replies in held:
-            for data, rid in replies:
+        for entry in held:
+            if self._held or (last is not None and entry.number > last):
+                self._held.append(entry)  # in order: nothing goes out before it
+                self._held_replies += len(entry.replies)
+                continue
+            for data, rid in entry.replies:
                 self.unsent_bytes -= len(data)
-                if not 0 < first <= number:
+                if not 0 < first <= entry.number:
                     out.append(data)
                 elif rid != NOT_A_REPLY:
                     out.append(self.speaker.error(rid, error))

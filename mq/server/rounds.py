@@ -95,8 +95,10 @@ class Rounds:
         self.connections.add(conn)
 
     def received(self, conn: Connection, items: list[Item]) -> None:
-        if conn.session is not None:
-            self.state.sessions.beat(conn.session, self.state.monotonic())  # a sign of life
+        # A sign of life, unless all it may send is refused: a connection whose user was
+        # removed, or whose new AUTH failed, cannot keep its session (and ring share) alive.
+        if conn.session is not None and self.state.access.acts_as_user(conn):
+            self.state.sessions.beat(conn.session, self.state.monotonic())
         self._count_input(conn)
         conn.backlog.extend(items)
         self._drain_backlog(conn)
@@ -318,6 +320,13 @@ class Rounds:
             assert isinstance(conn, Connection)
             self._queue(conn, conn.speaker.moved(queue, error), NOT_A_REPLY)
 
+    def on_rejected(self, number: int) -> None:
+        """Batch `number` will never be written (the database refused what it holds, see the
+        broker log): what waits for it is answered INTERNAL; later batches go on."""
+        for conn in list(self._held):
+            self.errors[INTERNAL.code.value] += conn.refuse(number, INTERNAL, last=number)
+        self.on_commit(number)  # what waited behind it may go on, as after a commit
+
     def refused_while_failing(self, command: Command) -> MQError | None:
         """The error for `command` while the log cannot be written, None if it may run."""
         failure = self.group.failing
@@ -365,8 +374,14 @@ class Rounds:
             conn.abort()
 
     def cut_off(self, conn: Connection) -> None:
-        """`conn`'s user was removed: its waiting GETs answer now, empty, and its subscriptions
-        and monitor end; what it sends next is refused (access.py)."""
+        """`conn`'s user was removed: its waiting GETs answer now, empty, its subscriptions and
+        monitor end, and its session ends (its leases go back, it leaves its groups); what it
+        sends next is refused (access.py)."""
+        session = conn.session
+        if session is not None:
+            released, _ = self.state.end_session(session, died=False)
+            log.info("consumer %s left, its user was removed: %d leases requeued",
+                     session.holder, released)
         for answer in self.state.delivery.end_waits(conn):
             self._answer(answer)
         self.state.delivery.forget(conn)

@@ -9,7 +9,8 @@ and closed, rather than left to time out on a handshake it never started. The by
 (MSG_PEEK), not read, so the TLS layer sees the whole ClientHello.
 
 Each accepted socket is sniffed in a task of its own: a client that connects and sends nothing
-delays no one else, and holds what an idle connection holds.
+delays no one else, and is closed, silently, after `tls_handshake_timeout_s` (as is one whose
+handshake takes longer).
 """
 
 from __future__ import annotations
@@ -29,7 +30,6 @@ from mq.server.speaker import for_mode
 log = logging.getLogger("mq.server")
 
 TLS_HANDSHAKE = 0x16  # the content type of a TLS handshake record: a ClientHello's first byte
-HANDSHAKE_TIMEOUT_S = 10.0
 REFUSAL_DRAIN_BYTES = 64 * 1024  # read (and drop) this much of a plain client before closing
 REFUSAL_LINGER_S = 1.0
 PLAIN_REFUSED = MQError(Code.TLS_REQUIRED, "this port speaks TLS only: connect with mqs:// (the "
@@ -89,8 +89,14 @@ class TlsListener:
 
     async def _start(self, client: socket.socket) -> None:
         loop = asyncio.get_running_loop()
+        timeout_s = self.config.tls_handshake_timeout_s
         try:
-            first = await _peek(loop, client)
+            async with asyncio.timeout(timeout_s):
+                first = await _peek(loop, client)
+        except TimeoutError:
+            client.close()  # connected and said nothing: it holds no fd and no task for long
+            return
+        try:
             if not first:
                 client.close()  # closed before it said anything
                 return
@@ -98,7 +104,7 @@ class TlsListener:
                 await _refuse(loop, client, first[0])
                 return
             await loop.connect_accepted_socket(self.factory, client, ssl=self.context,
-                                               ssl_handshake_timeout=HANDSHAKE_TIMEOUT_S)
+                                               ssl_handshake_timeout=timeout_s)
         except (OSError, TimeoutError) as e:  # ssl.SSLError is an OSError
             peer = _peer(client)
             log.info("TLS handshake with %s failed: %s", peer, e)

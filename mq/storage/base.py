@@ -48,6 +48,12 @@ class Fenced(StoreUnavailable):
         self.lost = lost
 
 
+class StoreRejected(Exception):
+    """The database refused one batch for what it holds (a data or integrity error), not for
+    being away: written again, it would fail again. Group commit drops it and goes on; its
+    requests are answered INTERNAL."""
+
+
 class StoreRefused(Exception):
     """The store will not open this database: another broker holds it, or it is of a format
     this mq does not know. The message says what to do."""

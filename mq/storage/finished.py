@@ -45,6 +45,13 @@ class Finished:
         """When the oldest bucket finished (Unix s), or None."""
         return self._buckets[0][0] if self._buckets else None
 
+    def put_back(self, at: float, ids: list[int]) -> None:
+        """Undo a `take` of `ids` (oldest first) whose horizon was `at`: they are the oldest
+        again, due at `at`."""
+        if ids:
+            self._buckets.appendleft((at, array("q", ids)))
+            self._count += len(ids)
+
     def take(self, horizon: float, limit: int) -> list[int]:
         """Up to `limit` ids of messages finished at `horizon` or before, oldest first; they
         are forgotten here."""

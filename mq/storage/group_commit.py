@@ -14,6 +14,11 @@ numbering goes on from there), so the caller can answer their requests with an e
 of a confirmation; `failing` says the store cannot be written, so the caller refuses new writes
 until it can again.
 
+A batch the database refuses for what it holds (`StoreRejected`: a data or integrity error)
+would fail forever: it is logged, dropped and counted as done, `on_rejected(number)` says so
+(its requests get an error), and the batches behind it go on. The core's memory still holds
+its changes until a restart.
+
 A batch is closed to new changes once it holds `max_changes` (the submission that crosses the
 line stays whole: it is one round's work), so while one commit is being written the next ones
 queue up in bounded batches, and a reply waits for the commit of its own changes, not for
@@ -33,7 +38,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from mq.core.events import Change
-from mq.storage.base import Fenced, Store, StoreUnavailable
+from mq.storage.base import Fenced, Store, StoreRejected, StoreUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +72,7 @@ class CommitStats:
     committed_changes: int = 0
     compacted: int = 0
     failed_writes: int = 0
+    rejected_batches: int = 0  # refused by the database for their content, never written
     seconds: Buckets = field(default_factory=lambda: Buckets(COMMIT_SECONDS_BOUNDS))
     changes: Buckets = field(default_factory=lambda: Buckets(COMMIT_CHANGES_BOUNDS))
 
@@ -90,15 +96,21 @@ def _nothing_failed(first: int, failure: StoreFailure) -> None:
     pass
 
 
+def _nothing_rejected(number: int) -> None:
+    pass
+
+
 class GroupCommit:
     def __init__(self, store: Store, on_commit: Callable[[int], None],
                  compact_chunk: int = 2_000, compact_every: int = 20,
                  max_changes: int = 20_000,
                  on_failure: Callable[[int, StoreFailure], None] = _nothing_failed,
-                 retry_s: float = 0.5) -> None:
+                 retry_s: float = 0.5,
+                 on_rejected: Callable[[int], None] = _nothing_rejected) -> None:
         self.store = store
         self.on_commit = on_commit
         self.on_failure = on_failure
+        self.on_rejected = on_rejected
         self.retry_s = retry_s
         self.failing: StoreFailure | None = None
         self.compact_chunk = compact_chunk
@@ -192,6 +204,9 @@ class GroupCommit:
             self._requeue(batch, number)
             self.on_failure(number, StoreFailure(False, str(e), e.lost))
             return False
+        except StoreRejected:
+            self._reject(batch, number)
+            return False
         except (sqlite3.Error, OSError, StoreUnavailable) as e:
             failure = StoreFailure.of(e)
             if self.failing is None:
@@ -214,6 +229,18 @@ class GroupCommit:
         self._batches = deque([merged])
         self._last_number = number  # one batch now, committed as the first failed number
 
+    def _reject(self, batch: list[Change], number: int) -> None:
+        """The database refused batch `number` for its content: it is dropped, not retried,
+        and counts as done, so the batches behind it are written and confirmed as usual."""
+        log.exception("the log refused batch %d (%d changes) for its content: its requests are "
+                      "answered INTERNAL and it is not written again", number, len(batch))
+        self.failing = None  # the database answered: it is there
+        self.stats.rejected_batches += 1
+        self.committed = number
+        if self._waiting:
+            self._release_waiting(number)
+        self.on_rejected(number)
+
     async def _idle(self, delay: float | None) -> None:
         """Wait for work, or until the next finished message may be compacted (`delay` s)."""
         if delay is None:
@@ -229,7 +256,7 @@ class GroupCommit:
     async def _compact(self) -> int:
         try:
             done = await self.store.compact(self.compact_chunk)
-        except (sqlite3.Error, OSError, StoreUnavailable) as e:
+        except (sqlite3.Error, OSError, StoreUnavailable, StoreRejected) as e:
             log.warning("compaction failed (%s); it is tried again later", e)
             return 0
         self.stats.compacted += done

@@ -39,6 +39,18 @@ class Chunk:
     keep_published: list[int]
     max_id: int
     count: int  # finished messages this chunk takes off the backlog
+    undo: Undo  # how to put it back if its delete fails
+
+
+@dataclass(frozen=True, slots=True)
+class Undo:
+    """What `Ledger.chunk` took off, so that `Ledger.restore` can put it back."""
+
+    horizon: float
+    taken: list[int]
+    copies: list[tuple[int, int]]  # (fan-out copy, body holder) no longer counted
+    kept_added: list[int]
+    kept_removed: list[int]
 
 
 class Ledger:
@@ -102,21 +114,37 @@ class Ledger:
             return None
         whole: list[int] = []
         keep_published: list[int] = []
+        undo = Undo(horizon, taken, [], [], [])
         for msg_id in taken:
             if self._dependents.get(msg_id):
                 keep_published.append(msg_id)  # a live copy still reads its body
-                self._kept.add(msg_id)
+                if msg_id not in self._kept:
+                    self._kept.add(msg_id)
+                    undo.kept_added.append(msg_id)
             else:
                 whole.append(msg_id)
             holder = self._body_of.pop(msg_id, None)
             if holder is not None:
+                undo.copies.append((msg_id, holder))
                 self._dependents[holder] -= 1
                 if not self._dependents[holder]:
                     del self._dependents[holder]
                     if holder in self._kept:
                         self._kept.discard(holder)
+                        undo.kept_removed.append(holder)
                         whole.append(holder)
-        return Chunk(runs(whole), keep_published, max(taken), len(taken))
+        return Chunk(runs(whole), keep_published, max(taken), len(taken), undo)
+
+    def restore(self, chunk: Chunk) -> None:
+        """`chunk` was not deleted (its transaction failed): its messages go back on the
+        backlog, due at once, as if `chunk` had never been taken."""
+        undo = chunk.undo
+        self.finished.put_back(undo.horizon, undo.taken)
+        for msg_id, holder in undo.copies:
+            self._body_of[msg_id] = holder
+            self._dependents[holder] += 1
+        self._kept.update(undo.kept_removed)
+        self._kept.difference_update(undo.kept_added)
 
 
 def runs(ids: list[int]) -> list[tuple[int, int]]:

@@ -27,7 +27,7 @@ from contextlib import asynccontextmanager
 
 import asyncpg
 
-from mq.storage.base import StoreRefused, StoreUnavailable
+from mq.storage.base import StoreRefused, StoreRejected, StoreUnavailable
 from mq.storage.pg_sql import LOCK_KEY
 from mq.storage.urls import shown
 
@@ -40,6 +40,9 @@ MAX_BACKOFF_S = 2.0
 # a server death left half-way: seen here when the server was killed during a COPY.
 LOST = (asyncpg.PostgresError, asyncpg.InterfaceError, asyncpg.exceptions.InternalClientError,
         OSError, TimeoutError)
+# What the database says of a statement's data (classes 22 and 23 of SQLSTATE): no retry
+# will write it, so it is not an outage.
+REJECTED = (asyncpg.exceptions.DataError, asyncpg.exceptions.IntegrityConstraintViolationError)
 # sync mode -> synchronous_commit of the broker's sessions (protocol.md 5)
 SYNCHRONOUS_COMMIT = {"full": "on", "normal": "off"}
 HOLDER = ("SELECT a.pid, a.application_name, a.client_addr FROM pg_locks l "
@@ -87,6 +90,8 @@ class PgLink:
             conn = await self._connected()
             try:
                 yield conn
+            except REJECTED as e:
+                raise StoreRejected(f"{self.shown}: {_reason(e)}") from e
             except LOST as e:
                 if not isinstance(e, asyncpg.PostgresError):  # the connection itself is broken:
                     conn.terminate()  # the next piece of work reconnects

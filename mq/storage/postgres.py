@@ -148,8 +148,13 @@ class PostgresStore:
         if chunk is None:
             return 0
         whole = [i for first, last in chunk.runs for i in range(first, last + 1)]
+        try:
+            async with self._link.session() as conn:
+                await conn.execute(pg_sql.COMPACT, chunk.max_id, whole, chunk.keep_published)
+        except BaseException:
+            self._ledger.restore(chunk)  # its rows are all still there: tried again later
+            raise
         async with self._link.session() as conn:
-            await conn.execute(pg_sql.COMPACT, chunk.max_id, whole, chunk.keep_published)
             self._log_bytes = await conn.fetchval(pg_sql.LOG_BYTES)
         return chunk.count
 

@@ -369,6 +369,7 @@ class SQLiteStore:
                                  [(i, Event.PUBLISHED, *FINAL) for i in chunk.keep_published])
             await db.execute("COMMIT")
         except BaseException:
+            self._ledger.restore(chunk)  # its rows are all still there: tried again later
             await db.execute("ROLLBACK")
             raise
         return chunk.count

@@ -11,8 +11,8 @@ import time
 from mq_client import AsyncClient
 from mq_client.errors import StoreUnavailable
 
-from tests.harness import BrokerProcess
-from tests.pg import PgServer
+from tests.harness import BinarySession, BrokerProcess, TextSession, wait_until
+from tests.pg import REFUSE_POISON, PgServer, query
 
 BEFORE, AFTER = 300, 300  # confirmed publishes before the kill and after the restart
 MAX_ATTEMPTS = 20_000  # bounds the loop whatever happens
@@ -70,3 +70,26 @@ def test_a_killed_database_is_survived_without_a_broker_restart(pg_server: PgSer
     assert len(confirmed) == BEFORE + AFTER
     assert len(stored) == len(set(stored))
     assert set(confirmed) <= set(stored)
+
+
+def test_a_batch_the_database_refuses_for_its_data_is_answered_internal_and_blocks_nothing(
+        pg_url: str) -> None:
+    with BrokerProcess(pg_url) as broker:
+        for sql in REFUSE_POISON:
+            query(pg_url, sql)
+        producer = TextSession(broker.port)
+        assert producer.ask("PUB q poison") == "-ERR INTERNAL internal error; see the broker log"
+        assert producer.ask("PUB q fine").startswith("+OK")  # the next batch is written
+        assert TextSession(broker.port).ask("PUB q also").startswith("+OK")
+        # A publish made while the refused batch is being written waits for its own commit.
+        pipelined = BinarySession(broker.port)
+        pipelined.send({"op": "pub", "rid": 1, "queue": "q", "body": b"slow poison"})
+        time.sleep(0.3)  # the database takes a second to refuse it
+        pipelined.send({"op": "pub", "rid": 2, "queue": "q", "body": b"later"})
+        assert [(r["rid"], r["ok"], r.get("code")) for r in (pipelined.read(), pipelined.read())
+                ] == [(1, False, "INTERNAL"), (2, True, None)]
+        wait_until(lambda: broker.logged("refused batch", "not written again"), "logged")
+        assert broker.logged("Traceback")
+        assert not broker.logged("cannot write the log")  # no outage
+    assert query(pg_url, "SELECT body FROM log WHERE kind = 0 ORDER BY seq") == [
+        (b"fine",), (b"also",), (b"later",)]

@@ -7,6 +7,7 @@ import asyncio
 import http.client
 import shutil
 import signal
+import socket
 import ssl
 import subprocess
 import sys
@@ -15,6 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import msgpack
 import pytest
 import trustme
 from mq_client import AsyncClient, Client, ConnectionLost, Forbidden, Unauthenticated
@@ -148,6 +150,34 @@ def test_redrive_back_to_the_origins_needs_admin_on_them(broker: BrokerProcess) 
         assert dora.redrive("dlq.payroll", to="dlq.retry") == 1  # a queue it administers
 
 
+def pub_frame_of(size: int) -> dict[str, Any]:
+    """A pub request whose msgpack payload is exactly `size` bytes."""
+    body = b"x" * (size - 30)
+    while len(msgpack.packb({"op": "pub", "queue": "q", "body": body})) < size:
+        body += b"x"
+    request = {"op": "pub", "queue": "q", "body": body}
+    assert len(msgpack.packb(request)) == size
+    return request
+
+
+def test_before_auth_a_frame_above_max_unauthenticated_frame_bytes_is_too_large(
+        broker: BrokerProcess) -> None:
+    limit = 64 * 1024  # the default
+    anonymous = BinarySession(broker.port)
+    anonymous.send(pub_frame_of(limit))
+    assert anonymous.read()["code"] == "UNAUTHENTICATED"  # read whole, refused, still open
+    anonymous.send(pub_frame_of(limit + 1))
+    reply = anonymous.read()
+    assert (reply["code"], reply["fatal"]) == ("FRAME_TOO_LARGE", True)
+    assert reply["message"] == (f"frame of {limit + 1} bytes is above "
+                                f"max_unauthenticated_frame_bytes={limit}")
+    assert anonymous.closed_by_peer()
+    known = BinarySession(broker.port)
+    assert known.call("auth", user="root", secret="r00t")["ok"] is True
+    known.send(pub_frame_of(limit + 1))
+    assert known.read()["ok"] is True  # after AUTH, max_frame_bytes holds
+
+
 def test_a_wrong_secret_is_answered_late_without_delaying_others_then_closes(
         broker: BrokerProcess) -> None:
     bad, other = TextSession(broker.port), TextSession(broker.port)
@@ -223,6 +253,38 @@ def test_sighup_adds_and_removes_users_without_dropping_connections(
     assert dave.ask("AUTH dave d4ve") == "+OK authenticated as dave"
     assert dave.ask("PUB jobs.y hi").startswith("+OK")
     assert dave.ask("PUB other hi").startswith("-ERR FORBIDDEN user 'dave' lacks the publish")
+
+
+def test_a_removed_users_session_ends_and_its_refused_heartbeats_keep_nothing_alive(
+        tmp_path: Path) -> None:
+    users_file = tmp_path / "users.toml"
+    save_users(users_file, Users({"root": make_user("root", "r00t", **EVERYTHING),
+                                  "erin": make_user("erin", "e", **EVERYTHING)}))
+    with BrokerProcess(tmp_path / "mq.db", "--users", str(users_file), "--auth-failure-delay-s",
+                       "0.05") as b:
+        erin, root = TextSession(b.port), TextSession(b.port)
+        assert erin.ask("AUTH erin e").startswith("+OK")
+        assert erin.ask("HELLO erin 60").startswith("+OK session")
+        assert erin.ask("JOIN q g").endswith("members=1")
+        save_users(users_file, Users({"root": make_user("root", "r00t", **EVERYTHING)}))
+        assert b.proc is not None
+        b.proc.send_signal(signal.SIGHUP)
+        wait_until(lambda: b.logged("reloaded", "1 connections of removed users"), "reloaded")
+        assert erin.ask("HEARTBEAT").startswith("-ERR UNAUTHENTICATED")
+        assert root.ask("AUTH root r00t").startswith("+OK")
+        assert root.ask("HELLO root 60").startswith("+OK session")
+        assert root.ask("JOIN q g").endswith("members=1")  # erin's share went with her session
+        # A session whose connection fails a new AUTH is kept alive by nothing it sends.
+        assert root.ask("AUTH root wrong").startswith("-ERR UNAUTHENTICATED")
+        late = TextSession(b.port)
+        assert late.ask("AUTH root r00t").startswith("+OK")
+        assert late.ask("HELLO late 0.1").startswith("+OK session")
+        assert late.ask("AUTH root wrong").startswith("-ERR UNAUTHENTICATED")
+        with pytest.raises(OSError):  # ConnectionError, or a reset
+            for _ in range(100):  # 5 s at most; dead after 0.3 s
+                late.ask("HEARTBEAT")
+                time.sleep(0.05)
+        wait_until(lambda: b.logged("consumer late", "missed heartbeats"), "late died")
 
 
 def test_a_non_loopback_host_without_a_users_file_refuses_to_start(tmp_path: Path) -> None:
@@ -321,6 +383,22 @@ def test_openssl_s_client_is_a_telnet_for_the_tls_port(
                           text=True, timeout=30)
     assert done.stdout.splitlines()[:2] == ["+PONG", "+OK authenticated as root"]
     assert done.stdout.splitlines()[-1] == "+BYE"
+
+
+def test_a_tls_port_closes_a_socket_that_says_nothing_after_the_handshake_timeout(
+        tmp_path: Path, ca: trustme.CA) -> None:
+    cert = ca.issue_cert("127.0.0.1")
+    cert.cert_chain_pems[0].write_to_path(str(tmp_path / "cert.pem"))
+    cert.private_key_pem.write_to_path(str(tmp_path / "key.pem"))
+    ca.cert_pem.write_to_path(str(tmp_path / "ca.pem"))
+    with BrokerProcess(tmp_path / "mq.db", "--tls-cert", str(tmp_path / "cert.pem"), "--tls-key",
+                       str(tmp_path / "key.pem"), "--tls-handshake-timeout-s", "0.3") as b:
+        with socket.create_connection(("127.0.0.1", b.port), timeout=8) as silent:
+            assert silent.recv(1) == b""  # closed by the broker, not by this timeout
+        context = ssl.create_default_context(cafile=str(tmp_path / "ca.pem"))
+        with Client.connect(f"mqs://127.0.0.1:{b.port}", ssl_context=context) as mq:
+            mq.ping()  # the port goes on serving
+        assert not b.logged("handshake")  # closed silently
 
 
 def test_a_client_certificate_can_be_required(tmp_path: Path, ca: trustme.CA) -> None:

@@ -290,6 +290,72 @@ def test_compact_deletes_finished_messages_in_bounded_chunks(target: LogTarget) 
     assert [(m.id, m.deliveries) for m in every_message(asyncio.run(target.reopen()))] == [(6, 1)]
 
 
+REFUSE_DELETES = {  # a trigger that makes every DELETE of the log fail, as a real fault would
+    "sqlite": ["CREATE TRIGGER refuse_delete BEFORE DELETE ON log "
+               "BEGIN SELECT RAISE(ABORT, 'refused by the test'); END"],
+    "postgres": ["CREATE FUNCTION refuse_delete() RETURNS trigger LANGUAGE plpgsql AS "
+                 "$$BEGIN RAISE EXCEPTION 'refused by the test'; END$$",
+                 "CREATE TRIGGER refuse_delete BEFORE DELETE ON log FOR EACH STATEMENT "
+                 "EXECUTE FUNCTION refuse_delete()"],
+}
+ALLOW_DELETES = {"sqlite": "DROP TRIGGER refuse_delete",
+                 "postgres": "DROP TRIGGER refuse_delete ON log"}
+
+
+def test_a_chunk_whose_delete_fails_stays_on_the_backlog_and_is_compacted_later(
+        target: LogTarget) -> None:
+    async def scenario() -> None:
+        broker = new_broker()
+        for i in range(3):
+            broker.publish("q", b"%d" % i)
+        for _ in range(3):
+            broker.ack(*lease_one(broker), "h1")
+        store = target.store()
+        async with opened(store):
+            await store.write(broker.take_effects().changes)
+            for sql in REFUSE_DELETES[target.kind]:
+                await target.rows_now(store, sql)
+            with pytest.raises(Exception, match="refused by the test"):
+                await store.compact(2)
+            assert store.compaction_backlog == 3
+            await target.rows_now(store, ALLOW_DELETES[target.kind])
+            assert await store.compact(10) == 3
+            assert store.compaction_backlog == 0
+
+    asyncio.run(scenario())
+    assert target.rows("SELECT COUNT(*) FROM log") == [(0,)]
+
+
+def test_a_failed_chunk_keeps_what_ties_a_fan_out_copy_to_its_body_holder(
+        target: LogTarget) -> None:
+    """The holder of a fan-out body, finished first, keeps its published row for its copy;
+    when the copy's chunk fails, the retry still deletes the holder's last rows."""
+
+    async def scenario() -> None:
+        broker = new_broker()
+        broker.bind("t", "b")
+        broker.bind("t", "c")
+        broker.publish_to_topic("t", b"shared")  # 1 (in b) holds the body, 2 (in c) points at it
+        [held] = broker.lease("b", "h1")
+        broker.ack(held.msg_id, held.delivery, "h1")
+        store = target.store()
+        async with opened(store):
+            await store.write(broker.take_effects().changes)
+            assert await store.compact(10) == 1  # 1 keeps its published row for 2
+            [copy] = broker.lease("c", "h1")
+            broker.ack(copy.msg_id, copy.delivery, "h1")
+            await store.write(broker.take_effects().changes)
+            for sql in REFUSE_DELETES[target.kind]:
+                await target.rows_now(store, sql)
+            with pytest.raises(Exception, match="refused by the test"):
+                await store.compact(10)
+            await target.rows_now(store, ALLOW_DELETES[target.kind])
+            assert await store.compact(10) == 1
+
+    asyncio.run(scenario())
+    assert target.rows("SELECT COUNT(*) FROM log") == [(0,)]
+
+
 def test_finished_messages_not_yet_compacted_are_compacted_after_reopen(target: LogTarget) -> None:
     """The compaction backlog is rebuilt from the log at open, so a restart does not leak rows."""
     broker = new_broker()
