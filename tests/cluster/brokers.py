@@ -10,10 +10,11 @@ again on the port it had, so the seed lists clients were given stay right.
 `Cluster` is a set of them with the admin commands: `status()` parses `mq cluster status
 --json`, `drain(node)` runs `mq cluster drain`.
 
-The shape `status()` expects from `mq cluster status --json` (the broker side must print it):
-    {"cluster": "t", "map_epoch": 1234, "controller": "b1",
-     "nodes": {"b1": {"addr": "127.0.0.1:40123", "slots": 341}, ...}}
-`slots` counts the slots the node owns in the map; a draining node is still listed.
+What `status()` reads of `mq cluster status --json` (protocol.md 11, the `cluster` reply):
+    {"cluster": "t", "map_epoch": 1234, "controller": "b1", "slots": [[first, last, node,
+     addr], ...], "brokers": {"b1": {"addr": "127.0.0.1:40123", "leaving": false,
+     "slots": 341}, ...}}
+A broker's `slots` counts the slots it owns in the map; a draining broker is still listed.
 """
 
 from __future__ import annotations
@@ -174,7 +175,7 @@ class Cluster:
 
     def slots_owned(self) -> dict[str, int]:
         """How many slots each node owns in the map now."""
-        return {node: int(info["slots"]) for node, info in self.status()["nodes"].items()}
+        return {node: int(info["slots"]) for node, info in self.status()["brokers"].items()}
 
     def controller(self) -> str:
         return str(self.status()["controller"])

@@ -21,6 +21,7 @@ NOT_ENABLED = ("the cluster tests start etcd, Postgres and several brokers: run 
 FIGURES: list[str] = []
 
 
+
 def skip_unless_enabled() -> None:
     if not ENABLED:
         pytest.skip(NOT_ENABLED)
