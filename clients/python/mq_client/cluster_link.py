@@ -168,22 +168,30 @@ class ClusterLink:
         return replace(request, fields={**request.fields, "dedup_id": f"{self._producer}:{next(self._published)}"})
 
     async def _routed(self, request: Request[T], send: Callable[[Link, Request[T]], Awaitable[T]]) -> T:
-        if self._closed:
-            raise ConnectionLost("the client was closed")
-        slot = slot_of_request(request.fields)
+        async def attempt(addr: str) -> T:
+            link = await self._link(addr)
+            await self._rejoin(link, addr, request)
+            result = await send(link, request)
+            if request.fields.get("op") == "join":
+                self._joined.add((addr, str(request.fields["queue"])))
+            return result
+
+        return await self._at_owner(slot_of_request(request.fields), attempt)
+
+    async def _at_owner(self, slot: int | None, attempt: Callable[[str], Awaitable[T]]) -> T:
+        """`attempt` at the broker that owns `slot` (any broker for None), following MOVED and
+        retrying TRYAGAIN, an unavailable store or a lost broker with backoff, until
+        `takeover_timeout_s` has passed."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.takeover_timeout_s
         delays = RECONNECT_BACKOFF.delays()
         hops = 0
         while True:
+            if self._closed:
+                raise ConnectionLost("the client was closed")
             addr = (self._owner.get(slot) if slot is not None else None) or self._any()
             try:
-                link = await self._link(addr)
-                await self._rejoin(link, addr, request)
-                result = await send(link, request)
-                if request.fields.get("op") == "join":
-                    self._joined.add((addr, str(request.fields["queue"])))
-                return result
+                return await attempt(addr)
             except Moved as moved:
                 self._owner[moved.slot] = moved.addr
                 hops += 1
@@ -250,38 +258,18 @@ class ClusterLink:
 
     async def _place(self, sub: Subscription) -> None:
         """Subscribe `sub` at its queue's broker now, retrying as a request does."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + self.takeover_timeout_s
-        delays = RECONNECT_BACKOFF.delays()
-        hops = 0
-        while True:
-            if self._closed:
-                raise ConnectionLost("the client was closed")
-            addr = self._owner.get(slot_of(sub.queue)) or self._any()
+
+        async def attempt(addr: str) -> None:
+            link = await self._link(addr)
+            link.pushes.add(sub)
+            sub.move(link.pushes, link.call)
             try:
-                link = await self._link(addr)
-                link.pushes.add(sub)
-                sub.move(link.pushes, link.call)
-                try:
-                    await link.call(sub.request())
-                except BaseException:
-                    link.pushes.remove(sub)
-                    raise
-                return
-            except Moved as moved:
-                self._owner[moved.slot] = moved.addr
-                hops += 1
-                if hops > 1:  # two brokers that have not both read the new map yet
-                    if loop.time() > deadline:
-                        raise
-                    await asyncio.sleep(next(delays))
-            except (TryAgain, StoreUnavailable, ConnectionLost) as e:
-                if isinstance(e, ConnectionLost):
-                    self._drop(addr)
-                if loop.time() > deadline:
-                    raise
-                await asyncio.sleep(next(delays))
-                await self._refresh_quietly()
+                await link.call(sub.request())
+            except BaseException:
+                link.pushes.remove(sub)
+                raise
+
+        await self._at_owner(slot_of(sub.queue), attempt)
 
     def _drop(self, addr: str) -> None:
         link = self._links.pop(addr, None)
