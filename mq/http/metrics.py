@@ -51,6 +51,7 @@ SERVER_GAUGES = {  # key of the server's STATS figures -> (metric name, help)
                              "Bytes of unfinished requests held for all clients."),
     "compaction_backlog": ("mq_compaction_backlog_messages",
                            "Finished messages not yet deleted from the log."),
+    "auth_checks_running": ("mq_auth_checks_running", "AUTH secrets being checked now."),
 }
 SERVER_COUNTERS = {
     "commits": ("mq_commits", "Transactions written to the log."),
@@ -58,6 +59,8 @@ SERVER_COUNTERS = {
     "failed_writes": ("mq_commit_failures", "Commits that failed (and were retried)."),
     "monitor_events_dropped": ("mq_monitor_events_dropped",
                                "MONITOR events not sent to a client that did not read."),
+    "auth_accepted": ("mq_auth_accepted", "AUTHs that succeeded."),
+    "auth_refused": ("mq_auth_refused", "AUTHs refused for a wrong user or secret."),
 }
 TRAFFIC_COUNTERS = {
     "opened": ("mq_connections_opened", "Client connections accepted."),

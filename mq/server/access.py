@@ -64,6 +64,8 @@ class Access:
         self._checks = asyncio.Semaphore(config.max_concurrent_auth_checks)
         self.checks_running = 0
         self.checks_peak = 0  # the most that ever ran at once
+        self.accepted = 0  # AUTHs that succeeded, since start
+        self.refused = 0  # AUTHs refused (wrong user or secret), since start
         if config.users_file is not None:
             self.users = load_users(config.users_file)
             dummy_hash()  # made now, not during the first AUTH of an unknown name
@@ -161,13 +163,20 @@ class Access:
             secret = command.secret or ""
             if await self._verify(secret, stored) and user is not None:
                 caller.user = user.name
+                self.accepted += 1
                 log.info("%s authenticated as %s", caller.peer, user.name)
                 return Authenticated(user.name)
             caller.auth_failures += 1
+            self.refused += 1
             await asyncio.sleep(self.config.auth_failure_delay_s)
             raise self._refused(command.user, caller)
         finally:
             caller.authenticating = False
+
+    def figures(self) -> dict[str, int]:
+        """STATS' figures of AUTH."""
+        return {"auth_accepted": self.accepted, "auth_refused": self.refused,
+                "auth_checks_running": self.checks_running}
 
     async def _verify(self, secret: str, stored: str) -> bool:
         async with self._checks:

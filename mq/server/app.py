@@ -317,5 +317,6 @@ class BrokerServer:
             "buffered_input_bytes": self.rounds.buffered_input,
             **self.core.body_memory(),
             "body_reads": self.bodies.reading,
+            **self.access.figures(),
             **(self.cluster.figures() if self.cluster is not None else {}),
         }

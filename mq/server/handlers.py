@@ -169,7 +169,7 @@ class Handlers(AdminHandlers):
         sessions = self.state.sessions
         session, previous = sessions.open(peer, cmd.consumer, cmd.heartbeat_s,
                                           self.config.heartbeat_s, self.state.monotonic(),
-                                          cmd.session)
+                                          cmd.session, peer.user)
         heartbeat_s = session.heartbeat_s
         if previous is not None and previous is not peer:
             previous.session = None  # a stale connection of the same consumer: cut it off

@@ -25,6 +25,7 @@ class Session(Generic[C]):
     consumer: str
     heartbeat_s: float
     conn: C | None
+    user: str | None = None  # the user its first connection authenticated as (None: no users)
 
     @property
     def holder(self) -> str:
@@ -54,14 +55,16 @@ class Sessions(Generic[C]):
         return heartbeat_s * self.liveness.misses
 
     def open(self, conn: C, consumer: str, heartbeat_s: float | None, default_heartbeat_s: float,
-             now: float, token: str | None) -> tuple[Session[C], C | None]:
+             now: float, token: str | None, user: str | None = None) -> tuple[Session[C], C | None]:
         """Resume the session `token` names (keeping its interval unless a new one is asked
-        for), or start a new one.
+        for), or start a new one. Only the same consumer name, authenticated as the same user,
+        resumes it: a token that leaked to another user starts that user a session of its own
+        and leaves the owner's alone.
 
         Returns the session and, when resuming, the connection it was attached to before
         (which the caller detaches), if any."""
         session = self._by_token.get(token) if token is not None else None
-        if session is not None and session.consumer == consumer:
+        if session is not None and session.consumer == consumer and session.user == user:
             previous, session.conn = session.conn, conn
             if heartbeat_s is not None:
                 session.heartbeat_s = heartbeat_s
@@ -70,7 +73,7 @@ class Sessions(Generic[C]):
             return session, previous
         adopted = self.adopt and token is not None and token not in self._by_token
         session = Session(token if adopted and token is not None else secrets.token_hex(16),
-                          consumer, heartbeat_s or default_heartbeat_s, conn)
+                          consumer, heartbeat_s or default_heartbeat_s, conn, user)
         self._by_token[session.token] = session
         self._by_holder[session.holder] = session
         self.liveness.track(session.token, session.heartbeat_s, now)

@@ -137,6 +137,21 @@ def test_consume_on_jobs_star_consumes_jobs_a_but_publishes_nothing_and_peeks_no
             alice.stats()
 
 
+def test_a_session_token_resumes_only_for_the_user_that_started_it(broker: BrokerProcess) -> None:
+    owner, thief = TextSession(broker.port), TextSession(broker.port)
+    assert owner.ask("AUTH root r00t").startswith("+OK")
+    assert thief.ask("AUTH carol c").startswith("+OK")
+    token = owner.ask("HELLO w 60").split()[2]
+    assert owner.ask("PUB tok.q x").startswith("+OK")
+    msg_id = owner.ask("GET tok.q").split()[1].split(".")[0]
+    stolen = thief.ask(f"HELLO w 60 {token}")
+    assert "resumed=no" in stolen and token not in stolen
+    # The owner's connection was not cut off and its session still holds the lease.
+    assert owner.ask("HEARTBEAT").startswith("+OK")
+    assert owner.ask(f"HELLO w 60 {token}").endswith("resumed=yes")
+    assert f"w/{token[:8]}" in owner.ask(f"EXPLAIN {msg_id}")
+
+
 def test_redrive_back_to_the_origins_needs_admin_on_them(broker: BrokerProcess) -> None:
     with Client.connect(f"mq://root:r00t@127.0.0.1:{broker.port}") as root:
         root.declare("payroll", max_deliveries=1, dead_letter="dlq.payroll")
@@ -182,6 +197,9 @@ def test_a_wrong_secret_is_answered_late_without_delaying_others_then_closes(
         broker: BrokerProcess) -> None:
     bad, other = TextSession(broker.port), TextSession(broker.port)
     assert other.ask("AUTH root r00t").startswith("+OK")
+    admin = BinarySession(broker.port)
+    assert admin.call("auth", user="root", secret="r00t")["ok"] is True
+    before = admin.call("stats")["server"]
     started = time.monotonic()
     bad.send("AUTH alice not-her-secret")
     assert other.ask("PING") == "+PONG"  # the loop is not blocked by the wait
@@ -198,6 +216,10 @@ def test_a_wrong_secret_is_answered_late_without_delaying_others_then_closes(
     assert bad.reply() == ["+PONG"]
     assert bad.ask("AUTH alice again-wrong") == ("-ERR UNAUTHENTICATED wrong user or secret; too "
                                                  "many failures, closing the connection")
+    after = admin.call("stats")["server"]
+    assert (after["auth_refused"] - before["auth_refused"],
+            after["auth_accepted"] - before["auth_accepted"],
+            after["auth_checks_running"]) == (3, 0, 0)
     with pytest.raises(ConnectionError):
         bad.read_line()
     wait_until(lambda: broker.logged("refused AUTH as 'alice'", "failure 3 of 3"), "logged")
