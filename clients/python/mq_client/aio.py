@@ -74,9 +74,10 @@ class AsyncClient:
         With `reconnect=True`, a lost connection is replaced in the background (jittered
         exponential backoff, 0.05 s to 2 s) until `close()`, and the consumer session is
         resumed on it, or its groups joined again if the broker started a new one. Calls in
-        flight when the connection drops still fail with `ConnectionLost`; calls made while it
-        is down wait up to `reconnect_timeout_s` seconds for the new one, then raise
-        `ConnectionLost`.
+        flight when the connection drops still fail: with `OutcomeUnknown` (a `ConnectionLost`
+        whose `safe_to_retry` says whether sending the call again is harmless) once their
+        request went out; calls made while it is down wait up to `reconnect_timeout_s` seconds
+        for the new one, then raise `ConnectionLost`.
 
         Security (protocol.md section 9): `mqs://` connects over TLS and verifies the broker's
         certificate and host name (against the system's CAs, or `ca_file`; or pass your own

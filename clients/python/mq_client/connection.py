@@ -4,8 +4,11 @@ Theory of operation: one connection, one background reader task. A request gets 
 registers a future under it and writes its frame; the reader decodes replies and resolves the
 future whose `rid` the reply echoes. Replies may come back in any order (protocol.md section
 2.2), so many requests (from many tasks) can be in flight at once. When the connection ends, for
-whatever reason, every pending future fails with the same kind of error, so no call is left
-waiting forever; `lost` is set at that moment, for whoever reconnects.
+whatever reason, every pending future fails, so no call is left waiting forever; `lost` is set
+at that moment, for whoever reconnects. A call whose frame was handed to the socket when the
+connection was lost fails with `OutcomeUnknown` (it may or may not have run: its
+`safe_to_retry` says whether sending it again is harmless); one whose frame never left this
+process fails with the plain `ConnectionLost`.
 
 A reply that cannot be matched to a request (an error without `rid`) is treated as the end of
 the connection: the broker could not read one of our requests, and since we cannot tell which,
@@ -34,7 +37,7 @@ from typing import Any, Protocol, TypeVar
 
 from mq_client.codec import FrameDecoder, encode_frame
 from mq_client.errors import ConnectionLost, MQError, ProtocolError, clone_error, error_from_reply
-from mq_client.request import Request, check_reply
+from mq_client.request import Request, check_reply, outcome_unknown
 from mq_client.url import Address
 
 T = TypeVar("T")
@@ -73,8 +76,10 @@ class Connection:
         self._transport = writer.transport
         self._held: list[bytes] | None = None  # frames for the next joined write; None: none this turn
         self._held_bytes = 0
+        self._held_rids: list[int] = []  # whose frames are in `_held`: never sent if the connection ends
         self._rids = itertools.count(1)
         self._pending: dict[int, asyncio.Future[dict[str, Any]]] = {}
+        self._requests: dict[int, Request[Any]] = {}  # of `_pending`, for `OutcomeUnknown`
         self._reader_task = asyncio.create_task(self._read_replies(), name="mq-client-reader")
 
     @classmethod
@@ -129,18 +134,20 @@ class Connection:
         # Registered before writing: the reply may be read before drain() returns. It leaves
         # `_pending` when its reply comes (even if its caller gave up by then) or in `shut`.
         self._pending[rid] = future
+        self._requests[rid] = request
         try:
-            self._send_frame(frame)
+            self._send_frame(rid, frame)
         except OSError as exc:
             # Fails this call too: shut sets the error on every pending future, this one included.
             self.shut(ConnectionLost(f"connection lost while sending: {exc}"))
         except BaseException:
             del self._pending[rid]  # nothing went out, so no reply will come to remove it
+            del self._requests[rid]
             raise
         self.last_send_s = self._loop.time()
         return future
 
-    def _send_frame(self, frame: bytes) -> None:
+    def _send_frame(self, rid: int, frame: bytes) -> None:
         # Whole frames only, in order: frames of concurrent calls never interleave.
         held = self._held
         if held is None:
@@ -149,6 +156,7 @@ class Connection:
             self._loop.call_soon(self._write_held)
             return
         held.append(frame)
+        self._held_rids.append(rid)
         self._held_bytes += len(frame)
         if self._held_bytes >= COALESCE_BYTES:
             self._flush_held()
@@ -157,6 +165,7 @@ class Connection:
         held = self._held
         if held:
             self._held, self._held_bytes = [], 0
+            self._held_rids.clear()
             self._transport.write(held[0] if len(held) == 1 else b"".join(held))
 
     def _write_held(self) -> None:
@@ -205,10 +214,20 @@ class Connection:
                 self.pushes.connection_lost(reason)
         if self._reader_task is not asyncio.current_task():
             self._reader_task.cancel()
-        for future in list(self._pending.values()):
+        unsent = set(self._held_rids)
+        for rid, future in list(self._pending.items()):
             if not future.done():
-                future.set_exception(clone_error(reason))
+                future.set_exception(self._error_for(rid, reason, unsent))
         self._pending.clear()
+        self._requests.clear()
+        self._held_rids.clear()
+
+    def _error_for(self, rid: int, reason: MQError, unsent: set[int]) -> MQError:
+        """What the call `rid` raises when the connection ends for `reason`."""
+        request = self._requests.get(rid)
+        if type(reason) is not ConnectionLost or rid in unsent or request is None:
+            return clone_error(reason)  # a definite error, or it never went out
+        return outcome_unknown([request], str(reason))
 
     async def _read_replies(self) -> None:
         decoder = FrameDecoder()
@@ -245,7 +264,10 @@ class Connection:
                 raise ProtocolError(f"reply without rid: {reply!r}")
             raise error_from_reply(reply)  # fails every pending request: see the module docstring
         # A reply whose caller gave up (cancelled) has nobody to go to and is dropped.
-        future = self._pending.pop(rid, None) if isinstance(rid, int) else None
+        future = None
+        if isinstance(rid, int):
+            future = self._pending.pop(rid, None)
+            self._requests.pop(rid, None)
         if future is not None and not future.done():
             future.set_result(reply)
         if reply.get("fatal") is True:

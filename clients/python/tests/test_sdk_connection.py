@@ -112,3 +112,38 @@ def test_answered_and_abandoned_requests_leave_no_pending_entry() -> None:
             assert conn._pending == {}
 
     _run(scenario)
+
+
+
+def test_a_drop_fails_sent_calls_with_outcome_unknown_and_unsent_ones_with_connection_lost() -> None:
+    async def main() -> None:
+        publishes = [ops.publish("q", b"x"), ops.publish("q", b"x", dedup_id="o-7")]
+        expected = sum(len(encode_frame(r.to_wire(rid))) for rid, r in enumerate(publishes, 1))
+        arrived = asyncio.Event()
+
+        async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            received = b""
+            while len(received) < expected:  # both requests arrive; neither is answered
+                received += await reader.read(expected - len(received))
+            arrived.set()
+            await reader.read()  # until the client goes
+
+        server = await asyncio.start_server(silent, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        try:
+            conn = await Connection.open(parse_url(f"mq://127.0.0.1:{port}"), connect_timeout_s=1.0,
+                                         max_frame_bytes=DEFAULT_MAX_FRAME_BYTES)
+            sent = [asyncio.ensure_future(conn.call(r)) for r in publishes]
+            await asyncio.wait_for(arrived.wait(), 5)
+            # In one turn: the first frame goes to the socket at once, the second is held for the
+            # joined write of the next turn, which the drop comes before.
+            written, held = conn._write(ops.ping()), conn._write(ops.ping())
+            conn.abort()
+            outcomes = await asyncio.gather(*sent, written, held, return_exceptions=True)
+            assert [type(e).__name__ for e in outcomes] == ["OutcomeUnknown"] * 3 + ["ConnectionLost"]
+            assert [getattr(e, "safe_to_retry", None) for e in outcomes] == [False, True, True, None]
+            assert "pub went out, before its reply" in str(outcomes[0])
+        finally:
+            server.close()
+
+    asyncio.run(main())
