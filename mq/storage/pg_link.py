@@ -1,15 +1,19 @@
-"""The broker's two connections to its Postgres database, and what happens when they are lost.
+"""The broker's connection to its Postgres database, and what happens when it is lost.
 
-One connection holds the advisory lock LOCK_KEY for the broker's whole life and does nothing
-else: a second broker on the same database finds the lock taken and is refused at start
-(`StoreRefused`), as a second broker on an SQLite file is by its flock (lock.py). Postgres
-lets go of the lock when that session ends, however the broker ends, so a SIGKILLed broker
-leaves no stale lock. The other connection does all the work, one statement at a time.
+The connection that does all the work, one statement at a time, also holds the advisory lock
+LOCK_KEY, for as long as it lives: a second broker on the same database finds the lock taken
+and is refused at start (`StoreRefused`), as a second broker on an SQLite file is by its flock
+(lock.py). Postgres lets go of the lock when that session ends, however the broker ends, so a
+SIGKILLed broker leaves no stale lock. Holding it on the working session itself makes it a
+fence: a session that lost the lock has ended, so nothing it sent can commit after another
+broker took the lock (a lock on a connection of its own could be lost while the working one
+still commits).
 
 A lost connection (the server restarted, killed, unreachable) makes every use fail with
 `StoreUnavailable` (group commit retries the write, the server refuses writes meanwhile). The
-next use reconnects, the lock first: no write goes out unless this broker holds the lock
-again. If another broker took it in the meantime, this one stays refused, saying so. Attempts
+next use reconnects and takes the lock before anything else: no write goes out unless this
+broker holds the lock again. If another broker took it in the meantime, this one stays
+refused, saying so. Attempts
 are spaced by a backoff that doubles from MIN_BACKOFF_S to MAX_BACKOFF_S, so a database that
 is down is not hammered, and one that is back is used again within MAX_BACKOFF_S.
 
@@ -58,8 +62,7 @@ class PgLink:
         self.shown = shown(url)
         self._settings = {"search_path": "mq", "application_name": f"mq broker pid {os.getpid()}",
                           "synchronous_commit": SYNCHRONOUS_COMMIT[sync]}
-        self._lock: asyncpg.Connection | None = None
-        self._conn: asyncpg.Connection | None = None
+        self._conn: asyncpg.Connection | None = None  # holds the lock when `exclusive`
         self._busy = asyncio.Lock()  # a connection runs one statement at a time
         self._backoff_s = MIN_BACKOFF_S
         self._next_try = 0.0  # monotonic s: no reconnect attempt before this
@@ -74,8 +77,7 @@ class PgLink:
         """Connect and take the lock; `StoreRefused` if another broker has it, and
         `StoreUnavailable` if the database cannot be reached."""
         try:
-            await self._take_lock()
-            self._conn = await self._connect()
+            self._conn = await self._locked_connection()
             self._open = True
         except LOST as e:
             raise StoreUnavailable(f"cannot reach the database: {_reason(e)}") from e
@@ -101,18 +103,14 @@ class PgLink:
                                        isinstance(e, asyncpg.DiskFullError)) from e
 
     async def _connected(self) -> asyncpg.Connection:
-        lock, conn = self._lock, self._conn
-        locked = not self.exclusive or (lock is not None and not lock.is_closed())
-        if locked and conn is not None and not conn.is_closed():
+        conn = self._conn
+        if conn is not None and not conn.is_closed():
             return conn
         now = time.monotonic()
         if now < self._next_try:
             raise StoreUnavailable(f"{self.shown}: {self._why} (reconnecting)")
         try:
-            if not locked:
-                await self._take_lock()
-            if conn is None or conn.is_closed():
-                self._conn = conn = await self._connect()
+            self._conn = conn = await self._locked_connection()
         except (*LOST, StoreRefused) as e:
             self._why = _reason(e)
             self._next_try = now + self._backoff_s
@@ -126,20 +124,17 @@ class PgLink:
                                      command_timeout=STATEMENT_TIMEOUT_S,
                                      server_settings=self._settings)
 
-    async def _take_lock(self) -> None:
-        if not self.exclusive:
-            return
-        if self._lock is not None:
-            self._lock.terminate()
-            self._lock = None
-        lock = await self._connect()
+    async def _locked_connection(self) -> asyncpg.Connection:
+        """A new connection, holding the lock if this broker is to be the database's only one."""
+        conn = await self._connect()
         try:
-            if not await lock.fetchval("SELECT pg_try_advisory_lock($1)", LOCK_KEY):
-                raise StoreRefused(await self._refusal(lock))
+            if self.exclusive and not await conn.fetchval("SELECT pg_try_advisory_lock($1)",
+                                                          LOCK_KEY):
+                raise StoreRefused(await self._refusal(conn))
         except BaseException:
-            lock.terminate()
+            conn.terminate()
             raise
-        self._lock = lock
+        return conn
 
     async def _refusal(self, lock: asyncpg.Connection) -> str:
         holder = await lock.fetchrow(HOLDER, LOCK_KEY)
@@ -152,13 +147,12 @@ class PgLink:
 
     async def close(self) -> None:
         self._open = False
-        for conn in (self._conn, self._lock):
-            if conn is not None and not conn.is_closed():
-                try:
-                    await asyncio.wait_for(conn.close(), CONNECT_TIMEOUT_S)
-                except LOST:
-                    conn.terminate()
-        self._conn = self._lock = None
+        conn, self._conn = self._conn, None
+        if conn is not None and not conn.is_closed():
+            try:
+                await asyncio.wait_for(conn.close(), CONNECT_TIMEOUT_S)
+            except LOST:
+                conn.terminate()
 
 
 def _reason(error: BaseException) -> str:

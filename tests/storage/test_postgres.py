@@ -10,7 +10,8 @@ import asyncio
 import pytest
 
 from mq.storage.base import StoreRefused, StoreUnavailable
-from mq.storage.pg_sql import FORMAT_VERSION
+from mq.storage.pg_link import MIN_BACKOFF_S
+from mq.storage.pg_sql import FORMAT_VERSION, LOCK_KEY
 from mq.storage.postgres import PostgresStore
 from tests.pg import PgServer, query
 from tests.storage.log_files import AFTER_ALL, LogTarget, every_message, new_broker, opened
@@ -41,6 +42,34 @@ def test_a_second_store_on_one_database_is_refused_and_the_first_goes_on(pg_url:
             await first.write(broker.take_effects().changes)
         async with opened(PostgresStore(pg_url, clock=AFTER_ALL)) as recovered:
             assert [m.body for m in every_message(recovered)] == [b"still mine"]
+
+    asyncio.run(scenario())
+
+
+def test_a_broker_whose_lock_session_ended_commits_nothing_after(pg_url: str) -> None:
+    """The lock is a fence. Its session ends (pg_terminate_backend here, as a network cut would
+    once the server's keepalive gives up) while the broker is blocked and has not noticed: its
+    next write commits nothing, and once a second broker took the lock it stays refused."""
+    async def scenario() -> None:
+        broker = new_broker()
+        first = PostgresStore(pg_url, clock=AFTER_ALL)
+        async with opened(first):
+            broker.publish("q", b"before")
+            await first.write(broker.take_effects().changes)
+            (holder,) = query(pg_url, "SELECT pid FROM pg_locks WHERE locktype = 'advisory' "
+                              "AND granted AND objid = $1", LOCK_KEY)
+            # Synchronous, so this loop reads nothing of it before the write below starts.
+            assert query(pg_url, "SELECT pg_terminate_backend($1, 5000)", holder[0]) == [(True,)]
+            broker.publish("q", b"after the lock was lost")
+            late = broker.take_effects().changes
+            with pytest.raises(StoreUnavailable):
+                await first.write(late)
+            async with opened(PostgresStore(pg_url, clock=AFTER_ALL)):
+                await asyncio.sleep(MIN_BACKOFF_S + 0.05)  # the first one's next try reconnects...
+                with pytest.raises(StoreUnavailable, match="in use by another mq broker"):
+                    await first.write(late)  # ...and is refused the lock
+        async with opened(PostgresStore(pg_url, clock=AFTER_ALL)) as recovered:
+            assert [m.body for m in every_message(recovered)] == [b"before"]
 
     asyncio.run(scenario())
 
