@@ -384,6 +384,10 @@ class Broker(Admin):
         self._woken.add(queue)  # keys may have moved to the newcomer
         return Joined(g.name, len(g.members))
 
+    def groups_of(self, holder: str) -> list[str]:
+        """The queues in whose groups `holder` is a member."""
+        return sorted(self._member_of.get(holder, ()))
+
     def leave(self, queue: str, name: str) -> None:
         q = self._queues.get(queue)
         if q is not None and q.group is not None and name in q.group.members:

@@ -116,6 +116,16 @@ class Access:
         if error is not None:
             raise error
 
+    def may(self, caller: Caller, permission: Permission, queue: str | None) -> bool:
+        """Whether `caller` holds `permission` on `queue` (None: on every queue) now."""
+        users = self.users
+        if users is None:
+            return True
+        user = _current(users, caller)
+        if isinstance(user, MQError):
+            return False
+        return self._forbidden(user, permission, "queue", queue or EVERY_QUEUE) is None
+
     def _targets(self, guard: Guard, command: Command) -> Iterator[tuple[str, str]]:
         """(what, name) for each queue or topic `command` needs the guard's permission on."""
         if not guard.on:

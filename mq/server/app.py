@@ -202,7 +202,9 @@ class BrokerServer:
 
     def reload_users(self) -> None:
         """Read the users file again (SIGHUP). Open connections stay; those of a user no longer
-        in the file are refused what they send next, and their subscriptions end now."""
+        in the file are refused what they send next, and their subscriptions end now; the
+        others lose the subscriptions, group memberships and monitor their grants no longer
+        cover."""
         if self.config.users_file is None:
             log.warning("SIGHUP: this broker has no users file (--users) to reload")
             return
@@ -215,9 +217,12 @@ class BrokerServer:
                    if c.user is not None and users.get(c.user) is None]
         for conn in removed:
             self.rounds.cut_off(conn)
+        narrowed = sum(self.rounds.narrow(c) for c in self.rounds.connections
+                       if c.user is not None and c not in removed)
         self.rounds.finish()
-        log.info("users file %s reloaded: %d users; %d connections of removed users cut off",
-                 self.config.users_file, len(users.by_name), len(removed))
+        log.info("users file %s reloaded: %d users; %d connections of removed users cut off; "
+                 "%d streams and group memberships ended for want of a permission",
+                 self.config.users_file, len(users.by_name), len(removed), narrowed)
 
     async def _shutdown(self, ticker: asyncio.Task[None], commits: asyncio.Task[None]) -> None:
         if self.http is not None:

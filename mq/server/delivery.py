@@ -140,6 +140,10 @@ class Delivery(Generic[C]):
             if not queues:
                 del self._subscribed[conn]
 
+    def subscribed_to(self, conn: C) -> list[str]:
+        """The queues `conn` subscribes to."""
+        return sorted(self._subscribed.get(conn, ()))
+
     def resume(self, conn: C) -> bool:
         """`conn` reads its replies again: the subscriptions skipped while it did not may be
         topped up. True when there were any (their queues are woken)."""

@@ -34,6 +34,10 @@ class Monitors(Generic[C]):
     def forget(self, conn: C) -> None:
         self._watching.pop(conn, None)
 
+    def watched_by(self, conn: C) -> tuple[bool, str | None]:
+        """Whether `conn` watches, and which queue (None: all)."""
+        return conn in self._watching, self._watching.get(conn)
+
     def events(self, changes: list[Change]) -> list[tuple[C, Event]]:
         """The events each watching connection is to be sent for `changes`."""
         if not self._watching:

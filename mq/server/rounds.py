@@ -16,6 +16,7 @@ from collections import Counter
 from collections.abc import Callable, Coroutine
 from typing import Any
 
+from mq.auth.permissions import Permission
 from mq.codec.commands import (
     Auth,
     Bindings,
@@ -387,6 +388,31 @@ class Rounds:
         self.state.delivery.forget(conn)
         self.state.monitors.forget(conn)
 
+    def narrow(self, conn: Connection) -> int:
+        """`conn`'s user may do less since a reload: each subscription, group membership and
+        monitor it no longer has the permission for ends now, the streams with an `ended`
+        push saying why. Returns how many ended."""
+        access, ended = self.state.access, 0
+        for queue in self.state.delivery.subscribed_to(conn):
+            if not access.may(conn, Permission.CONSUME, queue):
+                self.state.delivery.unsubscribe(conn, queue)
+                self._queue(conn, conn.speaker.ended("sub", queue, _revoked(
+                    conn, Permission.CONSUME, queue)), NOT_A_REPLY)
+                ended += 1
+        session = conn.session
+        if session is not None:
+            for queue in self.core.groups_of(session.holder):
+                if not access.may(conn, Permission.CONSUME, queue):
+                    self.core.leave(queue, session.consumer)  # its keys go to the others
+                    ended += 1
+        watching, queue_watched = self.state.monitors.watched_by(conn)
+        if watching and not access.may(conn, Permission.INSPECT, queue_watched):
+            self.state.monitors.forget(conn)
+            self._queue(conn, conn.speaker.ended("monitor", queue_watched, _revoked(
+                conn, Permission.INSPECT, queue_watched)), NOT_A_REPLY)
+            ended += 1
+        return ended
+
     def refuse_waiting(self, error: MQError) -> None:
         """Answer every waiting GET with `error` and read no more (the broker shuts down)."""
         for answer in self.state.delivery.cancel_all():
@@ -396,3 +422,9 @@ class Rounds:
         for conn in self.connections:
             conn.closing = True
         self.finish()
+
+
+def _revoked(conn: Connection, permission: Permission, queue: str | None) -> MQError:
+    return MQError(Code.FORBIDDEN, f"user {conn.user!r} no longer has the {permission} "
+                   f"permission on {'queue ' + repr(queue) if queue else 'every queue'} (the "
+                   "users file was reloaded); this stream ended")

@@ -40,6 +40,10 @@ class Speaker(Protocol):
         """A subscription ended because its queue's slot moved (`error` is MOVED or TRYAGAIN)."""
         ...
 
+    def ended(self, stream: str, queue: str | None, error: MQError) -> bytes:
+        """A `sub` or `monitor` stream (of `queue`; None: a monitor of all) the broker ended."""
+        ...
+
 
 class BinarySpeaker:
     in_order = False
@@ -61,6 +65,10 @@ class BinarySpeaker:
         return encode_frame({"push": "moved", "queue": queue, "code": error.code.value,
                              **error.details})
 
+    def ended(self, stream: str, queue: str | None, error: MQError) -> bytes:
+        return encode_frame({"push": "ended", "stream": stream, "queue": queue,
+                             "code": error.code.value, "message": error.message})
+
 
 class TextSpeaker:
     in_order = True
@@ -80,6 +88,9 @@ class TextSpeaker:
     def moved(self, queue: str, error: MQError) -> bytes:
         where = error.details.get("addr")
         return line(f"MOVED {queue} {error.details.get('slot', '-')} {where or '-'}")
+
+    def ended(self, stream: str, queue: str | None, error: MQError) -> bytes:
+        return line(f"ENDED {stream.upper()} {queue or '*'} {error.code.value} {error.message}")
 
 
 Decoder = BinaryDecoder | TextDecoder

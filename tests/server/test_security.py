@@ -309,6 +309,52 @@ def test_a_removed_users_session_ends_and_its_refused_heartbeats_keep_nothing_al
         wait_until(lambda: b.logged("consumer late", "missed heartbeats"), "late died")
 
 
+def test_a_reload_that_takes_a_grant_away_ends_the_streams_it_covered(tmp_path: Path) -> None:
+    users_file = tmp_path / "users.toml"
+    save_users(users_file, Users({"root": make_user("root", "r00t", **EVERYTHING),
+                                  "erin": make_user("erin", "e", consume=["jobs.*"],
+                                                    inspect=["*"])}))
+    with BrokerProcess(tmp_path / "mq.db", "--users", str(users_file)) as b:
+        erin, text = BinarySession(b.port), TextSession(b.port)
+        assert erin.call("auth", user="erin", secret="e")["ok"] is True
+        for op, fields in [("hello", {"consumer": "erin"}), ("join", {"queue": "jobs.keyed",
+                           "group": "g"}), ("sub", {"queue": "jobs.a"}),
+                           ("sub", {"queue": "jobs.kept"}), ("monitor", {})]:
+            assert erin.call(op, **fields)["ok"] is True
+        assert text.ask("AUTH erin e").startswith("+OK")
+        assert text.ask("SUB jobs.b").startswith("+OK")
+
+        async def subscribe_with_the_sdk() -> None:
+            async with AsyncClient.connect(f"mq://erin:e@127.0.0.1:{b.port}") as sdk:
+                sub = await sdk.subscribe("jobs.c")
+                assert b.proc is not None
+                save_users(users_file, Users({
+                    "root": make_user("root", "r00t", **EVERYTHING),
+                    "erin": make_user("erin", "e", consume=["jobs.kept"])}))
+                b.proc.send_signal(signal.SIGHUP)
+                with pytest.raises(Forbidden, match=r"no longer has the consume permission on "
+                                   r"queue 'jobs\.c'"):
+                    async with asyncio.timeout(10):
+                        await sub.__anext__()
+
+        asyncio.run(subscribe_with_the_sdk())
+        wait_until(lambda: b.logged("reloaded", "5 streams and group memberships ended"),
+                   "reloaded")  # sub jobs.a, group of jobs.keyed, monitor, text and SDK subs
+        pushes = [erin.read() for _ in range(2)]
+        assert [(p["push"], p["stream"], p["queue"], p["code"]) for p in pushes] == [
+            ("ended", "sub", "jobs.a", "FORBIDDEN"), ("ended", "monitor", None, "FORBIDDEN")]
+        assert text.read_line().startswith("ENDED SUB jobs.b FORBIDDEN user 'erin' no longer")
+        root = TextSession(b.port)
+        assert root.ask("AUTH root r00t").startswith("+OK")
+        assert root.ask("PUB jobs.kept still yours").startswith("+OK")
+        assert root.ask("PUB jobs.a not any more").startswith("+OK")
+        pushed = erin.read()  # the subscription still covered goes on, the other is gone
+        assert (pushed["push"], pushed["queue"], pushed["msgs"][0]["body"]) == (
+            "msgs", "jobs.kept", b"still yours")
+        assert root.ask("HELLO root 60").startswith("+OK session")
+        assert root.ask("JOIN jobs.keyed g").endswith("members=1")  # erin left the group
+
+
 def test_a_non_loopback_host_without_a_users_file_refuses_to_start(tmp_path: Path) -> None:
     done = subprocess.run([sys.executable, "-m", "mq", "serve", "--host", "0.0.0.0", "--port",
                            "0", "--db", str(tmp_path / "mq.db")], capture_output=True, text=True,

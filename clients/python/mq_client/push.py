@@ -4,9 +4,9 @@ Theory of operation. After `sub` or `monitor` the broker also sends frames nobod
 maps with a `push` key and no `rid`. The connection's reader recognises them by that (a reply
 always carries `ok`, so a push can never be taken for one) and hands them to the client's
 `PushRouter`, which routes them: `msgs` to the `Subscription` of their queue, `event` to the
-open `Monitor`; a frame of any other kind is logged at debug level and dropped. A stream
-buffers what it is given in an asyncio.Queue until the application takes it, with `async for`
-or `batch()`.
+open `Monitor`, `ended` to the stream it ends (which then raises its error); a frame of any
+other kind is logged at debug level and dropped. A stream buffers what it is given in an
+asyncio.Queue until the application takes it, with `async for` or `batch()`.
 
 A stream is registered with the router *before* its request is written, so pushes that arrive
 ahead of the reply, or in the same read, are not lost. The broker leases at most `prefetch`
@@ -30,7 +30,7 @@ from types import TracebackType
 from typing import Any, Generic, TypeVar
 
 from mq_client import ops
-from mq_client.errors import ConnectionLost, MQError, ProtocolError, clone_error
+from mq_client.errors import ConnectionLost, MQError, ProtocolError, clone_error, error_from_reply
 from mq_client.message import Message
 from mq_client.request import Request
 
@@ -271,6 +271,8 @@ class PushRouter:
             sub = self._subscriptions.pop(str(frame.get("queue")), None)
             if sub is not None:
                 self.on_moved(sub)
+        elif kind == "ended":
+            self._route_ended(frame)
         else:
             log.debug("mq client ignores a push frame of unknown kind %r", kind)
 
@@ -285,6 +287,17 @@ class PushRouter:
             # Leased to this connection, yet nobody will ack them: they go back when their lease
             # ends or the connection closes. Only a subscription cancelled mid-request gets here.
             log.warning("mq client got %d pushed messages of queue %r without a subscription", len(msgs), queue)
+
+    def _route_ended(self, frame: dict[str, Any]) -> None:
+        """The broker ended a stream (its user lost the permission): it raises the error."""
+        error = error_from_reply(frame)
+        stream: Subscription | Monitor | None
+        if frame.get("stream") == "monitor":
+            stream, self._monitor = self._monitor, None
+        else:
+            stream = self._subscriptions.pop(str(frame.get("queue")), None)
+        if stream is not None:
+            stream.end(error)
 
     def _route_event(self, frame: dict[str, Any]) -> None:
         monitor = self._monitor
