@@ -21,6 +21,12 @@ one slot:
   holder's receipt still works at the new owner (the SDK resumes its session there by
   token), and nobody else gets it meanwhile.
 
+How long the database has left this store's work without a reply is kept in `watch`
+(mq/cluster/store_watch.py): the broker gives up its slots when that grows too long. Its
+sessions ask the server to drop them when this broker stops answering TCP keep-alives
+(KEEPALIVE), so a transaction a cut-off broker left open does not hold its slots' fence rows
+(and the takeover that waits for them) until the network heals.
+
 Ids: a clustered core makes ids that carry their slot; the log's `slot` column is computed
 from them (pg_sql.py format 2), so rows carry their slot without the broker sending it.
 """
@@ -29,14 +35,16 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
 
 import asyncpg
 
 from mq.cluster.slots import SLOT_MASK, slot_of
+from mq.cluster.store_watch import StoreWatch
 from mq.core.events import Appended, Bound, Change, Declared, Event, Purged
 from mq.storage import pg_sql
-from mq.storage.base import Fenced, Recovered
+from mq.storage.base import Fenced, Recovered, StoreRejected, StoreUnavailable
 from mq.storage.pg_link import PgLink
 from mq.storage.postgres import RECOVERY_CHUNK_ROWS, PostgresStore, _copy
 from mq.storage.rows import Fold
@@ -45,6 +53,12 @@ from mq.storage.sqlite import RECOVER_EVENTS, RECOVER_PLAIN, RECOVER_PUBLISHED
 log = logging.getLogger(__name__)
 
 TAKEOVER_SLACK_S = 1.0  # against clock skew between brokers (lease times are wall clock)
+RELEASED = 0  # the epoch of a slot released while a batch waited: no etcd revision is 0
+# The server ends a session whose broker stopped acknowledging for about 4 s (idle 2 s, then
+# 2 probes 1 s apart), or left data unacknowledged for 4 s: its open transaction, and the
+# fence rows it locks, go with it.
+KEEPALIVE = {"tcp_keepalives_idle": "2", "tcp_keepalives_interval": "1",
+             "tcp_keepalives_count": "2", "tcp_user_timeout": "4000"}
 
 
 class SlotLost(Exception):
@@ -64,7 +78,8 @@ class ClusteredPostgresStore(PostgresStore):
                  clock: Callable[[], float] = time.time) -> None:
         super().__init__(url, sync, keep_history_s, clock)
         self.node = node
-        self._link = PgLink(url, sync, exclusive=False)
+        self._link = PgLink(url, sync, exclusive=False, server_settings=KEEPALIVE)
+        self.watch = StoreWatch(time.monotonic)
         self.epochs: dict[int, int] = {}  # slot -> the epoch this broker holds it at
         self._refused: set[int] = set()  # slots let go of whose waiting changes were refused
 
@@ -81,9 +96,37 @@ class ClusteredPostgresStore(PostgresStore):
             raise
         return Recovered()
 
+    @asynccontextmanager
+    async def _session(self) -> AsyncIterator[asyncpg.Connection]:
+        """The link's session, its wait for a reply noted in `watch`."""
+        self.watch.asking()
+        answered = False
+        try:
+            async with self._link.session() as conn:
+                yield conn
+            answered = True
+        except (Fenced, StoreRejected):
+            answered = True
+            raise
+        except StoreUnavailable as e:
+            answered = _server_replied(e.__cause__)
+            raise
+        finally:
+            self.watch.done(answered)
+
+    async def ping(self) -> None:
+        """One round trip to the database; `StoreUnavailable` if it does not answer."""
+        async with self._session() as conn:
+            await conn.fetchval("SELECT 1")
+
+    def abandon(self) -> None:
+        """Give up the work waiting on an unanswering database: it fails now (group commit
+        answers its requests STORE_UNAVAILABLE and retries without the slots released)."""
+        self._link.abandon()
+
     async def take(self, slot: int, epoch: int) -> None:
         """Fence `slot` at `epoch` for this broker; `SlotLost` if a newer epoch holds it."""
-        async with self._link.session() as conn:
+        async with self._session() as conn:
             if await conn.fetchval(pg_sql.TAKE_SLOT, slot, epoch, self.node) is None:
                 raise SlotLost(f"slot {slot} is held at an epoch newer than {epoch}")
         self.epochs[slot] = epoch
@@ -97,7 +140,7 @@ class ClusteredPostgresStore(PostgresStore):
         """The state of `slot`, folded from its rows, with the leases held at the takeover
         (`Recovered.leases`). A lease logged without its end lasts its queue's lease_s
         (`default_lease_s` for a queue never declared)."""
-        async with self._link.session() as conn:
+        async with self._session() as conn:
             settings = dict(pg_sql.settings_of(r) for r in await conn.fetch(pg_sql.SETTINGS)
                             if slot_of(r[0]) == slot)
             bindings = [(r[0], r[1]) for r in await conn.fetch(pg_sql.BINDINGS)
@@ -136,9 +179,10 @@ class ClusteredPostgresStore(PostgresStore):
         slots = sorted({slot_of_change(c) for c in mine})
         if not slots:
             return
-        async with self._link.session() as conn, conn.transaction():
+        async with self._session() as conn, conn.transaction():
+            # A slot released while this waited for the connection fails the check.
             held = {r[0] for r in await conn.fetch(pg_sql.FENCE_CHECK, slots,
-                                                   [epochs[s] for s in slots])}
+                                                   [epochs.get(s, RELEASED) for s in slots])}
             lost = frozenset(slots) - held
             if lost:
                 for s in lost:
@@ -150,6 +194,13 @@ class ClusteredPostgresStore(PostgresStore):
                 sql, args = pg_sql.statement(c)
                 await conn.execute(sql, *args)
         self._ledger.committed(batch)
+
+
+def _server_replied(error: BaseException | None) -> bool:
+    """Whether `error` is one the server sent (a reply), not a connection lost or not made
+    (asyncpg counts those as PostgresErrors too)."""
+    return (isinstance(error, asyncpg.PostgresError)
+            and not isinstance(error, asyncpg.exceptions.PostgresConnectionError))
 
 
 async def _read_slot(conn: asyncpg.Connection, sql: str, slot: int,

@@ -22,7 +22,7 @@ from __future__ import annotations
 import asyncio
 import os
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 
 import asyncpg
@@ -52,12 +52,15 @@ HOLDER = ("SELECT a.pid, a.application_name, a.client_addr FROM pg_locks l "
 
 
 class PgLink:
-    def __init__(self, url: str, sync: str, exclusive: bool = True) -> None:
+    def __init__(self, url: str, sync: str, exclusive: bool = True,
+                 server_settings: Mapping[str, str] | None = None) -> None:
+        """`server_settings`: more settings of the broker's sessions."""
         self.url = url
         self.exclusive = exclusive
         self.shown = shown(url)
         self._settings = {"search_path": "mq", "application_name": f"mq broker pid {os.getpid()}",
-                          "synchronous_commit": SYNCHRONOUS_COMMIT[sync]}
+                          "synchronous_commit": SYNCHRONOUS_COMMIT[sync],
+                          **(server_settings or {})}
         self._lock: asyncpg.Connection | None = None
         self._conn: asyncpg.Connection | None = None
         self._busy = asyncio.Lock()  # a connection runs one statement at a time
@@ -99,6 +102,14 @@ class PgLink:
                 self._why = _reason(e)
                 raise StoreUnavailable(f"{self.shown}: {self._why}",
                                        isinstance(e, asyncpg.DiskFullError)) from e
+
+    def abandon(self) -> None:
+        """Close the working connection now (the database stopped answering): work hanging on
+        it fails at once as on a lost connection, not at the statement timeout; the next use
+        reconnects."""
+        if self._conn is not None:
+            self._conn.terminate()
+            self._conn = None
 
     async def _connected(self) -> asyncpg.Connection:
         lock, conn = self._lock, self._conn
