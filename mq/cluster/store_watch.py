@@ -5,9 +5,10 @@ A broker cut off from the database keeps its etcd lease, so nobody takes its slo
 can commit nothing for them. `StoreWatch` follows the store's own work: each piece of work
 is `asking()` when it starts and `done(answered)` when it ends, `answered` being whether the
 database replied at all (a refusal by the fence or a data error is a reply; a timeout, a
-dropped connection or one that cannot be made is not). `away_s()` is how long the oldest
-piece of work still without a reply has waited, whether it is in flight (a blackholed
-connection hangs rather than fails) or it failed and nothing has answered since.
+dropped connection or one that cannot be made is not), and `heard()` when a long piece of
+work gets one of its replies. `away_s()` is how long the database has been silent while work
+waited for it, whether that work is in flight (a blackholed connection hangs rather than
+fails) or it failed and nothing has answered since.
 
 `step` turns that into what the broker does: past `timeout_s` a member gives up its etcd
 membership, so the others take its slots over; a broker that gave it up joins again once the
@@ -31,10 +32,21 @@ class StoreWatch:
             self._since = self._clock()
         self._pending += 1
 
+    def heard(self) -> None:
+        """The database replied to a piece of work that goes on (one chunk of a long read):
+        what still waits has waited from now on."""
+        if self._since is not None:
+            self._since = self._clock()
+
+    def forgive(self) -> None:
+        """This broker itself stood still (SIGSTOP, a stall): what waited did not wait for the
+        database, which gets its full time again from now."""
+        self.heard()
+
     def done(self, answered: bool) -> None:
         self._pending -= 1
-        if answered:  # the database is there; what still waits has waited from now on
-            self._since = self._clock() if self._pending else None
+        if answered:
+            self._since = None if not self._pending else self._clock()
 
     def away_s(self) -> float:
         """Seconds the database has left work without a reply; 0 while it answers."""

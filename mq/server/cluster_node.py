@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Callable
 
 from mq.cluster.etcd import Etcd
@@ -128,7 +129,10 @@ class ClusterNode:
         poll_s = self.config.cluster_poll_s
         watch = self.store.watch
         while True:
+            slept = time.monotonic()
             await asyncio.sleep(poll_s)
+            if time.monotonic() - slept > poll_s + timeout_s / 2:
+                watch.forgive()  # this broker was paused: its replies wait unread, not unsent
             if not self.member.in_cluster or watch.away_s() > poll_s:
                 await self._probe(timeout_s)  # an idle broker's one failure is no outage
             match step(watch.away_s(), timeout_s, self.member.in_cluster):

@@ -75,6 +75,31 @@ def test_a_reply_with_work_still_waiting_restarts_the_count_from_the_reply() -> 
     assert watch.away_s() == 1.0
 
 
+def test_a_long_read_that_keeps_getting_replies_is_no_outage() -> None:
+    clock = FakeClock(10.0)
+    watch = StoreWatch(clock)
+    watch.asking()  # loading a big slot, one chunk of rows after another
+    for _ in range(10):
+        clock.advance(1.0)
+        watch.heard()
+    clock.advance(0.5)
+    assert watch.away_s() == 0.5
+    watch.done(True)
+    watch.heard()  # a reply with nothing waiting changes nothing
+    assert watch.away_s() == 0.0
+
+
+def test_a_broker_that_stood_still_gives_the_database_its_full_time_again() -> None:
+    clock = FakeClock(10.0)
+    watch = StoreWatch(clock)
+    watch.asking()  # a commit in flight when the broker was paused
+    clock.advance(10.0)
+    watch.forgive()  # woken: its reply may be in the socket, unread
+    assert step(watch.away_s(), 5.0, member=True) is Step.STAY
+    clock.advance(5.5)
+    assert step(watch.away_s(), 5.0, member=True) is Step.LEAVE  # still nothing: away
+
+
 def test_a_member_leaves_past_the_timeout_and_rejoins_once_the_store_answers() -> None:
     clock = FakeClock(10.0)
     watch = StoreWatch(clock)

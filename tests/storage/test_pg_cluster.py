@@ -187,3 +187,24 @@ def test_work_abandoned_on_a_silent_database_counts_as_unanswered_until_it_answe
             assert store.watch.away_s() == 0.0
 
     asyncio.run(scenario())
+
+
+def test_a_takeover_waits_a_bounded_time_for_a_commit_holding_the_slot(pg_url: str) -> None:
+    async def scenario() -> None:
+        store = ClusteredPostgresStore(pg_url, "b2")
+        holder = await asyncpg.connect(pg_url)
+        async with opened(store):
+            await store.take(SLOT, 1)
+            try:
+                async with holder.transaction():  # as an old owner's commit left open would
+                    await holder.execute("SELECT * FROM mq.slot_owner WHERE slot = $1 FOR SHARE",
+                                         SLOT)
+                    with pytest.raises(StoreUnavailable):
+                        await store.take(SLOT, 2)
+                    assert store.watch.away_s() == 0.0  # a lock timeout is a reply
+            finally:
+                await holder.close()
+            await store.take(SLOT, 2)  # once it is let go
+            assert store.epochs[SLOT] == 2
+
+    asyncio.run(scenario())
