@@ -7,7 +7,7 @@ HOST ?= 127.0.0.1
 PORT ?= 7711
 DB ?= data/mq.db
 
-.PHONY: run test test-cluster test-cluster-gaps lint bench clean
+.PHONY: run test test-cluster lint bench clean
 
 # The SDK first: mq depends on it by its distribution name, mq-broker-client.
 $(STAMP): pyproject.toml clients/python/pyproject.toml clients/python/mq_client/VERSION
@@ -29,11 +29,6 @@ test: $(STAMP)
 test-cluster: $(STAMP)
 	./.ci/cluster-deps
 	MQ_TEST_CLUSTER=1 $(BIN)/python -m pytest -q tests/cluster
-
-# The cluster scenarios that fail today (issue 15's known gaps), to see them pass once fixed.
-test-cluster-gaps: $(STAMP)
-	./.ci/cluster-deps
-	MQ_TEST_CLUSTER=1 MQ_TEST_CLUSTER_GAPS=1 $(BIN)/python -m pytest -q -rs tests/cluster -k "sigstop or etcd_leader or database"
 
 lint: $(STAMP)
 	$(BIN)/ruff check mq clients/python tests

@@ -31,6 +31,8 @@ FORBIDDEN = {
                              "socket"),
     "mq/cluster/slotmap.py": ("mq.core", "mq.storage", "mq.server", "mq.codec", "asyncio",
                               "socket"),
+    "mq/cluster/stable.py": ("mq.", "asyncio", "socket", "time"),
+    "mq/cluster/store_watch.py": ("mq.", "asyncio", "socket", "time"),
     "mq/cluster": ("mq.server", "mq.cli", "mq.bench", "mq.codec"),
     # The HTTP side port sees the broker only through the view the server hands it.
     "mq/http": ("mq.server", "mq.core", "mq.storage", "mq.codec", "mq.cli", "mq.bench",

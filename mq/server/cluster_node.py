@@ -9,18 +9,27 @@ The member loop (mq/cluster/member.py) hands over every view of the cluster it r
     answered, its subscribers told `moved`; requests for it get MOVED from then on.
 Loading one slot at a time keeps each step short, so the loop (and the keep-alive of the
 lease) never waits long; the first slots are served while the last still load.
+
+Every slot is dropped at once when the member finds its etcd lease lapsed (it was paused or
+cut off past the TTL: the others own them now), and when the database has left the store's
+work without a reply for `cluster_store_timeout_s` (store_watch.py): the broker then gives up
+its membership so that brokers that can write take its slots over, answers TRYAGAIN or MOVED
+meanwhile, probes the database, and joins again once it answers.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import time
 from collections.abc import Callable
 
 from mq.cluster.etcd import Etcd
 from mq.cluster.keys import ClusterView
 from mq.cluster.member import Member
 from mq.cluster.slots import SlotIds, slot_of
+from mq.cluster.store_watch import Step, step
 from mq.codec.replies import ClusterMap
 from mq.core.broker import Broker
 from mq.errors import MQError
@@ -50,7 +59,8 @@ class ClusterNode:
         self.etcd = Etcd(config.etcd)
         addr = config.advertise or f"{config.host}:{config.port}"
         self.member = Member(self.etcd, config.cluster, config.node, addr, self.apply,
-                             ttl_s=config.cluster_ttl_s, poll_s=config.cluster_poll_s)
+                             ttl_s=config.cluster_ttl_s, poll_s=config.cluster_poll_s,
+                             on_lapse=self.drop_all)
         self._to_load: asyncio.Queue[int] = asyncio.Queue()
 
     def advertise(self, port: int) -> None:
@@ -62,6 +72,7 @@ class ClusterNode:
         async with asyncio.TaskGroup() as tasks:
             tasks.create_task(self.member.run(), name="cluster-member")
             tasks.create_task(self._loader(), name="slot-loader")
+            tasks.create_task(self._watch_store(), name="store-watch")
 
     async def leave(self) -> None:
         await self.member.leave()
@@ -74,7 +85,8 @@ class ClusterNode:
         router = self.router
         router.map = view.map
         node = self.member.node
-        mine = {s for s, o in view.map.owners.items() if o.node == node}
+        mine = ({s for s, o in view.map.owners.items() if o.node == node}
+                if self.member.in_cluster else set())
         lost = (router.serving | router.loading) - mine
         for slot in sorted(lost):
             self.drop(slot)
@@ -99,6 +111,46 @@ class ClusterNode:
             self.end_queue(queue, error)
         self.core.forget(queues)
         log.info("slot %d dropped (%s)", slot, error.code.value)
+
+    def drop_all(self) -> None:
+        """Stop serving every slot now (the lease lapsed, or the database is away)."""
+        held = sorted(self.router.serving | self.router.loading)
+        for slot in held:
+            self.drop(slot)
+        if held:
+            log.warning("cluster %s: node %s dropped its %d slots", self.config.cluster,
+                        self.member.node, len(held))
+            self.after_change()
+
+    # --- the database ------------------------------------------------------------------------
+
+    async def _watch_store(self) -> None:
+        timeout_s = self.config.cluster_store_timeout_s
+        poll_s = self.config.cluster_poll_s
+        watch = self.store.watch
+        while True:
+            slept = time.monotonic()
+            await asyncio.sleep(poll_s)
+            if time.monotonic() - slept > poll_s + timeout_s / 2:
+                watch.forgive()  # this broker was paused: its replies wait unread, not unsent
+            if not self.member.in_cluster or watch.away_s() > poll_s:
+                await self._probe(timeout_s)  # an idle broker's one failure is no outage
+            match step(watch.away_s(), timeout_s, self.member.in_cluster):
+                case Step.LEAVE:
+                    log.error("cluster %s: the database has not answered node %s for %.1f s "
+                              "(--cluster-store-timeout-s %g): it gives up its slots and its "
+                              "membership until the database answers again", self.config.cluster,
+                              self.member.node, watch.away_s(), timeout_s)
+                    self.drop_all()
+                    self.store.abandon()
+                    await self.member.step_out()
+                case Step.REJOIN:
+                    self.member.rejoin()
+
+    async def _probe(self, timeout_s: float) -> None:
+        with contextlib.suppress(TimeoutError, StoreUnavailable):
+            async with asyncio.timeout(timeout_s):
+                await self.store.ping()
 
     async def _loader(self) -> None:
         while True:

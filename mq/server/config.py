@@ -202,6 +202,10 @@ class Config:
                                  "its slots", low=2, high=60)
     cluster_poll_s: float = setting(0.5, "how often a member reads the slot map from etcd",
                                     low=0.05, high=10)
+    cluster_store_timeout_s: float = setting(5.0, "a member whose database has not answered "
+                                             "for this long gives up its slots and its etcd "
+                                             "membership until it answers again, seconds",
+                                             low=0.5, high=300)
 
     def __post_init__(self) -> None:
         for f in fields(self):

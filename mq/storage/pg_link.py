@@ -13,9 +13,9 @@ A lost connection (the server restarted, killed, unreachable) makes every use fa
 `StoreUnavailable` (group commit retries the write, the server refuses writes meanwhile). The
 next use reconnects and takes the lock before anything else: no write goes out unless this
 broker holds the lock again. If another broker took it in the meantime, this one stays
-refused, saying so. Attempts
-are spaced by a backoff that doubles from MIN_BACKOFF_S to MAX_BACKOFF_S, so a database that
-is down is not hammered, and one that is back is used again within MAX_BACKOFF_S.
+refused, saying so. Attempts are spaced by a backoff that doubles from MIN_BACKOFF_S to
+MAX_BACKOFF_S, so a database that is down is not hammered, and one that is back is used again
+within MAX_BACKOFF_S.
 
 A clustered broker (`exclusive=False`) takes no lock: several brokers share the database, and
 each commit is fenced by its slots' epochs instead (pg_cluster.py).
@@ -26,7 +26,7 @@ from __future__ import annotations
 import asyncio
 import os
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 
 import asyncpg
@@ -56,12 +56,15 @@ HOLDER = ("SELECT a.pid, a.application_name, a.client_addr FROM pg_locks l "
 
 
 class PgLink:
-    def __init__(self, url: str, sync: str, exclusive: bool = True) -> None:
+    def __init__(self, url: str, sync: str, exclusive: bool = True,
+                 server_settings: Mapping[str, str] | None = None) -> None:
+        """`server_settings`: more settings of the broker's sessions."""
         self.url = url
         self.exclusive = exclusive
         self.shown = shown(url)
         self._settings = {"search_path": "mq", "application_name": f"mq broker pid {os.getpid()}",
-                          "synchronous_commit": SYNCHRONOUS_COMMIT[sync]}
+                          "synchronous_commit": SYNCHRONOUS_COMMIT[sync],
+                          **(server_settings or {})}
         self._conn: asyncpg.Connection | None = None  # holds the lock when `exclusive`
         self._busy = asyncio.Lock()  # a connection runs one statement at a time
         self._backoff_s = MIN_BACKOFF_S
@@ -101,6 +104,14 @@ class PgLink:
                 self._why = _reason(e)
                 raise StoreUnavailable(f"{self.shown}: {self._why}",
                                        isinstance(e, asyncpg.DiskFullError)) from e
+
+    def abandon(self) -> None:
+        """Close the working connection now (the database stopped answering): work hanging on
+        it fails at once as on a lost connection, not at the statement timeout; the next use
+        reconnects."""
+        if self._conn is not None:
+            self._conn.terminate()
+            self._conn = None
 
     async def _connected(self) -> asyncpg.Connection:
         conn = self._conn

@@ -30,6 +30,7 @@ from collections.abc import Callable, Sequence
 from functools import cache
 from typing import Any
 
+from mq.cluster.assign import target
 from tests.harness import wait_until
 
 START_WITHIN_S = 30.0  # 2 shared cores, with etcd, Postgres and the other brokers busy
@@ -49,6 +50,12 @@ def why_no_cluster_broker() -> str | None:
         return ("this broker has no `mq serve --cluster` yet (issue 15's broker side is not "
                 "merged): the cluster scenarios need it")
     return None
+
+
+def owners_in(status: dict[str, Any]) -> dict[int, str]:
+    """slot -> owner, from the slot ranges of `mq cluster status --json`."""
+    return {slot: node for first, last, node, _ in status["slots"]
+            for slot in range(first, last + 1)}
 
 
 class ClusterBroker:
@@ -192,6 +199,23 @@ class Cluster:
             return owned if ok else None
         return wait_until(settled, lambda: f"every slot was owned: {self.status()}",
                           timeout_s=timeout_s, interval_s=0.25)
+
+    def owners(self) -> dict[int, str]:
+        """slot -> its owner in the map now."""
+        return owners_in(self.status())
+
+    def wait_balanced(self, timeout_s: float = MOVES_WITHIN_S) -> dict[int, str]:
+        """Wait until every slot is where the ring puts it among the running brokers that are
+        not leaving (mq/cluster/assign.py): the controller has no move left to make, joins'
+        rebalancing (32 slots at a time, once membership settled) included. The owners then."""
+        def balanced() -> dict[int, str] | None:
+            status = self.status()
+            live = [n for n, b in self.brokers.items() if b.running()
+                    and not status["brokers"].get(n, {}).get("leaving", False)]
+            owners = owners_in(status)
+            return owners if owners == target(live) else None
+        return wait_until(balanced, lambda: f"the map was balanced: {self.slots_owned()}",
+                          timeout_s=timeout_s, interval_s=0.5)
 
     def wait_moves_done(self, done: Callable[[dict[str, int]], bool],
                         timeout_s: float = MOVES_WITHIN_S) -> dict[str, int]:

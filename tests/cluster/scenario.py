@@ -12,12 +12,9 @@ the clients' heartbeats keep going meanwhile.
 from __future__ import annotations
 
 import asyncio
-import os
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-
-import pytest
 
 from tests.cluster.brokers import Cluster
 from tests.cluster.history import History, Recovery, Verdict, check, recovery
@@ -100,14 +97,3 @@ def judge(report: Report, cluster: Cluster, figures: list[str]) -> None:
     assert report.verdict.confirmed > 0, "nothing was confirmed at all"
     assert all(t < float("inf") for t in report.recovery.times_s), (
         f"a queue was never served again after a fault: {report.recovery}\n{cluster.logs()}")
-
-
-GAPS = os.environ.get("MQ_TEST_CLUSTER_GAPS") == "1"
-
-
-def known_gap(what: str) -> pytest.MarkDecorator:
-    """A scenario that fails today for a reason written down in issue 15's notes: it runs with
-    `make test-cluster-gaps` (MQ_TEST_CLUSTER_GAPS=1), so that whoever closes the gap sees it
-    pass, and CI's `make test-cluster` keeps the scenarios that hold green."""
-    return pytest.mark.skipif(not GAPS, reason=f"known gap (issue 15): {what}; run it with "
-                              "`make test-cluster-gaps`")

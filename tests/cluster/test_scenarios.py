@@ -23,7 +23,6 @@ from tests.cluster.scenario import (
     SCENARIO_TIMEOUT_S,
     in_thread,
     judge,
-    known_gap,
     run_scenario,
 )
 
@@ -36,12 +35,13 @@ SLOTS = 1024
 
 @pytest.fixture
 def cluster(cluster_broker: None, etcd: EtcdCluster, pg_url: str) -> Iterator[Cluster]:
-    """Brokers b1, b2, b3 joined to one cluster, with every slot owned; killed by PID after."""
+    """Brokers b1, b2, b3 joined to one cluster, every slot where the ring puts it (the joins'
+    rebalancing done, so a fault is what moves slots); killed by PID after."""
     c = Cluster(f"t{os.getpid()}", etcd.endpoints, pg_url)
     try:
         for i in (1, 2, 3):
             c.add(f"b{i}")
-        c.wait_all_slots_owned()
+        c.wait_balanced()
         yield c
     finally:
         c.stop()
@@ -76,32 +76,35 @@ def test_kill_9_a_broker_every_15_s_the_controller_among_them(
     print("killed, in order:", killed)
 
 
-@known_gap("a broker paused past its etcd lease exits after SIGCONT instead of rejoining")
 @pytest.mark.timeout(SCENARIO_TIMEOUT_S)
 def test_sigstop_the_controller_for_10_s(cluster: Cluster, figures: list[str]) -> None:
+    """Paused past its lease, the controller's slots move; after SIGCONT it finds its lease
+    lapsed, drops its slots, joins again under a new lease and gets slots again by the normal
+    assignment, with no restart."""
     paused = cluster.controller()
+    broker = cluster.brokers[paused]
 
     async def nemesis(history: History) -> None:
         await asyncio.sleep(5)
         history.brokers_killed.append(BrokerKilled(paused, time.time(), "SIGSTOP"))
-        cluster.brokers[paused].pause()
+        broker.pause()
         await asyncio.sleep(PAUSE_S)
-        cluster.brokers[paused].resume()
+        broker.resume()
         await asyncio.sleep(15)
 
     report = asyncio.run(run_scenario("SIGSTOP the controller 10 s", cluster.seeds, nemesis,
                                       30))
     judge(report, cluster, figures)
-    assert cluster.brokers[paused].running(), "the paused broker died after SIGCONT"
-    cluster.wait_all_slots_owned()
+    assert all(b.running() for b in cluster.brokers.values()), cluster.logs()
+    assert any("lease of node" in line and "expired" in line for line in broker.log), (
+        broker.tail())
+    cluster.wait_balanced()  # the paused broker has its share again
 
 
-@known_gap("slots still move after an etcd leader kill: the joins' rebalancing (32 slots at "
-           "a time) is not awaited before the fault, or leases lapse during the election")
 @pytest.mark.timeout(SCENARIO_TIMEOUT_S)
 def test_kill_9_the_etcd_leader_moves_no_slot(cluster: Cluster, etcd: EtcdCluster,
                                               figures: list[str]) -> None:
-    owned_before = cluster.slots_owned()
+    owners_before = cluster.owners()
     leader: list[str] = []
 
     async def nemesis(history: History) -> None:
@@ -114,7 +117,9 @@ def test_kill_9_the_etcd_leader_moves_no_slot(cluster: Cluster, etcd: EtcdCluste
     report = asyncio.run(run_scenario("kill -9 the etcd leader", cluster.seeds, nemesis, 20))
     judge(report, cluster, figures)
     assert all(b.running() for b in cluster.brokers.values()), cluster.logs()
-    assert cluster.slots_owned() == owned_before, "slots moved though no broker failed"
+    after = cluster.owners()
+    moved = sorted(s for s, o in owners_before.items() if after.get(s) != o)
+    assert not moved, f"{len(moved)} slots moved though no broker failed: {moved[:8]}..."
 
 
 @pytest.mark.timeout(SCENARIO_TIMEOUT_S)

@@ -30,12 +30,17 @@ class Node:
     def __init__(self, endpoint: str, cluster: str, name: str) -> None:
         self.etcd = Etcd(endpoint)
         self.member = Member(self.etcd, cluster, name, f"127.0.0.1:{7800 + int(name[1:])}",
-                             self.seen, ttl_s=2, poll_s=0.1, max_moves=SLOTS)
+                             self.seen, ttl_s=2, poll_s=0.1, max_moves=SLOTS,
+                             on_lapse=self.lapsed)
         self.view: ClusterView | None = None
+        self.lapses = 0
         self.task = asyncio.create_task(self.member.run())
 
     def seen(self, view: ClusterView) -> None:
         self.view = view
+
+    def lapsed(self) -> None:
+        self.lapses += 1
 
     def owned(self) -> int:
         return 0 if self.view is None else len(self.view.map.slots_of(self.member.node))
@@ -94,6 +99,50 @@ def test_a_drained_broker_ends_up_with_no_slots(etcd_node: EtcdNode, cluster_nam
                         "b2 is drained")
             view = nodes[1].view
             assert view is not None and view.map.brokers["b2"].leaving
+        finally:
+            for n in nodes:
+                await n.stop()
+
+    asyncio.run(scenario())
+
+
+def test_a_member_whose_lease_lapsed_drops_its_slots_and_joins_again_under_a_new_lease(
+        etcd_node: EtcdNode, cluster_name: str) -> None:
+    async def scenario() -> None:
+        nodes = [Node(etcd_node.endpoint, cluster_name, f"b{i}") for i in (1, 2)]
+        try:
+            await until(lambda: all(n.owned() > 0 for n in nodes), "two brokers own slots")
+            b2 = nodes[1]
+            old = b2.member.lease
+            assert old is not None
+            await nodes[0].etcd.revoke(old)  # as if b2 had been paused past its TTL
+            await until(lambda: b2.lapses == 1, "b2 finds its lease lapsed")
+            await until(lambda: b2.member.lease not in (None, old) and b2.owned() > 0,
+                        "b2 joins again under a new lease and gets slots again")
+            assert b2.lapses == 1
+        finally:
+            for n in nodes:
+                await n.stop()
+
+    asyncio.run(scenario())
+
+
+def test_a_member_that_steps_out_gives_its_slots_away_and_gets_some_back_on_rejoin(
+        etcd_node: EtcdNode, cluster_name: str) -> None:
+    async def scenario() -> None:
+        nodes = [Node(etcd_node.endpoint, cluster_name, f"b{i}") for i in (1, 2)]
+        try:
+            await until(lambda: all(n.owned() > 0 for n in nodes), "two brokers own slots")
+            b2 = nodes[1]
+            await b2.member.step_out()
+            assert b2.member.lease is None and not b2.member.in_cluster
+            await until(lambda: nodes[0].owned() == SLOTS and b2.owned() == 0,
+                        "b2's slots go to b1, and b2 still follows the map")
+            view = b2.view
+            assert view is not None and "b2" not in view.live
+            b2.member.rejoin()
+            await until(lambda: b2.owned() > 0, "b2 is a member again and gets slots")
+            assert b2.lapses == 0  # stepping out is no lapse
         finally:
             for n in nodes:
                 await n.stop()

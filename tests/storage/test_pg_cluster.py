@@ -6,13 +6,14 @@ from __future__ import annotations
 
 import asyncio
 
+import asyncpg
 import pytest
 
 from mq.cluster.slots import SlotIds, slot_of
 from mq.core.broker import Broker
 from mq.core.clock import FakeClock
 from mq.core.model import QueueSettings
-from mq.storage.base import Fenced
+from mq.storage.base import Fenced, StoreUnavailable
 from mq.storage.pg_cluster import ClusteredPostgresStore, SlotLost
 from tests.pg import query
 from tests.storage.log_files import T0, every_message, opened
@@ -134,5 +135,76 @@ def test_changes_of_a_slot_released_before_their_commit_are_refused_then_left_ou
             assert fenced.value.lost == {SLOT}
             await store.write(changes)  # the retry leaves them out, and confirms nothing of them
             assert query(pg_url, "SELECT count(*) FROM mq.log") == [(0,)]
+
+    asyncio.run(scenario())
+
+
+def test_a_slot_released_while_its_batch_waits_for_the_connection_is_refused(
+        pg_url: str) -> None:
+    async def scenario() -> None:
+        other = slot_of("emails")
+        store = ClusteredPostgresStore(pg_url, "b1")
+        async with opened(store):
+            await store.take(SLOT, 1)
+            await store.take(other, 2)
+            core = clustered_core(FakeClock(T0))
+            core.publish("emails", b"first")
+            first = asyncio.create_task(store.write(core.take_effects().changes))
+            core.publish("orders", b"waiting")
+            second = asyncio.create_task(store.write(core.take_effects().changes))
+            await asyncio.sleep(0)  # the first holds the connection, the second waits for it
+            store.release(SLOT)  # the map moved the slot meanwhile
+            await first
+            with pytest.raises(Fenced) as fenced:
+                await second
+            assert fenced.value.lost == {SLOT}
+            assert query(pg_url, "SELECT body FROM mq.log WHERE body IS NOT NULL") == [
+                (b"first",)]
+            assert store.watch.away_s() == 0.0  # the database answered all of it
+
+    asyncio.run(scenario())
+
+
+def test_work_abandoned_on_a_silent_database_counts_as_unanswered_until_it_answers(
+        pg_url: str) -> None:
+    async def scenario() -> None:
+        store = ClusteredPostgresStore(pg_url, "b1")
+        blocker = await asyncpg.connect(pg_url)
+        async with opened(store):
+            try:
+                async with blocker.transaction():  # the take waits as on a silent database
+                    await blocker.execute("LOCK TABLE mq.slot_owner IN ACCESS EXCLUSIVE MODE")
+                    take = asyncio.create_task(store.take(SLOT, 1))
+                    await asyncio.sleep(0.3)
+                    assert store.watch.away_s() > 0.2
+                    store.abandon()  # what a broker does once the database is away too long
+                    with pytest.raises(StoreUnavailable):
+                        await take
+                    assert store.watch.away_s() > 0.2  # a lost connection is no answer
+            finally:
+                await blocker.close()
+            await store.ping()
+            assert store.watch.away_s() == 0.0
+
+    asyncio.run(scenario())
+
+
+def test_a_takeover_waits_a_bounded_time_for_a_commit_holding_the_slot(pg_url: str) -> None:
+    async def scenario() -> None:
+        store = ClusteredPostgresStore(pg_url, "b2")
+        holder = await asyncpg.connect(pg_url)
+        async with opened(store):
+            await store.take(SLOT, 1)
+            try:
+                async with holder.transaction():  # as an old owner's commit left open would
+                    await holder.execute("SELECT * FROM mq.slot_owner WHERE slot = $1 FOR SHARE",
+                                         SLOT)
+                    with pytest.raises(StoreUnavailable):
+                        await store.take(SLOT, 2)
+                    assert store.watch.away_s() == 0.0  # a lock timeout is a reply
+            finally:
+                await holder.close()
+            await store.take(SLOT, 2)  # once it is let go
+            assert store.epochs[SLOT] == 2
 
     asyncio.run(scenario())
