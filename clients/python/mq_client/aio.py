@@ -175,6 +175,7 @@ class AsyncClient:
     bindings = awaiting(admin_ops.bindings)
     explain = awaiting(admin_ops.explain)
     history = awaiting(admin_ops.history)
+    cluster = awaiting(admin_ops.cluster)
 
     # -- push consumption (protocol.md section 2.4) ------------------------------------------
 

@@ -193,6 +193,7 @@ class Client:
     bindings = blocking(admin_ops.bindings)
     explain = blocking(admin_ops.explain)
     history = blocking(admin_ops.history)
+    cluster = blocking(admin_ops.cluster)
 
     # -- consumer sessions and groups (protocol.md sections 4.1, 4.2) ------------------------
 
