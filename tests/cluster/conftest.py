@@ -12,7 +12,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.cluster.brokers import why_no_cluster_broker
+from tests.cluster.brokers import Cluster, why_no_cluster_broker
 from tests.cluster.etcd import EtcdCluster, why_no_etcd
 
 ENABLED = os.environ.get("MQ_TEST_CLUSTER") == "1"
@@ -55,6 +55,20 @@ def etcd() -> Iterator[EtcdCluster]:
         yield cluster
     finally:
         cluster.stop()
+
+
+@pytest.fixture
+def settled_cluster(cluster_broker: None, etcd: EtcdCluster, pg_url: str) -> Iterator[Cluster]:
+    """Brokers b1, b2, b3 of one cluster, each serving its share of the slots: the controller
+    has finished moving slots to b2 and b3 as they joined. Killed by PID afterwards."""
+    c = Cluster(f"s{os.getpid()}", etcd.endpoints, pg_url)
+    try:
+        for i in (1, 2, 3):
+            c.add(f"b{i}")
+        c.wait_moves_done(lambda owned: sum(1 for n in owned.values() if n) == 3)
+        yield c
+    finally:
+        c.stop()
 
 
 @pytest.fixture

@@ -16,7 +16,8 @@ from types import TracebackType
 from typing import Any, TypeVar
 
 from mq_client import admin_ops, ops
-from mq_client.cluster_link import DEFAULT_TAKEOVER_TIMEOUT_S, ClusterLink
+from mq_client.cluster_link import ClusterLink
+from mq_client.cluster_routing import DEFAULT_TAKEOVER_TIMEOUT_S
 from mq_client.codec import DEFAULT_MAX_FRAME_BYTES
 from mq_client.connect import Connecting
 from mq_client.link import Link
