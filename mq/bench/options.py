@@ -115,6 +115,8 @@ class BenchOptions:
              f"idle connections must be 0..{MAX_IDLE_CONNECTIONS}"),
             (self.idle_connections == 0 or self.url is None or _loopback(self.url),
              "--idle-connections needs a broker on 127.0.0.1"),
+            (self.idle_connections == 0 or self.url is None or "," not in self.url,
+             "--idle-connections needs one broker's URL, not a seed list"),
             (self.keys >= 0, "keys must be at least 0"),
             (0 <= self.warm <= MAX_WARM, f"warm must be 0..{MAX_WARM:,}"),
             (self.rate is None or self.rate > 0, "rate must be above 0 msgs/s"),

@@ -70,13 +70,13 @@ async def place(url: str, base: str, n: int) -> Placement:
     if described.get("cluster") is None:  # one broker serves every queue
         addr = _addr(parse_seeds(url)[0])
         queues = [base] if n == 1 else spread_names(base, n, None)
-        return Placement(tuple(queues), (addr,) * len(queues), {addr: None})
+        return Placement(tuple(queues), (addr,) * n, {addr: None})
     owner: dict[int, str] = {}
     nodes: dict[str, str | None] = {}
     for first, last, node, addr in described["slots"]:
         owner.update(dict.fromkeys(range(int(first), int(last) + 1), str(addr)))
         nodes[str(addr)] = str(node)
-    queues = spread_names(base, n, owner)
+    queues = [base] if n == 1 else spread_names(base, n, owner)
     return Placement(tuple(queues), tuple(owner[slot_of(q)] for q in queues),
                      dict(sorted(nodes.items())))
 

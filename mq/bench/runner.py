@@ -131,19 +131,16 @@ def _run(opts: BenchOptions, url: str, pids: tuple[int, ...], started: bool,
         "sync": after.sync or before.sync or (opts.sync if started else None),
         **_cpu_and_rss(list(monitors.values())),
         "commits": _delta(before.commits, after.commits),
-        "committed_changes": _delta(before.committed_changes, after.committed_changes),
-    }
+        "committed_changes": _delta(before.committed_changes, after.committed_changes)}
     brokers = _per_broker_rows(counted, monitors) if counted is not None else None
     if brokers is not None:
-        broker["pids"] = list(pids)
-        broker["commits"] = _sum(r["commits"] for r in brokers)  # every broker's, not one's
-        broker["committed_changes"] = _sum(r["committed_changes"] for r in brokers)
+        broker.update(pids=list(pids), commits=_sum(r["commits"] for r in brokers),
+                      committed_changes=_sum(r["committed_changes"] for r in brokers))
     report = build_report(opts, broker, prefill, results, failures, floor, timeline,
                           idle_figures)
     report["warm"] = warm
-    if brokers is not None:
-        report["queues"] = list(queues)
-        report["brokers"] = brokers
+    if brokers is not None:  # every broker's figures, and the commits of all of them
+        report.update(queues=list(queues), brokers=brokers)
     return report
 
 

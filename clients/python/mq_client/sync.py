@@ -17,6 +17,10 @@ task to do it). On the new connection it says `auth`, then `hello` with the sess
 joins its groups again), then sends the call. A call whose bytes had gone out when the
 connection dropped is not sent again: it raises `OutcomeUnknown` (it may or may not have run),
 and the next call reconnects.
+
+A cluster's seed list (`mq://h1:p1,h2:p2`): the link is a `BlockingClusterLink`
+(blocking_cluster.py), one `BlockingLink` per broker routed by slot, with the asyncio client's
+routing rules (cluster_routing.py).
 """
 
 from __future__ import annotations
