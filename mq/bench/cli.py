@@ -101,6 +101,10 @@ def _add_load_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--rate", type=float, metavar="R",
                    help="open loop: R msgs/s in all, latency from the scheduled send times")
     p.add_argument("--queue", metavar="NAME", help="queue to use (default: a fresh bench-* one)")
+    p.add_argument("--queues", type=int, default=_D.queues, metavar="N",
+                   help="spread producers and consumers over N queues, NAME-0 .. on distinct "
+                   "slots spread over a cluster's brokers, and report each broker's figures "
+                   "(default %(default)s)")
     p.add_argument("--timeout", dest="timeout_s", type=float, default=_D.timeout_s, metavar="S",
                    help="hard limit on a run, seconds (default %(default)s)")
 
@@ -112,8 +116,9 @@ def _add_broker_flags(p: argparse.ArgumentParser) -> None:
                    help="where the temporary database goes (default: the temp dir)")
     p.add_argument("--url", metavar="mq://HOST:PORT",
                    help="load a running broker instead of starting one")
-    p.add_argument("--broker-pid", type=int, metavar="PID",
-                   help="with --url: the broker's pid, for its CPU and RSS figures")
+    p.add_argument("--broker-pid", type=_pids, metavar="PID[,PID...]",
+                   help="with --url: the broker's pid, for its CPU and RSS figures; a cluster's "
+                   "brokers' pids, each matched to its broker by its listening port")
     p.add_argument("--warm", type=int, default=_D.warm, metavar="N",
                    help="before the run, pass N messages through the queue (publish, lease, "
                    "ack in batches) so the run measures a queue with a past (default "
@@ -124,9 +129,24 @@ def _add_broker_flags(p: argparse.ArgumentParser) -> None:
                    "before and after, and close them at the end (default %(default)s)")
 
 
+def _pids(text: str) -> tuple[int, ...]:
+    try:
+        pids = tuple(int(p) for p in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected PID or PID,PID,..., got {text!r}") from None
+    if any(p <= 0 for p in pids):
+        raise argparse.ArgumentTypeError(f"pids are above 0, got {text!r}")
+    return pids
+
+
 def _options(args: argparse.Namespace) -> BenchOptions:
     names = [f for f in BenchOptions.__dataclass_fields__ if hasattr(args, f)]
     values: dict[str, Any] = {n: getattr(args, n) for n in names}
+    pids: tuple[int, ...] = values.pop("broker_pid", None) or ()
+    if len(pids) == 1:
+        values["broker_pid"] = pids[0]  # one broker: the figures as they always were
+    elif pids:
+        values["broker_pids"] = pids
     if values.get("queue") is None:
         values.pop("queue", None)  # a fresh queue per run
     if values.get("batch") is None:

@@ -16,7 +16,8 @@ What was received at once is acked with one batch `ack` (`ack_many`; the default
 consumers together have received what the producers got confirmed (or the prefilled count), at
 `duration_s`, on a stop request, or at `timeout_s`. Every message id received is kept so the
 harness can count duplicates across consumers; a delivery with `deliveries > 1` is a
-redelivery.
+redelivery. A consumer of several queues (`--queues`) runs one such loop per queue, all at
+once on its one client: `prefetch` is then per queue.
 """
 
 from __future__ import annotations
@@ -63,21 +64,20 @@ class Consumer:
     async def run(self) -> None:
         spec = self._spec
         try:
-            async with asyncio.timeout(spec.timeout_s):
-                if spec.consume == "sub":
-                    await self._pushed()
-                else:
-                    await self._polled()
+            async with asyncio.timeout(spec.timeout_s), asyncio.TaskGroup() as loops:
+                for queue in spec.queues:
+                    loops.create_task(self._pushed(queue) if spec.consume == "sub"
+                                      else self._polled(queue))
         except TimeoutError:
             self._result.error(0, f"stopped by the {spec.timeout_s:g} s timeout")
         finally:
             self._shared.add(spec.slot, Counter.DONE, 1)
 
-    async def _polled(self) -> None:
+    async def _polled(self, queue: str) -> None:
         acks: asyncio.Task[Acked] | None = None
         try:
             while not self._finished():
-                msgs = await self._get()
+                msgs = await self._get(queue)
                 if msgs:
                     self._received(msgs)
                 if acks is not None:
@@ -89,9 +89,9 @@ class Consumer:
             if acks is not None and not acks.done():
                 acks.cancel()
 
-    async def _pushed(self) -> None:
+    async def _pushed(self, queue: str) -> None:
         try:
-            sub = await self._client.subscribe(self._spec.queue, prefetch=self._spec.prefetch)
+            sub = await self._client.subscribe(queue, prefetch=self._spec.prefetch)
         except MQError as exc:
             self._failed(1, f"subscribe: {exc}")
             return
@@ -140,9 +140,9 @@ class Consumer:
         shared = self._shared
         return shared.total(Counter.RECEIVED, shared.consumer_slots) >= shared.consumer_target()
 
-    async def _get(self) -> list[Message]:
+    async def _get(self, queue: str) -> list[Message]:
         try:
-            return await self._client.get(self._spec.queue, wait_s=POLL_S,
+            return await self._client.get(queue, wait_s=POLL_S,
                                           max=self._spec.prefetch)
         except MQError as exc:
             self._failed(1, f"get: {exc}")

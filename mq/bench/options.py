@@ -9,6 +9,7 @@ from typing import Any
 
 from mq_client.url import parse_url
 
+from mq.bench.placement import MAX_QUEUES, SUFFIX_CHARS
 from mq.limits import MAX_GET_BATCH, MAX_NAME_CHARS, MAX_PREFETCH, MAX_PUB_BATCH
 
 SCENARIOS = ("publish", "consume", "e2e")
@@ -54,6 +55,10 @@ class BenchOptions:
     request must not grow with how many messages a queue has seen.
     `rate` switches producers to open loop: sends happen at fixed times, and latencies are
     measured from those scheduled times, so a slow broker cannot hide its delays.
+    `queues` > 1 spreads the run over that many queues named `<queue>-<j>`, on distinct slots
+    spread over the brokers of a cluster (placement.py), and reports each broker's figures.
+    `broker_pid` is the pid of the one broker under test; `broker_pids` those of several
+    (a cluster's), each matched to its broker by the port it listens on.
     """
 
     scenario: str = "e2e"
@@ -73,8 +78,10 @@ class BenchOptions:
     warm: int = 0
     rate: float | None = None
     queue: str = field(default_factory=_fresh_queue)
+    queues: int = 1
     url: str | None = None
     broker_pid: int | None = None
+    broker_pids: tuple[int, ...] = ()
     json_path: str | None = None
     timeout_s: float = 300.0
     floor: bool = False
@@ -108,6 +115,8 @@ class BenchOptions:
              f"idle connections must be 0..{MAX_IDLE_CONNECTIONS}"),
             (self.idle_connections == 0 or self.url is None or _loopback(self.url),
              "--idle-connections needs a broker on 127.0.0.1"),
+            (self.idle_connections == 0 or self.url is None or "," not in self.url,
+             "--idle-connections needs one broker's URL, not a seed list"),
             (self.keys >= 0, "keys must be at least 0"),
             (0 <= self.warm <= MAX_WARM, f"warm must be 0..{MAX_WARM:,}"),
             (self.rate is None or self.rate > 0, "rate must be above 0 msgs/s"),
@@ -115,6 +124,11 @@ class BenchOptions:
              "the consume scenario has none"),
             (bool(_QUEUE_NAME.fullmatch(self.queue)),
              f"queue must be 1..{MAX_NAME_CHARS} of A-Z a-z 0-9 _-.:"),
+            (1 <= self.queues <= MAX_QUEUES, f"queues must be 1..{MAX_QUEUES:,}"),
+            (self.queues == 1 or len(self.queue) + SUFFIX_CHARS <= MAX_NAME_CHARS,
+             f"with --queues the queue name may have at most {MAX_NAME_CHARS - SUFFIX_CHARS} "
+             "chars"),
+            (self.broker_pid is None or not self.broker_pids, "give one broker pid or a list"),
             (self.timeout_s > 0, "timeout must be above 0 seconds"),
             (self.floor_duration_s > 0, "floor duration must be above 0 seconds"),
         ]

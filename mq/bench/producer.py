@@ -41,6 +41,7 @@ class Producer:
         self._pad = bytes(max(0, spec.size - STAMP_BYTES))
         self._keys = [f"k{i}" for i in range(spec.keys)]
         self._per_request = spec.batch if spec.keys == 0 else 1
+        self._queues = spec.queues
         self._claimed = 0  # messages handed to a request so far
         self._halted = False  # the connection broke, or the loop is being torn down
         self._stop_at_ns = (result.started_ns + int(spec.duration_s * 1e9)
@@ -143,12 +144,13 @@ class Producer:
             bodies = [self._body(t0_ns + j * step_ns) for j in range(n)]
         self._result.sent += n
         self._shared.add(spec.slot, Counter.SENT, n)
+        queue = self._queues[first // self._per_request % len(self._queues)]  # each request in turn
         try:
             if n > 1:
-                await self._client.publish_many(spec.queue, bodies, batch_size=n)
+                await self._client.publish_many(queue, bodies, batch_size=n)
             else:
                 key = self._keys[first % len(self._keys)] if self._keys else None
-                await self._client.publish(spec.queue, bodies[0], key)
+                await self._client.publish(queue, bodies[0], key)
         except MQError as exc:
             self._failed(n, str(exc))
             if exc.fatal:

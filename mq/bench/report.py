@@ -146,10 +146,14 @@ def _headline(report: dict[str, Any]) -> list[str]:
     b = report["broker"]
     where = "started by bench" if b["started_by_bench"] else "given by --url"
     pid = f", pid {b['pid']}" if b["pid"] else ""
+    queues = report.get("queues")
+    queue = (f"queue {o['queue']}" if not queues or len(queues) == 1 else
+             f"{len(queues)} queues {queues[0]} .. {queues[-1]} over "
+             f"{_plural(len(report['brokers']), 'broker')}")
     return [
         f"mq bench {o['scenario']}: {' + '.join(load)}, {o['count']:,} msgs x {o['size']:,} B, "
         + ", ".join(how),
-        f"broker {b['url']} ({where}{pid}, sync {b['sync']}), queue {o['queue']}",
+        f"broker {b['url']} ({where}{pid}, sync {b['sync']}), {queue}",
     ]
 
 
@@ -215,6 +219,27 @@ def _resources(report: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _per_broker(report: dict[str, Any]) -> list[str]:
+    """One line per broker: what its queues moved, its commits, its CPU per message."""
+    brokers = report.get("brokers")
+    if not brokers:
+        return []
+
+    def num(value: float | None, spec: str) -> str:
+        return "-" if value is None else format(value, spec)
+
+    lines = [f"{'per broker':<22}{'node':>6}{'queues':>7}{'published':>11}{'acked':>10}"
+             f"{'commits':>9}{'changes':>9}{'cpu s':>8}{'us/msg':>8}"]
+    for r in brokers:
+        lines.append(f"{r['addr']:<22}{r['node'] or '-':>6}{r['queues']:>7}{r['published']:>11,}"
+                     f"{r['acked']:>10,}{num(r['commits'], ','):>9}"
+                     f"{num(r['committed_changes'], ','):>9}{num(r['cpu_s'], '.2f'):>8}"
+                     f"{num(r['cpu_us_per_msg'], '.1f'):>8}")
+    if all(r["cpu_s"] is None for r in brokers):
+        lines.append("(cpu per broker: give --broker-pid PID,PID,... of the brokers)")
+    return lines
+
+
 def _ratios(report: dict[str, Any]) -> list[str]:
     lines = [f"{'vs floor':<18}{'broker':>12}{'floor':>12}  {'':<24}{'ratio':>6}"]
     for r in report["ratios"]:
@@ -225,7 +250,8 @@ def _ratios(report: dict[str, Any]) -> list[str]:
 
 def render(report: dict[str, Any]) -> str:
     """The report as tables a person can read."""
-    sections = [_headline(report), _throughput(report), _latency(report), _resources(report)]
+    sections = [_headline(report), _throughput(report), _latency(report), _resources(report),
+                _per_broker(report)]
     if report["errors"]:
         shown = report["errors"][:10]
         sections.append(["errors:", *(f"  {e.rstrip()}" for e in shown)])

@@ -1,10 +1,13 @@
 """One bench run from start to end: broker, preparation, workers, collection, report.
 
 Order: measure the floor (if asked) while the machine is quiet; start a broker on a temp
-database (unless `--url`); declare the queue and, for the consume scenario, prefill it; open the
+database (unless `--url`); with `--queues` (or a seed list, or several pids) read the slot map
+and pick the queues (per_broker.py); declare the queues and, for the consume scenario, prefill
+them; open the
 idle connections (if asked) between two readings of the broker's RSS; start the workers, wait
 until every one is connected, then give the common start signal and begin the broker's CPU
-window; collect every worker's result; read the broker's commit counters; close the idle
+window; collect every worker's result; read the broker's commit counters (each broker's, before
+and after, for the per-broker figures); close the idle
 connections; stop the broker and remove its directory. Every wait is bounded: workers enforce
 their own duration and timeout, and the harness terminates any worker still alive `GRACE_S`
 seconds after that.
@@ -24,12 +27,22 @@ from typing import Any, TextIO
 
 from mq_client import AsyncClient
 from mq_client.errors import MQError
-from mq_client.url import parse_url
+from mq_client.url import parse_seeds
 
 from mq.bench.broker import BrokerMonitor, LocalBroker
 from mq.bench.floor import run_floor
 from mq.bench.idle import IdleConnections
 from mq.bench.options import BenchOptions
+from mq.bench.per_broker import (
+    Counters,
+    Placement,
+    listening_ports,
+    pid_of,
+    place,
+    read_counters,
+    rows,
+)
+from mq.bench.placement import share
 from mq.bench.progress import Progress, Sample
 from mq.bench.report import build_report
 from mq.bench.shared import Shared
@@ -50,6 +63,7 @@ PREFILL_BATCH = 1_000  # bodies per mpub while prefilling
 IDLE_SETTLE_S = 0.2  # after opening the idle connections, before reading the broker's RSS
 PREFILL_SETTLE_S = 0.5  # after the prefill, before reading the broker's RSS
 MB = 1e6
+ByBroker = dict[str, Counters]  # broker address -> its counters at one moment
 WARM_NOTE_EVERY = 100_000  # messages between two progress lines while warming
 
 
@@ -70,49 +84,96 @@ def run_bench(opts: BenchOptions, log: TextIO | None = None) -> dict[str, Any]:
         print(f"measuring the floor ({opts.floor_duration_s:g} s per figure) ...", file=out)
         floor = run_floor(opts.floor_duration_s, opts.data_dir)
     if opts.url is not None:
-        return _run(opts, opts.url, opts.broker_pid, False, floor, out)
+        pids = (opts.broker_pid,) if opts.broker_pid is not None else opts.broker_pids
+        return _run(opts, opts.url, pids, False, floor, out)
     with LocalBroker(opts.sync, opts.data_dir) as broker:
         print(f"started a broker on {broker.url} (pid {broker.pid}, sync {opts.sync}, "
               f"db {broker.db_path})", file=out)
-        report = _run(opts, broker.url, broker.pid, True, floor, out)
+        report = _run(opts, broker.url, (broker.pid,), True, floor, out)
         if report["counts"]["errors"]:
             # What the broker said is the first clue to the errors; its database is about to go.
             report["broker_log_tail"] = list(broker.log)
         return report
 
 
-def _run(opts: BenchOptions, url: str, pid: int | None, started: bool,
+def _run(opts: BenchOptions, url: str, pids: tuple[int, ...], started: bool,
          floor: dict[str, Any] | None, out: TextIO) -> dict[str, Any]:
-    monitor = BrokerMonitor(pid) if pid is not None else None
-    if monitor is not None:
-        monitor.start()
+    monitors = {pid: BrokerMonitor(pid) for pid in pids}
+    for m in monitors.values():
+        m.start()
+    monitor = monitors[pids[0]] if len(pids) == 1 else None  # the figures of one broker
     idle = IdleConnections(url, opts.idle_connections)
+    per_broker = opts.queues > 1 or len(parse_seeds(url)) > 1 or len(pids) > 1
+    counted: tuple[Placement, ByBroker, ByBroker] | None = None
     try:
-        run_async(_declare(url, opts.queue))
-        warm = _warm(opts, url, out) if opts.warm else None
-        prefill = _prefill(opts, url, out, monitor) if opts.scenario == "consume" else None
+        placement = run_async(place(url, opts.queue, opts.queues)) if per_broker else None
+        queues = placement.queues if placement is not None else (opts.queue,)
+        run_async(_declare(url, queues))
+        warm = _warm(opts, url, queues, out) if opts.warm else None
+        prefill = (_prefill(opts, url, queues, out, monitor) if opts.scenario == "consume"
+                   else None)
         idle_figures = _open_idle(idle, monitor, out) if opts.idle_connections else None
-        before = run_async(_broker_stats(url, opts.queue))
+        before = run_async(_broker_stats(url, queues[0]))
+        first = run_async(read_counters(url, placement)) if placement is not None else None
         expected = opts.count if prefill is None else int(prefill["messages"])
-        results, failures, timeline = _run_workers(opts, url, expected, monitor)
-        after = run_async(_broker_stats(url, opts.queue))
+        results, failures, timeline = _run_workers(opts, url, queues, expected,
+                                                   list(monitors.values()))
+        after = run_async(_broker_stats(url, queues[0]))
+        if placement is not None and first is not None:
+            counted = (placement, first, run_async(read_counters(url, placement)))
     finally:
         idle.close()
-        if monitor is not None:
-            monitor.stop()
+        for m in monitors.values():
+            m.stop()
     broker: dict[str, Any] = {
-        "url": str(parse_url(url)), "started_by_bench": started, "pid": pid,  # no secret
+        "url": _shown(url), "started_by_bench": started,  # no secret
+        "pid": pids[0] if len(pids) == 1 else None,
         "sync": after.sync or before.sync or (opts.sync if started else None),
-        "cpu_s": monitor.cpu_s if monitor else None,
-        "rss_start_mb": monitor.rss_start_bytes / MB if monitor else None,
-        "rss_peak_mb": monitor.rss_peak_bytes / MB if monitor else None,
+        **_cpu_and_rss(list(monitors.values())),
         "commits": _delta(before.commits, after.commits),
-        "committed_changes": _delta(before.committed_changes, after.committed_changes),
-    }
+        "committed_changes": _delta(before.committed_changes, after.committed_changes)}
+    brokers = _per_broker_rows(counted, monitors) if counted is not None else None
+    if brokers is not None:
+        broker.update(pids=list(pids), commits=_sum(r["commits"] for r in brokers),
+                      committed_changes=_sum(r["committed_changes"] for r in brokers))
     report = build_report(opts, broker, prefill, results, failures, floor, timeline,
                           idle_figures)
     report["warm"] = warm
+    if brokers is not None:  # every broker's figures, and the commits of all of them
+        report.update(queues=list(queues), brokers=brokers)
     return report
+
+
+def _shown(url: str) -> str:
+    """The URL without its secret; a seed list as mq://user@h1:p1,h2:p2."""
+    seeds = parse_seeds(url)
+    return ",".join([str(seeds[0]), *(f"{s.host}:{s.port}" for s in seeds[1:])])
+
+
+def _cpu_and_rss(monitors: list[BrokerMonitor]) -> dict[str, float | None]:
+    """CPU seconds over the window and RSS in MB of the brokers watched, summed over them."""
+    cpus = [m.cpu_s for m in monitors]
+    if not monitors:
+        return {"cpu_s": None, "rss_start_mb": None, "rss_peak_mb": None}
+    return {"cpu_s": None if None in cpus else sum(c or 0.0 for c in cpus),
+            "rss_start_mb": sum(m.rss_start_bytes for m in monitors) / MB,
+            "rss_peak_mb": sum(m.rss_peak_bytes for m in monitors) / MB}
+
+
+def _per_broker_rows(counted: tuple[Placement, ByBroker, ByBroker],
+                     monitors: dict[int, BrokerMonitor]) -> list[dict[str, Any]]:
+    placement, before, after = counted
+    ports = {pid: listening_ports(pid) for pid in monitors}
+    pids = {addr: pid_of(addr, ports) for addr in placement.nodes}
+    if len(monitors) == 1 and len(placement.nodes) == 1:
+        pids = dict.fromkeys(placement.nodes, next(iter(monitors)))  # the only one there is
+    cpu = {addr: monitors[pid].cpu_s if pid is not None else None for addr, pid in pids.items()}
+    return rows(placement, before, after, cpu, pids)
+
+
+def _sum(values: Any) -> int | None:
+    known = list(values)
+    return None if None in known else sum(known)
 
 
 def _open_idle(idle: IdleConnections, monitor: BrokerMonitor | None, out: TextIO,
@@ -138,9 +199,10 @@ def _delta(before: int | None, after: int | None) -> int | None:
     return after - before if before is not None and after is not None else None
 
 
-async def _declare(url: str, queue_name: str) -> None:
+async def _declare(url: str, queues: tuple[str, ...]) -> None:
     async with asyncio.timeout(CALL_TIMEOUT_S), AsyncClient.connect(url) as client:
-        await client.declare(queue_name)  # created before the run, outside the measured window
+        for queue_name in queues:  # created before the run, outside the measured window
+            await client.declare(queue_name)
 
 
 async def _server_stats(url: str) -> dict[str, Any]:
@@ -159,41 +221,63 @@ async def _broker_stats(url: str, queue_name: str) -> BrokerStats:
     return BrokerStats(server.get("sync"), server.get("commits"), server.get("committed_changes"))
 
 
-def _warm(opts: BenchOptions, url: str, out: TextIO) -> dict[str, Any]:
-    print(f"warming {opts.queue}: {opts.warm:,} messages in and out ...", file=out)
-    seconds = run_async(_pass_through(opts, url, out))
+def _shares(total: int, queues: tuple[str, ...]) -> list[tuple[str, int]]:
+    """`total` messages split over `queues` as evenly as whole messages allow."""
+    n = len(queues)
+    return [(q, total // n + (1 if i < total % n else 0)) for i, q in enumerate(queues)]
+
+
+def _warm(opts: BenchOptions, url: str, queues: tuple[str, ...], out: TextIO) -> dict[str, Any]:
+    print(f"warming {_named(queues)}: {opts.warm:,} messages in and out ...", file=out)
+    seconds = run_async(_pass_through(opts, url, queues, out))
     print(f"warmed in {seconds:.2f} s ({opts.warm / seconds:,.0f} msgs/s)", file=out)
     return {"messages": opts.warm, "seconds": seconds}
 
 
-async def _pass_through(opts: BenchOptions, url: str, out: TextIO) -> float:
+def _named(queues: tuple[str, ...]) -> str:
+    return queues[0] if len(queues) == 1 else f"{len(queues)} queues"
+
+
+async def _pass_through(opts: BenchOptions, url: str, queues: tuple[str, ...], out: TextIO,
+                        ) -> float:
     """Publish, lease and ack `opts.warm` messages, a batch at a time, leaving none behind."""
     body = bytes(opts.size)
     started = time.perf_counter()
     next_note = WARM_NOTE_EVERY
     async with asyncio.timeout(opts.timeout_s), AsyncClient.connect(url) as client:
         done = 0
-        while done < opts.warm:
-            n = min(PREFILL_BATCH, opts.warm - done)
-            await client.publish_many(opts.queue, [body] * n, batch_size=PREFILL_BATCH)
-            leased = 0
-            while leased < n:
-                msgs = await client.get(opts.queue, max=n - leased)
-                await client.ack_many([m.receipt for m in msgs])
-                leased += len(msgs)
-            done += n
-            if done >= next_note:
-                print(f"  {done:,} of {opts.warm:,}", file=out)
-                next_note += WARM_NOTE_EVERY
+        for queue, share in _shares(opts.warm, queues):
+            next_note = await _warm_one(client, queue, share, body, done, opts.warm, next_note,
+                                        out)
+            done += share
     return time.perf_counter() - started
 
 
-def _prefill(opts: BenchOptions, url: str, out: TextIO, monitor: BrokerMonitor | None
-             ) -> dict[str, Any]:
-    """Fill the queue; with the broker's pid, also what the queued messages cost it in RSS."""
-    print(f"prefilling {opts.queue} with {opts.count:,} messages ...", file=out)
+async def _warm_one(client: AsyncClient, queue: str, share: int, body: bytes, done: int,
+                    total: int, next_note: int, out: TextIO) -> int:
+    """Pass `share` messages through `queue`; the progress line due next."""
+    end = done + share
+    while done < end:
+        n = min(PREFILL_BATCH, end - done)
+        await client.publish_many(queue, [body] * n, batch_size=PREFILL_BATCH)
+        leased = 0
+        while leased < n:
+            msgs = await client.get(queue, max=n - leased)
+            await client.ack_many([m.receipt for m in msgs])
+            leased += len(msgs)
+        done += n
+        if done >= next_note:
+            print(f"  {done:,} of {total:,}", file=out)
+            next_note += WARM_NOTE_EVERY
+    return next_note
+
+
+def _prefill(opts: BenchOptions, url: str, queues: tuple[str, ...], out: TextIO,
+             monitor: BrokerMonitor | None) -> dict[str, Any]:
+    """Fill the queues; with the broker's pid, also what the queued messages cost it in RSS."""
+    print(f"prefilling {_named(queues)} with {opts.count:,} messages ...", file=out)
     before = monitor.rss_bytes() if monitor is not None else None
-    seconds = run_async(_publish_prefill(opts, url))
+    seconds = run_async(_publish_prefill(opts, url, queues))
     print(f"prefilled in {seconds:.2f} s ({opts.count / seconds:,.0f} msgs/s)", file=out)
     figures: dict[str, Any] = {"messages": opts.count, "seconds": seconds,
                                "msgs_per_s": opts.count / seconds}
@@ -208,26 +292,30 @@ def _prefill(opts: BenchOptions, url: str, out: TextIO, monitor: BrokerMonitor |
     return figures
 
 
-async def _publish_prefill(opts: BenchOptions, url: str) -> float:
+async def _publish_prefill(opts: BenchOptions, url: str, queues: tuple[str, ...]) -> float:
     body = bytes(opts.size)
     started = time.perf_counter()
     async with asyncio.timeout(opts.timeout_s), AsyncClient.connect(url) as client:
-        for first in range(0, opts.count, PREFILL_CHUNK):
-            n = min(PREFILL_CHUNK, opts.count - first)
-            await client.publish_many(opts.queue, [body] * n, batch_size=PREFILL_BATCH)
+        for queue, share in _shares(opts.count, queues):
+            for first in range(0, share, PREFILL_CHUNK):
+                n = min(PREFILL_CHUNK, share - first)
+                await client.publish_many(queue, [body] * n, batch_size=PREFILL_BATCH)
     return time.perf_counter() - started
 
 
-def worker_specs(opts: BenchOptions, url: str) -> list[WorkerSpec]:
-    """The producers (slots first) and consumers of a run."""
+def worker_specs(opts: BenchOptions, url: str, queues: tuple[str, ...] | None = None,
+                 ) -> list[WorkerSpec]:
+    """The producers (slots first) and consumers of a run, each with its share of `queues`
+    (placement.share; the run's one queue by default)."""
+    queues = (opts.queue,) if queues is None else queues
     specs: list[WorkerSpec] = []
-    common: dict[str, Any] = {"url": url, "queue": opts.queue, "size": opts.size,
-                              "timeout_s": opts.timeout_s}
+    common: dict[str, Any] = {"url": url, "size": opts.size, "timeout_s": opts.timeout_s}
     if opts.has_producers:
         n = opts.producers
         for i in range(n):
             specs.append(WorkerSpec(
-                "producer", i, i, count=opts.count // n + (1 if i < opts.count % n else 0),
+                "producer", i, i, queues=share(queues, n, i),
+                count=opts.count // n + (1 if i < opts.count % n else 0),
                 batch=opts.batch, inflight=opts.inflight, keys=opts.keys,
                 rate=opts.rate / n if opts.rate else None,
                 rate_offset_s=i / opts.rate if opts.rate else 0.0,
@@ -236,7 +324,8 @@ def worker_specs(opts: BenchOptions, url: str) -> list[WorkerSpec]:
         first_slot = len(specs)
         for i in range(opts.consumers):
             specs.append(WorkerSpec(
-                "consumer", i, first_slot + i, prefetch=opts.prefetch, consume=opts.consume,
+                "consumer", i, first_slot + i, queues=share(queues, opts.consumers, i),
+                prefetch=opts.prefetch, consume=opts.consume,
                 ack=opts.ack,
                 # In e2e consumers drain what was confirmed, so only producers stop at duration.
                 duration_s=opts.duration_s if opts.scenario == "consume" else None,
@@ -244,15 +333,16 @@ def worker_specs(opts: BenchOptions, url: str) -> list[WorkerSpec]:
     return specs
 
 
-def _run_workers(opts: BenchOptions, url: str, expected: int, monitor: BrokerMonitor | None,
+def _run_workers(opts: BenchOptions, url: str, queues: tuple[str, ...], expected: int,
+                 monitors: list[BrokerMonitor],
                  ) -> tuple[list[WorkerResult], list[str], list[Sample]]:
-    specs = worker_specs(opts, url)
+    specs = worker_specs(opts, url, queues)
     producers = sum(1 for s in specs if s.role == "producer")
     shared = Shared.create(producers, len(specs) - producers, expected)
     progress = Progress(shared, sys.stderr if opts.progress else None)
 
     def begin() -> None:
-        if monitor is not None:
+        for monitor in monitors:
             monitor.mark_start()
         progress.start()
         shared.start.set()
@@ -263,7 +353,7 @@ def _run_workers(opts: BenchOptions, url: str, expected: int, monitor: BrokerMon
         else:
             results, failures = _in_processes(specs, shared, begin, opts.timeout_s)
     finally:
-        if monitor is not None:
+        for monitor in monitors:
             monitor.mark_end()
         progress.stop()
     return results, failures, progress.timeline

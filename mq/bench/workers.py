@@ -37,13 +37,15 @@ class WorkerSpec:
     `count` is this producer's share of the messages. `rate` is this producer's rate in msgs/s
     (open loop) and `rate_offset_s` shifts its schedule so that producers interleave.
     `duration_s` stops the worker's load loop; `timeout_s` is the hard limit on everything.
+    `queues` are this worker's queues: a producer sends its requests to them in turn, a
+    consumer receives from all of them at once.
     """
 
     role: str  # "producer" or "consumer"
     index: int
     slot: int
     url: str
-    queue: str
+    queues: tuple[str, ...]
     size: int
     timeout_s: float
     count: int = 0

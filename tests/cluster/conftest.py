@@ -11,9 +11,12 @@ import os
 from collections.abc import Iterator
 
 import pytest
+from mq_client import Client
+from mq_client.slots import SLOTS
 
-from tests.cluster.brokers import why_no_cluster_broker
+from tests.cluster.brokers import Cluster, why_no_cluster_broker
 from tests.cluster.etcd import EtcdCluster, why_no_etcd
+from tests.harness import wait_until
 
 ENABLED = os.environ.get("MQ_TEST_CLUSTER") == "1"
 NOT_ENABLED = ("the cluster tests start etcd, Postgres and several brokers: run them with "
@@ -55,6 +58,35 @@ def etcd() -> Iterator[EtcdCluster]:
         yield cluster
     finally:
         cluster.stop()
+
+
+@pytest.fixture
+def settled_cluster(cluster_broker: None, etcd: EtcdCluster, pg_url: str) -> Iterator[Cluster]:
+    """Brokers b1, b2, b3 of one cluster, each serving its share of the slots: the controller
+    has finished moving slots to b2 and b3 as they joined. Killed by PID afterwards."""
+    c = Cluster(f"s{os.getpid()}", etcd.endpoints, pg_url)
+    try:
+        for i in (1, 2, 3):
+            c.add(f"b{i}")
+        c.wait_moves_done(lambda owned: sum(1 for n in owned.values() if n) == 3)
+        wait_until(lambda: all_slots_served(c), "every broker loaded the slots the map gives it",
+                   timeout_s=60, interval_s=0.25)
+        yield c
+    finally:
+        c.stop()
+
+
+def all_slots_served(cluster: Cluster) -> bool:
+    """Whether the running brokers serve all 1,024 slots, none still loading."""
+    served = 0
+    for broker in cluster.brokers.values():
+        if broker.running():
+            with Client.connect(f"mq://{broker.addr}", timeout_s=5) as one:
+                server = one.stats()["server"]
+            if server["slots_loading"]:
+                return False
+            served += server["slots_owned"]
+    return served == SLOTS
 
 
 @pytest.fixture

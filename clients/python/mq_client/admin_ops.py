@@ -138,3 +138,16 @@ def history(msg_id: int) -> Request[list[dict[str, Any]]]:
         return list(events)
 
     return Request(request_fields("history", msg_id=msg_id), parse)
+
+
+def cluster() -> Request[dict[str, Any]]:
+    """The cluster's slot map (protocol.md 11): `cluster` (its name; None from a broker that is
+    not in one), `node`, `map_epoch`, `slots` as [first, last, node, addr] ranges and `brokers`
+    (node -> `addr`, `leaving`, `slots`)."""
+
+    def parse(reply: dict[str, Any]) -> dict[str, Any]:
+        reply_field(reply, "map_epoch", int)
+        reply_field(reply, "slots", list)
+        return result_fields(reply)
+
+    return Request(request_fields("cluster"), parse)

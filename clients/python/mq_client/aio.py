@@ -16,7 +16,8 @@ from types import TracebackType
 from typing import Any, TypeVar
 
 from mq_client import admin_ops, ops
-from mq_client.cluster_link import DEFAULT_TAKEOVER_TIMEOUT_S, ClusterLink
+from mq_client.cluster_link import ClusterLink
+from mq_client.cluster_routing import DEFAULT_TAKEOVER_TIMEOUT_S
 from mq_client.codec import DEFAULT_MAX_FRAME_BYTES
 from mq_client.connect import Connecting
 from mq_client.link import Link
@@ -176,6 +177,7 @@ class AsyncClient:
     bindings = awaiting(admin_ops.bindings)
     explain = awaiting(admin_ops.explain)
     history = awaiting(admin_ops.history)
+    cluster = awaiting(admin_ops.cluster)
 
     # -- push consumption (protocol.md section 2.4) ------------------------------------------
 

@@ -3,17 +3,13 @@ one `Link`, so `AsyncClient` keeps its API.
 
 Theory of operation. The client starts from a seed list, asks one of them for the slot map
 (`cluster`) and keeps it: slot -> the address of its broker. Each request goes to the broker
-of its slot, worked out from the request alone (a queue or topic name by hash, a receipt or
-msg_id by its low bits); a request about no queue goes to any broker. One `Link` (one
-connection) per broker, made when first needed, without reconnect of its own: a lost broker's
-link is dropped and made again if the map still names it.
+of its slot; a request about no queue goes to any broker. One `Link` (one connection) per
+broker, made when first needed (one dial at a time per broker, so concurrent first requests
+share it), without reconnect of its own: a lost broker's link is dropped and made again if the
+map still names it. MOVED, TRYAGAIN, STORE_UNAVAILABLE and a lost connection are followed and
+retried as cluster_routing.py says, which the blocking client's links follow too.
 
-  - MOVED: the slot's new address is noted and the request sent there at once; a second MOVED
-    for one request (two brokers that have not both read the new map yet point at each
-    other) is followed after a backoff, until `takeover_timeout_s`.
-  - TRYAGAIN, STORE_UNAVAILABLE, a lost connection: wait (jittered backoff), read the map
-    again from any broker that answers, and resend, until `takeover_timeout_s` has passed.
-    Resending after a lost connection may repeat a request that took effect: a `pub` carries
+  - Resending after a lost connection may repeat a request that took effect: a `pub` carries
     an automatic `dedup_id` (`<client uuid>:<n>`), so a publish is stored once within its
     queue's dedup window; a `get` may lease a message whose delivery was lost (it comes back
     when that lease ends); an `ack` may answer LEASE_LOST for one already acked.
@@ -31,51 +27,34 @@ link is dropped and made again if the map still names it.
 from __future__ import annotations
 
 import asyncio
-import itertools
 import logging
-import uuid
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import replace
-from typing import Any, TypeVar, cast
+from typing import Any, TypeVar
 
-from mq_client import ops
+from mq_client import admin_ops
+from mq_client.cluster_routing import (
+    DEFAULT_TAKEOVER_TIMEOUT_S,
+    FOLLOWED,
+    MAP_READ_TIMEOUT_S,
+    Attempts,
+    DedupIds,
+    SlotMap,
+    per_slot,
+    slot_of_request,
+)
 from mq_client.connection import Connection
-from mq_client.errors import ConnectionLost, Moved, MQError, ProtocolError, StoreUnavailable, TryAgain
+from mq_client.errors import ConnectionLost, Moved, MQError
 from mq_client.link import Link
 from mq_client.push import PushRouter, Subscription
 from mq_client.request import Request
-from mq_client.retry import RECONNECT_BACKOFF
 from mq_client.session import Session
-from mq_client.slots import slot_of, slot_of_id
+from mq_client.slots import slot_of
 from mq_client.url import Address
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
 
-MAP_READ_TIMEOUT_S = 2.0  # a broker that does not say the map by then (paused, say) is skipped
-DEFAULT_TAKEOVER_TIMEOUT_S = 10.0
 Dial = Callable[[Address], Awaitable[Connection]]
-
-
-def cluster_op() -> Request[dict[str, Any]]:
-    """`cluster`: the slot map (protocol.md 11)."""
-    return Request({"op": "cluster"}, lambda reply: reply)
-
-
-def slot_of_request(fields: dict[str, Any]) -> int | None:
-    """The slot a request is about, or None for one about no queue."""
-    for name in ("queue", "topic"):
-        value = fields.get(name)
-        if isinstance(value, str):
-            return slot_of(value)
-    receipt = fields.get("receipt")
-    if isinstance(receipt, str):
-        return slot_of_id(int(receipt.partition(".")[0]))
-    receipts = fields.get("receipts")
-    if isinstance(receipts, list) and receipts:
-        return slot_of_id(int(str(receipts[0]).partition(".")[0]))
-    msg_id = fields.get("msg_id")
-    return slot_of_id(msg_id) if isinstance(msg_id, int) else None
 
 
 class ClusterLink:
@@ -86,14 +65,13 @@ class ClusterLink:
         self.takeover_timeout_s = takeover_timeout_s
         self.max_frame_bytes = max_frame_bytes
         self._links: dict[str, Link] = {}  # host:port -> its link
-        self._owner: dict[int, str] = {}  # slot -> host:port
-        self.map_epoch = 0
+        self._dialing: dict[str, asyncio.Task[Link]] = {}  # host:port -> its link being made
+        self.map = SlotMap()
         self.session: Session | None = None
         self._heartbeat_s: float | None = None
         self._joins: dict[str, Request[dict[str, Any]]] = {}  # queue -> its join
         self._joined: set[tuple[str, str]] = set()  # (host:port, queue) joined there
-        self._producer = uuid.uuid4().hex
-        self._published = itertools.count(1)
+        self._with_dedup = DedupIds()
         self.pushes = PushRouter(reconnect=False)  # for the API; each link routes its own
         self.reconnects = 0
         self._closed = False
@@ -120,7 +98,7 @@ class ClusterLink:
         """A batch's requests, each sent to its slot's broker (a batch ack split per slot)."""
         out: list[T] = []
         for request in requests:
-            for part in _per_slot(request):
+            for part in per_slot(request):
                 out.append(await self.call(part))
         return out
 
@@ -152,20 +130,17 @@ class ClusterLink:
     async def owner_link(self, queue: str | None) -> Link:
         """The link to the broker of `queue`'s slot now (for a subscription; a monitor of every
         queue watches one broker, which shows the queues it serves)."""
-        addr = self._owner.get(slot_of(queue)) if queue is not None else None
+        addr = self.map.addr(slot_of(queue)) if queue is not None else None
         return await self._link(addr or self._any())
 
     async def close(self) -> None:
         self._closed = True
+        for dialing in self._dialing.values():
+            dialing.cancel()
         links, self._links = list(self._links.values()), {}
         await asyncio.gather(*(link.close() for link in links), *self._closing, return_exceptions=True)
 
     # -- routing ----------------------------------------------------------------------------
-
-    def _with_dedup(self, request: Request[T]) -> Request[T]:
-        if request.fields.get("op") != "pub" or "dedup_id" in request.fields:
-            return request
-        return replace(request, fields={**request.fields, "dedup_id": f"{self._producer}:{next(self._published)}"})
 
     async def _routed(self, request: Request[T], send: Callable[[Link, Request[T]], Awaitable[T]]) -> T:
         async def attempt(addr: str) -> T:
@@ -180,32 +155,25 @@ class ClusterLink:
 
     async def _at_owner(self, slot: int | None, attempt: Callable[[str], Awaitable[T]]) -> T:
         """`attempt` at the broker that owns `slot` (any broker for None), following MOVED and
-        retrying TRYAGAIN, an unavailable store or a lost broker with backoff, until
-        `takeover_timeout_s` has passed."""
+        retrying TRYAGAIN, an unavailable store or a lost broker (cluster_routing.Attempts)."""
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + self.takeover_timeout_s
-        delays = RECONNECT_BACKOFF.delays()
-        hops = 0
+        attempts = Attempts(self.takeover_timeout_s, loop.time())
         while True:
             if self._closed:
                 raise ConnectionLost("the client was closed")
-            addr = (self._owner.get(slot) if slot is not None else None) or self._any()
+            addr = self.map.addr(slot) or self._any()
             try:
                 return await attempt(addr)
-            except Moved as moved:
-                self._owner[moved.slot] = moved.addr
-                hops += 1
-                if hops > 1:  # two brokers that have not both read the new map yet
-                    if loop.time() > deadline:
-                        raise
-                    await asyncio.sleep(next(delays))
-            except (TryAgain, StoreUnavailable, ConnectionLost) as e:
-                if isinstance(e, ConnectionLost):
+            except FOLLOWED as e:
+                if isinstance(e, Moved):
+                    self.map.moved(e)
+                elif isinstance(e, ConnectionLost):
                     self._drop(addr)
-                if loop.time() > deadline:
-                    raise
-                await asyncio.sleep(next(delays))
-                await self._refresh_quietly()
+                step = attempts.after(e, loop.time())
+                if step.wait_s:
+                    await asyncio.sleep(step.wait_s)
+                if step.refresh:
+                    await self._refresh_quietly()
 
     async def _rejoin(self, link: Link, addr: str, request: Request[Any]) -> None:
         """Join the group of the request's queue on this broker first, if the client is in one."""
@@ -226,6 +194,21 @@ class ClusterLink:
         link = self._links.get(addr)
         if link is not None and not link.closed:
             return link
+        # One dial per broker at a time: two links to one broker would split a consumer's
+        # subscription (and its leases) from its acks.
+        dialing = self._dialing.get(addr)
+        if dialing is None:
+            dialing = self._dialing[addr] = asyncio.create_task(self._new_link(addr))
+            dialing.add_done_callback(lambda done: self._dialed(addr, done))
+        return await asyncio.shield(dialing)
+
+    def _dialed(self, addr: str, done: asyncio.Task[Link]) -> None:
+        if self._dialing.get(addr) is done:
+            del self._dialing[addr]
+        if not done.cancelled():
+            done.exception()  # retrieved: every waiter may have gone
+
+    async def _new_link(self, addr: str) -> Link:
         self._drop(addr)
         conn = await self._dial(self._address(addr))
         link = Link(conn)
@@ -294,7 +277,7 @@ class ClusterLink:
             try:
                 async with asyncio.timeout(MAP_READ_TIMEOUT_S):
                     link = await self._link(addr)
-                    self._learn(await link.call(cluster_op()))
+                    self.map.learn(await link.call(admin_ops.cluster()))
                 return
             except (MQError, TimeoutError) as e:
                 if not isinstance(e, MQError) or isinstance(e, ConnectionLost):
@@ -307,26 +290,3 @@ class ClusterLink:
             await self.refresh()
         except MQError as e:
             log.debug("mq cluster map not refreshed: %s", e)
-
-    def _learn(self, reply: dict[str, Any]) -> None:
-        slots, epoch = reply.get("slots"), reply.get("map_epoch")
-        if not isinstance(slots, list) or not isinstance(epoch, int):
-            raise ProtocolError(f"cluster reply without slots and map_epoch: {reply!r}")
-        if reply.get("cluster") is None:
-            raise ProtocolError("this broker is not in a cluster: connect with one mq://host:port")
-        owner: dict[int, str] = {}
-        for first, last, _node, addr in slots:
-            owner.update(dict.fromkeys(range(int(first), int(last) + 1), str(addr)))
-        self._owner, self.map_epoch = owner, epoch
-
-
-def _per_slot(request: Request[T]) -> list[Request[T]]:
-    receipts = request.fields.get("receipts")
-    if not isinstance(receipts, list):
-        return [request]
-    by_slot: dict[int, list[str]] = {}
-    for r in receipts:
-        by_slot.setdefault(slot_of_id(int(str(r).partition(".")[0])), []).append(r)
-    if len(by_slot) == 1:
-        return [request]
-    return [cast(Request[T], ops.ack_batch(group)) for group in by_slot.values()]

@@ -17,6 +17,10 @@ task to do it). On the new connection it says `auth`, then `hello` with the sess
 joins its groups again), then sends the call. A call whose bytes had gone out when the
 connection dropped is not sent again: it raises `OutcomeUnknown` (it may or may not have run),
 and the next call reconnects.
+
+A cluster's seed list (`mq://h1:p1,h2:p2`): the link is a `BlockingClusterLink`
+(blocking_cluster.py), one `BlockingLink` per broker routed by slot, with the asyncio client's
+routing rules (cluster_routing.py).
 """
 
 from __future__ import annotations
@@ -27,13 +31,15 @@ import socket
 import ssl
 import threading
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from types import TracebackType
 from typing import Any, TypeVar
 
 from mq_client import admin_ops, ops
+from mq_client.blocking_cluster import BlockingClusterLink
 from mq_client.blocking_dial import Dialer, redial
 from mq_client.blocking_link import BlockingLink
+from mq_client.cluster_routing import DEFAULT_TAKEOVER_TIMEOUT_S, per_slot
 from mq_client.codec import DEFAULT_MAX_FRAME_BYTES
 from mq_client.errors import ConnectionLost, MQError, OutcomeUnknown, clone_error
 from mq_client.methods import blocking, blocking_via
@@ -41,7 +47,7 @@ from mq_client.request import Operation, Request, check_reply
 from mq_client.retry import RECONNECT_BACKOFF, Retry
 from mq_client.security import client_context, credentials
 from mq_client.session import Session
-from mq_client.url import DEFAULT_URL, parse_seeds, parse_url
+from mq_client.url import DEFAULT_URL, Address, parse_seeds, parse_url
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
@@ -65,19 +71,20 @@ class Client:
 
     def __init__(
         self,
-        sock: socket.socket,
+        sock: socket.socket | BlockingLink | BlockingClusterLink,
         *,
         timeout_s: float | None = DEFAULT_TIMEOUT_S,
         max_frame_bytes: int = DEFAULT_MAX_FRAME_BYTES,
     ) -> None:
-        """Wrap a connected socket; most code should use `Client.connect` instead.
+        """Wrap a connected socket (or a link, or a cluster's links); most code should use
+        `Client.connect` instead.
 
         `max_frame_bytes`: the broker's limit, in bytes; larger requests are refused locally
         with `FrameTooLarge` instead of having the broker close the connection.
         """
         self.timeout_s = timeout_s
         self.max_frame_bytes = max_frame_bytes
-        self._link = BlockingLink(sock)
+        self._link = sock if isinstance(sock, BlockingLink | BlockingClusterLink) else BlockingLink(sock)
         self.session: Session | None = None
         """The consumer session, after `hello`; it changes when a reconnect starts a new one."""
         self.reconnects = 0
@@ -104,6 +111,8 @@ class Client:
         secret: str | None = None,
         ssl_context: ssl.SSLContext | None = None,
         ca_file: str | None = None,
+        cluster: bool = False,
+        takeover_timeout_s: float = DEFAULT_TAKEOVER_TIMEOUT_S,
     ) -> Client:
         """Connect to the broker at `url` (`mq://host:port`, `mqs://` for TLS).
 
@@ -120,20 +129,38 @@ class Client:
         before the call goes out. A call that was already sent when the connection dropped
         raises `OutcomeUnknown`: it may or may not have run (its `safe_to_retry` says whether
         sending it again is harmless; a publish is, with a `dedup_id`).
-        One broker only: for a cluster's seed list (`mq://h1:p1,h2:p2`) use `AsyncClient` (or
-        `ClientThread` from blocking code), which routes each queue to its broker.
+
+        A cluster (protocol.md 11): give a seed list, `mq://h1:p1,h2:p2,h3:p3` (or one address
+        with `cluster=True`). The client reads the slot map, sends each queue's requests to its
+        broker (one connection per broker), follows MOVED and retries TRYAGAIN, an unavailable
+        store and a lost broker, for up to `takeover_timeout_s` seconds per request, by the
+        rules the asyncio client follows (blocking_cluster.py). `reconnect` does not apply: a
+        lost broker's queues are found again through the map.
         """
-        if len(parse_seeds(url)) > 1:
-            raise ValueError(f"{url!r} is a list of brokers (a cluster): the blocking Client speaks to one "
-                             "broker; use AsyncClient.connect, or mq_client.client_thread.ClientThread")
-        address = parse_url(url)
+        seeds = parse_seeds(url)
+        address = seeds[0] if len(seeds) > 1 else parse_url(url)
         dialer = Dialer(address, credentials(address, user, secret), client_context(address, ssl_context, ca_file),
                         connect_timeout_s, max_frame_bytes)
-        client = cls(dialer.socket(), timeout_s=timeout_s, max_frame_bytes=max_frame_bytes)
-        dialer.authenticate(client._link)
+        if cluster or len(seeds) > 1:
+            return cls._of_cluster(seeds, dialer, timeout_s, max_frame_bytes, takeover_timeout_s)
+        link = BlockingLink(dialer.socket())
+        dialer.authenticate(link)
+        client = cls(link, timeout_s=timeout_s, max_frame_bytes=max_frame_bytes)
         if reconnect:
             client._redial = _Redial(dialer, reconnect_timeout_s, reconnect_backoff)
         return client
+
+    @classmethod
+    def _of_cluster(cls, seeds: list[Address], dialer: Dialer, timeout_s: float | None, max_frame_bytes: int,
+                    takeover_timeout_s: float) -> Client:
+        links = BlockingClusterLink(seeds, lambda addr, within_s: replace(dialer, address=addr).dial(within_s),
+                                    takeover_timeout_s)
+        try:
+            links.start(max_frame_bytes)
+        except BaseException:
+            links.shut(ConnectionLost("the client could not start"))
+            raise
+        return cls(links, timeout_s=timeout_s, max_frame_bytes=max_frame_bytes)
 
     @property
     def closed(self) -> bool:
@@ -193,6 +220,7 @@ class Client:
     bindings = blocking(admin_ops.bindings)
     explain = blocking(admin_ops.explain)
     history = blocking(admin_ops.history)
+    cluster = blocking(admin_ops.cluster)
 
     # -- consumer sessions and groups (protocol.md sections 4.1, 4.2) ------------------------
 
@@ -238,6 +266,8 @@ class Client:
             (reply,) = self._exchange([operation])
             return operation.parse(check_reply(reply))
         requests = operation.split(self.max_frame_bytes)
+        if isinstance(self._link, BlockingClusterLink):
+            requests = [part for request in requests for part in per_slot(request)]  # acks by slot
         replies = self._exchange(requests)
         return operation.combine(
             [request.parse(check_reply(reply)) for request, reply in zip(requests, replies, strict=True)]
@@ -262,7 +292,7 @@ class Client:
             # Lost before any byte of it went out: it is safe to send on a new connection.
             return self._usable_link().exchange(requests, timeout_s, self.max_frame_bytes)
 
-    def _usable_link(self) -> BlockingLink:
+    def _usable_link(self) -> BlockingLink | BlockingClusterLink:
         """The link to send on: with reconnect, a new one if the current one is found lost."""
         if self._gave_up is not None:
             raise clone_error(self._gave_up)

@@ -9,8 +9,9 @@ import pytest
 from sdk_vectors import VECTORS_PATH, vector
 
 from mq_client import ops
-from mq_client.cluster_link import slot_of_request
-from mq_client.errors import Moved, TryAgain, clone_error, error_from_reply
+from mq_client.cluster_routing import Attempts, DedupIds, SlotMap, Step, per_slot, slot_of_request
+from mq_client.errors import Moved, NotFound, ProtocolError, TryAgain, clone_error, error_from_reply
+from mq_client.retry import Retry
 from mq_client.slots import murmur3_32, placement_key, slot_of, slot_of_id
 from mq_client.url import parse_seeds
 
@@ -51,3 +52,36 @@ def test_moved_says_where_and_survives_a_clone() -> None:
     assert isinstance(copy, Moved) and copy.addr == "127.0.0.1:7812"
     again = error_from_reply(vector("tryagain error reply")["meaning"])
     assert isinstance(again, TryAgain) and again.retryable
+
+
+def test_the_map_names_each_slot_s_broker_and_a_moved_corrects_one() -> None:
+    slot_map = SlotMap()
+    slot_map.learn({"cluster": "t", "map_epoch": 7, "slots": [[0, 511, "b1", "h:1"], [512, 1023, "b2", "h:2"]]})
+    assert (slot_map.addr(3), slot_map.addr(600), slot_map.addr(None), slot_map.epoch) == ("h:1", "h:2", None, 7)
+    slot_map.moved(Moved("MOVED", "moved", False, 3, "h:3", 8))
+    assert slot_map.addr(3) == "h:3"
+    with pytest.raises(ProtocolError, match="not in a cluster"):
+        slot_map.learn({"cluster": None, "map_epoch": 0, "slots": []})
+
+
+def test_attempts_go_at_once_after_one_moved_then_back_off_until_the_deadline() -> None:
+    moved = Moved("MOVED", "moved", False, 3, "h:3", 8)
+    attempts = Attempts(10.0, started=100.0, backoff=Retry(first_s=0.5, cap_s=0.5, jitter=0))
+    assert attempts.after(moved, 100.0) == Step(0.0, refresh=False)
+    assert attempts.after(moved, 101.0) == Step(0.5, refresh=False)  # brokers pointing at each other
+    assert attempts.after(TryAgain("TRYAGAIN", "loading"), 105.0) == Step(0.5, refresh=True)
+    with pytest.raises(TryAgain):
+        attempts.after(TryAgain("TRYAGAIN", "loading"), 110.5)
+    with pytest.raises(NotFound):
+        Attempts(10.0, 0.0).after(NotFound("NOT_FOUND", "no such message"), 0.0)  # not followed
+
+
+def test_only_a_pub_gets_an_automatic_dedup_id_and_a_batch_ack_is_split_by_slot() -> None:
+    dedup = DedupIds()
+    first, second = dedup(ops.publish("q", b"x")), dedup(ops.publish("q", b"y"))
+    assert first.fields["dedup_id"] != second.fields["dedup_id"]
+    assert dedup(ops.publish("q", b"x", dedup_id="mine")).fields["dedup_id"] == "mine"
+    assert "dedup_id" not in dedup(ops.get("q")).fields
+    parts = per_slot(ops.ack_batch([f"{1 << 10 | 5}.1", f"{2 << 10 | 9}.1", f"{3 << 10 | 5}.2"]))
+    assert sorted(p.fields["receipts"] for p in parts) == [[f"{1 << 10 | 5}.1", f"{3 << 10 | 5}.2"],
+                                                          [f"{2 << 10 | 9}.1"]]
