@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+import struct
 from typing import Any
 
 import msgpack
 
 from mq.codec.binary_ops import READERS
 from mq.codec.commands import Command, Rejected
-from mq.codec.replies import Reply
+from mq.codec.replies import Published, Reply
 from mq.errors import Code, MQError, bad_request
 from mq.limits import MAX_FRAME_BYTES_CEILING
 
 PREFIX_BYTES = 4
+_PREFIX = struct.Struct(">I")  # the frame length
 
 
 def _rid(m: dict[str, Any]) -> int | None:
@@ -74,20 +76,28 @@ class BinaryDecoder:
     def feed(self, data: bytes) -> list[Command | Rejected]:
         if self.closed:
             return []
+        # Frames are unpacked where they lie, through a view, not copied out one by one. The
+        # view is of bytes (the data itself, or one copy of what was pending with it), never of
+        # the buffer, which must stay free to change; the buffer keeps only an unfinished frame.
         buffer = self._buffer
-        buffer += data
+        if buffer:
+            buffer += data
+            if len(buffer) >= PREFIX_BYTES:
+                (size,) = _PREFIX.unpack_from(buffer)
+                if size <= self.max_frame_bytes and len(buffer) < PREFIX_BYTES + size:
+                    return []  # a big frame still coming: no copy per piece of it
+            data = bytes(buffer)
+            buffer.clear()
         out: list[Command | Rejected] = []
-        pos, end = 0, len(buffer)
+        pos, end = 0, len(data)
+        view = memoryview(data)
         while end - pos >= PREFIX_BYTES:
-            size = int.from_bytes(buffer[pos : pos + PREFIX_BYTES], "big")
+            (size,) = _PREFIX.unpack_from(data, pos)
             if size > self.max_frame_bytes:
-                error = MQError(
+                out.append(Rejected(None, MQError(
                     Code.FRAME_TOO_LARGE,
-                    f"frame of {size} bytes is above {self.bound_name}={self.max_frame_bytes}",
-                )
-                out.append(Rejected(None, error))
+                    f"frame of {size} bytes is above {self.bound_name}={self.max_frame_bytes}")))
                 self.closed = True
-                buffer.clear()
                 return out
             start = pos + PREFIX_BYTES
             if size == 0:
@@ -96,16 +106,18 @@ class BinaryDecoder:
                 continue
             if end - start < size:
                 break
-            out.append(_decode_payload(buffer[start : start + size]))
             pos = start + size
-        del buffer[:pos]
+            out.append(_decode_payload(view[start:pos]))
+        if pos < end:
+            buffer += view[pos:]
         return out
 
 
-def _decode_payload(payload: bytearray) -> Command | Rejected:
+def _decode_payload(payload: memoryview) -> Command | Rejected:
     try:
         # strict_map_key refuses map keys other than str and bin at any depth (command_from_map
         # refuses bin keys too): a map with string keys is all a request holds (protocol.md 2.1).
+        # Nothing decoded refers to `payload`: bin values come out as bytes of their own.
         obj = msgpack.unpackb(payload, raw=False, strict_map_key=True)
     except Exception as e:  # msgpack raises several unrelated types for bad input
         return Rejected(None, MQError(Code.BAD_FRAME, f"payload is not valid msgpack ({e})"))
@@ -124,6 +136,8 @@ def encode_frame(payload: dict[str, Any]) -> bytes:
 
 def encode_reply(rid: int | None, reply: Reply) -> bytes:
     """A successful reply: `rid`, `ok`, then the reply's own fields."""
+    if type(reply) is Published:  # one per message published: its map spelled out
+        return encode_frame({"rid": rid, "ok": True, "msg_id": reply.msg_id})
     return encode_frame({"rid": rid, "ok": True, **reply.fields()})
 
 

@@ -6,17 +6,31 @@ replaces this.
 
 Theory of operation. pub, get and ack are read once per message, so a derived reader must cost
 what a hand-written one does. Like `dataclasses` writing `__init__`, `reader` writes each
-command's reader as one expression and compiles it once at import:
+command's reader as straight-line code and compiles it once at import. Only names the registry
+chose go into the source (field names, which are identifiers, and slot names); every value,
+class and check is passed in the namespace, never as text.
+
+The command is not built through its constructor: a frozen dataclass's `__init__` sets each
+field through `object.__setattr__`, which looks the slot up on the class again for every field,
+about half the cost of decoding a small pub (1.5 against 0.8 us for six fields). The reader sets
+each slot through its own descriptor, field by field in the order `__init__` takes them, then
+runs the class's `__post_init__` checks as `__init__` would; the result is the same frozen
+instance:
 
     def read(m, rid):
-        return cls(c0(m.get('queue')), c1(m.get('body')), c2(m.get('key')), rid, c4(m))
-
-Only names the registry chose go into the source (field names, which are identifiers, and
-slot names); every value, class and check is passed in the namespace, never as text.
+        o = new(cls)
+        s0(o, c0(m.get('queue')))
+        s1(o, c1(m.get('body')))
+        s2(o, m.get('key'))
+        s3(o, rid)
+        ...
+        o.__post_init__()
+        return o
 """
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 
 from mq.codec.commands import REGISTRY, Command
@@ -53,10 +67,20 @@ def reader(entry: Entry) -> Reader:
     """The function that builds `entry`'s command from a request map and its rid."""
     if entry.spec.wire is not None:
         return entry.spec.wire
-    env: dict[str, object] = {"cls": entry.cls}
+    cls = entry.cls
+    env: dict[str, object] = {"cls": cls, "new": object.__new__}
     fixed = dict(entry.spec.fixed)
-    args = ", ".join(_expression(i, f, fixed, env) for i, f in enumerate(entry.fields))
-    exec(f"def read(m, rid):\n    return cls({args})\n", env)
+    body = ["    o = new(cls)"]
+    for i, f in enumerate(entry.fields):
+        slot = inspect.getattr_static(cls, f.name, None)
+        if not inspect.ismemberdescriptor(slot):
+            raise TypeError(f"{cls.__name__}.{f.name} is not a slot: commands are slotted "
+                            "dataclasses")
+        env[f"s{i}"] = slot.__set__
+        body.append(f"    s{i}(o, {_expression(i, f, fixed, env)})")
+    if hasattr(cls, "__post_init__"):
+        body.append("    o.__post_init__()")
+    exec("def read(m, rid):\n" + "\n".join([*body, "    return o"]) + "\n", env)
     read: Reader = env["read"]  # type: ignore[assignment]
     return read
 

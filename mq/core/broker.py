@@ -150,9 +150,11 @@ class Broker(Admin):
             if earlier is not None:
                 q.counters.deduplicated += 1
                 return Published(earlier, True)
-        elif (key is None and not priority and delay_s <= 0 and ttl_s is None
-              and headers is None and q.accepts_plain):
-            return self._publish_plain(q, body, now, body_of)
+        elif not priority and delay_s <= 0 and ttl_s is None and headers is None:
+            if key is not None:
+                return self._publish_keyed(q, body, key, now, body_of)
+            if q.accepts_plain:
+                return self._publish_plain(q, body, now, body_of)
         msg = Message(self._new_id(queue), queue, body, key, now, priority=priority,
                       expires_at=None if ttl_s is None else now + ttl_s, dedup_id=dedup_id,
                       headers=headers)
@@ -191,6 +193,18 @@ class Broker(Admin):
         self._woken.add(q.name)
         self._due.schedule(q.name, now + q.settings.retention_s)
         return Published(msg_id, False)
+
+    def _publish_keyed(self, q: Queue, body: bytes, key: str, now: float, body_of: int | None
+                       ) -> Published:
+        """A message with a key and no other option: a full `Message` (the key decides who
+        may lease it), ready now; none of the branches of the general path."""
+        msg = Message(self._new_id(q.name), q.name, body, key, now)
+        q.add(msg)
+        q.counters.published += 1
+        self._pending.append(Appended(msg, body_of))
+        self._woken.add(q.name)
+        self._due.schedule(q.name, now + q.settings.retention_s)
+        return Published(msg.id, False)
 
     def publish_to_topic(self, topic: str, body: bytes, key: str | None = None,
                          priority: int = 0, delay_s: float = 0.0, ttl_s: float | None = None,

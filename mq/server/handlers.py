@@ -33,6 +33,7 @@ from mq.codec.commands import (
     Unmonitor,
     Unsubscribe,
 )
+from mq.codec.options import PLAIN
 from mq.codec.replies import (
     BYE,
     DONE,
@@ -89,6 +90,9 @@ class Handlers(AdminHandlers):
 
     def publish(self, cmd: Publish, peer: Peer) -> Published:
         o = cmd.options
+        if o is PLAIN:  # most publishes: no options, no clock reading for a delay
+            msg_id, _ = self.core.publish(cmd.queue, cmd.body, cmd.key, headers=cmd.headers)
+            return Published(msg_id)
         msg_id, duplicate = self.core.publish(cmd.queue, cmd.body, cmd.key, o.priority,
                                               o.delay_from(self.core.clock()), o.ttl_s,
                                               o.dedup_id, headers=cmd.headers)

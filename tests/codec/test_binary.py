@@ -48,6 +48,30 @@ def test_prefix_above_limit_is_fatal_and_not_buffered() -> None:
     assert decoder.feed(encode_frame({"op": "ping"})) == []
 
 
+def test_prefix_above_limit_split_after_a_frame_is_refused_once_whole() -> None:
+    """The prefix of a too large frame that comes in two pieces, the first behind a whole
+    frame, is refused as soon as its four bytes are in, its payload never waited for."""
+    decoder = BinaryDecoder(1024)
+    prefix = struct.pack(">I", 5_000)
+    assert decoder.feed(encode_frame({"op": "ping", "rid": 1}) + prefix[:2]) == [Ping(1)]
+    assert decoder.buffered_bytes == 2
+    [refused] = decoder.feed(prefix[2:] + b"x" * 10)
+    assert isinstance(refused, Rejected) and refused.error.code is Code.FRAME_TOO_LARGE
+    assert decoder.closed and decoder.buffered_bytes == 0
+
+
+def test_a_frame_in_many_pieces_is_decoded_once_whole_and_the_next_goes_on() -> None:
+    body = b"b" * 3_000
+    data = encode_frame({"op": "pub", "rid": 1, "queue": "q", "body": body})
+    data += encode_frame({"op": "ping", "rid": 2})
+    decoder = BinaryDecoder(8_192)
+    out = []
+    for i in range(0, len(data), 700):
+        out += decoder.feed(data[i : i + 700])
+    assert out == [Publish("q", body, None, 1), Ping(2)]
+    assert decoder.buffered_bytes == 0
+
+
 def test_frame_at_limit_is_accepted() -> None:
     payload = {"op": "pub", "queue": "q", "body": b""}
     base = len(msgpack.packb(payload))
