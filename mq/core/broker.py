@@ -301,9 +301,25 @@ class Broker(Admin):
                 "bodies_in_log_only": m.in_log, "max_body_memory_bytes": m.budget}
 
     def ack(self, msg_id: int, delivery: int, holder: str) -> None:
+        self._ack(msg_id, delivery, holder, self.clock())
+
+    def ack_many(self, receipts: Iterable[tuple[int, int]], holder: str
+                 ) -> list[tuple[int, MQError]]:
+        """Ack each (msg_id, delivery) of `receipts` held by `holder`, all at one time, so the
+        log can keep them as one row; returns (index, why) for each that was not acked."""
+        now = self.clock()
+        refused = []
+        for i, (msg_id, delivery) in enumerate(receipts):
+            try:
+                self._ack(msg_id, delivery, holder, now)
+            except MQError as e:
+                refused.append((i, e))
+        return refused
+
+    def _ack(self, msg_id: int, delivery: int, holder: str, now: float) -> None:
         msg = self._held(msg_id, delivery, holder)
         q = self._queues[msg.queue]
-        self._remove(q, msg, Acked(msg_id, self.clock(), q.name))
+        self._remove(q, msg, Acked(msg_id, now, q.name))
         q.counters.acked += 1
         self._credit_freed(q)
 

@@ -14,7 +14,7 @@ from mq.core.events import Acked, Appended, Change, Removed
 from mq.core.model import QueueSettings
 from mq.storage.base import Recovered
 from mq.storage.finished import Finished
-from mq.storage.rows import ENCODERS, Fold, Values
+from mq.storage.rows import ENCODERS, Fold, Runs, Values
 
 
 @dataclass(slots=True)
@@ -54,7 +54,10 @@ class Undo:
 
 
 class Ledger:
-    def __init__(self) -> None:
+    def __init__(self, batch_rows: bool = False) -> None:
+        """`batch_rows`: write consecutive leases or acks as batch rows (rows.py, `Runs`);
+        otherwise every change is a row of its own."""
+        self._batch_rows = batch_rows
         self.finished = Finished()  # acked or removed, rows kept for HISTORY until compacted
         self._body_of: dict[int, int] = {}  # fan-out copy -> the message whose row has the body
         self._dependents: Counter[int] = Counter()  # body holder -> copies not yet compacted
@@ -65,18 +68,25 @@ class Ledger:
         b = Batch()
         rows, others, finished, copies = b.rows, b.others, b.finished, b.copies
         encoder_of = ENCODERS.get
+        runs = Runs() if self._batch_rows else None
         for c in changes:  # one pass, and one encoder lookup: this runs for every change
             make = encoder_of(type(c))
             if make is None:
                 others.append(c)
                 continue
-            rows.append(make(c))
+            if runs is None:
+                rows.append(make(c))
+            else:
+                runs.add(c)
             if type(c) is Acked or type(c) is Removed:
                 finished.append(c.msg_id)
                 if c.at > b.finished_at:
                     b.finished_at = c.at
             elif type(c) is Appended and c.body_of is not None:
                 copies.append((c.message.id, c.body_of))
+        if runs is not None:
+            runs.end()
+            b.rows = runs.rows
         return b
 
     def committed(self, b: Batch) -> None:

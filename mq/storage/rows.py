@@ -4,11 +4,24 @@ its row, `Fold` rows back into the state they leave behind, `describe` a row as 
 The row's fields are the log table's columns, in order (sqlite.py builds its SQL from them). A
 row's `kind` is an `Event` code; which other fields a kind fills is written once, in `encode`,
 and read back in `Fold` and `describe`. No SQL here.
+
+Batch rows (SQLite log format 4). A consumer leases and acks in batches, and one row per
+message of a batch was most of what a consume cost the log (building, binding and storing a
+15-column row for a fact that differs between the messages only in the id). `Runs` writes
+consecutive LEASED changes that share their time, holder and delivery (or ACKED changes that
+share their time) as ONE row of kind BATCHED + the event's code: `msg_id` is the smallest id
+of the run, `body` holds every id of it packed (`pack_ids`), the other fields are the event's
+as in its single row. Its ids lie within MAX_SPAN of `msg_id`, so the rows that may hold a
+given id are found through the msg_id index (sqlite.py: HISTORY, compaction). Only changes
+next to each other in a batch share a row, so the log keeps every message's events in their
+order. A run of one change is written as the plain row. `Fold` reads both kinds of rows, so
+a store that writes only plain rows (Postgres) recovers with the same code.
 """
 
 from __future__ import annotations
 
 import json
+import sys
 from array import array
 from bisect import bisect_left
 from collections.abc import Callable, Iterable
@@ -61,6 +74,8 @@ _PUBLISHED, _LEASED, _ACKED, _NACKED, _EXPIRED, _REMOVED, _RELEASED, _LEFT = (
 _DEAD_LETTERED, _REDRIVEN = int(Event.DEAD_LETTERED), int(Event.REDRIVEN)
 _FINAL = frozenset(int(e) for e in FINAL)
 FEW_QUEUES = 8  # up to this many queues, plain publishes are sorted by queue in C (`plain`)
+BATCHED = 100  # a batch row's kind: BATCHED + the code of the event of all its messages
+MAX_SPAN = 4_096  # a batch row's ids are all in [msg_id, msg_id + MAX_SPAN)
 
 
 # --- encode ---------------------------------------------------------------------------------
@@ -135,6 +150,81 @@ def encode(change: Change) -> Values | None:
     their own)."""
     make = ENCODERS.get(type(change))
     return None if make is None else make(change)
+
+
+def pack_ids(ids: Iterable[int]) -> bytearray:
+    """Message ids as a batch row's `body`: 8-byte little-endian signed integers."""
+    packed = array("q", ids)
+    if sys.byteorder == "big":
+        packed.byteswap()
+    return bytearray(packed.tobytes())  # a bytearray binds on sqlite3's fast path
+
+
+def unpack_ids(body: bytes) -> array[int]:
+    """The ids a batch row's `body` holds (pack_ids)."""
+    ids = array("q", body)
+    if sys.byteorder == "big":
+        ids.byteswap()
+    return ids
+
+
+class Runs:
+    """Rows for a batch of changes in which consecutive leases, or acks, that differ only in
+    their message become one batch row each (see the header). `add` each change in order, then
+    `end`; `rows` has them in order."""
+
+    __slots__ = ("_head", "_high", "_ids", "_low", "rows")
+
+    def __init__(self) -> None:
+        self.rows: list[Values] = []
+        self._head: Leased | Acked | None = None  # the first change of the open run
+        self._ids: list[int] = []
+        self._low = self._high = 0
+
+    def add(self, c: Change) -> None:
+        """Take `c` (a change that is a row: encode(c) is not None) into the rows."""
+        head = self._head
+        if type(c) is Leased:
+            if (type(head) is Leased and head.at == c.at and head.holder == c.holder
+                    and head.delivery == c.delivery and head.until == c.until
+                    and self._extend(c.msg_id)):
+                return
+        elif type(c) is Acked:
+            if type(head) is Acked and head.at == c.at and self._extend(c.msg_id):
+                return
+        else:
+            self.end()
+            self.rows.append(ENCODERS[type(c)](c))
+            return
+        self.end()
+        self._head = c
+        self._ids = [c.msg_id]
+        self._low = self._high = c.msg_id
+
+    def _extend(self, msg_id: int) -> bool:
+        """Add `msg_id` to the open run, unless its ids would span MAX_SPAN or more."""
+        low, high = min(self._low, msg_id), max(self._high, msg_id)
+        if high - low >= MAX_SPAN:
+            return False
+        self._ids.append(msg_id)
+        self._low, self._high = low, high
+        return True
+
+    def end(self) -> None:
+        """Close the open run, if any: its row follows the rows before it."""
+        head = self._head
+        if head is None:
+            return
+        self._head = None
+        if len(self._ids) == 1:
+            self.rows.append(ENCODERS[type(head)](head))
+        elif type(head) is Leased:
+            self.rows.append((self._low, BATCHED + _LEASED, head.at, _T, pack_ids(self._ids), _T,
+                              head.delivery, head.holder, head.until or _N, _T, _N, _N, _T, _N,
+                              _T))
+        else:
+            self.rows.append((self._low, BATCHED + _ACKED, head.at, _T, pack_ids(self._ids), _T,
+                              _N, _T, _N, _T, _N, _N, _T, _N, _T))
 
 
 # --- fold -----------------------------------------------------------------------------------
@@ -291,18 +381,28 @@ class Fold:
             self.messages[msg_id] = msg
 
     def events(self, rows: Iterable[tuple[Any, ...]]) -> None:
-        """Every other row: (msg_id, kind, at, queue, delivery, ready_at, detail)."""
-        messages, finished = self.messages, self.finished
+        """Every other row: (msg_id, kind, at, queue, delivery, ready_at, detail, body); `body`
+        is None but in a batch row, where it holds the ids the row is about."""
         for row in rows:
-            msg_id, kind = row[0], row[1]
-            if kind in _FINAL:
-                finished[msg_id] = row[2]
-                if msg_id not in messages:
-                    self._take_plain(msg_id)  # gone: its columns are left out of `plain`
+            if row[1] >= BATCHED:
+                _, kind, at, queue, delivery, ready_at, detail, body = row
+                for msg_id in unpack_ids(body):
+                    self._event((msg_id, kind - BATCHED, at, queue, delivery, ready_at, detail))
             else:
-                msg = messages.get(msg_id) or self._take_plain(msg_id)
-                if msg is not None:
-                    _apply(msg, row)
+                self._event(row)
+
+    def _event(self, row: tuple[Any, ...]) -> None:
+        """One message's event: (msg_id, kind, at, queue, delivery, ready_at, detail, ...)."""
+        msg_id, kind = row[0], row[1]
+        messages = self.messages
+        if kind in _FINAL:
+            self.finished[msg_id] = row[2]
+            if msg_id not in messages:
+                self._take_plain(msg_id)  # gone: its columns are left out of `plain`
+        else:
+            msg = messages.get(msg_id) or self._take_plain(msg_id)
+            if msg is not None:
+                _apply(msg, row)
 
     def live(self) -> list[Message]:
         """The full messages that are not finished, in id order (the rest: `plain`)."""
@@ -318,7 +418,7 @@ class Fold:
 
 def _apply(msg: Message, row: tuple[Any, ...]) -> None:
     """Fold one row that is neither a publish nor final into its message."""
-    _, kind, at, queue, delivery, ready_at, detail = row
+    kind, at, queue, delivery, ready_at, detail = row[1:7]
     if kind == _LEASED:
         msg.deliveries = delivery
         msg.state = State.READY  # leases are void after a restart
@@ -341,6 +441,20 @@ def _apply(msg: Message, row: tuple[Any, ...]) -> None:
 
 
 # --- describe -------------------------------------------------------------------------------
+
+
+def history(rows: Iterable[Any], msg_id: int) -> list[dict[str, Any]]:
+    """HISTORY of `msg_id` (describe) from rows of every LogRow column in `seq` order: its own
+    rows, and batch rows, of which those that hold it count as its rows."""
+    out = []
+    for row in map(LogRow._make, rows):
+        if row.kind >= BATCHED:
+            assert row.body is not None
+            if msg_id not in unpack_ids(row.body):
+                continue
+            row = row._replace(msg_id=msg_id, kind=row.kind - BATCHED, body=None)
+        out.append(describe(row))
+    return out
 
 
 def describe(row: LogRow) -> dict[str, Any]:

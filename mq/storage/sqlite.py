@@ -8,6 +8,12 @@ message whose last row is final (acked, removed) is deleted with all
 its rows later, in bounded chunks (`compact`). Queue settings live in `queues`, topic bindings
 in `bindings`.
 
+Consecutive leases of one delivery, and the acks of one batch ack, are one batch row (rows.py,
+"Batch rows"): a row that holds the ids of many messages. Compaction takes the ids it deletes
+out of those rows (`_compact_batch_rows`): a batch row is rewritten without them, or deleted
+when none is left, so what stays in the log is what a message that stays still needs. That
+rewrite is the one change made to a row after it is appended.
+
 Fan-out copies of one publish store the body once: the first copy's row holds it, the others
 point at that row (`body_of`). A finished message whose body a live copy still needs keeps its
 published and final rows until the last such copy is compacted.
@@ -34,6 +40,9 @@ Versions. The file's format version is kept in SQLite's `user_version` header fi
   2  adds the LEFT event (code 9: a lease given back by a goodbye, logged as a nack before);
   3  adds the `headers` column: a publish's headers as a JSON object (NULL: none). A version-2
      file gains the column, NULL in every row it has: its messages had no headers.
+  4  adds batch rows (kinds BATCHED + LEASED and BATCHED + ACKED, rows.py): one row for many
+     messages' leases or acks. A version-3 file holds none and needs no rewrite; an older mq
+     would misread them, so it refuses a version-4 file.
 `open` reads the version before it writes anything. A new file is created at SCHEMA_VERSION.
 An older file is upgraded in place, one step at a time, each step in one transaction that also
 stamps its version, so a crash leaves the file at one version or the next, never between. A
@@ -70,11 +79,20 @@ from mq.core.model import QueueSettings
 from mq.storage.base import MAX_BODY_READ, Recovered, StoreUnavailable
 from mq.storage.ledger import Ledger
 from mq.storage.lock import LogLock, LogRefused
-from mq.storage.rows import TEXT_FIELDS, Fold, LogRow, describe
+from mq.storage.rows import (
+    BATCHED,
+    MAX_SPAN,
+    TEXT_FIELDS,
+    Fold,
+    LogRow,
+    history,
+    pack_ids,
+    unpack_ids,
+)
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 APPLICATION_ID = 0x6D714C47  # "mqLG" in PRAGMA application_id: this file is an mq log
 MQ_TABLES = frozenset({"log", "queues"})  # what every mq log has had, stamped or not
 SCHEMA = """
@@ -119,6 +137,7 @@ CREATE TABLE IF NOT EXISTS meta (
 UPGRADES: dict[int, str] = {
     1: "",  # 2 only adds the LEFT event code, which a version-1 file never holds
     2: "ALTER TABLE log ADD COLUMN headers TEXT;",  # 3: headers, none in an older file
+    3: "",  # 4 only adds batch rows, which a version-3 file never holds
 }
 COLUMNS = ", ".join(LogRow._fields)
 # Absent text fields are bound as 0 and stored as NULL (rows.py, NO_TEXT): no None is bound.
@@ -131,12 +150,18 @@ RECOVER_PLAIN = ("SELECT msg_id, at, queue, body FROM log "
 RECOVER_PUBLISHED = ("SELECT msg_id, at, queue, body, key, ready_at, priority, expires_at, "
                      f"dedup, body_of, headers FROM log WHERE kind = {int(Event.PUBLISHED)} "
                      f"AND NOT ({_WITHOUT_OPTIONS}) ORDER BY seq")
-RECOVER_EVENTS = ("SELECT msg_id, kind, at, queue, delivery, ready_at, detail FROM log "
+RECOVER_EVENTS = ("SELECT msg_id, kind, at, queue, delivery, ready_at, detail, body FROM log "
                   f"WHERE kind != {int(Event.PUBLISHED)} ORDER BY seq")
 # A fan-out copy's row has no body: it is in the row of the copy named by body_of.
 READ_BODIES = ("SELECT l.msg_id, coalesce(l.body, h.body) FROM log AS l LEFT JOIN log AS h "
                f"ON h.msg_id = l.body_of AND h.kind = {int(Event.PUBLISHED)} "
                f"WHERE l.kind = {int(Event.PUBLISHED)} AND l.msg_id IN ({{}})")
+# The rows of one message: its own, and the batch rows that may hold it (rows.history picks).
+HISTORY = (f"SELECT {COLUMNS} FROM log WHERE msg_id > ? AND msg_id <= ? "
+           f"AND (msg_id = ? OR kind >= {BATCHED}) ORDER BY seq")
+# The batch rows that may hold an id in [?, ?]: those whose msg_id is within MAX_SPAN below.
+BATCH_ROWS_NEAR = (f"SELECT seq, kind, body FROM log WHERE kind >= {BATCHED} "
+                   "AND msg_id > ? AND msg_id <= ?")
 RECOVERY_CHUNK_ROWS = 20_000
 RECOVERY_PROGRESS_ROWS = 200_000  # a progress line this often while a big log is read
 MAX_ROWS_PER_STATEMENT = 2_000  # 30,000 bound variables: below SQLite's limit (32,766)
@@ -172,7 +197,8 @@ class SQLiteStore:
         self.max_body_memory_bytes = max_body_memory_bytes
         self._db: aiosqlite.Connection | None = None
         self._lock = LogLock(self.path)  # one broker per log, for as long as it is open
-        self._ledger = Ledger()  # the compaction backlog and the fan-out copies (ledger.py)
+        # the compaction backlog and the fan-out copies (ledger.py); leases and acks in batch rows
+        self._ledger = Ledger(batch_rows=True)
 
     @property
     def db(self) -> aiosqlite.Connection:
@@ -364,15 +390,41 @@ class SQLiteStore:
                              "ON CONFLICT (name) DO UPDATE SET value = max(value, excluded.value)",
                              (chunk.max_id,))
             # Finished ids mostly come in runs (FIFO consumption): one range delete per run.
-            await db.executemany("DELETE FROM log WHERE msg_id BETWEEN ? AND ?", chunk.runs)
+            await db.executemany(
+                f"DELETE FROM log WHERE msg_id BETWEEN ? AND ? AND kind < {BATCHED}", chunk.runs)
             await db.executemany("DELETE FROM log WHERE msg_id = ? AND kind NOT IN (?, ?, ?)",
                                  [(i, Event.PUBLISHED, *FINAL) for i in chunk.keep_published])
+            await self._compact_batch_rows(chunk.runs, chunk.keep_published)
             await db.execute("COMMIT")
         except BaseException:
             self._ledger.restore(chunk)  # its rows are all still there: tried again later
             await db.execute("ROLLBACK")
             raise
         return chunk.count
+
+    async def _compact_batch_rows(self, runs: list[tuple[int, int]], kept: list[int]) -> None:
+        """Take the ids of compacted messages out of the batch rows that hold them: all of
+        `runs` (first, last), and of `kept` (finished holders of a body a fan-out copy still
+        reads) all but their final rows' ids. A row left with no id is deleted."""
+        whole = {i for first, last in runs for i in range(first, last + 1)}
+        partly = set(kept)
+        rows: dict[int, tuple[int, bytes]] = {}  # seq -> (kind, body)
+        for first, last in _windows(sorted(whole | partly)):
+            async with self.db.execute(BATCH_ROWS_NEAR, (first - MAX_SPAN, last)) as cursor:
+                rows.update((seq, (kind, body)) for seq, kind, body in await cursor.fetchall())
+        final = {BATCHED + int(e) for e in FINAL}
+        deleted: list[tuple[int]] = []
+        rewritten: list[tuple[int, bytearray, int]] = []
+        for seq, (kind, body) in rows.items():
+            gone = whole if kind in final else whole | partly
+            ids = unpack_ids(body)
+            left = [i for i in ids if i not in gone]
+            if not left:
+                deleted.append((seq,))
+            elif len(left) < len(ids):
+                rewritten.append((min(left), pack_ids(left), seq))
+        await self.db.executemany("DELETE FROM log WHERE seq = ?", deleted)
+        await self.db.executemany("UPDATE log SET msg_id = ?, body = ? WHERE seq = ?", rewritten)
 
     async def read_bodies(self, ids: Sequence[int]) -> dict[int, bytes]:
         if len(ids) > MAX_BODY_READ:
@@ -389,16 +441,26 @@ class SQLiteStore:
 
     async def history(self, msg_id: int) -> list[dict[str, Any]]:
         """Every row the log still has of `msg_id`, oldest first, as HISTORY events."""
-        async with self.db.execute(
-                f"SELECT {COLUMNS} FROM log WHERE msg_id = ? ORDER BY seq", (msg_id,)) as cursor:
+        async with self.db.execute(HISTORY, (msg_id - MAX_SPAN, msg_id, msg_id)) as cursor:
             rows = await cursor.fetchall()
-        return [describe(LogRow._make(r)) for r in rows]
+        return history(rows, msg_id)
 
     async def close(self) -> None:
         if self._db is not None:
             await self._db.close()
             self._db = None
         self._lock.release()
+
+
+def _windows(ids: list[int]) -> list[tuple[int, int]]:
+    """Sorted `ids` as (first, last) stretches with gaps under MAX_SPAN: one query each."""
+    out: list[tuple[int, int]] = []
+    for i in ids:
+        if out and i - out[-1][1] < MAX_SPAN:
+            out[-1] = (out[-1][0], i)
+        else:
+            out.append((i, i))
+    return out
 
 
 def _statement(c: Change) -> tuple[str, tuple[Any, ...]]:

@@ -100,13 +100,22 @@ CREATE TABLE meta (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
 """
 
 
+# Version 3 added the headers column (and its files are stamped as mq logs).
+VERSION_3_TABLES = VERSION_2_TABLES.replace("body_of INTEGER\n", "body_of INTEGER, headers TEXT\n")
+assert VERSION_3_TABLES != VERSION_2_TABLES
+
+
 def old_log(path: Path, version: int, rows_sql: str) -> None:
     """A file of format `version` (1: not stamped, as the first mq wrote it) with its tables
     and the rows `rows_sql` inserts."""
     stamp = "" if version == 1 else f"PRAGMA user_version = {version};"
+    tables = VERSION_2_TABLES
+    if version >= 3:
+        tables = VERSION_3_TABLES
+        stamp += " PRAGMA application_id = 1836141639;"  # 0x6D714C47, as sqlite.py stamps
     conn = sqlite3.connect(path)
     try:
-        conn.executescript(f"{VERSION_2_TABLES} {rows_sql} {stamp}")
+        conn.executescript(f"{tables} {rows_sql} {stamp}")
     finally:
         conn.close()
 

@@ -1,0 +1,118 @@
+"""Batch rows (rows.py, "Batch rows"; SQLite log format 4): the leases of one delivery and the
+acks of one batch ack are one row each in an SQLite log, and read back exactly as one row per
+message would. Postgres keeps a row per message; the same scenarios run on both stores
+(`target`), so the recovered state and HISTORY agree whatever the rows are.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from mq.core.broker import Broker
+from mq.core.events import Acked, Event, Leased
+from mq.storage.rows import BATCHED, MAX_SPAN, Runs
+from tests.storage.log_files import LogTarget, every_message, new_broker, opened
+
+T0 = 1_800_000_000.0
+
+
+def deliver(broker: Broker, count: int, holder: str = "h1") -> list[tuple[int, int]]:
+    """Lease `count` messages of "q" in one delivery; their receipts."""
+    return [(d.msg_id, d.delivery) for d in broker.lease("q", holder, max_count=count)]
+
+
+def batch_rows(target: LogTarget) -> list[tuple[object, ...]]:
+    return target.rows(f"SELECT kind, msg_id FROM log WHERE kind >= {BATCHED} ORDER BY seq")
+
+
+def test_one_delivery_and_one_batch_ack_are_one_row_each_and_read_back_per_message(
+        target: LogTarget) -> None:
+    """100 leased in one delivery, 60 of them acked in one batch: in SQLite two rows beside
+    the publishes; after a restart the 40 unacked are back with one delivery each, and HISTORY
+    of an acked and an unacked message tells their own lives."""
+    broker = new_broker()
+    for i in range(100):
+        broker.publish("q", b"%d" % i)
+    receipts = deliver(broker, 100)
+    assert broker.ack_many(receipts[:60], "h1") == []
+    asyncio.run(target.write_once(broker))
+
+    if target.kind == "sqlite":
+        assert batch_rows(target) == [(BATCHED + Event.LEASED, 1), (BATCHED + Event.ACKED, 1)]
+        assert target.rows("SELECT COUNT(*) FROM log") == [(102,)]
+    messages = every_message(asyncio.run(target.reopen()))
+    assert [(m.id, m.deliveries) for m in messages] == [(i, 1) for i in range(61, 101)]
+
+    async def histories() -> list[list[object]]:
+        store = target.store()
+        async with opened(store):
+            return [[e["event"] for e in await store.history(i)] for i in (1, 60, 61)]
+
+    acked, last_acked, unacked = asyncio.run(histories())
+    assert acked == last_acked == ["published", "leased", "acked"]
+    assert unacked == ["published", "leased"]
+
+
+def test_a_message_leased_acked_and_leased_again_in_one_batch_keeps_its_order(
+        target: LogTarget) -> None:
+    """Only neighbouring changes share a row: a lease, a nack and a second lease of the same
+    messages in one write fold back to the second lease's delivery count."""
+    broker = new_broker()
+    for i in range(10):
+        broker.publish("q", b"%d" % i)
+    for msg_id, delivery in deliver(broker, 10):
+        broker.nack(msg_id, delivery, "h1")
+    again = deliver(broker, 10)
+    assert [d for _, d in again] == [2] * 10
+    broker.ack_many(again[:5], "h1")
+    asyncio.run(target.write_once(broker))
+
+    messages = every_message(asyncio.run(target.reopen()))
+    assert [(m.id, m.deliveries) for m in messages] == [(i, 2) for i in range(6, 11)]
+
+
+def test_compaction_takes_finished_ids_out_of_batch_rows_and_deletes_emptied_ones(
+        target: LogTarget) -> None:
+    """A batch row stays while one of its messages does: compaction rewrites it without the
+    compacted ids, and deletes it once none is left; the log ends empty."""
+    broker = new_broker()
+    for i in range(30):
+        broker.publish("q", b"%d" % i)
+    receipts = deliver(broker, 30)
+    broker.ack_many(receipts[:20], "h1")
+
+    async def scenario() -> None:
+        store = target.store()
+        async with opened(store):
+            await store.write(broker.take_effects().changes)
+            assert await store.compact(20) == 20
+            now = target.rows_now
+            if target.kind == "sqlite":  # the lease row keeps 21..30; the ack row is gone
+                assert await now(store, f"SELECT kind, msg_id, length(body) FROM log "
+                                        f"WHERE kind >= {BATCHED}") == [
+                    (BATCHED + Event.LEASED, 21, 10 * 8)]
+            assert [e["event"] for e in await store.history(25)] == ["published", "leased"]
+            assert await store.history(5) == []
+            broker.ack_many(receipts[20:], "h1")
+            await store.write(broker.take_effects().changes)
+            assert await store.compact(100) == 10
+
+    asyncio.run(scenario())
+    assert target.rows("SELECT COUNT(*) FROM log") == [(0,)]
+    assert every_message(asyncio.run(target.reopen())) == []
+
+
+def test_runs_split_where_the_shared_fields_differ_or_the_ids_spread_too_far() -> None:
+    """A run ends at a change of another kind, time, holder or delivery, and before its ids
+    would span MAX_SPAN; a run of one is the message's own row."""
+    runs = Runs()
+    for change in [Leased(1, 1, "a", T0), Leased(2, 1, "a", T0),  # one row
+                   Leased(3, 2, "a", T0),  # another delivery: its own row
+                   Leased(4, 1, "b", T0), Leased(5, 1, "b", T0),  # another holder
+                   Acked(1, T0), Acked(2, T0), Acked(4, T0 + 1),  # another time: a single row
+                   Acked(5, T0 + 1), Acked(5 + MAX_SPAN, T0 + 1)]:  # too far apart
+        runs.add(change)
+    runs.end()
+    assert [(row[0], row[1]) for row in runs.rows] == [
+        (1, BATCHED + Event.LEASED), (3, Event.LEASED), (4, BATCHED + Event.LEASED),
+        (1, BATCHED + Event.ACKED), (4, BATCHED + Event.ACKED), (5 + MAX_SPAN, Event.ACKED)]
