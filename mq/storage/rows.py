@@ -185,30 +185,31 @@ class Runs:
         """Take `c` (a change that is a row: encode(c) is not None) into the rows."""
         head = self._head
         if type(c) is Leased:
-            if (type(head) is Leased and head.at == c.at and head.holder == c.holder
-                    and head.delivery == c.delivery and head.until == c.until
-                    and self._extend(c.msg_id)):
-                return
+            same = (type(head) is Leased and head.at == c.at and head.holder == c.holder
+                    and head.delivery == c.delivery and head.until == c.until)
         elif type(c) is Acked:
-            if type(head) is Acked and head.at == c.at and self._extend(c.msg_id):
-                return
+            same = type(head) is Acked and head.at == c.at
         else:
             self.end()
             self.rows.append(ENCODERS[type(c)](c))
             return
+        msg_id = c.msg_id
+        if same:  # in the run, unless its ids would then span MAX_SPAN or more
+            if msg_id > self._high:
+                same = msg_id - self._low < MAX_SPAN
+                if same:
+                    self._high = msg_id
+            elif msg_id < self._low:
+                same = self._high - msg_id < MAX_SPAN
+                if same:
+                    self._low = msg_id
+            if same:
+                self._ids.append(msg_id)
+                return
         self.end()
         self._head = c
-        self._ids = [c.msg_id]
-        self._low = self._high = c.msg_id
-
-    def _extend(self, msg_id: int) -> bool:
-        """Add `msg_id` to the open run, unless its ids would span MAX_SPAN or more."""
-        low, high = min(self._low, msg_id), max(self._high, msg_id)
-        if high - low >= MAX_SPAN:
-            return False
-        self._ids.append(msg_id)
-        self._low, self._high = low, high
-        return True
+        self._ids = [msg_id]
+        self._low = self._high = msg_id
 
     def end(self) -> None:
         """Close the open run, if any: its row follows the rows before it."""
