@@ -5,26 +5,28 @@ The row's fields are the log table's columns, in order (sqlite.py builds its SQL
 row's `kind` is an `Event` code; which other fields a kind fills is written once, in `encode`,
 and read back in `Fold` and `describe`. No SQL here.
 
-Batch rows (SQLite log format 4). A consumer leases and acks in batches, and one row per
-message of a batch was most of what a consume cost the log (building, binding and storing a
-15-column row for a fact that differs between the messages only in the id). `Runs` writes
-consecutive LEASED changes that share their time, holder and delivery (or ACKED changes that
-share their time) as ONE row of kind BATCHED + the event's code: `msg_id` is the smallest id
-of the run, `body` holds every id of it packed (`pack_ids`), the other fields are the event's
-as in its single row. Its ids lie within MAX_SPAN of `msg_id`, so the rows that may hold a
-given id are found through the msg_id index (sqlite.py: HISTORY, compaction). Only changes
-next to each other in a batch share a row, so the log keeps every message's events in their
-order. A run of one change is written as the plain row. `Fold` reads both kinds of rows, so
-a store that writes only plain rows (Postgres) recovers with the same code.
+Batch rows (SQLite log format 4). Producers publish, and consumers lease and ack, in batches,
+and one row per message of a batch was most of what the log cost: building, binding and storing
+a 15-column row for each, and reading a million of them back at a restart (the sqlite3 module
+spends about a microsecond a row, whatever it holds). `Runs` writes consecutive plain
+publishes to one queue (no options: what RECOVER_PLAIN reads), consecutive LEASED changes that
+share their time, holder and delivery, and consecutive ACKED changes that share their time, as
+ONE row of kind BATCHED + the event's code: `msg_id` is the smallest id of the run, `body`
+holds the run packed (packed.py: the ids; for publishes their times and bodies too), the other
+fields are the event's as in its single row (a publish row: `at` of its first, `queue`). Its
+ids lie within MAX_SPAN of `msg_id`, so the rows that may hold a given id are found through the
+msg_id index (sqlite.py: HISTORY, read_bodies, compaction). Only changes next to each other in
+a batch share a row, so the log keeps every message's events in their order. A run of one
+change is written as the plain row. `Fold` reads both kinds of rows, so a store that writes
+only plain rows (Postgres) recovers with the same code.
 """
 
 from __future__ import annotations
 
 import json
-import sys
 from array import array
 from bisect import bisect_left
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from itertools import compress, repeat
 from typing import Any, NamedTuple, cast
 
@@ -45,6 +47,7 @@ from mq.core.events import (
     Removed,
 )
 from mq.core.model import DeadLetter, Headers, Message, State
+from mq.storage.packed import ids_of, pack_ids, pack_publishes, unpack_publishes
 
 
 class LogRow(NamedTuple):
@@ -75,6 +78,7 @@ _DEAD_LETTERED, _REDRIVEN = int(Event.DEAD_LETTERED), int(Event.REDRIVEN)
 _FINAL = frozenset(int(e) for e in FINAL)
 FEW_QUEUES = 8  # up to this many queues, plain publishes are sorted by queue in C (`plain`)
 BATCHED = 100  # a batch row's kind: BATCHED + the code of the event of all its messages
+PUBLISHES = BATCHED + _PUBLISHED  # plain publishes of one queue
 MAX_SPAN = 4_096  # a batch row's ids are all in [msg_id, msg_id + MAX_SPAN)
 
 
@@ -152,33 +156,26 @@ def encode(change: Change) -> Values | None:
     return None if make is None else make(change)
 
 
-def pack_ids(ids: Iterable[int]) -> bytearray:
-    """Message ids as a batch row's `body`: 8-byte little-endian signed integers."""
-    packed = array("q", ids)
-    if sys.byteorder == "big":
-        packed.byteswap()
-    return bytearray(packed.tobytes())  # a bytearray binds on sqlite3's fast path
-
-
-def unpack_ids(body: bytes) -> array[int]:
-    """The ids a batch row's `body` holds (pack_ids)."""
-    ids = array("q", body)
-    if sys.byteorder == "big":
-        ids.byteswap()
-    return ids
+def is_plain(c: Appended) -> bool:
+    """Whether `c` publishes a message with no options and a body of its own: the publishes
+    RECOVER_PLAIN reads (sqlite.py), and those a publish batch row holds."""
+    m = c.message
+    return (c.body_of is None and m.priority == 0 and m.key is None and m.state is State.READY
+            and m.expires_at is None and m.dedup_id is None and m.headers is None)
 
 
 class Runs:
-    """Rows for a batch of changes in which consecutive leases, or acks, that differ only in
-    their message become one batch row each (see the header). `add` each change in order, then
-    `end`; `rows` has them in order."""
+    """Rows for a batch of changes in which consecutive plain publishes to one queue, leases
+    or acks that differ only in their message become one batch row each (see the header). `add`
+    each change in order, then `end`; `rows` has them in order."""
 
-    __slots__ = ("_head", "_high", "_ids", "_low", "rows")
+    __slots__ = ("_head", "_high", "_ids", "_low", "_run", "rows")
 
     def __init__(self) -> None:
         self.rows: list[Values] = []
-        self._head: Leased | Acked | None = None  # the first change of the open run
-        self._ids: list[int] = []
+        self._head: Appended | Leased | Acked | None = None  # the first change of the open run
+        self._ids: list[int] = []  # the ids of the open run
+        self._run: list[Message] = []  # ... and its messages, in a run of publishes
         self._low = self._high = 0
 
     def add(self, c: Change) -> None:
@@ -187,13 +184,17 @@ class Runs:
         if type(c) is Leased:
             same = (type(head) is Leased and head.at == c.at and head.holder == c.holder
                     and head.delivery == c.delivery and head.until == c.until)
+            msg_id = c.msg_id
         elif type(c) is Acked:
             same = type(head) is Acked and head.at == c.at
+            msg_id = c.msg_id
+        elif type(c) is Appended and is_plain(c):
+            same = type(head) is Appended and head.message.queue == c.message.queue
+            msg_id = c.message.id
         else:
             self.end()
             self.rows.append(ENCODERS[type(c)](c))
             return
-        msg_id = c.msg_id
         if same:  # in the run, unless its ids would then span MAX_SPAN or more
             if msg_id > self._high:
                 same = msg_id - self._low < MAX_SPAN
@@ -205,11 +206,15 @@ class Runs:
                     self._low = msg_id
             if same:
                 self._ids.append(msg_id)
+                if type(c) is Appended:
+                    self._run.append(c.message)
                 return
         self.end()
         self._head = c
         self._ids = [msg_id]
         self._low = self._high = msg_id
+        if type(c) is Appended:
+            self._run = [c.message]
 
     def end(self) -> None:
         """Close the open run, if any: its row follows the rows before it."""
@@ -223,8 +228,14 @@ class Runs:
             self.rows.append((self._low, BATCHED + _LEASED, head.at, _T, pack_ids(self._ids), _T,
                               head.delivery, head.holder, head.until or _N, _T, _N, _N, _T, _N,
                               _T))
-        else:
+        elif type(head) is Acked:
             self.rows.append((self._low, BATCHED + _ACKED, head.at, _T, pack_ids(self._ids), _T,
+                              _N, _T, _N, _T, _N, _N, _T, _N, _T))
+        else:
+            run, self._run = self._run, []
+            body = pack_publishes(self._ids, [m.published_at for m in run],
+                                  [cast(bytes, m.body) for m in run])
+            self.rows.append((self._low, PUBLISHES, run[0].published_at, run[0].queue, body, _T,
                               _N, _T, _N, _T, _N, _N, _T, _N, _T))
 
 
@@ -265,13 +276,29 @@ class Fold:
 
     def published_plain(self, rows: list[tuple[Any, ...]]) -> None:
         """Publishes without options (priority 0, no key, delay, TTL, dedup id, shared body
-        or headers): (msg_id, at, queue, body). Most of a backlog: a chunk of one queue's rows in id
-        order (the usual case) is added column by column."""
+        or headers): (msg_id, at, queue, body, kind), each a row of its own (kind PUBLISHED)
+        or a batch row of many (PUBLISHES, `body` packed). Most of a backlog: a chunk of one
+        queue's rows in id order (the usual case) is added column by column."""
         if not rows:
             return
-        ids, ats, queues, bodies = zip(*rows, strict=True)
-        if self._room is not None:
-            bodies = self._within_budget(bodies)
+        columns = list(zip(*rows, strict=True))
+        if PUBLISHES not in columns[4]:
+            self._add_plain(*columns[:4])
+            return
+        start = 0
+        for i, (_, _, queue, body, kind) in enumerate(rows):
+            if kind == PUBLISHES:
+                if start < i:
+                    self._add_plain(*list(zip(*rows[start:i], strict=True))[:4])
+                ids, ats, bodies = unpack_publishes(body)
+                self._add_plain(ids, ats, (queue,) * len(ids), bodies)
+                start = i + 1
+        if start < len(rows):
+            self._add_plain(*list(zip(*rows[start:], strict=True))[:4])
+
+    def _add_plain(self, ids: Sequence[int], ats: Sequence[float], queues: Sequence[str],
+                   given: Sequence[bytes]) -> None:
+        bodies = given if self._room is None else self._within_budget(given)
         first = queues[0]
         if (ids[0] > (self._ids[-1] if self._ids else 0) and list(ids) == sorted(ids)
                 and queues.count(first) == len(queues)):
@@ -290,7 +317,7 @@ class Fold:
             self._bodies.append(body)
             self._queue.append(self._number_of(queue))
 
-    def _within_budget(self, bodies: tuple[bytes, ...]) -> tuple[bytes | int, ...]:
+    def _within_budget(self, bodies: Sequence[bytes]) -> Sequence[bytes | int]:
         """`bodies` as kept: each while the budget has room, else its size."""
         room = self._room
         assert room is not None
@@ -387,7 +414,7 @@ class Fold:
         for row in rows:
             if row[1] >= BATCHED:
                 _, kind, at, queue, delivery, ready_at, detail, body = row
-                for msg_id in unpack_ids(body):
+                for msg_id in ids_of(False, body):
                     self._event((msg_id, kind - BATCHED, at, queue, delivery, ready_at, detail))
             else:
                 self._event(row)
@@ -450,12 +477,26 @@ def history(rows: Iterable[Any], msg_id: int) -> list[dict[str, Any]]:
     out = []
     for row in map(LogRow._make, rows):
         if row.kind >= BATCHED:
-            assert row.body is not None
-            if msg_id not in unpack_ids(row.body):
+            mine = _own_row(row, msg_id)
+            if mine is None:
                 continue
-            row = row._replace(msg_id=msg_id, kind=row.kind - BATCHED, body=None)
+            row = mine
         out.append(describe(row))
     return out
+
+
+def _own_row(row: LogRow, msg_id: int) -> LogRow | None:
+    """The row batch row `row` stands for of message `msg_id`; None if it does not hold it."""
+    assert row.body is not None
+    if row.kind == PUBLISHES:
+        ids, ats, bodies = unpack_publishes(row.body)
+        if msg_id not in ids:
+            return None
+        k = ids.index(msg_id)
+        return row._replace(msg_id=msg_id, kind=_PUBLISHED, at=ats[k], body=bodies[k])
+    if msg_id not in ids_of(False, row.body):
+        return None
+    return row._replace(msg_id=msg_id, kind=row.kind - BATCHED, body=None)
 
 
 def describe(row: LogRow) -> dict[str, Any]:

@@ -8,11 +8,13 @@ message whose last row is final (acked, removed) is deleted with all
 its rows later, in bounded chunks (`compact`). Queue settings live in `queues`, topic bindings
 in `bindings`.
 
-Consecutive leases of one delivery, and the acks of one batch ack, are one batch row (rows.py,
-"Batch rows"): a row that holds the ids of many messages. Compaction takes the ids it deletes
-out of those rows (`_compact_batch_rows`): a batch row is rewritten without them, or deleted
-when none is left, so what stays in the log is what a message that stays still needs. That
-rewrite is the one change made to a row after it is appended.
+Consecutive plain publishes to one queue (an mpub), the leases of one delivery and the acks of
+one batch ack are one batch row each (rows.py, "Batch rows"): a row that holds many messages.
+A restart with a million queued then reads a few hundred rows, not a million (the sqlite3
+module's cost is per row). Compaction takes the ids it deletes out of those rows
+(`_compact_batch_rows`): a batch row is rewritten without them, or deleted when none is left,
+so what stays in the log is what a message that stays still needs. That rewrite is the one
+change made to a row after it is appended.
 
 Fan-out copies of one publish store the body once: the first copy's row holds it, the others
 point at that row (`body_of`). A finished message whose body a live copy still needs keeps its
@@ -40,9 +42,9 @@ Versions. The file's format version is kept in SQLite's `user_version` header fi
   2  adds the LEFT event (code 9: a lease given back by a goodbye, logged as a nack before);
   3  adds the `headers` column: a publish's headers as a JSON object (NULL: none). A version-2
      file gains the column, NULL in every row it has: its messages had no headers.
-  4  adds batch rows (kinds BATCHED + LEASED and BATCHED + ACKED, rows.py): one row for many
-     messages' leases or acks. A version-3 file holds none and needs no rewrite; an older mq
-     would misread them, so it refuses a version-4 file.
+  4  adds batch rows (kinds BATCHED + PUBLISHED, LEASED and ACKED, rows.py): one row for
+     many messages' plain publishes, leases or acks. A version-3 file holds none and needs no
+     rewrite; an older mq would misread them, so it refuses a version-4 file.
 `open` reads the version before it writes anything. A new file is created at SCHEMA_VERSION.
 An older file is upgraded in place, one step at a time, each step in one transaction that also
 stamps its version, so a crash leaves the file at one version or the next, never between. A
@@ -79,16 +81,8 @@ from mq.core.model import QueueSettings
 from mq.storage.base import MAX_BODY_READ, Recovered, StoreUnavailable
 from mq.storage.ledger import Ledger
 from mq.storage.lock import LogLock, LogRefused
-from mq.storage.rows import (
-    BATCHED,
-    MAX_SPAN,
-    TEXT_FIELDS,
-    Fold,
-    LogRow,
-    history,
-    pack_ids,
-    unpack_ids,
-)
+from mq.storage.packed import ids_of, unpack_publishes, without
+from mq.storage.rows import BATCHED, MAX_SPAN, PUBLISHES, TEXT_FIELDS, Fold, LogRow, history
 
 log = logging.getLogger(__name__)
 
@@ -145,23 +139,26 @@ ROW = "(" + ", ".join("NULLIF(?, 0)" if f in TEXT_FIELDS else "?" for f in LogRo
 INSERT_ONE = f"INSERT INTO log ({COLUMNS}) VALUES {ROW}"
 _WITHOUT_OPTIONS = ("priority = 0 AND key IS NULL AND ready_at IS NULL AND expires_at IS NULL "
                     "AND dedup IS NULL AND body_of IS NULL AND headers IS NULL")
-RECOVER_PLAIN = ("SELECT msg_id, at, queue, body FROM log "
-                 f"WHERE kind = {int(Event.PUBLISHED)} AND {_WITHOUT_OPTIONS} ORDER BY seq")
+RECOVER_PLAIN = ("SELECT msg_id, at, queue, body, kind FROM log "
+                 f"WHERE (kind = {int(Event.PUBLISHED)} AND {_WITHOUT_OPTIONS} "
+                 f"OR kind = {PUBLISHES}) ORDER BY seq")
 RECOVER_PUBLISHED = ("SELECT msg_id, at, queue, body, key, ready_at, priority, expires_at, "
                      f"dedup, body_of, headers FROM log WHERE kind = {int(Event.PUBLISHED)} "
                      f"AND NOT ({_WITHOUT_OPTIONS}) ORDER BY seq")
 RECOVER_EVENTS = ("SELECT msg_id, kind, at, queue, delivery, ready_at, detail, body FROM log "
-                  f"WHERE kind != {int(Event.PUBLISHED)} ORDER BY seq")
+                  f"WHERE kind NOT IN ({int(Event.PUBLISHED)}, {PUBLISHES}) ORDER BY seq")
 # A fan-out copy's row has no body: it is in the row of the copy named by body_of.
-READ_BODIES = ("SELECT l.msg_id, coalesce(l.body, h.body) FROM log AS l LEFT JOIN log AS h "
+READ_BODIES = ("SELECT l.msg_id, coalesce(l.body, h.body), l.body_of FROM log AS l "
+               "LEFT JOIN log AS h "
                f"ON h.msg_id = l.body_of AND h.kind = {int(Event.PUBLISHED)} "
                f"WHERE l.kind = {int(Event.PUBLISHED)} AND l.msg_id IN ({{}})")
 # The rows of one message: its own, and the batch rows that may hold it (rows.history picks).
 HISTORY = (f"SELECT {COLUMNS} FROM log WHERE msg_id > ? AND msg_id <= ? "
            f"AND (msg_id = ? OR kind >= {BATCHED}) ORDER BY seq")
-# The batch rows that may hold an id in [?, ?]: those whose msg_id is within MAX_SPAN below.
+# The batch rows that may hold an id in (?, ?]: those whose msg_id is within MAX_SPAN below.
 BATCH_ROWS_NEAR = (f"SELECT seq, kind, body FROM log WHERE kind >= {BATCHED} "
                    "AND msg_id > ? AND msg_id <= ?")
+PUBLISH_ROWS_NEAR = f"SELECT body FROM log WHERE kind = {PUBLISHES} AND msg_id > ? AND msg_id <= ?"
 RECOVERY_CHUNK_ROWS = 20_000
 RECOVERY_PROGRESS_ROWS = 200_000  # a progress line this often while a big log is read
 MAX_ROWS_PER_STATEMENT = 2_000  # 30,000 bound variables: below SQLite's limit (32,766)
@@ -392,8 +389,9 @@ class SQLiteStore:
             # Finished ids mostly come in runs (FIFO consumption): one range delete per run.
             await db.executemany(
                 f"DELETE FROM log WHERE msg_id BETWEEN ? AND ? AND kind < {BATCHED}", chunk.runs)
-            await db.executemany("DELETE FROM log WHERE msg_id = ? AND kind NOT IN (?, ?, ?)",
-                                 [(i, Event.PUBLISHED, *FINAL) for i in chunk.keep_published])
+            await db.executemany(
+                f"DELETE FROM log WHERE msg_id = ? AND kind NOT IN (?, ?, ?) AND kind < {BATCHED}",
+                [(i, Event.PUBLISHED, *FINAL) for i in chunk.keep_published])
             await self._compact_batch_rows(chunk.runs, chunk.keep_published)
             await db.execute("COMMIT")
         except BaseException:
@@ -405,24 +403,26 @@ class SQLiteStore:
     async def _compact_batch_rows(self, runs: list[tuple[int, int]], kept: list[int]) -> None:
         """Take the ids of compacted messages out of the batch rows that hold them: all of
         `runs` (first, last), and of `kept` (finished holders of a body a fan-out copy still
-        reads) all but their final rows' ids. A row left with no id is deleted."""
+        reads) all but their publish and final rows'. A row left with no id is deleted."""
         whole = {i for first, last in runs for i in range(first, last + 1)}
-        partly = set(kept)
+        partly = whole | set(kept)
         rows: dict[int, tuple[int, bytes]] = {}  # seq -> (kind, body)
-        for first, last in _windows(sorted(whole | partly)):
+        for first, last in _windows(sorted(partly)):
             async with self.db.execute(BATCH_ROWS_NEAR, (first - MAX_SPAN, last)) as cursor:
                 rows.update((seq, (kind, body)) for seq, kind, body in await cursor.fetchall())
-        final = {BATCHED + int(e) for e in FINAL}
+        kept_rows = {PUBLISHES, *(BATCHED + int(e) for e in FINAL)}
         deleted: list[tuple[int]] = []
         rewritten: list[tuple[int, bytearray, int]] = []
         for seq, (kind, body) in rows.items():
-            gone = whole if kind in final else whole | partly
-            ids = unpack_ids(body)
-            left = [i for i in ids if i not in gone]
-            if not left:
+            gone = whole if kind in kept_rows else partly
+            publishes = kind == PUBLISHES
+            if gone.isdisjoint(ids_of(publishes, body)):
+                continue
+            left = without(publishes, body, gone)
+            if left is None:
                 deleted.append((seq,))
-            elif len(left) < len(ids):
-                rewritten.append((min(left), pack_ids(left), seq))
+            else:
+                rewritten.append((*left, seq))
         await self.db.executemany("DELETE FROM log WHERE seq = ?", deleted)
         await self.db.executemany("UPDATE log SET msg_id = ?, body = ? WHERE seq = ?", rewritten)
 
@@ -435,9 +435,28 @@ class SQLiteStore:
             async with self.db.execute(READ_BODIES.format(", ".join("?" * len(ids))),
                                        ids) as c:
                 rows = await c.fetchall()
+            found = {msg_id: body for msg_id, body, _ in rows if body is not None}
+            # The others are in publish batch rows: their own, or their body holder's.
+            holder = {msg_id: msg_id for msg_id in ids}
+            holder.update((msg_id, body_of) for msg_id, body, body_of in rows
+                          if body is None and body_of is not None)
+            wanted = {i: h for i, h in holder.items() if i not in found}
+            if wanted:
+                batched = await self._bodies_in_batch_rows(set(wanted.values()))
+                found.update((i, batched[h]) for i, h in wanted.items() if h in batched)
         except sqlite3.Error as e:  # the caller knows stores, not SQLite
             raise StoreUnavailable(f"{self.path}: {e}") from e
-        return {msg_id: body for msg_id, body in rows if body is not None}
+        return found
+
+    async def _bodies_in_batch_rows(self, ids: set[int]) -> dict[int, bytes]:
+        """The bodies of those of `ids` whose publishes are in batch rows, by id."""
+        out: dict[int, bytes] = {}
+        for first, last in _windows(sorted(ids)):
+            async with self.db.execute(PUBLISH_ROWS_NEAR, (first - MAX_SPAN, last)) as cursor:
+                for (body,) in await cursor.fetchall():
+                    held, _, bodies = unpack_publishes(body)
+                    out.update((i, b) for i, b in zip(held, bodies, strict=True) if i in ids)
+        return out
 
     async def history(self, msg_id: int) -> list[dict[str, Any]]:
         """Every row the log still has of `msg_id`, oldest first, as HISTORY events."""

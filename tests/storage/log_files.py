@@ -13,6 +13,8 @@ from mq.core.clock import FakeClock
 from mq.core.model import Message, QueueSettings
 from mq.storage.base import Recovered, Store
 from mq.storage.choose import make_store
+from mq.storage.packed import ids_of
+from mq.storage.rows import BATCHED, PUBLISHES
 from mq.storage.sqlite import SQLiteStore
 
 T0 = 1_800_000_000.0
@@ -118,6 +120,24 @@ def old_log(path: Path, version: int, rows_sql: str) -> None:
         conn.executescript(f"{tables} {rows_sql} {stamp}")
     finally:
         conn.close()
+
+
+EVERY_ROW = "SELECT msg_id, kind, body FROM log ORDER BY seq"  # what `per_message` reads
+
+
+def per_message(rows: list[tuple[object, ...]]) -> list[tuple[int, int]]:
+    """The log's rows (EVERY_ROW) as one (msg_id, kind) per message's event, in log order:
+    what a batch row (SQLite format 4: many messages' publishes, leases or acks) stands for is
+    spelled out, message by message, as one row each would have been."""
+    out: list[tuple[int, int]] = []
+    for msg_id, kind, body in rows:
+        assert isinstance(msg_id, int) and isinstance(kind, int)
+        if kind >= BATCHED:
+            assert isinstance(body, bytes)
+            out.extend((i, kind - BATCHED) for i in ids_of(kind == PUBLISHES, body))
+        else:
+            out.append((msg_id, kind))
+    return out
 
 
 class LogTarget:
