@@ -79,6 +79,9 @@ _FINAL = frozenset(int(e) for e in FINAL)
 FEW_QUEUES = 8  # up to this many queues, plain publishes are sorted by queue in C (`plain`)
 BATCHED = 100  # a batch row's kind: BATCHED + the code of the event of all its messages
 PUBLISHES = BATCHED + _PUBLISHED  # plain publishes of one queue
+MAX_RUN_BODY_BYTES = 1 << 20  # bodies in one publish batch row at most (a longer run is cut;
+# a body this big or bigger is a row of its own): far below SQLite's limit on a value (1e9 B),
+# and what a compaction that rewrites the row copies at most
 MAX_SPAN = 4_096  # a batch row's ids are all in [msg_id, msg_id + MAX_SPAN)
 
 
@@ -169,13 +172,14 @@ class Runs:
     or acks that differ only in their message become one batch row each (see the header). `add`
     each change in order, then `end`; `rows` has them in order."""
 
-    __slots__ = ("_head", "_high", "_ids", "_low", "_run", "rows")
+    __slots__ = ("_bytes", "_head", "_high", "_ids", "_low", "_run", "rows")
 
     def __init__(self) -> None:
         self.rows: list[Values] = []
         self._head: Appended | Leased | Acked | None = None  # the first change of the open run
         self._ids: list[int] = []  # the ids of the open run
         self._run: list[Message] = []  # ... and its messages, in a run of publishes
+        self._bytes = 0  # ... and the size of their bodies
         self._low = self._high = 0
 
     def add(self, c: Change) -> None:
@@ -189,7 +193,9 @@ class Runs:
             same = type(head) is Acked and head.at == c.at
             msg_id = c.msg_id
         elif type(c) is Appended and is_plain(c):
-            same = type(head) is Appended and head.message.queue == c.message.queue
+            size = len(cast(bytes, c.message.body))
+            same = (type(head) is Appended and head.message.queue == c.message.queue
+                    and self._bytes + size <= MAX_RUN_BODY_BYTES)
             msg_id = c.message.id
         else:
             self.end()
@@ -208,6 +214,7 @@ class Runs:
                 self._ids.append(msg_id)
                 if type(c) is Appended:
                     self._run.append(c.message)
+                    self._bytes += size
                 return
         self.end()
         self._head = c
@@ -215,6 +222,7 @@ class Runs:
         self._low = self._high = msg_id
         if type(c) is Appended:
             self._run = [c.message]
+            self._bytes = size
 
     def end(self) -> None:
         """Close the open run, if any: its row follows the rows before it."""

@@ -9,9 +9,10 @@ from __future__ import annotations
 import asyncio
 
 from mq.core.broker import Broker
-from mq.core.events import Acked, Event, Leased
-from mq.storage.packed import ids_of
-from mq.storage.rows import BATCHED, MAX_SPAN, PUBLISHES, Runs
+from mq.core.events import Acked, Appended, Event, Leased
+from mq.core.model import Message
+from mq.storage.packed import ids_of, unpack_publishes
+from mq.storage.rows import BATCHED, MAX_RUN_BODY_BYTES, MAX_SPAN, PUBLISHES, Runs
 from tests.storage.log_files import LogTarget, every_message, new_broker, opened
 
 T0 = 1_800_000_000.0
@@ -151,3 +152,22 @@ def test_a_fan_out_copy_reads_its_body_from_a_holder_in_a_batch_row(target: LogT
     asyncio.run(scenario())
     [left] = every_message(asyncio.run(target.reopen()))
     assert (left.id, left.queue, left.body) == (copy, "r", b"shared")
+
+
+def test_a_run_of_publishes_is_one_queue_s_plain_ones_and_its_bodies_stay_within_a_bound() -> None:
+    """Plain publishes to one queue share a row until their bodies would pass
+    MAX_RUN_BODY_BYTES; another queue, or a publish with an option, ends the run."""
+    half = b"x" * (MAX_RUN_BODY_BYTES // 2)
+    runs = Runs()
+    for change in [Appended(Message(1, "q", half, None, T0)),
+                   Appended(Message(2, "q", half, None, T0)),  # one row with 1
+                   Appended(Message(3, "q", b"y", None, T0)),  # over the bound: a new run
+                   Appended(Message(4, "r", b"z", None, T0)),  # another queue
+                   Appended(Message(5, "r", b"z", "k", T0)),  # a key: a row of its own
+                   Appended(Message(6, "r", b"z", None, T0))]:
+        runs.add(change)
+    runs.end()
+    assert [(row[0], row[1]) for row in runs.rows] == [
+        (1, PUBLISHES), (3, Event.PUBLISHED), (4, Event.PUBLISHED), (5, Event.PUBLISHED),
+        (6, Event.PUBLISHED)]
+    assert unpack_publishes(bytes(runs.rows[0][4]))[2] == [half, half]
