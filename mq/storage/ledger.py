@@ -55,8 +55,8 @@ class Undo:
 
 class Ledger:
     def __init__(self, batch_rows: bool = False) -> None:
-        """`batch_rows`: write consecutive leases or acks as batch rows (rows.py, `Runs`);
-        otherwise every change is a row of its own."""
+        """`batch_rows`: write runs of plain publishes, leases or acks as batch rows (rows.py,
+        `Runs`); otherwise every change is a row of its own."""
         self._batch_rows = batch_rows
         self.finished = Finished()  # acked or removed, rows kept for HISTORY until compacted
         self._body_of: dict[int, int] = {}  # fan-out copy -> the message whose row has the body

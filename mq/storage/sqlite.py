@@ -194,7 +194,7 @@ class SQLiteStore:
         self.max_body_memory_bytes = max_body_memory_bytes
         self._db: aiosqlite.Connection | None = None
         self._lock = LogLock(self.path)  # one broker per log, for as long as it is open
-        # the compaction backlog and the fan-out copies (ledger.py); leases and acks in batch rows
+        # the compaction backlog and the fan-out copies (ledger.py); runs as batch rows
         self._ledger = Ledger(batch_rows=True)
 
     @property
