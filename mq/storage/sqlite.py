@@ -407,7 +407,7 @@ class SQLiteStore:
         whole = {i for first, last in runs for i in range(first, last + 1)}
         partly = whole | set(kept)
         rows: dict[int, tuple[int, bytes]] = {}  # seq -> (kind, body)
-        for first, last in _windows(sorted(partly)):
+        for first, last in _windows([*runs, *((i, i) for i in kept)]):
             async with self.db.execute(BATCH_ROWS_NEAR, (first - MAX_SPAN, last)) as cursor:
                 rows.update((seq, (kind, body)) for seq, kind, body in await cursor.fetchall())
         kept_rows = {PUBLISHES, *(BATCHED + int(e) for e in FINAL)}
@@ -451,7 +451,7 @@ class SQLiteStore:
     async def _bodies_in_batch_rows(self, ids: set[int]) -> dict[int, bytes]:
         """The bodies of those of `ids` whose publishes are in batch rows, by id."""
         out: dict[int, bytes] = {}
-        for first, last in _windows(sorted(ids)):
+        for first, last in _windows([(i, i) for i in ids]):
             async with self.db.execute(PUBLISH_ROWS_NEAR, (first - MAX_SPAN, last)) as cursor:
                 for (body,) in await cursor.fetchall():
                     held, _, bodies = unpack_publishes(body)
@@ -471,14 +471,15 @@ class SQLiteStore:
         self._lock.release()
 
 
-def _windows(ids: list[int]) -> list[tuple[int, int]]:
-    """Sorted `ids` as (first, last) stretches with gaps under MAX_SPAN: one query each."""
+def _windows(ranges: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """(first, last) ranges of ids, merged where the gap between them is under MAX_SPAN: one
+    query each."""
     out: list[tuple[int, int]] = []
-    for i in ids:
-        if out and i - out[-1][1] < MAX_SPAN:
-            out[-1] = (out[-1][0], i)
+    for first, last in sorted(ranges):
+        if out and first - out[-1][1] < MAX_SPAN:
+            out[-1] = (out[-1][0], max(out[-1][1], last))
         else:
-            out.append((i, i))
+            out.append((first, last))
     return out
 
 
