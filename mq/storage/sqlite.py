@@ -70,6 +70,7 @@ import logging
 import sqlite3
 import time
 from collections.abc import Callable, Sequence
+from operator import itemgetter
 from pathlib import Path
 from typing import Any, cast
 
@@ -160,6 +161,8 @@ BATCH_ROWS_NEAR = (f"SELECT seq, kind, body FROM log WHERE kind >= {BATCHED} "
                    "AND msg_id > ? AND msg_id <= ?")
 PUBLISH_ROWS_NEAR = f"SELECT body FROM log WHERE kind = {PUBLISHES} AND msg_id > ? AND msg_id <= ?"
 RECOVERY_CHUNK_ROWS = 20_000
+RECOVERY_CHUNK_BYTES = 32 << 20  # bodies per chunk of publishes, about (two are in memory)
+RECOVERY_FIRST_ROWS = 16  # rows of the first chunk of publishes, before their size is known
 RECOVERY_PROGRESS_ROWS = 200_000  # a progress line this often while a big log is read
 MAX_ROWS_PER_STATEMENT = 2_000  # 30,000 bound variables: below SQLite's limit (32,766)
 SYNC_MODES = ("full", "normal")
@@ -320,7 +323,7 @@ class SQLiteStore:
         fold = Fold(self.max_body_memory_bytes)
         # Three passes, each selecting only what its rows have: fewer columns is what makes a
         # restart with a million queued messages fast (a backlog is mostly plain publishes).
-        await self._read(RECOVER_PLAIN, fold.published_plain)
+        await self._read(RECOVER_PLAIN, fold.published_plain, body_at=3)
         await self._read(RECOVER_PUBLISHED, fold.published)
         await self._read(RECOVER_EVENTS, fold.events)
         max_id_ever = await self._scalar("SELECT value FROM meta WHERE name = 'max_msg_id'")
@@ -332,16 +335,22 @@ class SQLiteStore:
                  len(fold.finished))
         return recovered
 
-    async def _read(self, sql: str, fold: Callable[[list[tuple[Any, ...]]], None]) -> None:
+    async def _read(self, sql: str, fold: Callable[[list[tuple[Any, ...]]], None],
+                    body_at: int | None = None) -> None:
         """Hand the rows of `sql` to `fold` in chunks (a million rows fetched at once would
         double the peak memory), fetching the next chunk while one is folded: the aiosqlite
-        thread reads the file while the loop builds messages."""
+        thread reads the file while the loop builds messages. `body_at`: the column of a
+        body, by which chunks are kept near RECOVERY_CHUNK_BYTES (a batch row holds up to a
+        MiB of bodies)."""
         read = 0
+        size = RECOVERY_CHUNK_ROWS if body_at is None else RECOVERY_FIRST_ROWS
         async with self.db.execute(sql) as cursor:
-            ahead = asyncio.ensure_future(cursor.fetchmany(RECOVERY_CHUNK_ROWS))
+            ahead = asyncio.ensure_future(cursor.fetchmany(size))
             try:
                 while chunk := cast(list[tuple[Any, ...]], await ahead):
-                    ahead = asyncio.ensure_future(cursor.fetchmany(RECOVERY_CHUNK_ROWS))
+                    if body_at is not None:
+                        size = _rows_within_bytes(chunk, body_at)
+                    ahead = asyncio.ensure_future(cursor.fetchmany(size))
                     fold(chunk)  # plain tuples: the connection has no row factory
                     read += len(chunk)
                     if read % RECOVERY_PROGRESS_ROWS < len(chunk):
@@ -469,6 +478,13 @@ class SQLiteStore:
             await self._db.close()
             self._db = None
         self._lock.release()
+
+
+def _rows_within_bytes(chunk: list[tuple[Any, ...]], body_at: int) -> int:
+    """How many rows like those of `chunk` make a chunk of about RECOVERY_CHUNK_BYTES."""
+    size = sum(map(len, map(itemgetter(body_at), chunk))) or 1
+    return max(RECOVERY_FIRST_ROWS,
+               min(RECOVERY_CHUNK_ROWS, len(chunk) * RECOVERY_CHUNK_BYTES // size))
 
 
 def _windows(ranges: list[tuple[int, int]]) -> list[tuple[int, int]]:

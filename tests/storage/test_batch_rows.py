@@ -13,6 +13,12 @@ from mq.core.events import Acked, Appended, Event, Leased
 from mq.core.model import Message
 from mq.storage.packed import ids_of, unpack_publishes
 from mq.storage.rows import BATCHED, MAX_RUN_BODY_BYTES, MAX_SPAN, PUBLISHES, Runs
+from mq.storage.sqlite import (
+    RECOVERY_CHUNK_BYTES,
+    RECOVERY_CHUNK_ROWS,
+    RECOVERY_FIRST_ROWS,
+    _rows_within_bytes,
+)
 from tests.storage.log_files import LogTarget, every_message, new_broker, opened
 
 T0 = 1_800_000_000.0
@@ -171,3 +177,12 @@ def test_a_run_of_publishes_is_one_queue_s_plain_ones_and_its_bodies_stay_within
         (1, PUBLISHES), (3, Event.PUBLISHED), (4, Event.PUBLISHED), (5, Event.PUBLISHED),
         (6, Event.PUBLISHED)]
     assert unpack_publishes(bytes(runs.rows[0][4]))[2] == [half, half]
+
+
+def test_a_restart_reads_publishes_in_chunks_of_about_recovery_chunk_bytes() -> None:
+    """Batch rows of publishes hold up to a MiB each: a chunk of them is sized by its bytes,
+    not by a count of rows made for one message each."""
+    mib = [(1, T0, "q", b"x" * (1 << 20), PUBLISHES)] * RECOVERY_FIRST_ROWS
+    assert _rows_within_bytes(mib, 3) == RECOVERY_CHUNK_BYTES >> 20
+    small = [(1, T0, "q", b"x" * 100, Event.PUBLISHED)] * 1000
+    assert _rows_within_bytes(small, 3) == RECOVERY_CHUNK_ROWS
