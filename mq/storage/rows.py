@@ -8,9 +8,9 @@ and read back in `Fold` and `describe`. No SQL here.
 Batch rows (SQLite log format 4). Producers publish, and consumers lease and ack, in batches,
 and one row per message of a batch was most of what the log cost: building, binding and storing
 a 15-column row for each, and reading a million of them back at a restart (the sqlite3 module
-spends about a microsecond a row, whatever it holds). `Runs` writes consecutive plain
+spends about a microsecond a row, whatever it holds). So `runs_of` writes consecutive plain
 publishes to one queue (no options: what RECOVER_PLAIN reads), consecutive LEASED changes that
-share their time, holder and delivery, and consecutive ACKED changes that share their time, as
+share their time, holder and delivery, and consecutive ACKED changes that share their time as
 ONE row of kind BATCHED + the event's code: `msg_id` is the smallest id of the run, `body`
 holds the run packed (packed.py: the ids; for publishes their times and bodies too), the other
 fields are the event's as in its single row (a publish row: `at` of its first, `queue`). Its
@@ -27,7 +27,8 @@ import json
 from array import array
 from bisect import bisect_left
 from collections.abc import Callable, Iterable, Sequence
-from itertools import compress, repeat
+from itertools import compress, groupby, repeat
+from operator import attrgetter, itemgetter
 from typing import Any, NamedTuple, cast
 
 from mq.core.backlog import Backlog
@@ -159,92 +160,103 @@ def encode(change: Change) -> Values | None:
     return None if make is None else make(change)
 
 
-def is_plain(c: Appended) -> bool:
-    """Whether `c` publishes a message with no options and a body of its own: the publishes
-    RECOVER_PLAIN reads (sqlite.py), and those a publish batch row holds."""
-    m = c.message
-    return (c.body_of is None and m.priority == 0 and m.key is None and m.state is State.READY
-            and m.expires_at is None and m.dedup_id is None and m.headers is None)
+# What a change is keyed by: consecutive changes with the same key may share a batch row. Read
+# by field position in C (itemgetter: a change is a tuple) and compared as tuples by groupby:
+# this runs for every change.
+_LEASE_KEY = itemgetter(*map(Leased._fields.index, ("at", "holder", "delivery", "until")))
+_ACK_AT = itemgetter(Acked._fields.index("at"))
+_ID = itemgetter(0)  # msg_id, of a Leased and an Acked
+assert Leased._fields[0] == Acked._fields[0] == "msg_id"
+_MESSAGE_ID = attrgetter("message.id")
+_PUBLISH_KEY = attrgetter("body_of", "message.priority", "message.key", "message.state",
+                          "message.expires_at", "message.dedup_id", "message.headers",
+                          "message.queue")
+_PLAIN = (None, 0, None, State.READY, None, None, None)  # _PUBLISH_KEY of a plain publish,
+# but its queue: no options and a body of its own (what RECOVER_PLAIN reads, sqlite.py)
 
 
-class Runs:
-    """Rows for a batch of changes in which consecutive plain publishes to one queue, leases
-    or acks that differ only in their message become one batch row each (see the header). `add`
-    each change in order, then `end`; `rows` has them in order."""
+def runs_of(kind: type, changes: list[Any]) -> list[Values]:
+    """The rows of `changes`, consecutive changes of type `kind` (one that is a row): runs of
+    plain publishes to one queue, of leases that share their time, holder and delivery, and of
+    acks that share their time become batch rows (see the header); the others, and runs of
+    one, are rows of their own."""
+    rows: list[Values] = []
+    if kind is Leased:
+        for (at, holder, delivery, until), run in groupby(changes, _LEASE_KEY):
+            for part, ids in _within_span(list(run), _ID):
+                rows.append(_row_of_one(part) if len(part) == 1 else (
+                    min(ids), BATCHED + _LEASED, at, _T, pack_ids(ids), _T, delivery, holder,
+                    until or _N, _T, _N, _N, _T, _N, _T))
+    elif kind is Acked:
+        for at, run in groupby(changes, _ACK_AT):
+            for part, ids in _within_span(list(run), _ID):
+                rows.append(_row_of_one(part) if len(part) == 1 else (
+                    min(ids), BATCHED + _ACKED, at, _T, pack_ids(ids), _T, _N, _T, _N, _T, _N,
+                    _N, _T, _N, _T))
+    elif kind is Appended:
+        for key, run in groupby(changes, _PUBLISH_KEY):
+            if key[:-1] != _PLAIN:
+                rows.extend(map(_appended, run))
+                continue
+            for part, _ in _within_span(list(run), _MESSAGE_ID):
+                for few in _within_bytes(part):
+                    rows.append(_row_of_one(few) if len(few) == 1 else _publishes(few))
+    else:
+        rows.extend(map(ENCODERS[kind], changes))
+    return rows
 
-    __slots__ = ("_bytes", "_head", "_high", "_ids", "_low", "_run", "rows")
 
-    def __init__(self) -> None:
-        self.rows: list[Values] = []
-        self._head: Appended | Leased | Acked | None = None  # the first change of the open run
-        self._ids: list[int] = []  # the ids of the open run
-        self._run: list[Message] = []  # ... and its messages, in a run of publishes
-        self._bytes = 0  # ... and the size of their bodies
-        self._low = self._high = 0
+def _row_of_one(run: list[Any]) -> Values:
+    """The row of a run of one change: the change's own."""
+    return ENCODERS[type(run[0])](run[0])
 
-    def add(self, c: Change) -> None:
-        """Take `c` (a change that is a row: encode(c) is not None) into the rows."""
-        head = self._head
-        if type(c) is Leased:
-            same = (type(head) is Leased and head.at == c.at and head.holder == c.holder
-                    and head.delivery == c.delivery and head.until == c.until)
-            msg_id = c.msg_id
-        elif type(c) is Acked:
-            same = type(head) is Acked and head.at == c.at
-            msg_id = c.msg_id
-        elif type(c) is Appended and is_plain(c):
-            size = len(cast(bytes, c.message.body))
-            same = (type(head) is Appended and head.message.queue == c.message.queue
-                    and self._bytes + size <= MAX_RUN_BODY_BYTES)
-            msg_id = c.message.id
+
+def _publishes(run: list[Appended]) -> Values:
+    """One batch row for the plain publishes `run`, all to one queue."""
+    messages = [c.message for c in run]
+    first = messages[0]
+    body = pack_publishes([m.id for m in messages], [m.published_at for m in messages],
+                          [cast(bytes, m.body) for m in messages])
+    return (min(m.id for m in messages), PUBLISHES, first.published_at, first.queue, body, _T,
+            _N, _T, _N, _T, _N, _N, _T, _N, _T)
+
+
+def _within_span(run: list[Any], id_of: Callable[[Any], int]
+                 ) -> list[tuple[list[Any], list[int]]]:
+    """`run` cut, in order, into parts whose ids span less than MAX_SPAN (most often one
+    part: `run` itself), each with its ids."""
+    ids = list(map(id_of, run))
+    if max(ids) - min(ids) < MAX_SPAN:
+        return [(run, ids)]
+    parts: list[tuple[list[Any], list[int]]] = []
+    low = high = 0
+    for c, msg_id in zip(run, ids, strict=True):
+        if parts and max(high, msg_id) - min(low, msg_id) < MAX_SPAN:
+            parts[-1][0].append(c)
+            parts[-1][1].append(msg_id)
+            low, high = min(low, msg_id), max(high, msg_id)
         else:
-            self.end()
-            self.rows.append(ENCODERS[type(c)](c))
-            return
-        if same:  # in the run, unless its ids would then span MAX_SPAN or more
-            if msg_id > self._high:
-                same = msg_id - self._low < MAX_SPAN
-                if same:
-                    self._high = msg_id
-            elif msg_id < self._low:
-                same = self._high - msg_id < MAX_SPAN
-                if same:
-                    self._low = msg_id
-            if same:
-                self._ids.append(msg_id)
-                if type(c) is Appended:
-                    self._run.append(c.message)
-                    self._bytes += size
-                return
-        self.end()
-        self._head = c
-        self._ids = [msg_id]
-        self._low = self._high = msg_id
-        if type(c) is Appended:
-            self._run = [c.message]
-            self._bytes = size
+            parts.append(([c], [msg_id]))
+            low = high = msg_id
+    return parts
 
-    def end(self) -> None:
-        """Close the open run, if any: its row follows the rows before it."""
-        head = self._head
-        if head is None:
-            return
-        self._head = None
-        if len(self._ids) == 1:
-            self.rows.append(ENCODERS[type(head)](head))
-        elif type(head) is Leased:
-            self.rows.append((self._low, BATCHED + _LEASED, head.at, _T, pack_ids(self._ids), _T,
-                              head.delivery, head.holder, head.until or _N, _T, _N, _N, _T, _N,
-                              _T))
-        elif type(head) is Acked:
-            self.rows.append((self._low, BATCHED + _ACKED, head.at, _T, pack_ids(self._ids), _T,
-                              _N, _T, _N, _T, _N, _N, _T, _N, _T))
+
+def _within_bytes(run: list[Appended]) -> list[list[Appended]]:
+    """`run` cut, in order, into parts of at most MAX_RUN_BODY_BYTES of bodies (a bigger body
+    is a part of its own)."""
+    sizes = [len(cast(bytes, c.message.body)) for c in run]
+    if sum(sizes) <= MAX_RUN_BODY_BYTES:
+        return [run]
+    parts: list[list[Appended]] = []
+    total = 0
+    for c, size in zip(run, sizes, strict=True):
+        if parts and total + size <= MAX_RUN_BODY_BYTES:
+            parts[-1].append(c)
+            total += size
         else:
-            run, self._run = self._run, []
-            body = pack_publishes(self._ids, [m.published_at for m in run],
-                                  [cast(bytes, m.body) for m in run])
-            self.rows.append((self._low, PUBLISHES, run[0].published_at, run[0].queue, body, _T,
-                              _N, _T, _N, _T, _N, _N, _T, _N, _T))
+            parts.append([c])
+            total = size
+    return parts
 
 
 # --- fold -----------------------------------------------------------------------------------

@@ -11,8 +11,9 @@ import asyncio
 from mq.core.broker import Broker
 from mq.core.events import Acked, Appended, Event, Leased
 from mq.core.model import Message
+from mq.storage.ledger import Ledger
 from mq.storage.packed import ids_of, unpack_publishes
-from mq.storage.rows import BATCHED, MAX_RUN_BODY_BYTES, MAX_SPAN, PUBLISHES, Runs
+from mq.storage.rows import BATCHED, MAX_RUN_BODY_BYTES, MAX_SPAN, PUBLISHES
 from mq.storage.sqlite import (
     RECOVERY_CHUNK_BYTES,
     RECOVERY_CHUNK_ROWS,
@@ -117,15 +118,13 @@ def test_compaction_takes_finished_ids_out_of_batch_rows_and_deletes_emptied_one
 def test_runs_split_where_the_shared_fields_differ_or_the_ids_spread_too_far() -> None:
     """A run ends at a change of another kind, time, holder or delivery, and before its ids
     would span MAX_SPAN; a run of one is the message's own row."""
-    runs = Runs()
-    for change in [Leased(1, 1, "a", T0), Leased(2, 1, "a", T0),  # one row
-                   Leased(3, 2, "a", T0),  # another delivery: its own row
-                   Leased(4, 1, "b", T0), Leased(5, 1, "b", T0),  # another holder
-                   Acked(1, T0), Acked(2, T0), Acked(4, T0 + 1),  # another time: a single row
-                   Acked(5, T0 + 1), Acked(5 + MAX_SPAN, T0 + 1)]:  # too far apart
-        runs.add(change)
-    runs.end()
-    assert [(row[0], row[1]) for row in runs.rows] == [
+    rows = Ledger(batch_rows=True).batch([
+        Leased(1, 1, "a", T0), Leased(2, 1, "a", T0),  # one row
+        Leased(3, 2, "a", T0),  # another delivery: its own row
+        Leased(4, 1, "b", T0), Leased(5, 1, "b", T0),  # another holder
+        Acked(1, T0), Acked(2, T0), Acked(4, T0 + 1),  # another time: a single row
+        Acked(5, T0 + 1), Acked(5 + MAX_SPAN, T0 + 1)]).rows  # too far apart
+    assert [(row[0], row[1]) for row in rows] == [
         (1, BATCHED + Event.LEASED), (3, Event.LEASED), (4, BATCHED + Event.LEASED),
         (1, BATCHED + Event.ACKED), (4, BATCHED + Event.ACKED), (5 + MAX_SPAN, Event.ACKED)]
 
@@ -164,19 +163,18 @@ def test_a_run_of_publishes_is_one_queue_s_plain_ones_and_its_bodies_stay_within
     """Plain publishes to one queue share a row until their bodies would pass
     MAX_RUN_BODY_BYTES; another queue, or a publish with an option, ends the run."""
     half = b"x" * (MAX_RUN_BODY_BYTES // 2)
-    runs = Runs()
-    for change in [Appended(Message(1, "q", half, None, T0)),
-                   Appended(Message(2, "q", half, None, T0)),  # one row with 1
-                   Appended(Message(3, "q", b"y", None, T0)),  # over the bound: a new run
-                   Appended(Message(4, "r", b"z", None, T0)),  # another queue
-                   Appended(Message(5, "r", b"z", "k", T0)),  # a key: a row of its own
-                   Appended(Message(6, "r", b"z", None, T0))]:
-        runs.add(change)
-    runs.end()
-    assert [(row[0], row[1]) for row in runs.rows] == [
+    rows = Ledger(batch_rows=True).batch([
+        Appended(Message(1, "q", half, None, T0)),
+        Appended(Message(2, "q", half, None, T0)),  # one row with 1
+        Appended(Message(3, "q", b"y", None, T0)),  # over the bound: a new run
+        Appended(Message(4, "r", b"z", None, T0)),  # another queue
+        Appended(Message(5, "r", b"z", "k", T0)),  # a key: a row of its own
+        Appended(Message(6, "r", b"z", None, T0)),
+        Appended(Message(7, "r", b"z", None, T0))]).rows  # one row with 6
+    assert [(row[0], row[1]) for row in rows] == [
         (1, PUBLISHES), (3, Event.PUBLISHED), (4, Event.PUBLISHED), (5, Event.PUBLISHED),
-        (6, Event.PUBLISHED)]
-    assert unpack_publishes(bytes(runs.rows[0][4]))[2] == [half, half]
+        (6, PUBLISHES)]
+    assert unpack_publishes(bytes(rows[0][4]))[2] == [half, half]
 
 
 def test_a_restart_reads_publishes_in_chunks_of_about_recovery_chunk_bytes() -> None:
