@@ -77,6 +77,7 @@ _PUBLISHED, _LEASED, _ACKED, _NACKED, _EXPIRED, _REMOVED, _RELEASED, _LEFT = (
     int(Event.EXPIRED), int(Event.REMOVED), int(Event.RELEASED), int(Event.LEFT))
 _DEAD_LETTERED, _REDRIVEN = int(Event.DEAD_LETTERED), int(Event.REDRIVEN)
 _FINAL = frozenset(int(e) for e in FINAL)
+_DELAYED = State.DELAYED
 FEW_QUEUES = 8  # up to this many queues, plain publishes are sorted by queue in C (`plain`)
 BATCHED = 100  # a batch row's kind: BATCHED + the code of the event of all its messages
 PUBLISHES = BATCHED + _PUBLISHED  # plain publishes of one queue
@@ -168,11 +169,17 @@ _ACK_AT = itemgetter(Acked._fields.index("at"))
 _ID = itemgetter(0)  # msg_id, of a Leased and an Acked
 assert Leased._fields[0] == Acked._fields[0] == "msg_id"
 _MESSAGE_ID = attrgetter("message.id")
-_PUBLISH_KEY = attrgetter("body_of", "message.priority", "message.key", "message.state",
-                          "message.expires_at", "message.dedup_id", "message.headers",
-                          "message.queue")
-_PLAIN = (None, 0, None, State.READY, None, None, None)  # _PUBLISH_KEY of a plain publish,
-# but its queue: no options and a body of its own (what RECOVER_PLAIN reads, sqlite.py)
+
+
+def _plain_queue(c: Appended) -> str | None:
+    """The queue of a publish whose row would be plain (no options and a body of its own:
+    what RECOVER_PLAIN reads, sqlite.py), the key its runs share; None for any other."""
+    m = c.message
+    if (m.key is None and c.body_of is None and m.priority == 0 and m.state is not _DELAYED
+            and (m.extra is None  # most often: then it has no TTL, dedup id or headers
+                 or (m.expires_at is None and m.dedup_id is None and m.headers is None))):
+        return m.queue
+    return None
 
 
 def runs_of(kind: type, changes: list[Any]) -> list[Values]:
@@ -180,6 +187,8 @@ def runs_of(kind: type, changes: list[Any]) -> list[Values]:
     plain publishes to one queue, of leases that share their time, holder and delivery, and of
     acks that share their time become batch rows (see the header); the others, and runs of
     one, are rows of their own."""
+    if len(changes) == 1:  # most batches of a one-at-a-time client
+        return [ENCODERS[kind](changes[0])]
     rows: list[Values] = []
     if kind is Leased:
         for (at, holder, delivery, until), run in groupby(changes, _LEASE_KEY):
@@ -194,8 +203,8 @@ def runs_of(kind: type, changes: list[Any]) -> list[Values]:
                     min(ids), BATCHED + _ACKED, at, _T, pack_ids(ids), _T, _N, _T, _N, _T, _N,
                     _N, _T, _N, _T))
     elif kind is Appended:
-        for key, run in groupby(changes, _PUBLISH_KEY):
-            if key[:-1] != _PLAIN:
+        for queue, run in groupby(changes, _plain_queue):
+            if queue is None:
                 rows.extend(map(_appended, run))
                 continue
             for part, _ in _within_span(list(run), _MESSAGE_ID):
