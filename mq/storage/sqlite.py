@@ -161,7 +161,8 @@ BATCH_ROWS_NEAR = (f"SELECT seq, kind, body FROM log WHERE kind >= {BATCHED} "
                    "AND msg_id > ? AND msg_id <= ?")
 PUBLISH_ROWS_NEAR = f"SELECT body FROM log WHERE kind = {PUBLISHES} AND msg_id > ? AND msg_id <= ?"
 RECOVERY_CHUNK_ROWS = 20_000
-RECOVERY_CHUNK_BYTES = 32 << 20  # bodies per chunk of publishes, about (two are in memory)
+RECOVERY_CHUNK_BYTES = 8 << 20  # bodies per chunk of publishes, about (two are in memory, read
+# by the aiosqlite thread, whose freed memory the allocator may keep)
 RECOVERY_FIRST_ROWS = 16  # rows of the first chunk of publishes, before their size is known
 RECOVERY_PROGRESS_ROWS = 200_000  # a progress line this often while a big log is read
 MAX_ROWS_PER_STATEMENT = 2_000  # 30,000 bound variables: below SQLite's limit (32,766)
