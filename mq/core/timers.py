@@ -11,6 +11,12 @@ comparing it with the message itself. Fronts are cleaned when they are looked at
 structure whose stale entries come to outnumber its live ones is rebuilt, so neither the cost
 of finding the front nor the memory grows with the messages that went through the queue.
 
+Lease ends cost a deque too: a queue's leases mostly last its lease_s, so each ends no earlier
+than the one before, and is appended to `_lease_line` (acks, mostly oldest first, drop them from
+its front in O(1) where a heap would pay a log(n) pop each); only a lease that ends before the
+last one in line (a shorter lease_s, a touch) goes to the `_leases` heap. The first lease end
+is the earlier of the two fronts.
+
 Age order costs a deque of ids: messages arrive in id order, and ids are given in publish
 order. Only a message moved in from another queue (a dead letter, a redrive), or one taken out of
 the queue's backlog of plain messages (backlog.py) while newer ones are here, can be older than
@@ -35,7 +41,9 @@ class Timers:
     def __init__(self, queue: str, messages: dict[int, Message]) -> None:
         self._queue = queue
         self._messages = messages  # the broker's live messages of every queue (shared)
-        self._leases: list[tuple[float, int, int]] = []  # heap of (deadline, id, delivery)
+        self._lease_line: deque[tuple[float, int, int]] = deque()  # (deadline, id, delivery),
+        # in deadline order
+        self._leases: list[tuple[float, int, int]] = []  # heap of the same: the out-of-line ones
         self._delays: list[tuple[float, int]] = []  # heap of (ready_at, id)
         self._order: deque[int] = deque()  # ids, oldest first
         self._moved_in: list[tuple[float, int]] = []  # heap of (published_at, id)
@@ -78,16 +86,25 @@ class Timers:
                 order.popleft()
         elif len(order) > 2 * messages_now + STALE_SLACK:
             self._order = deque(i for i in order if self._here(i))
+        messages = self._messages
+        line = self._lease_line
+        while line and line[0][1] not in messages:  # its own lease, most often
+            line.popleft()
         leases = self._leases
-        while leases and leases[0][1] not in self._messages:  # its own lease, most often
+        while leases and leases[0][1] not in messages:
             heapq.heappop(leases)
 
     def leased(self, msg: Message, deadline: float, leased_now: int) -> None:
         """`msg`'s lease (delivery `msg.deliveries`) now ends at `deadline`; `leased_now`: how
         many leases the queue holds."""
         msg.until = deadline
-        heapq.heappush(self._leases, (deadline, msg.id, msg.deliveries))
-        if len(self._leases) > 2 * leased_now + STALE_SLACK:
+        line = self._lease_line
+        if not line or deadline >= line[-1][0]:
+            line.append((deadline, msg.id, msg.deliveries))
+        else:
+            heapq.heappush(self._leases, (deadline, msg.id, msg.deliveries))
+        if len(line) + len(self._leases) > 2 * leased_now + STALE_SLACK:
+            self._lease_line = deque(e for e in line if self._lease_holds(e))
             self._leases = [e for e in self._leases if self._lease_holds(e)]
             heapq.heapify(self._leases)
 
@@ -114,13 +131,17 @@ class Timers:
     def expired_leases(self, now: float) -> list[Message]:
         """The leased messages whose lease ended at `now` (monotonic s) or before, earliest
         first."""
-        out = []
-        leases = self._leases
-        while leases and leases[0][0] <= now:
-            entry = heapq.heappop(leases)
+        out: list[Message] = []
+        line, leases = self._lease_line, self._leases
+        while True:
+            if line and line[0][0] <= now and (not leases or line[0] <= leases[0]):
+                entry = line.popleft()
+            elif leases and leases[0][0] <= now:
+                entry = heapq.heappop(leases)
+            else:
+                return out
             if self._lease_holds(entry):
                 out.append(self._messages[entry[1]])
-        return out
 
     def ended_delays(self, now: float) -> list[Message]:
         """The delayed messages whose delay ended at `now` or before, earliest first."""
@@ -158,15 +179,16 @@ class Timers:
 
     def next_lease_end(self) -> float | None:
         """When the first lease ends (monotonic s); None without leases."""
-        leases, messages = self._leases, self._messages
-        while leases:  # _lease_holds, inlined: this runs for every next_due_in
-            deadline, msg_id, delivery = leases[0]
-            msg = messages.get(msg_id)
-            if (msg is not None and msg.state is State.LEASED and msg.deliveries == delivery
-                    and msg.until == deadline):
-                return deadline
+        line, leases = self._lease_line, self._leases
+        while line and not self._lease_holds(line[0]):
+            line.popleft()
+        while leases and not self._lease_holds(leases[0]):
             heapq.heappop(leases)
-        return None
+        if line and leases:
+            return min(line[0][0], leases[0][0])
+        if line:
+            return line[0][0]
+        return leases[0][0] if leases else None
 
     def next_delay_end(self) -> float | None:
         delays = self._delays

@@ -130,13 +130,9 @@ class Handlers(AdminHandlers):
         return DONE
 
     def ack_many(self, cmd: AckMany, peer: Peer) -> AckedMany:
-        ack, holder = self.core.ack, peer.holder
-        failed = []
-        for r in cmd.receipts:
-            try:
-                ack(r.msg_id, r.delivery, holder)
-            except MQError as e:
-                failed.append({"receipt": str(r), "code": e.code.value, "message": e.message})
+        refused = self.core.ack_many(cmd.receipts, peer.holder)
+        failed = [{"receipt": str(cmd.receipts[i]), "code": e.code.value, "message": e.message}
+                  for i, e in refused]
         return AckedMany(len(cmd.receipts) - len(failed), failed)
 
     def nack(self, cmd: Nack, peer: Peer) -> Done:

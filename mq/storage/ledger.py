@@ -9,12 +9,14 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from itertools import groupby
+from typing import cast
 
 from mq.core.events import Acked, Appended, Change, Removed
 from mq.core.model import QueueSettings
 from mq.storage.base import Recovered
 from mq.storage.finished import Finished
-from mq.storage.rows import ENCODERS, Fold, Values
+from mq.storage.rows import ENCODERS, Fold, Values, runs_of
 
 
 @dataclass(slots=True)
@@ -54,7 +56,10 @@ class Undo:
 
 
 class Ledger:
-    def __init__(self) -> None:
+    def __init__(self, batch_rows: bool = False) -> None:
+        """`batch_rows`: write runs of plain publishes, leases or acks as batch rows (rows.py,
+        `runs_of`); otherwise every change is a row of its own."""
+        self._batch_rows = batch_rows
         self.finished = Finished()  # acked or removed, rows kept for HISTORY until compacted
         self._body_of: dict[int, int] = {}  # fan-out copy -> the message whose row has the body
         self._dependents: Counter[int] = Counter()  # body holder -> copies not yet compacted
@@ -64,19 +69,21 @@ class Ledger:
         """Sort `changes` into a Batch; nothing is noted until `committed`."""
         b = Batch()
         rows, others, finished, copies = b.rows, b.others, b.finished, b.copies
-        encoder_of = ENCODERS.get
-        for c in changes:  # one pass, and one encoder lookup: this runs for every change
-            make = encoder_of(type(c))
+        # By runs of one type (groupby reads the types in C): this runs for every change.
+        for kind, group in groupby(changes, type):
+            run = list(group)
+            make = ENCODERS.get(kind)
             if make is None:
-                others.append(c)
+                others.extend(run)
                 continue
-            rows.append(make(c))
-            if type(c) is Acked or type(c) is Removed:
-                finished.append(c.msg_id)
-                if c.at > b.finished_at:
-                    b.finished_at = c.at
-            elif type(c) is Appended and c.body_of is not None:
-                copies.append((c.message.id, c.body_of))
+            rows.extend(runs_of(kind, run) if self._batch_rows else map(make, run))
+            if kind is Acked or kind is Removed:
+                gone = cast(list[Acked | Removed], run)
+                finished.extend(c.msg_id for c in gone)
+                b.finished_at = max(b.finished_at, max(c.at for c in gone))
+            elif kind is Appended:
+                copies.extend((c.message.id, c.body_of) for c in cast(list[Appended], run)
+                              if c.body_of is not None)
         return b
 
     def committed(self, b: Batch) -> None:

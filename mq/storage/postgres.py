@@ -35,7 +35,7 @@ from mq.storage import pg_sql
 from mq.storage.base import MAX_BODY_READ, Recovered, StoreRefused
 from mq.storage.ledger import Ledger
 from mq.storage.pg_link import PgLink
-from mq.storage.rows import Fold, LogRow, Values, describe
+from mq.storage.rows import Fold, Values, history
 from mq.storage.sqlite import RECOVER_EVENTS, RECOVER_PLAIN, RECOVER_PUBLISHED, SYNC_MODES
 
 log = logging.getLogger(__name__)
@@ -170,7 +170,7 @@ class PostgresStore:
     async def history(self, msg_id: int) -> list[dict[str, Any]]:
         async with self._link.session() as conn:
             records = await conn.fetch(pg_sql.HISTORY, msg_id)
-        return [describe(LogRow._make(r)) for r in records]
+        return history(records, msg_id)
 
     async def close(self) -> None:
         await self._link.close()

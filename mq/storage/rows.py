@@ -4,6 +4,21 @@ its row, `Fold` rows back into the state they leave behind, `describe` a row as 
 The row's fields are the log table's columns, in order (sqlite.py builds its SQL from them). A
 row's `kind` is an `Event` code; which other fields a kind fills is written once, in `encode`,
 and read back in `Fold` and `describe`. No SQL here.
+
+Batch rows (SQLite log format 4). Producers publish, and consumers lease and ack, in batches,
+and one row per message of a batch was most of what the log cost: building, binding and storing
+a 15-column row for each, and reading a million of them back at a restart (the sqlite3 module
+spends about a microsecond a row, whatever it holds). So `runs_of` writes consecutive plain
+publishes to one queue (no options: what RECOVER_PLAIN reads), consecutive LEASED changes that
+share their time, holder and delivery, and consecutive ACKED changes that share their time as
+ONE row of kind BATCHED + the event's code: `msg_id` is the smallest id of the run, `body`
+holds the run packed (packed.py: the ids; for publishes their times and bodies too), the other
+fields are the event's as in its single row (a publish row: `at` of its first, `queue`). Its
+ids lie within MAX_SPAN of `msg_id`, so the rows that may hold a given id are found through the
+msg_id index (sqlite.py: HISTORY, read_bodies, compaction). Only changes next to each other in
+a batch share a row, so the log keeps every message's events in their order. A run of one
+change is written as the plain row. `Fold` reads both kinds of rows, so a store that writes
+only plain rows (Postgres) recovers with the same code.
 """
 
 from __future__ import annotations
@@ -11,8 +26,9 @@ from __future__ import annotations
 import json
 from array import array
 from bisect import bisect_left
-from collections.abc import Callable, Iterable
-from itertools import compress, repeat
+from collections.abc import Callable, Iterable, Sequence
+from itertools import compress, groupby, repeat
+from operator import attrgetter, itemgetter
 from typing import Any, NamedTuple, cast
 
 from mq.core.backlog import Backlog
@@ -32,6 +48,7 @@ from mq.core.events import (
     Removed,
 )
 from mq.core.model import DeadLetter, Headers, Message, State
+from mq.storage.packed import ids_of, pack_ids, pack_publishes, unpack_publishes
 
 
 class LogRow(NamedTuple):
@@ -60,7 +77,14 @@ _PUBLISHED, _LEASED, _ACKED, _NACKED, _EXPIRED, _REMOVED, _RELEASED, _LEFT = (
     int(Event.EXPIRED), int(Event.REMOVED), int(Event.RELEASED), int(Event.LEFT))
 _DEAD_LETTERED, _REDRIVEN = int(Event.DEAD_LETTERED), int(Event.REDRIVEN)
 _FINAL = frozenset(int(e) for e in FINAL)
+_DELAYED = State.DELAYED
 FEW_QUEUES = 8  # up to this many queues, plain publishes are sorted by queue in C (`plain`)
+BATCHED = 100  # a batch row's kind: BATCHED + the code of the event of all its messages
+PUBLISHES = BATCHED + _PUBLISHED  # plain publishes of one queue
+MAX_RUN_BODY_BYTES = 1 << 20  # bodies in one publish batch row at most (a longer run is cut;
+# a body this big or bigger is a row of its own): far below SQLite's limit on a value (1e9 B),
+# and what a compaction that rewrites the row copies at most
+MAX_SPAN = 4_096  # a batch row's ids are all in [msg_id, msg_id + MAX_SPAN)
 
 
 # --- encode ---------------------------------------------------------------------------------
@@ -137,6 +161,113 @@ def encode(change: Change) -> Values | None:
     return None if make is None else make(change)
 
 
+# What a change is keyed by: consecutive changes with the same key may share a batch row. Read
+# by field position in C (itemgetter: a change is a tuple) and compared as tuples by groupby:
+# this runs for every change.
+_LEASE_KEY = itemgetter(*map(Leased._fields.index, ("at", "holder", "delivery", "until")))
+_ACK_AT = itemgetter(Acked._fields.index("at"))
+_ID = itemgetter(0)  # msg_id, of a Leased and an Acked
+assert Leased._fields[0] == Acked._fields[0] == "msg_id"
+_MESSAGE_ID = attrgetter("message.id")
+
+
+def _plain_queue(c: Appended) -> str | None:
+    """The queue of a publish whose row would be plain (no options and a body of its own:
+    what RECOVER_PLAIN reads, sqlite.py), the key its runs share; None for any other."""
+    m = c.message
+    if (m.key is None and c.body_of is None and m.priority == 0 and m.state is not _DELAYED
+            and (m.extra is None  # most often: then it has no TTL, dedup id or headers
+                 or (m.expires_at is None and m.dedup_id is None and m.headers is None))):
+        return m.queue
+    return None
+
+
+def runs_of(kind: type, changes: list[Any]) -> list[Values]:
+    """The rows of `changes`, consecutive changes of type `kind` (one that is a row): runs of
+    plain publishes to one queue, of leases that share their time, holder and delivery, and of
+    acks that share their time become batch rows (see the header); the others, and runs of
+    one, are rows of their own."""
+    if len(changes) == 1:  # most batches of a one-at-a-time client
+        return [ENCODERS[kind](changes[0])]
+    rows: list[Values] = []
+    if kind is Leased:
+        for (at, holder, delivery, until), run in groupby(changes, _LEASE_KEY):
+            for part, ids in _within_span(list(run), _ID):
+                rows.append(_row_of_one(part) if len(part) == 1 else (
+                    min(ids), BATCHED + _LEASED, at, _T, pack_ids(ids), _T, delivery, holder,
+                    until or _N, _T, _N, _N, _T, _N, _T))
+    elif kind is Acked:
+        for at, run in groupby(changes, _ACK_AT):
+            for part, ids in _within_span(list(run), _ID):
+                rows.append(_row_of_one(part) if len(part) == 1 else (
+                    min(ids), BATCHED + _ACKED, at, _T, pack_ids(ids), _T, _N, _T, _N, _T, _N,
+                    _N, _T, _N, _T))
+    elif kind is Appended:
+        for queue, run in groupby(changes, _plain_queue):
+            if queue is None:
+                rows.extend(map(_appended, run))
+                continue
+            for part, _ in _within_span(list(run), _MESSAGE_ID):
+                for few in _within_bytes(part):
+                    rows.append(_row_of_one(few) if len(few) == 1 else _publishes(few))
+    else:
+        rows.extend(map(ENCODERS[kind], changes))
+    return rows
+
+
+def _row_of_one(run: list[Any]) -> Values:
+    """The row of a run of one change: the change's own."""
+    return ENCODERS[type(run[0])](run[0])
+
+
+def _publishes(run: list[Appended]) -> Values:
+    """One batch row for the plain publishes `run`, all to one queue."""
+    messages = [c.message for c in run]
+    first = messages[0]
+    body = pack_publishes([m.id for m in messages], [m.published_at for m in messages],
+                          [cast(bytes, m.body) for m in messages])
+    return (min(m.id for m in messages), PUBLISHES, first.published_at, first.queue, body, _T,
+            _N, _T, _N, _T, _N, _N, _T, _N, _T)
+
+
+def _within_span(run: list[Any], id_of: Callable[[Any], int]
+                 ) -> list[tuple[list[Any], list[int]]]:
+    """`run` cut, in order, into parts whose ids span less than MAX_SPAN (most often one
+    part: `run` itself), each with its ids."""
+    ids = list(map(id_of, run))
+    if max(ids) - min(ids) < MAX_SPAN:
+        return [(run, ids)]
+    parts: list[tuple[list[Any], list[int]]] = []
+    low = high = 0
+    for c, msg_id in zip(run, ids, strict=True):
+        if parts and max(high, msg_id) - min(low, msg_id) < MAX_SPAN:
+            parts[-1][0].append(c)
+            parts[-1][1].append(msg_id)
+            low, high = min(low, msg_id), max(high, msg_id)
+        else:
+            parts.append(([c], [msg_id]))
+            low = high = msg_id
+    return parts
+
+
+def _within_bytes(run: list[Appended]) -> list[list[Appended]]:
+    """`run` cut, in order, into parts of at most MAX_RUN_BODY_BYTES of bodies (a bigger body
+    is a part of its own)."""
+    sizes = [len(cast(bytes, c.message.body)) for c in run]
+    if sum(sizes) <= MAX_RUN_BODY_BYTES:
+        return [run]
+    parts: list[list[Appended]] = []
+    total = 0
+    for c, size in zip(run, sizes, strict=True):
+        if parts and total + size <= MAX_RUN_BODY_BYTES:
+            parts[-1].append(c)
+            total += size
+        else:
+            parts.append([c])
+            total = size
+    return parts
+
+
 # --- fold -----------------------------------------------------------------------------------
 
 
@@ -174,13 +305,29 @@ class Fold:
 
     def published_plain(self, rows: list[tuple[Any, ...]]) -> None:
         """Publishes without options (priority 0, no key, delay, TTL, dedup id, shared body
-        or headers): (msg_id, at, queue, body). Most of a backlog: a chunk of one queue's rows in id
-        order (the usual case) is added column by column."""
+        or headers): (msg_id, at, queue, body, kind), each a row of its own (kind PUBLISHED)
+        or a batch row of many (PUBLISHES, `body` packed). Most of a backlog: a chunk of one
+        queue's rows in id order (the usual case) is added column by column."""
         if not rows:
             return
-        ids, ats, queues, bodies = zip(*rows, strict=True)
-        if self._room is not None:
-            bodies = self._within_budget(bodies)
+        columns = list(zip(*rows, strict=True))
+        if PUBLISHES not in columns[4]:
+            self._add_plain(*columns[:4])
+            return
+        start = 0
+        for i, (_, _, queue, body, kind) in enumerate(rows):
+            if kind == PUBLISHES:
+                if start < i:
+                    self._add_plain(*list(zip(*rows[start:i], strict=True))[:4])
+                ids, ats, bodies = unpack_publishes(body)
+                self._add_plain(ids, ats, (queue,) * len(ids), bodies)
+                start = i + 1
+        if start < len(rows):
+            self._add_plain(*list(zip(*rows[start:], strict=True))[:4])
+
+    def _add_plain(self, ids: Sequence[int], ats: Sequence[float], queues: Sequence[str],
+                   given: Sequence[bytes]) -> None:
+        bodies = given if self._room is None else self._within_budget(given)
         first = queues[0]
         if (ids[0] > (self._ids[-1] if self._ids else 0) and list(ids) == sorted(ids)
                 and queues.count(first) == len(queues)):
@@ -199,7 +346,7 @@ class Fold:
             self._bodies.append(body)
             self._queue.append(self._number_of(queue))
 
-    def _within_budget(self, bodies: tuple[bytes, ...]) -> tuple[bytes | int, ...]:
+    def _within_budget(self, bodies: Sequence[bytes]) -> Sequence[bytes | int]:
         """`bodies` as kept: each while the budget has room, else its size."""
         room = self._room
         assert room is not None
@@ -291,18 +438,28 @@ class Fold:
             self.messages[msg_id] = msg
 
     def events(self, rows: Iterable[tuple[Any, ...]]) -> None:
-        """Every other row: (msg_id, kind, at, queue, delivery, ready_at, detail)."""
-        messages, finished = self.messages, self.finished
+        """Every other row: (msg_id, kind, at, queue, delivery, ready_at, detail, body); `body`
+        is None but in a batch row, where it holds the ids the row is about."""
         for row in rows:
-            msg_id, kind = row[0], row[1]
-            if kind in _FINAL:
-                finished[msg_id] = row[2]
-                if msg_id not in messages:
-                    self._take_plain(msg_id)  # gone: its columns are left out of `plain`
+            if row[1] >= BATCHED:
+                _, kind, at, queue, delivery, ready_at, detail, body = row
+                for msg_id in ids_of(False, body):
+                    self._event((msg_id, kind - BATCHED, at, queue, delivery, ready_at, detail))
             else:
-                msg = messages.get(msg_id) or self._take_plain(msg_id)
-                if msg is not None:
-                    _apply(msg, row)
+                self._event(row)
+
+    def _event(self, row: tuple[Any, ...]) -> None:
+        """One message's event: (msg_id, kind, at, queue, delivery, ready_at, detail, ...)."""
+        msg_id, kind = row[0], row[1]
+        messages = self.messages
+        if kind in _FINAL:
+            self.finished[msg_id] = row[2]
+            if msg_id not in messages:
+                self._take_plain(msg_id)  # gone: its columns are left out of `plain`
+        else:
+            msg = messages.get(msg_id) or self._take_plain(msg_id)
+            if msg is not None:
+                _apply(msg, row)
 
     def live(self) -> list[Message]:
         """The full messages that are not finished, in id order (the rest: `plain`)."""
@@ -318,7 +475,7 @@ class Fold:
 
 def _apply(msg: Message, row: tuple[Any, ...]) -> None:
     """Fold one row that is neither a publish nor final into its message."""
-    _, kind, at, queue, delivery, ready_at, detail = row
+    kind, at, queue, delivery, ready_at, detail = row[1:7]
     if kind == _LEASED:
         msg.deliveries = delivery
         msg.state = State.READY  # leases are void after a restart
@@ -341,6 +498,34 @@ def _apply(msg: Message, row: tuple[Any, ...]) -> None:
 
 
 # --- describe -------------------------------------------------------------------------------
+
+
+def history(rows: Iterable[Any], msg_id: int) -> list[dict[str, Any]]:
+    """HISTORY of `msg_id` (describe) from rows of every LogRow column in `seq` order: its own
+    rows, and batch rows, of which those that hold it count as its rows."""
+    out = []
+    for row in map(LogRow._make, rows):
+        if row.kind >= BATCHED:
+            mine = _own_row(row, msg_id)
+            if mine is None:
+                continue
+            row = mine
+        out.append(describe(row))
+    return out
+
+
+def _own_row(row: LogRow, msg_id: int) -> LogRow | None:
+    """The row batch row `row` stands for of message `msg_id`; None if it does not hold it."""
+    assert row.body is not None
+    if row.kind == PUBLISHES:
+        ids, ats, bodies = unpack_publishes(row.body)
+        if msg_id not in ids:
+            return None
+        k = ids.index(msg_id)
+        return row._replace(msg_id=msg_id, kind=_PUBLISHED, at=ats[k], body=bodies[k])
+    if msg_id not in ids_of(False, row.body):
+        return None
+    return row._replace(msg_id=msg_id, kind=row.kind - BATCHED, body=None)
 
 
 def describe(row: LogRow) -> dict[str, Any]:

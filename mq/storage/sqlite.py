@@ -8,6 +8,14 @@ message whose last row is final (acked, removed) is deleted with all
 its rows later, in bounded chunks (`compact`). Queue settings live in `queues`, topic bindings
 in `bindings`.
 
+Consecutive plain publishes to one queue (an mpub), the leases of one delivery and the acks of
+one batch ack are one batch row each (rows.py, "Batch rows"): a row that holds many messages.
+A restart with a million queued then reads a few hundred rows, not a million (the sqlite3
+module's cost is per row). Compaction takes the ids it deletes out of those rows
+(`_compact_batch_rows`): a batch row is rewritten without them, or deleted when none is left,
+so what stays in the log is what a message that stays still needs. That rewrite is the one
+change made to a row after it is appended.
+
 Fan-out copies of one publish store the body once: the first copy's row holds it, the others
 point at that row (`body_of`). A finished message whose body a live copy still needs keeps its
 published and final rows until the last such copy is compacted.
@@ -34,6 +42,9 @@ Versions. The file's format version is kept in SQLite's `user_version` header fi
   2  adds the LEFT event (code 9: a lease given back by a goodbye, logged as a nack before);
   3  adds the `headers` column: a publish's headers as a JSON object (NULL: none). A version-2
      file gains the column, NULL in every row it has: its messages had no headers.
+  4  adds batch rows (kinds BATCHED + PUBLISHED, LEASED and ACKED, rows.py): one row for
+     many messages' plain publishes, leases or acks. A version-3 file holds none and needs no
+     rewrite; an older mq would misread them, so it refuses a version-4 file.
 `open` reads the version before it writes anything. A new file is created at SCHEMA_VERSION.
 An older file is upgraded in place, one step at a time, each step in one transaction that also
 stamps its version, so a crash leaves the file at one version or the next, never between. A
@@ -59,6 +70,7 @@ import logging
 import sqlite3
 import time
 from collections.abc import Callable, Sequence
+from operator import itemgetter
 from pathlib import Path
 from typing import Any, cast
 
@@ -70,11 +82,12 @@ from mq.core.model import QueueSettings
 from mq.storage.base import MAX_BODY_READ, Recovered, StoreUnavailable
 from mq.storage.ledger import Ledger
 from mq.storage.lock import LogLock, LogRefused
-from mq.storage.rows import TEXT_FIELDS, Fold, LogRow, describe
+from mq.storage.packed import ids_of, unpack_publishes, without
+from mq.storage.rows import BATCHED, MAX_SPAN, PUBLISHES, TEXT_FIELDS, Fold, LogRow, history
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 APPLICATION_ID = 0x6D714C47  # "mqLG" in PRAGMA application_id: this file is an mq log
 MQ_TABLES = frozenset({"log", "queues"})  # what every mq log has had, stamped or not
 SCHEMA = """
@@ -119,6 +132,7 @@ CREATE TABLE IF NOT EXISTS meta (
 UPGRADES: dict[int, str] = {
     1: "",  # 2 only adds the LEFT event code, which a version-1 file never holds
     2: "ALTER TABLE log ADD COLUMN headers TEXT;",  # 3: headers, none in an older file
+    3: "",  # 4 only adds batch rows, which a version-3 file never holds
 }
 COLUMNS = ", ".join(LogRow._fields)
 # Absent text fields are bound as 0 and stored as NULL (rows.py, NO_TEXT): no None is bound.
@@ -126,18 +140,30 @@ ROW = "(" + ", ".join("NULLIF(?, 0)" if f in TEXT_FIELDS else "?" for f in LogRo
 INSERT_ONE = f"INSERT INTO log ({COLUMNS}) VALUES {ROW}"
 _WITHOUT_OPTIONS = ("priority = 0 AND key IS NULL AND ready_at IS NULL AND expires_at IS NULL "
                     "AND dedup IS NULL AND body_of IS NULL AND headers IS NULL")
-RECOVER_PLAIN = ("SELECT msg_id, at, queue, body FROM log "
-                 f"WHERE kind = {int(Event.PUBLISHED)} AND {_WITHOUT_OPTIONS} ORDER BY seq")
+RECOVER_PLAIN = ("SELECT msg_id, at, queue, body, kind FROM log "
+                 f"WHERE (kind = {int(Event.PUBLISHED)} AND {_WITHOUT_OPTIONS} "
+                 f"OR kind = {PUBLISHES}) ORDER BY seq")
 RECOVER_PUBLISHED = ("SELECT msg_id, at, queue, body, key, ready_at, priority, expires_at, "
                      f"dedup, body_of, headers FROM log WHERE kind = {int(Event.PUBLISHED)} "
                      f"AND NOT ({_WITHOUT_OPTIONS}) ORDER BY seq")
-RECOVER_EVENTS = ("SELECT msg_id, kind, at, queue, delivery, ready_at, detail FROM log "
-                  f"WHERE kind != {int(Event.PUBLISHED)} ORDER BY seq")
+RECOVER_EVENTS = ("SELECT msg_id, kind, at, queue, delivery, ready_at, detail, body FROM log "
+                  f"WHERE kind NOT IN ({int(Event.PUBLISHED)}, {PUBLISHES}) ORDER BY seq")
 # A fan-out copy's row has no body: it is in the row of the copy named by body_of.
-READ_BODIES = ("SELECT l.msg_id, coalesce(l.body, h.body) FROM log AS l LEFT JOIN log AS h "
+READ_BODIES = ("SELECT l.msg_id, coalesce(l.body, h.body), l.body_of FROM log AS l "
+               "LEFT JOIN log AS h "
                f"ON h.msg_id = l.body_of AND h.kind = {int(Event.PUBLISHED)} "
                f"WHERE l.kind = {int(Event.PUBLISHED)} AND l.msg_id IN ({{}})")
+# The rows of one message: its own, and the batch rows that may hold it (rows.history picks).
+HISTORY = (f"SELECT {COLUMNS} FROM log WHERE msg_id > ? AND msg_id <= ? "
+           f"AND (msg_id = ? OR kind >= {BATCHED}) ORDER BY seq")
+# The batch rows that may hold an id in (?, ?]: those whose msg_id is within MAX_SPAN below.
+BATCH_ROWS_NEAR = (f"SELECT seq, kind, body FROM log WHERE kind >= {BATCHED} "
+                   "AND msg_id > ? AND msg_id <= ?")
+PUBLISH_ROWS_NEAR = f"SELECT body FROM log WHERE kind = {PUBLISHES} AND msg_id > ? AND msg_id <= ?"
 RECOVERY_CHUNK_ROWS = 20_000
+RECOVERY_CHUNK_BYTES = 8 << 20  # bodies per chunk of publishes, about (two are in memory, read
+# by the aiosqlite thread, whose freed memory the allocator may keep)
+RECOVERY_FIRST_ROWS = 16  # rows of the first chunk of publishes, before their size is known
 RECOVERY_PROGRESS_ROWS = 200_000  # a progress line this often while a big log is read
 MAX_ROWS_PER_STATEMENT = 2_000  # 30,000 bound variables: below SQLite's limit (32,766)
 SYNC_MODES = ("full", "normal")
@@ -172,7 +198,8 @@ class SQLiteStore:
         self.max_body_memory_bytes = max_body_memory_bytes
         self._db: aiosqlite.Connection | None = None
         self._lock = LogLock(self.path)  # one broker per log, for as long as it is open
-        self._ledger = Ledger()  # the compaction backlog and the fan-out copies (ledger.py)
+        # the compaction backlog and the fan-out copies (ledger.py); runs as batch rows
+        self._ledger = Ledger(batch_rows=True)
 
     @property
     def db(self) -> aiosqlite.Connection:
@@ -297,7 +324,7 @@ class SQLiteStore:
         fold = Fold(self.max_body_memory_bytes)
         # Three passes, each selecting only what its rows have: fewer columns is what makes a
         # restart with a million queued messages fast (a backlog is mostly plain publishes).
-        await self._read(RECOVER_PLAIN, fold.published_plain)
+        await self._read(RECOVER_PLAIN, fold.published_plain, body_at=3)
         await self._read(RECOVER_PUBLISHED, fold.published)
         await self._read(RECOVER_EVENTS, fold.events)
         max_id_ever = await self._scalar("SELECT value FROM meta WHERE name = 'max_msg_id'")
@@ -309,16 +336,22 @@ class SQLiteStore:
                  len(fold.finished))
         return recovered
 
-    async def _read(self, sql: str, fold: Callable[[list[tuple[Any, ...]]], None]) -> None:
+    async def _read(self, sql: str, fold: Callable[[list[tuple[Any, ...]]], None],
+                    body_at: int | None = None) -> None:
         """Hand the rows of `sql` to `fold` in chunks (a million rows fetched at once would
         double the peak memory), fetching the next chunk while one is folded: the aiosqlite
-        thread reads the file while the loop builds messages."""
+        thread reads the file while the loop builds messages. `body_at`: the column of a
+        body, by which chunks are kept near RECOVERY_CHUNK_BYTES (a batch row holds up to a
+        MiB of bodies)."""
         read = 0
+        size = RECOVERY_CHUNK_ROWS if body_at is None else RECOVERY_FIRST_ROWS
         async with self.db.execute(sql) as cursor:
-            ahead = asyncio.ensure_future(cursor.fetchmany(RECOVERY_CHUNK_ROWS))
+            ahead = asyncio.ensure_future(cursor.fetchmany(size))
             try:
                 while chunk := cast(list[tuple[Any, ...]], await ahead):
-                    ahead = asyncio.ensure_future(cursor.fetchmany(RECOVERY_CHUNK_ROWS))
+                    if body_at is not None:
+                        size = _rows_within_bytes(chunk, body_at)
+                    ahead = asyncio.ensure_future(cursor.fetchmany(size))
                     fold(chunk)  # plain tuples: the connection has no row factory
                     read += len(chunk)
                     if read % RECOVERY_PROGRESS_ROWS < len(chunk):
@@ -364,15 +397,44 @@ class SQLiteStore:
                              "ON CONFLICT (name) DO UPDATE SET value = max(value, excluded.value)",
                              (chunk.max_id,))
             # Finished ids mostly come in runs (FIFO consumption): one range delete per run.
-            await db.executemany("DELETE FROM log WHERE msg_id BETWEEN ? AND ?", chunk.runs)
-            await db.executemany("DELETE FROM log WHERE msg_id = ? AND kind NOT IN (?, ?, ?)",
-                                 [(i, Event.PUBLISHED, *FINAL) for i in chunk.keep_published])
+            await db.executemany(
+                f"DELETE FROM log WHERE msg_id BETWEEN ? AND ? AND kind < {BATCHED}", chunk.runs)
+            await db.executemany(
+                f"DELETE FROM log WHERE msg_id = ? AND kind NOT IN (?, ?, ?) AND kind < {BATCHED}",
+                [(i, Event.PUBLISHED, *FINAL) for i in chunk.keep_published])
+            await self._compact_batch_rows(chunk.runs, chunk.keep_published)
             await db.execute("COMMIT")
         except BaseException:
             self._ledger.restore(chunk)  # its rows are all still there: tried again later
             await db.execute("ROLLBACK")
             raise
         return chunk.count
+
+    async def _compact_batch_rows(self, runs: list[tuple[int, int]], kept: list[int]) -> None:
+        """Take the ids of compacted messages out of the batch rows that hold them: all of
+        `runs` (first, last), and of `kept` (finished holders of a body a fan-out copy still
+        reads) all but their publish and final rows'. A row left with no id is deleted."""
+        whole = {i for first, last in runs for i in range(first, last + 1)}
+        partly = whole | set(kept)
+        rows: dict[int, tuple[int, bytes]] = {}  # seq -> (kind, body)
+        for first, last in _windows([*runs, *((i, i) for i in kept)]):
+            async with self.db.execute(BATCH_ROWS_NEAR, (first - MAX_SPAN, last)) as cursor:
+                rows.update((seq, (kind, body)) for seq, kind, body in await cursor.fetchall())
+        kept_rows = {PUBLISHES, *(BATCHED + int(e) for e in FINAL)}
+        deleted: list[tuple[int]] = []
+        rewritten: list[tuple[int, bytearray, int]] = []
+        for seq, (kind, body) in rows.items():
+            gone = whole if kind in kept_rows else partly
+            publishes = kind == PUBLISHES
+            if gone.isdisjoint(ids_of(publishes, body)):
+                continue
+            left = without(publishes, body, gone)
+            if left is None:
+                deleted.append((seq,))
+            else:
+                rewritten.append((*left, seq))
+        await self.db.executemany("DELETE FROM log WHERE seq = ?", deleted)
+        await self.db.executemany("UPDATE log SET msg_id = ?, body = ? WHERE seq = ?", rewritten)
 
     async def read_bodies(self, ids: Sequence[int]) -> dict[int, bytes]:
         if len(ids) > MAX_BODY_READ:
@@ -383,22 +445,59 @@ class SQLiteStore:
             async with self.db.execute(READ_BODIES.format(", ".join("?" * len(ids))),
                                        ids) as c:
                 rows = await c.fetchall()
+            found = {msg_id: body for msg_id, body, _ in rows if body is not None}
+            # The others are in publish batch rows: their own, or their body holder's.
+            holder = {msg_id: msg_id for msg_id in ids}
+            holder.update((msg_id, body_of) for msg_id, body, body_of in rows
+                          if body is None and body_of is not None)
+            wanted = {i: h for i, h in holder.items() if i not in found}
+            if wanted:
+                batched = await self._bodies_in_batch_rows(set(wanted.values()))
+                found.update((i, batched[h]) for i, h in wanted.items() if h in batched)
         except sqlite3.Error as e:  # the caller knows stores, not SQLite
             raise StoreUnavailable(f"{self.path}: {e}") from e
-        return {msg_id: body for msg_id, body in rows if body is not None}
+        return found
+
+    async def _bodies_in_batch_rows(self, ids: set[int]) -> dict[int, bytes]:
+        """The bodies of those of `ids` whose publishes are in batch rows, by id."""
+        out: dict[int, bytes] = {}
+        for first, last in _windows([(i, i) for i in ids]):
+            async with self.db.execute(PUBLISH_ROWS_NEAR, (first - MAX_SPAN, last)) as cursor:
+                for (body,) in await cursor.fetchall():
+                    held, _, bodies = unpack_publishes(body)
+                    out.update((i, b) for i, b in zip(held, bodies, strict=True) if i in ids)
+        return out
 
     async def history(self, msg_id: int) -> list[dict[str, Any]]:
         """Every row the log still has of `msg_id`, oldest first, as HISTORY events."""
-        async with self.db.execute(
-                f"SELECT {COLUMNS} FROM log WHERE msg_id = ? ORDER BY seq", (msg_id,)) as cursor:
+        async with self.db.execute(HISTORY, (msg_id - MAX_SPAN, msg_id, msg_id)) as cursor:
             rows = await cursor.fetchall()
-        return [describe(LogRow._make(r)) for r in rows]
+        return history(rows, msg_id)
 
     async def close(self) -> None:
         if self._db is not None:
             await self._db.close()
             self._db = None
         self._lock.release()
+
+
+def _rows_within_bytes(chunk: list[tuple[Any, ...]], body_at: int) -> int:
+    """How many rows like those of `chunk` make a chunk of about RECOVERY_CHUNK_BYTES."""
+    size = sum(map(len, map(itemgetter(body_at), chunk))) or 1
+    return max(RECOVERY_FIRST_ROWS,
+               min(RECOVERY_CHUNK_ROWS, len(chunk) * RECOVERY_CHUNK_BYTES // size))
+
+
+def _windows(ranges: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """(first, last) ranges of ids, merged where the gap between them is under MAX_SPAN: one
+    query each."""
+    out: list[tuple[int, int]] = []
+    for first, last in sorted(ranges):
+        if out and first - out[-1][1] < MAX_SPAN:
+            out[-1] = (out[-1][0], max(out[-1][1], last))
+        else:
+            out.append((first, last))
+    return out
 
 
 def _statement(c: Change) -> tuple[str, tuple[Any, ...]]:

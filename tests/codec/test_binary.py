@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mq.codec.binary import BinaryDecoder, encode_frame
-from mq.codec.commands import Ack, Get, Ping, Publish, PublishMany, Rejected
+from mq.codec.commands import Ack, AckMany, Get, Ping, Publish, PublishMany, Rejected
 from mq.codec.values import Receipt
 from mq.errors import Code
 
@@ -139,3 +139,19 @@ def test_a_request_map_has_string_keys_only() -> None:
         [rejected] = BinaryDecoder(1024).feed(struct.pack(">I", len(packed)) + packed)
         assert isinstance(rejected, Rejected) and (rejected.rid, rejected.error.code) == (
             None, Code.BAD_FRAME), rejected
+
+
+def test_a_batch_ack_reads_each_receipt_as_a_receipt_of_its_own_would() -> None:
+    """A batch of plain receipts is read in one go (fields.py); each comes out as the Receipt
+    that parsing it alone gives, and a batch with one receipt that is not plain (a comma in it,
+    digits of another script, not a str) is refused naming that receipt."""
+    plain = ["1.1", "17.2", "007.3", f"{2**63 - 1}.{10**19}"]
+    [batch] = BinaryDecoder(1024).feed(encode_frame({"op": "ack", "rid": 1, "receipts": plain}))
+    assert isinstance(batch, AckMany)
+    assert batch.receipts == tuple(map(Receipt.parse, plain))
+    assert all(type(r) is Receipt for r in batch.receipts)
+    for odd in ("1.1,2.2", "\u0663.1", 5):
+        frame = encode_frame({"op": "ack", "rid": 2, "receipts": ["3.1", odd]})
+        [rejected] = BinaryDecoder(1024).feed(frame)
+        assert isinstance(rejected, Rejected) and rejected.error.code is Code.BAD_REQUEST
+        assert repr(odd) in rejected.error.message

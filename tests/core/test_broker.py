@@ -134,6 +134,24 @@ def test_explicit_lease_s_overrides_the_queue_default(broker: Broker, clock: Fak
     assert lease_one(broker, "h2") == (1, 2)
 
 
+def test_a_shorter_lease_after_a_longer_one_expires_first(broker: Broker, clock: FakeClock) -> None:
+    """Leases end in deadline order whatever order they were made in: a 5 s lease made after
+    a 30 s one ends 25 s before it, and the next due time says so."""
+    publish_n(broker, 3)
+    first = lease_one(broker, lease_s=30)
+    second = lease_one(broker, lease_s=5)
+    third = lease_one(broker, lease_s=30)
+    assert broker.next_due_in() == pytest.approx(5)
+    clock.advance(5)
+    broker.tick()
+    assert lease_one(broker, "h2") == (second[0], 2)
+    broker.ack(*first, "h1")
+    clock.advance(25)
+    broker.tick()
+    assert lease_one(broker, "h3") == (third[0], 2)
+    assert broker.stats("q")["q"]["expired"] == 2
+
+
 def test_touch_extends_the_deadline(broker: Broker, clock: FakeClock) -> None:
     """Without touch the lease would expire at T0+30; a touch at T0+20 moves it to T0+50."""
     publish_n(broker, 2)
@@ -249,6 +267,20 @@ def test_ack_of_unknown_message_is_lease_lost(broker: Broker) -> None:
     with pytest.raises(MQError) as excinfo:
         broker.ack(42, 1, "h1")
     assert code_of(excinfo) is Code.LEASE_LOST
+
+
+def test_ack_many_acks_each_held_receipt_at_one_time_and_names_the_others(
+        broker: Broker, clock: FakeClock) -> None:
+    """A batch ack is the acks of its receipts, logged at one time; a receipt that cannot be
+    acked is named by its place in the batch, and the others are acked all the same."""
+    publish_n(broker, 3)
+    leased = [(d.msg_id, d.delivery) for d in broker.lease("q", "h1", max_count=3)]
+    broker.take_effects()
+    clock.advance(1)
+    refused = broker.ack_many([leased[0], (leased[1][0], 9), leased[2]], "h1")
+    assert [(i, e.code) for i, e in refused] == [(1, Code.LEASE_LOST)]
+    assert broker.take_effects().changes == [Acked(1, T0 + 1, "q"), Acked(3, T0 + 1, "q")]
+    assert broker.stats("q")["q"]["acked"] == 2
 
 
 # --- nack -----------------------------------------------------------------------------------

@@ -71,3 +71,41 @@ def test_sigterm_shuts_down_cleanly_and_keeps_everything(tmp_path: Path) -> None
         wait_until(lambda: broker.logged("mq stopped"), "the broker logged 'mq stopped'")
         broker.start()
         assert asyncio.run(count(broker.url)) == len(ids)
+
+
+def test_batch_acks_and_deliveries_survive_sigkill(tmp_path: Path) -> None:
+    """An SQLite log keeps an mpub, a delivery and a batch ack as one row each (sqlite.py):
+    after a SIGKILL the acked are gone, the leased come back counted, and HISTORY still tells
+    each message's own life."""
+    total = 3000
+
+    async def before_kill(url: str) -> tuple[list[int], list[int], list[int]]:
+        async with AsyncClient.connect(url) as mq:
+            ids = await mq.publish_many("q", [b"%d" % i for i in range(total)], batch_size=1000)
+            leased = await mq.get("q", max=1000) + await mq.get("q", max=1000)
+            result = await mq.ack_many(leased[:1500])
+            assert (result.acked, result.failed) == (1500, ())
+            return ids, [m.msg_id for m in leased[:1500]], [m.msg_id for m in leased[1500:]]
+
+    async def after_restart(url: str, acked: int, held: int) -> tuple[dict[int, tuple[int, bytes]],
+                                                                       list[str], list[str]]:
+        async with AsyncClient.connect(url) as mq:
+            got: dict[int, tuple[int, bytes]] = {}
+            while batch := await mq.get("q", max=1000):
+                got.update((m.msg_id, (m.deliveries, m.body)) for m in batch)
+                await mq.ack_many(batch)
+            events = [[e["event"] for e in await mq.history(i)] for i in (acked, held)]
+            return got, events[0], events[1]
+
+    with BrokerProcess(tmp_path / "mq.db") as broker:
+        ids, acked, held = asyncio.run(before_kill(broker.url))
+        broker.kill()
+        broker.start()
+        got, acked_life, held_life = asyncio.run(after_restart(broker.url, acked[0], held[0]))
+
+    assert set(got) == set(ids) - set(acked)
+    assert {got[i][0] for i in held} == {2}  # the void lease still counted
+    assert {got[i][0] for i in set(ids) - set(acked) - set(held)} == {1}
+    assert got[ids[-1]][1] == b"%d" % (total - 1)
+    assert acked_life == ["published", "leased", "acked"]
+    assert held_life == ["published", "leased", "leased", "acked"]

@@ -13,6 +13,8 @@ from mq.core.clock import FakeClock
 from mq.core.model import Message, QueueSettings
 from mq.storage.base import Recovered, Store
 from mq.storage.choose import make_store
+from mq.storage.packed import ids_of
+from mq.storage.rows import BATCHED, PUBLISHES
 from mq.storage.sqlite import SQLiteStore
 
 T0 = 1_800_000_000.0
@@ -100,15 +102,42 @@ CREATE TABLE meta (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
 """
 
 
+# Version 3 added the headers column (and its files are stamped as mq logs).
+VERSION_3_TABLES = VERSION_2_TABLES.replace("body_of INTEGER\n", "body_of INTEGER, headers TEXT\n")
+assert VERSION_3_TABLES != VERSION_2_TABLES
+
+
 def old_log(path: Path, version: int, rows_sql: str) -> None:
     """A file of format `version` (1: not stamped, as the first mq wrote it) with its tables
     and the rows `rows_sql` inserts."""
     stamp = "" if version == 1 else f"PRAGMA user_version = {version};"
+    tables = VERSION_2_TABLES
+    if version >= 3:
+        tables = VERSION_3_TABLES
+        stamp += " PRAGMA application_id = 1836141639;"  # 0x6D714C47, as sqlite.py stamps
     conn = sqlite3.connect(path)
     try:
-        conn.executescript(f"{VERSION_2_TABLES} {rows_sql} {stamp}")
+        conn.executescript(f"{tables} {rows_sql} {stamp}")
     finally:
         conn.close()
+
+
+EVERY_ROW = "SELECT msg_id, kind, body FROM log ORDER BY seq"  # what `per_message` reads
+
+
+def per_message(rows: list[tuple[object, ...]]) -> list[tuple[int, int]]:
+    """The log's rows (EVERY_ROW) as one (msg_id, kind) per message's event, in log order:
+    what a batch row (SQLite format 4: many messages' publishes, leases or acks) stands for is
+    spelled out, message by message, as one row each would have been."""
+    out: list[tuple[int, int]] = []
+    for msg_id, kind, body in rows:
+        assert isinstance(msg_id, int) and isinstance(kind, int)
+        if kind >= BATCHED:
+            assert isinstance(body, bytes)
+            out.extend((i, kind - BATCHED) for i in ids_of(kind == PUBLISHES, body))
+        else:
+            out.append((msg_id, kind))
+    return out
 
 
 class LogTarget:

@@ -11,6 +11,7 @@ import pytest
 
 from mq.core.events import Event
 from mq.core.model import State
+from mq.storage.rows import BATCHED
 from mq.storage.sqlite import SCHEMA_VERSION, LogVersionError, SQLiteStore
 from tests.storage.log_files import (
     AFTER_ALL,
@@ -138,7 +139,7 @@ def test_a_version_2_log_gains_headers_and_reads_as_it_did(db_path: Path) -> Non
     assert (two.key, two.priority, two.expires_at, two.dedup_id, two.deliveries,
             two.headers) == ("k", 7, T0 + 500, "d-2", 1, None)
     assert (messages[3].queue, messages[3].body, messages[3].headers) == ("r", b"b", None)
-    assert rows(db_path, "PRAGMA user_version") == [(SCHEMA_VERSION,)] == [(3,)]
+    assert rows(db_path, "PRAGMA user_version") == [(SCHEMA_VERSION,)] == [(4,)]
     assert rows(db_path, "SELECT count(*) FROM log WHERE headers IS NOT NULL") == [(0,)]
     assert "headers" not in history(db_path, 2)[0]
 
@@ -147,3 +148,37 @@ def test_a_version_2_log_gains_headers_and_reads_as_it_did(db_path: Path) -> Non
     broker.publish("q", b"with", headers={"traceparent": "00-ab-cd-01"})
     asyncio.run(write_once(db_path, broker))
     assert by_id(asyncio.run(reopen(db_path)))[4].headers == {"traceparent": "00-ab-cd-01"}
+
+
+def test_a_version_3_log_reads_as_it_did_and_takes_batch_rows_after_its_upgrade(
+        db_path: Path) -> None:
+    """A file of version 3 (a row per lease and per ack) is stamped 4 at open, with its rows as
+    they were, and reads the same: 1 acked, 2 and 3 back with one delivery each. Leases and
+    acks written after the upgrade are batch rows, and the file then reads both kinds."""
+    old_log(db_path, 3, f"""
+        INSERT INTO log (msg_id, kind, at, queue, body, priority)
+            VALUES (1, 0, {T0}, 'q', x'61', 0), (2, 0, {T0}, 'q', x'62', 0),
+                   (3, 0, {T0}, 'q', x'63', 0);
+        INSERT INTO log (msg_id, kind, at, delivery, holder)
+            VALUES (1, 1, {T0 + 1}, 1, 'c1'), (2, 1, {T0 + 1}, 1, 'c1'), (3, 1, {T0 + 1}, 1, 'c1');
+        INSERT INTO log (msg_id, kind, at) VALUES (1, 2, {T0 + 2});
+    """)
+    before = rows(db_path, "SELECT * FROM log ORDER BY seq")
+
+    recovered = asyncio.run(reopen(db_path))
+    assert [(m.id, m.body, m.deliveries) for m in every_message(recovered)] == [
+        (2, b"b", 1), (3, b"c", 1)]
+    assert rows(db_path, "PRAGMA user_version") == [(SCHEMA_VERSION,)] == [(4,)]
+    assert rows(db_path, "SELECT * FROM log ORDER BY seq") == before
+    assert [e["event"] for e in history(db_path, 1)] == ["published", "leased", "acked"]
+
+    broker = new_broker()
+    broker.restore({}, recovered.messages, recovered.next_id, plain=recovered.plain)
+    receipts = [(d.msg_id, d.delivery) for d in broker.lease("q", "c2", max_count=2)]
+    assert receipts == [(2, 2), (3, 2)]
+    broker.ack_many(receipts[:1], "c2")
+    asyncio.run(write_once(db_path, broker))
+    assert rows(db_path, "SELECT kind FROM log WHERE seq > 7 ORDER BY seq") == [
+        (BATCHED + Event.LEASED,), (Event.ACKED,)]
+    assert [(m.id, m.deliveries) for m in every_message(asyncio.run(reopen(db_path)))] == [(3, 2)]
+    assert [e["event"] for e in history(db_path, 3)] == ["published", "leased", "leased"]
