@@ -79,7 +79,7 @@ import aiosqlite
 from mq import __version__
 from mq.core.events import FINAL, Bound, Change, Declared, Event, Purged
 from mq.core.model import QueueSettings
-from mq.storage.base import MAX_BODY_READ, Recovered, StoreUnavailable
+from mq.storage.base import MAX_BODY_READ, Recovered, StoreRejected, StoreUnavailable
 from mq.storage.ledger import Ledger
 from mq.storage.lock import LogLock, LogRefused
 from mq.storage.packed import ids_of, unpack_publishes, without
@@ -363,6 +363,14 @@ class SQLiteStore:
     # --- writing ------------------------------------------------------------------------------
 
     async def write(self, changes: Sequence[Change]) -> None:
+        try:
+            await self._write(changes)
+        except (sqlite3.IntegrityError, sqlite3.DataError) as e:
+            # What the file refuses for the rows' content (a constraint, a value too big): the
+            # same rows would fail again, so it is no outage to retry through.
+            raise StoreRejected(f"{self.path}: {e}") from e
+
+    async def _write(self, changes: Sequence[Change]) -> None:
         batch = self._ledger.batch(changes)
         rows = batch.rows
         db = self.db

@@ -9,6 +9,7 @@ Needs root (to mount); skipped with the reason where the machine refuses the mou
 from __future__ import annotations
 
 import http.client
+import sqlite3
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -106,3 +107,28 @@ def test_readyz_fails_while_the_disk_is_full_and_healthz_does_not(small_disk: Pa
         mount(["-o", "remount,size=64m", str(small_disk)])
         wait_until(lambda: http_get(broker.http_port, "/readyz")[0] == 200,
                    "/readyz is ready again once space is back", timeout_s=10)
+
+
+def test_a_row_the_log_file_refuses_is_answered_internal_and_blocks_nothing(tmp_path: Path) -> None:
+    db = tmp_path / "mq.db"
+    with BrokerProcess(db) as broker:  # makes the log
+        assert TextSession(broker.port).ask("PUB q first").startswith("+OK")
+    # A row this file refuses for its content (a constraint failing, as a trigger's does): the
+    # same rows would fail again, so it must not count as an outage to retry forever.
+    conn = sqlite3.connect(db)
+    conn.execute("CREATE TRIGGER refuse_poison BEFORE INSERT ON log "
+                 "WHEN NEW.body = CAST('poison' AS BLOB) "
+                 "BEGIN SELECT RAISE(ABORT, 'poison refused'); END")
+    conn.commit()
+    conn.close()
+    with BrokerProcess(db) as broker:
+        producer = TextSession(broker.port)
+        assert producer.ask("PUB q poison") == "-ERR INTERNAL internal error; see the broker log"
+        assert producer.ask("PUB q fine").startswith("+OK")  # the next batch is written
+        wait_until(lambda: broker.logged("refused batch", "not written again"), "logged")
+        assert broker.logged("poison refused")  # the traceback says what refused it
+        assert not broker.logged("cannot write the log")  # no outage
+    with BrokerProcess(db) as broker:  # what was stored, and only that, is there after a restart
+        consumer = TextSession(broker.port)
+        assert [consumer.ask("GET q").split()[-1] for _ in range(2)] == ["first", "fine"]
+        assert consumer.ask("GET q") == "+EMPTY"
