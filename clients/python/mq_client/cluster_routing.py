@@ -153,8 +153,8 @@ class OwnerChecks:
     one each."""
 
     def __init__(self, owner_check_s: float = DEFAULT_OWNER_CHECK_S) -> None:
-        if owner_check_s <= 0:
-            raise ValueError(f"owner_check_s must be > 0, got {owner_check_s}")
+        if not 0 < owner_check_s < float("inf"):  # NaN too
+            raise ValueError(f"owner_check_s must be a number of seconds > 0, got {owner_check_s}")
         self.owner_check_s = owner_check_s
         self._read_at = float("-inf")
 

@@ -107,8 +107,9 @@ def test_a_request_may_take_its_own_wait_then_owner_check_s_before_the_map_is_lo
     checks = OwnerChecks(owner_check_s=2.0)
     assert checks.patience_s(ops.publish("q", b"x").fields) == 2.0
     assert checks.patience_s(ops.get("q", wait_s=5).fields) == 7.0
-    with pytest.raises(ValueError, match="owner_check_s"):
-        OwnerChecks(0.0)
+    for bad in (0.0, float("nan"), float("inf")):
+        with pytest.raises(ValueError, match="owner_check_s"):
+            OwnerChecks(bad)
 
 
 def test_one_map_read_serves_the_checks_made_soon_after_it() -> None:
