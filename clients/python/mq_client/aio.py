@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 
 from mq_client import admin_ops, ops
 from mq_client.cluster_link import ClusterLink
-from mq_client.cluster_routing import DEFAULT_TAKEOVER_TIMEOUT_S
+from mq_client.cluster_routing import DEFAULT_OWNER_CHECK_S, DEFAULT_TAKEOVER_TIMEOUT_S
 from mq_client.codec import DEFAULT_MAX_FRAME_BYTES
 from mq_client.connect import Connecting
 from mq_client.link import Link
@@ -63,6 +63,7 @@ class AsyncClient:
         ca_file: str | None = None,
         cluster: bool = False,
         takeover_timeout_s: float = DEFAULT_TAKEOVER_TIMEOUT_S,
+        owner_check_s: float = DEFAULT_OWNER_CHECK_S,
     ) -> Connecting:
         """Connect to the broker at `url` (`mq://host:port`).
 
@@ -93,7 +94,12 @@ class AsyncClient:
         with backoff for up to `takeover_timeout_s` seconds, gives each `publish` an automatic
         `dedup_id` so a retry is stored once, and says `hello` with the session's token on each
         broker it uses (cluster_link.py). `reconnect` does not apply: a lost broker's queues
-        are sought at their new broker.
+        are sought at their new broker. A request its broker has not
+        answered for `owner_check_s` seconds (beyond a `get`'s `wait_s`) makes the client read
+        the map from another broker: if the slot has a new owner (its broker was paused past
+        its lease, say), the link to the old one is dropped and what was in flight there is
+        sent to the new one, when that is safe (else it raises `OutcomeUnknown`); if not, the
+        request keeps waiting, and the map is looked at again every `owner_check_s`.
         """
         return Connecting(
             cls,
@@ -108,6 +114,7 @@ class AsyncClient:
             ca_file=ca_file,
             cluster=cluster,
             takeover_timeout_s=takeover_timeout_s,
+            owner_check_s=owner_check_s,
         )
 
     @property

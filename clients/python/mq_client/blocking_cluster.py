@@ -10,7 +10,11 @@ one broker when they all belong there; a reply that says MOVED, TRYAGAIN or
 STORE_UNAVAILABLE, or a lost connection, sends that request again alone, routed as
 `cluster_routing.Attempts` says (waits are `time.sleep` in the calling thread), until
 `takeover_timeout_s`; then the error is raised. As in the asyncio client, a request resent after
-a lost connection may have run once already (a `pub` carries an automatic `dedup_id`).
+a lost connection may have run once already (a `pub` carries an automatic `dedup_id`), and one
+that is not safe to send again raises `OutcomeUnknown`. A request its broker leaves without a
+reply for its patience (`cluster_routing.OwnerChecks`) reads the map from another broker, in
+the waiting call (`blocking_link.Patience`): if the slot has another owner now, the stalled
+broker's link is dropped and the request routed again; else it waits on.
 
 A few requests are not about one slot: `hello` goes to one broker and then, with the token it
 gave, to every other linked broker (a clustered broker adopts a token it does not know), so
@@ -28,13 +32,16 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from mq_client import admin_ops, ops
-from mq_client.blocking_link import BlockingLink
+from mq_client.blocking_link import BlockingLink, Patience
 from mq_client.cluster_routing import (
+    DEFAULT_OWNER_CHECK_S,
     FOLLOWED,
     MAP_READ_TIMEOUT_S,
     Attempts,
     DedupIds,
+    OwnerChecks,
     SlotMap,
+    may_resend,
     slot_of_request,
 )
 from mq_client.errors import ConnectionLost, Moved, MQError, clone_error, error_from_reply
@@ -52,10 +59,11 @@ class BlockingClusterLink:
     """One `BlockingLink` per broker of a cluster, routed by slot; used as the `Client`'s link."""
 
     def __init__(self, seeds: Sequence[Address], dial: Dial, takeover_timeout_s: float,
-                 sleep: Callable[[float], None] = time.sleep) -> None:
+                 sleep: Callable[[float], None] = time.sleep, owner_check_s: float = DEFAULT_OWNER_CHECK_S) -> None:
         self._seeds = list(seeds)
         self._dial = dial
         self.takeover_timeout_s = takeover_timeout_s
+        self._checks = OwnerChecks(owner_check_s)
         self._sleep = sleep
         self.map = SlotMap()
         self._links: dict[str, BlockingLink] = {}  # host:port -> its link
@@ -137,10 +145,13 @@ class BlockingClusterLink:
             link = self._link(addr)
             for request in requests:
                 self._rejoin(link, addr, request, timeout_s)
-            return list(link.exchange(requests, timeout_s, self._max_frame_bytes))
+            patience = self._patience(slots, addr, requests)
+            return list(link.exchange(requests, timeout_s, self._max_frame_bytes, patience))
         except FOLLOWED as e:
             if isinstance(e, ConnectionLost):
                 self._drop(addr)
+            if not may_resend(e):
+                raise
             return [None] * len(requests)
 
     def _routed(self, request: Request[Any], timeout_s: float | None) -> dict[str, Any]:
@@ -155,7 +166,8 @@ class BlockingClusterLink:
             try:
                 link = self._link(addr)
                 self._rejoin(link, addr, request, timeout_s)
-                (reply,) = link.exchange([request], timeout_s, self._max_frame_bytes)
+                patience = self._patience({slot}, addr, [request])
+                (reply,) = link.exchange([request], timeout_s, self._max_frame_bytes, patience)
                 error = _followed(reply)
                 if error is None:
                     self._joined_at(addr, request, reply)
@@ -171,6 +183,24 @@ class BlockingClusterLink:
                     self._sleep(step.wait_s)
                 if step.refresh:
                     self._refresh_quietly()
+
+    def _patience(self, slots: set[int | None], addr: str, requests: Sequence[Request[Any]]) -> Patience | None:
+        """How the requests, all sent to `addr`, watch for a broker that lost their slots."""
+        known = {s for s in slots if s is not None}
+        if not known:
+            return None  # about no queue: any broker serves it, none is the wrong one
+        every_s = max(self._checks.patience_s(r.fields) for r in requests)
+        return Patience(every_s, lambda: self._owner_moved(known, addr))
+
+    def _owner_moved(self, slots: set[int], addr: str) -> bool:
+        """Whether the map, read from a broker other than `addr` unless a read was just made,
+        gives one of `slots` to another broker than `addr`."""
+        if self._checks.need_read(time.monotonic()):
+            self._refresh_quietly(avoid=addr)
+        moved = self._checks.moved(self.map, slots, addr)
+        if moved:
+            log.warning("mq broker %s has not answered and the map gives its slots to others: leaving it", addr)
+        return moved
 
     def _any(self) -> str:
         if self._links:
@@ -263,14 +293,18 @@ class BlockingClusterLink:
 
     # -- the map ------------------------------------------------------------------------------
 
-    def refresh(self) -> None:
-        """Read the map from a broker already linked, else from the seeds in turn."""
+    def refresh(self, avoid: str | None = None) -> None:
+        """Read the map from a broker already linked, else from the seeds in turn (never from
+        `avoid`)."""
         candidates = list(self._links) + [f"{s.host}:{s.port}" for s in self._seeds]
         last: MQError | None = None
         for addr in dict.fromkeys(candidates):
+            if addr == avoid:
+                continue
             try:
                 link = self._link(addr, MAP_READ_TIMEOUT_S)
                 self.map.learn(self._call(link, admin_ops.cluster(), MAP_READ_TIMEOUT_S))
+                self._checks.map_read(time.monotonic())
                 return
             except (MQError, TimeoutError) as e:
                 if not isinstance(e, MQError) or isinstance(e, ConnectionLost):
@@ -278,9 +312,9 @@ class BlockingClusterLink:
                 last = e if isinstance(e, MQError) else ConnectionLost(f"{addr} did not answer")
         raise ConnectionLost(f"no broker of the cluster answered ({last})")
 
-    def _refresh_quietly(self) -> None:
+    def _refresh_quietly(self, avoid: str | None = None) -> None:
         try:
-            self.refresh()
+            self.refresh(avoid)
         except MQError as e:
             log.debug("mq cluster map not refreshed: %s", e)
 

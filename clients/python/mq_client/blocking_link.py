@@ -16,6 +16,10 @@ some did (it may or may not have run: protocol.md section 5). `check_alive` peek
 call, for an end of stream that arrived while nobody was reading, so that a call is not sent
 into a connection the broker already closed.
 
+A call may bring a `Patience`: each time it has waited that long without a reply, it asks
+whether to give the broker up (a cluster client whose map no longer names this broker for the
+slot: the broker was paused past its lease, say). Giving up ends the connection as a loss does.
+
 Heartbeats. After `hello`, a daemon thread keeps the session alive while the caller's thread is
 busy elsewhere (a handler that runs for minutes) or waits in a long `get`. It shares the socket
 under `_lock`: a call holds the lock while it sends (so a heartbeat frame never lands inside
@@ -40,6 +44,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from mq_client import ops
@@ -56,6 +61,16 @@ READ_CHUNK_BYTES = 256 * 1024
 # What a non-blocking socket raises when it cannot go on now; a TLS socket may also need to read
 # before it can write, or the reverse (a TLS 1.3 session ticket arriving, say).
 _NOT_NOW = (BlockingIOError, ssl.SSLWantReadError, ssl.SSLWantWriteError)
+
+
+@dataclass(frozen=True, slots=True)
+class Patience:
+    """While a call waits for replies: after `every_s` seconds without one, ask `give_up()`;
+    True ends the connection as lost (the calls fail as `OutcomeUnknown`), False waits as long
+    again."""
+
+    every_s: float
+    give_up: Callable[[], bool]
 
 
 class BlockingLink:
@@ -103,12 +118,14 @@ class BlockingLink:
             self._heartbeats.join()
 
     def exchange(
-        self, requests: Sequence[Request[Any]], timeout_s: float | None, max_frame_bytes: int
+        self, requests: Sequence[Request[Any]], timeout_s: float | None, max_frame_bytes: int,
+        patience: Patience | None = None,
     ) -> list[dict[str, Any]]:
         """Send every request and return their replies, in request order.
 
         `timeout_s` bounds, in seconds, how long the exchange may go without progress (None:
-        forever); frames larger than `max_frame_bytes` are refused before any byte is sent.
+        forever); frames larger than `max_frame_bytes` are refused before any byte is sent;
+        `patience` may give the broker up before that (see the module docstring).
         """
         if self._closed is not None:
             raise clone_error(self._closed)
@@ -123,7 +140,7 @@ class BlockingLink:
         replies: dict[int, dict[str, Any]] = {}
         unsent_bytes = sum(len(frame) for frame in outgoing)
         try:
-            self._pump(outgoing, set(rids), replies, timeout_s)
+            self._pump(outgoing, set(rids), replies, timeout_s, patience)
         except _RepliesLate:
             # Every byte went out, so the stream is intact: later calls drop the late replies.
             raise TimeoutError(f"no reply from the broker within {timeout_s} s") from None
@@ -193,6 +210,7 @@ class BlockingLink:
         wanted: set[int],
         replies: dict[int, dict[str, Any]],
         timeout_s: float | None,
+        patience: Patience | None = None,
     ) -> None:
         # The lock is held from the first byte to the last one sent (no heartbeat frame may land
         # in the middle of ours), then only around each read, never while waiting for replies.
@@ -200,17 +218,17 @@ class BlockingLink:
         locked = True
         self._in_call = True
         deadline = None if timeout_s is None else time.monotonic() + timeout_s
+        check_at = None if patience is None else time.monotonic() + patience.every_s
         try:
             while outgoing or len(replies) < len(wanted):
                 if locked and not outgoing:
                     self._lock.release()
                     locked = False
                 self._want_write(bool(outgoing))
-                ready = self._selector.select(None if deadline is None else max(0.0, deadline - time.monotonic()))
+                ready = self._selector.select(_seconds_to(deadline, check_at))
                 if not ready:
-                    if outgoing:
-                        raise TimeoutError(f"could not send to the broker within {timeout_s} s")
-                    raise _RepliesLate
+                    check_at = self._waited(bool(outgoing), deadline, timeout_s, patience, check_at)
+                    continue
                 mask = ready[0][1]
                 progress = False
                 if mask & selectors.EVENT_WRITE and outgoing:
@@ -220,11 +238,29 @@ class BlockingLink:
                         progress = self._receive_some(wanted, replies) or progress
                 if progress and timeout_s is not None:
                     deadline = time.monotonic() + timeout_s
+                if progress and patience is not None:
+                    check_at = time.monotonic() + patience.every_s
         finally:
             if not locked:
                 self._lock.acquire()
             self._in_call = False
             self._lock.release()
+
+    @staticmethod
+    def _waited(sending: bool, deadline: float | None, timeout_s: float | None, patience: Patience | None,
+                check_at: float | None) -> float | None:
+        """Nothing came before the first of `deadline` and `check_at`: raise if the deadline
+        passed or `patience` gives the broker up; the next check's time."""
+        now = time.monotonic()
+        if deadline is not None and now >= deadline:
+            if sending:
+                raise TimeoutError(f"could not send to the broker within {timeout_s} s")
+            raise _RepliesLate
+        if patience is None or check_at is None or now < check_at:
+            return check_at  # woken a little early
+        if patience.give_up():
+            raise ConnectionLost("the broker stopped answering, and the map no longer names it for the slot")
+        return time.monotonic() + patience.every_s
 
     def _want_write(self, write: bool) -> None:
         events = selectors.EVENT_READ | (selectors.EVENT_WRITE if write else 0)
@@ -343,3 +379,9 @@ class BlockingLink:
 
 class _RepliesLate(Exception):
     """Internal: the timeout passed after the whole request was sent."""
+
+
+def _seconds_to(*moments: float | None) -> float | None:
+    """Seconds from now to the first of `moments` (monotonic; None: none), at least 0."""
+    due = [m for m in moments if m is not None]
+    return None if not due else max(0.0, min(due) - time.monotonic())

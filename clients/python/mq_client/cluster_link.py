@@ -9,6 +9,14 @@ share it), without reconnect of its own: a lost broker's link is dropped and mad
 map still names it. MOVED, TRYAGAIN, STORE_UNAVAILABLE and a lost connection are followed and
 retried as cluster_routing.py says, which the blocking client's links follow too.
 
+  - A request at a broker that has not answered it for its patience (`owner_check_s` beyond
+    what it may take by itself, cluster_routing.OwnerChecks) makes the client read the map from
+    another broker: a broker paused past its etcd lease no longer owns anything, so once the
+    map gives the slot to another broker, the link to the stalled one is dropped (aborted, no
+    goodbye) and what was in flight there is resent to the new owner when that is safe. A
+    request at a broker that still owns its slot keeps waiting. One timer per request does
+    the watching (`_OwnerWatch`), so a prompt reply costs no task.
+
   - Resending after a lost connection may repeat a request that took effect: a `pub` carries
     an automatic `dedup_id` (`<client uuid>:<n>`), so a publish is stored once within its
     queue's dedup window; a `get` may lease a message whose delivery was lost (it comes back
@@ -20,8 +28,9 @@ retried as cluster_routing.py says, which the blocking client's links follow too
     moves.
   - A batch ack is sent as one request per slot.
   - A subscription goes to its queue's broker; when the queue moves (the broker's `moved`
-    push) or that broker is lost, the client subscribes again at the new one, with the same
-    retries, keeping what it had received. A monitor stays on one broker.
+    push) or that broker is lost (its link dropped, a stalled one's too), the client
+    subscribes again at the new one, with the same retries, keeping what it had received. A
+    monitor stays on one broker.
 """
 
 from __future__ import annotations
@@ -33,11 +42,13 @@ from typing import Any, TypeVar
 
 from mq_client import admin_ops
 from mq_client.cluster_routing import (
+    DEFAULT_OWNER_CHECK_S,
     DEFAULT_TAKEOVER_TIMEOUT_S,
     FOLLOWED,
     MAP_READ_TIMEOUT_S,
     Attempts,
     DedupIds,
+    OwnerChecks,
     SlotMap,
     per_slot,
     slot_of_request,
@@ -59,10 +70,12 @@ Dial = Callable[[Address], Awaitable[Connection]]
 
 class ClusterLink:
     def __init__(self, seeds: Sequence[Address], dial: Dial, takeover_timeout_s: float = DEFAULT_TAKEOVER_TIMEOUT_S,
-                 max_frame_bytes: int = 0) -> None:
+                 max_frame_bytes: int = 0, owner_check_s: float = DEFAULT_OWNER_CHECK_S) -> None:
         self._seeds = list(seeds)
         self._dial = dial
         self.takeover_timeout_s = takeover_timeout_s
+        self._checks = OwnerChecks(owner_check_s)
+        self._map_read: asyncio.Task[None] | None = None  # the one shared by owner checks
         self.max_frame_bytes = max_frame_bytes
         self._links: dict[str, Link] = {}  # host:port -> its link
         self._dialing: dict[str, asyncio.Task[Link]] = {}  # host:port -> its link being made
@@ -137,6 +150,8 @@ class ClusterLink:
         self._closed = True
         for dialing in self._dialing.values():
             dialing.cancel()
+        if self._map_read is not None:
+            self._map_read.cancel()
         links, self._links = list(self._links.values()), {}
         await asyncio.gather(*(link.close() for link in links), *self._closing, return_exceptions=True)
 
@@ -151,17 +166,21 @@ class ClusterLink:
                 self._joined.add((addr, str(request.fields["queue"])))
             return result
 
-        return await self._at_owner(slot_of_request(request.fields), attempt)
+        return await self._at_owner(slot_of_request(request.fields), attempt, request.fields)
 
-    async def _at_owner(self, slot: int | None, attempt: Callable[[str], Awaitable[T]]) -> T:
-        """`attempt` at the broker that owns `slot` (any broker for None), following MOVED and
-        retrying TRYAGAIN, an unavailable store or a lost broker (cluster_routing.Attempts)."""
+    async def _at_owner(self, slot: int | None, attempt: Callable[[str], Awaitable[T]],
+                        fields: dict[str, Any]) -> T:
+        """`attempt` (of the request of `fields`) at the broker that owns `slot` (any broker for
+        None), following MOVED and retrying TRYAGAIN, an unavailable store or a lost broker
+        (cluster_routing.Attempts), and leaving a stalled broker that lost the slot
+        (cluster_routing.OwnerChecks)."""
         loop = asyncio.get_running_loop()
         attempts = Attempts(self.takeover_timeout_s, loop.time())
         while True:
             if self._closed:
                 raise ConnectionLost("the client was closed")
             addr = self.map.addr(slot) or self._any()
+            watch = None if slot is None else _OwnerWatch(self, slot, addr, self._checks.patience_s(fields))
             try:
                 return await attempt(addr)
             except FOLLOWED as e:
@@ -174,6 +193,24 @@ class ClusterLink:
                     await asyncio.sleep(step.wait_s)
                 if step.refresh:
                     await self._refresh_quietly()
+            finally:
+                if watch is not None:
+                    watch.stop()
+
+    async def owner_moved(self, slot: int, addr: str) -> bool:
+        """Whether the map, read from a broker other than `addr` unless a read was just made,
+        gives `slot` to another broker than `addr`."""
+        if self._checks.need_read(asyncio.get_running_loop().time()):
+            if self._map_read is None or self._map_read.done():
+                self._map_read = asyncio.create_task(self._refresh_quietly(avoid=addr))
+            await asyncio.shield(self._map_read)
+        return self._checks.moved(self.map, {slot}, addr)
+
+    def leave_stalled(self, addr: str) -> None:
+        """Drop the link to `addr`, which stopped answering and no longer owns what it waits on."""
+        if addr in self._links:
+            log.warning("mq broker %s has not answered and the map gives its slots to others: leaving it", addr)
+        self._drop(addr)
 
     async def _rejoin(self, link: Link, addr: str, request: Request[Any]) -> None:
         """Join the group of the request's queue on this broker first, if the client is in one."""
@@ -252,11 +289,12 @@ class ClusterLink:
                 link.pushes.remove(sub)
                 raise
 
-        await self._at_owner(slot_of(sub.queue), attempt)
+        await self._at_owner(slot_of(sub.queue), attempt, sub.request().fields)
 
     def _drop(self, addr: str) -> None:
         link = self._links.pop(addr, None)
         if link is not None:
+            link.abort()  # calls in flight fail now, and its subscriptions go to follow their queues
             task = asyncio.create_task(link.close())
             self._closing.add(task)
             task.add_done_callback(self._closing.discard)
@@ -269,15 +307,19 @@ class ClusterLink:
 
     # -- the map ----------------------------------------------------------------------------
 
-    async def refresh(self) -> None:
-        """Read the map from a broker already linked, else from the seeds in turn."""
+    async def refresh(self, avoid: str | None = None) -> None:
+        """Read the map from a broker already linked, else from the seeds in turn (never from
+        `avoid`)."""
         candidates = list(self._links) + [f"{s.host}:{s.port}" for s in self._seeds]
         last: MQError | None = None
         for addr in dict.fromkeys(candidates):
+            if addr == avoid:
+                continue
             try:
                 async with asyncio.timeout(MAP_READ_TIMEOUT_S):
                     link = await self._link(addr)
                     self.map.learn(await link.call(admin_ops.cluster()))
+                self._checks.map_read(asyncio.get_running_loop().time())
                 return
             except (MQError, TimeoutError) as e:
                 if not isinstance(e, MQError) or isinstance(e, ConnectionLost):
@@ -285,8 +327,37 @@ class ClusterLink:
                 last = e if isinstance(e, MQError) else ConnectionLost(f"{addr} did not answer")
         raise ConnectionLost(f"no broker of the cluster answered ({last})")
 
-    async def _refresh_quietly(self) -> None:
+    async def _refresh_quietly(self, avoid: str | None = None) -> None:
         try:
-            await self.refresh()
+            await self.refresh(avoid)
         except MQError as e:
             log.debug("mq cluster map not refreshed: %s", e)
+
+
+class _OwnerWatch:
+    """Watches one request at `addr` (cluster_routing.OwnerChecks): each time it has waited
+    `patience_s`, asks whether the map gives `slot` to another broker; once it does, leaves
+    `addr`, which fails the request there. `stop()` when the request is done."""
+
+    def __init__(self, cluster: ClusterLink, slot: int, addr: str, patience_s: float) -> None:
+        self._cluster = cluster
+        self._slot = slot
+        self._addr = addr
+        self._patience_s = patience_s
+        self._loop = asyncio.get_running_loop()
+        self._timer = self._loop.call_later(patience_s, self._check)
+        self._looking: asyncio.Task[None] | None = None
+
+    def _check(self) -> None:
+        self._looking = asyncio.create_task(self._look())
+
+    async def _look(self) -> None:
+        if await self._cluster.owner_moved(self._slot, self._addr):
+            self._cluster.leave_stalled(self._addr)
+        else:  # a slow owner is not a failed one: wait as long again, then look again
+            self._timer = self._loop.call_later(self._patience_s, self._check)
+
+    def stop(self) -> None:
+        self._timer.cancel()
+        if self._looking is not None:
+            self._looking.cancel()

@@ -11,7 +11,14 @@ rules are written once.
     a second MOVED for one request (two brokers that have not both read the new map yet point
     at each other) waits a backoff first. TRYAGAIN, STORE_UNAVAILABLE, a lost connection: wait
     a backoff, read the map again, resend. All of it until `takeover_timeout_s` has passed;
-    then the last error is raised.
+    then the last error is raised. A call that went out and whose broker was lost before it
+    answered (`OutcomeUnknown`) is resent only if that is safe (`safe_to_retry`: a `pub` with
+    its automatic dedup id, reads, `get`, `ack`, `nack`, `touch`); any other raises at once.
+  - `OwnerChecks`: a request left without its reply (its broker paused, say) for its
+    `patience_s` makes the client read the map from another broker: if the slot has a new owner
+    the link to the old one is dropped (its calls fail as `OutcomeUnknown`, and are resent as
+    above); if not, the request keeps waiting (a slow owner is not a failed one) and the map is
+    looked at again after as long again.
   - `DedupIds`: the automatic `dedup_id` of each `pub` (`<client uuid>:<n>`), so a resend after
     a lost connection is stored once within the queue's dedup window.
   - `per_slot`: a batch ack split into one request per slot.
@@ -25,7 +32,15 @@ from dataclasses import dataclass, replace
 from typing import Any, TypeVar, cast
 
 from mq_client import ops
-from mq_client.errors import ConnectionLost, Moved, MQError, ProtocolError, StoreUnavailable, TryAgain
+from mq_client.errors import (
+    ConnectionLost,
+    Moved,
+    MQError,
+    OutcomeUnknown,
+    ProtocolError,
+    StoreUnavailable,
+    TryAgain,
+)
 from mq_client.request import Request
 from mq_client.retry import RECONNECT_BACKOFF, Retry
 from mq_client.slots import slot_of, slot_of_id
@@ -34,6 +49,14 @@ T = TypeVar("T")
 
 DEFAULT_TAKEOVER_TIMEOUT_S = 10.0
 MAP_READ_TIMEOUT_S = 2.0  # a broker that does not say the map by then (paused, say) is skipped
+DEFAULT_OWNER_CHECK_S = 1.0
+"""How long a request may go without its reply (beyond a `get`'s own `wait_s`) before the client
+looks whether its broker still owns the slot, and again after as long each time. A paused
+broker's slots move once its etcd lease (3 s by default, kept alive every third of that)
+lapses, 2 to 3 s after it stopped: looking every second sees the move within a second of it,
+where every 2 s would, at 4 s, often just miss it and wait until 6 s. A broker that is merely
+slow costs its waiting clients one map read (from another broker) a second, shared by all
+their requests there, and nothing more."""
 FOLLOWED = (Moved, TryAgain, StoreUnavailable, ConnectionLost)
 """The errors a cluster client handles by itself (within `takeover_timeout_s`)."""
 
@@ -83,6 +106,14 @@ class SlotMap:
         self._owner[error.slot] = error.addr
 
 
+def may_resend(error: MQError) -> bool:
+    """Whether a request that failed with `error` may be sent again: a followed error, unless
+    the request went out and may have run, and running it twice would do harm."""
+    if isinstance(error, OutcomeUnknown):
+        return error.safe_to_retry
+    return isinstance(error, FOLLOWED)
+
+
 @dataclass(frozen=True, slots=True)
 class Step:
     """What to do before the next try: wait `wait_s` seconds, then read the map again if
@@ -102,7 +133,7 @@ class Attempts:
         self._hops = 0
 
     def after(self, error: MQError, now: float) -> Step:
-        if not isinstance(error, FOLLOWED):
+        if not may_resend(error):
             raise error
         if isinstance(error, Moved):
             self._hops += 1
@@ -111,6 +142,42 @@ class Attempts:
         if now > self._deadline:
             raise error
         return Step(next(self._delays), refresh=not isinstance(error, Moved))
+
+
+class OwnerChecks:
+    """When a request without its reply makes the client look at the map, and what it
+    concludes; times in seconds from one monotonic clock.
+
+    Map reads for these checks are shared: one read serves every check made within
+    `owner_check_s / 4` after it, so many requests stalled at one broker cost a few reads, not
+    one each."""
+
+    def __init__(self, owner_check_s: float = DEFAULT_OWNER_CHECK_S) -> None:
+        if not 0 < owner_check_s < float("inf"):  # NaN too
+            raise ValueError(f"owner_check_s must be a number of seconds > 0, got {owner_check_s}")
+        self.owner_check_s = owner_check_s
+        self._read_at = float("-inf")
+
+    def patience_s(self, fields: dict[str, Any]) -> float:
+        """How long the request may go without its reply before the next check: what it may
+        take by itself (a long-polling `get` its `wait_s`) plus `owner_check_s`."""
+        wait_s = fields.get("wait_s")
+        own_s = float(wait_s) if isinstance(wait_s, int | float) and not isinstance(wait_s, bool) else 0.0
+        return max(own_s, 0.0) + self.owner_check_s
+
+    def map_read(self, now: float) -> None:
+        """The map was just read (from any broker that answered)."""
+        self._read_at = now
+
+    def need_read(self, now: float) -> bool:
+        """Whether a check at `now` must read the map first (no read recent enough to share)."""
+        return now - self._read_at >= self.owner_check_s / 4
+
+    @staticmethod
+    def moved(slot_map: SlotMap, slots: set[int], addr: str) -> bool:
+        """Whether the map gives one of `slots` to a broker other than `addr`, the one the
+        request waits on."""
+        return any(slot_map.addr(s) not in (None, addr) for s in slots)
 
 
 class DedupIds:

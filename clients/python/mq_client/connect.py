@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from mq_client import ops
 from mq_client.cluster_link import ClusterLink
+from mq_client.cluster_routing import DEFAULT_OWNER_CHECK_S
 from mq_client.connection import Connection
 from mq_client.link import Link
 from mq_client.security import client_context, credentials
@@ -22,7 +23,8 @@ class Connecting:
     """What `AsyncClient.connect` returns: awaitable, and an async context manager."""
 
     __slots__ = ("_address", "_client", "_cls", "_cluster", "_connect_timeout_s", "_credentials", "_max_frame_bytes",
-                 "_reconnect", "_reconnect_timeout_s", "_seeds", "_ssl_context", "_takeover_timeout_s")
+                 "_owner_check_s", "_reconnect", "_reconnect_timeout_s", "_seeds", "_ssl_context",
+                 "_takeover_timeout_s")
 
     def __init__(
         self,
@@ -39,11 +41,13 @@ class Connecting:
         ca_file: str | None = None,
         cluster: bool = False,
         takeover_timeout_s: float = 10.0,
+        owner_check_s: float = DEFAULT_OWNER_CHECK_S,
     ) -> None:
         self._seeds = parse_seeds(url)  # a bad URL fails at the call site, not at the first await
         self._address = self._seeds[0]
         self._cluster = cluster or len(self._seeds) > 1
         self._takeover_timeout_s = takeover_timeout_s
+        self._owner_check_s = owner_check_s
         self._credentials = credentials(self._address, user, secret)
         self._ssl_context = client_context(self._address, ssl_context, ca_file)
         self._cls = cls
@@ -74,7 +78,8 @@ class Connecting:
 
     async def _open(self) -> AsyncClient:
         if self._cluster:
-            links = ClusterLink(self._seeds, self._dial_to, self._takeover_timeout_s, self._max_frame_bytes)
+            links = ClusterLink(self._seeds, self._dial_to, self._takeover_timeout_s, self._max_frame_bytes,
+                                self._owner_check_s)
             try:
                 await links.start()
             except BaseException:

@@ -149,6 +149,13 @@ class Link:
         self._joins.pop(request.fields["queue"], None)
         await self.call(request)
 
+    def abort(self) -> None:
+        """Drop the connection at once, with no goodbye, as a network failure would: calls in
+        flight fail (`OutcomeUnknown` once sent), and in a cluster subscriptions go to follow
+        their queues (push.py). For a broker that stopped answering."""
+        if not self._conn.closed:
+            self._conn.abort()
+
     async def close(self) -> None:
         """Stop the background tasks, say goodbye if there is a session, close the connection."""
         if self._closed is None:

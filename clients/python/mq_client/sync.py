@@ -39,7 +39,7 @@ from mq_client import admin_ops, ops
 from mq_client.blocking_cluster import BlockingClusterLink
 from mq_client.blocking_dial import Dialer, redial
 from mq_client.blocking_link import BlockingLink
-from mq_client.cluster_routing import DEFAULT_TAKEOVER_TIMEOUT_S, per_slot
+from mq_client.cluster_routing import DEFAULT_OWNER_CHECK_S, DEFAULT_TAKEOVER_TIMEOUT_S, per_slot
 from mq_client.codec import DEFAULT_MAX_FRAME_BYTES
 from mq_client.errors import ConnectionLost, MQError, OutcomeUnknown, clone_error
 from mq_client.methods import blocking, blocking_via
@@ -113,6 +113,7 @@ class Client:
         ca_file: str | None = None,
         cluster: bool = False,
         takeover_timeout_s: float = DEFAULT_TAKEOVER_TIMEOUT_S,
+        owner_check_s: float = DEFAULT_OWNER_CHECK_S,
     ) -> Client:
         """Connect to the broker at `url` (`mq://host:port`, `mqs://` for TLS).
 
@@ -135,14 +136,18 @@ class Client:
         broker (one connection per broker), follows MOVED and retries TRYAGAIN, an unavailable
         store and a lost broker, for up to `takeover_timeout_s` seconds per request, by the
         rules the asyncio client follows (blocking_cluster.py). `reconnect` does not apply: a
-        lost broker's queues are found again through the map.
+        lost broker's queues are found again through the map. A broker that has not
+        answered a request for `owner_check_s` seconds (beyond a `get`'s `wait_s`) and that the
+        map, read from another broker, no longer names for its slot is left as the asyncio
+        client leaves it (`AsyncClient.connect`).
         """
         seeds = parse_seeds(url)
         address = seeds[0] if len(seeds) > 1 else parse_url(url)
         dialer = Dialer(address, credentials(address, user, secret), client_context(address, ssl_context, ca_file),
                         connect_timeout_s, max_frame_bytes)
         if cluster or len(seeds) > 1:
-            return cls._of_cluster(seeds, dialer, timeout_s, max_frame_bytes, takeover_timeout_s)
+            return cls._of_cluster(seeds, dialer, timeout_s, max_frame_bytes,
+                                   takeover_timeout_s=takeover_timeout_s, owner_check_s=owner_check_s)
         link = BlockingLink(dialer.socket())
         dialer.authenticate(link)
         client = cls(link, timeout_s=timeout_s, max_frame_bytes=max_frame_bytes)
@@ -152,9 +157,9 @@ class Client:
 
     @classmethod
     def _of_cluster(cls, seeds: list[Address], dialer: Dialer, timeout_s: float | None, max_frame_bytes: int,
-                    takeover_timeout_s: float) -> Client:
+                    *, takeover_timeout_s: float, owner_check_s: float) -> Client:
         links = BlockingClusterLink(seeds, lambda addr, within_s: replace(dialer, address=addr).dial(within_s),
-                                    takeover_timeout_s)
+                                    takeover_timeout_s, owner_check_s=owner_check_s)
         try:
             links.start(max_frame_bytes)
         except BaseException:

@@ -1,5 +1,6 @@
 """The cluster client's pure parts: the slot function against the shared vectors, seed lists,
-which slot a request is about, and the MOVED error with where to go."""
+which slot a request is about, the MOVED error with where to go, and when a request without
+its reply looks at the map."""
 
 from __future__ import annotations
 
@@ -9,8 +10,16 @@ import pytest
 from sdk_vectors import VECTORS_PATH, vector
 
 from mq_client import ops
-from mq_client.cluster_routing import Attempts, DedupIds, SlotMap, Step, per_slot, slot_of_request
-from mq_client.errors import Moved, NotFound, ProtocolError, TryAgain, clone_error, error_from_reply
+from mq_client.cluster_routing import Attempts, DedupIds, OwnerChecks, SlotMap, Step, per_slot, slot_of_request
+from mq_client.errors import (
+    Moved,
+    NotFound,
+    OutcomeUnknown,
+    ProtocolError,
+    TryAgain,
+    clone_error,
+    error_from_reply,
+)
 from mq_client.retry import Retry
 from mq_client.slots import murmur3_32, placement_key, slot_of, slot_of_id
 from mq_client.url import parse_seeds
@@ -85,3 +94,35 @@ def test_only_a_pub_gets_an_automatic_dedup_id_and_a_batch_ack_is_split_by_slot(
     parts = per_slot(ops.ack_batch([f"{1 << 10 | 5}.1", f"{2 << 10 | 9}.1", f"{3 << 10 | 5}.2"]))
     assert sorted(p.fields["receipts"] for p in parts) == [[f"{1 << 10 | 5}.1", f"{3 << 10 | 5}.2"],
                                                           [f"{2 << 10 | 9}.1"]]
+
+
+def test_a_call_lost_in_flight_is_resent_only_when_that_is_safe() -> None:
+    attempts = Attempts(10.0, started=0.0, backoff=Retry(first_s=0.5, cap_s=0.5, jitter=0))
+    assert attempts.after(OutcomeUnknown("lost after pub", safe_to_retry=True), 1.0) == Step(0.5, refresh=True)
+    with pytest.raises(OutcomeUnknown):
+        attempts.after(OutcomeUnknown("lost after purge", safe_to_retry=False), 1.0)
+
+
+def test_a_request_may_take_its_own_wait_then_owner_check_s_before_the_map_is_looked_at() -> None:
+    checks = OwnerChecks(owner_check_s=2.0)
+    assert checks.patience_s(ops.publish("q", b"x").fields) == 2.0
+    assert checks.patience_s(ops.get("q", wait_s=5).fields) == 7.0
+    for bad in (0.0, float("nan"), float("inf")):
+        with pytest.raises(ValueError, match="owner_check_s"):
+            OwnerChecks(bad)
+
+
+def test_one_map_read_serves_the_checks_made_soon_after_it() -> None:
+    checks = OwnerChecks(owner_check_s=2.0)
+    assert checks.need_read(100.0)
+    checks.map_read(100.0)
+    assert not checks.need_read(100.4)  # many requests stalled at one broker: one read
+    assert checks.need_read(100.5)
+
+
+def test_the_owner_changed_only_when_the_map_names_another_broker() -> None:
+    slot_map = SlotMap()
+    slot_map.learn({"cluster": "t", "map_epoch": 7, "slots": [[0, 511, "b1", "h:1"], [512, 1023, "b2", "h:2"]]})
+    assert not OwnerChecks.moved(slot_map, {3, 4}, "h:1")
+    assert OwnerChecks.moved(slot_map, {3, 600}, "h:1")
+    assert not OwnerChecks.moved(SlotMap(), {3}, "h:1")  # a map that names no one is no news
