@@ -21,9 +21,11 @@ $(STAMP): pyproject.toml clients/python/pyproject.toml clients/python/mq_client/
 run: $(STAMP)
 	$(BIN)/mq serve --host $(HOST) --port $(PORT) --db $(DB)
 
+# Two workers, a test file each at a time: most tests wait on brokers, sockets and processes,
+# so two overlap well on 2 cores; whole files keep each module-scoped broker to one worker.
 test: $(STAMP)
 	./.ci/test-deps
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n 2 --dist loadfile
 
 # The cluster scenarios (issue 15): 3 etcd nodes, a Postgres and several brokers per scenario.
 test-cluster: $(STAMP)
