@@ -21,9 +21,14 @@ $(STAMP): pyproject.toml clients/python/pyproject.toml clients/python/mq_client/
 run: $(STAMP)
 	$(BIN)/mq serve --host $(HOST) --port $(PORT) --db $(DB)
 
+# tests/ on two workers, a file each at a time: most tests wait on brokers, sockets and
+# processes, so two overlap well on 2 cores; whole files keep a module's broker on one worker.
+# The SDK's tests after, alone: they time heartbeats against an in-process fake broker to
+# within 50 ms, which the other worker's load can stretch.
 test: $(STAMP)
 	./.ci/test-deps
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n 2 --dist loadfile tests
+	$(BIN)/python -m pytest -q clients/python/tests
 
 # The cluster scenarios (issue 15): 3 etcd nodes, a Postgres and several brokers per scenario.
 test-cluster: $(STAMP)

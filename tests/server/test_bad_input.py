@@ -45,7 +45,7 @@ def test_garbage_payload_gets_bad_frame_and_connection_survives(broker: BrokerPr
 def test_random_bytes_close_or_error_only_that_connection(broker: BrokerProcess) -> None:
     s = BinarySession(broker.port)
     s.sock.sendall(bytes(range(256)) * 4)  # starts with 0x00: binary mode, lengths are garbage
-    s.sock.settimeout(5)
+    s.sock.settimeout(1)  # a reply or a close comes at once; silence (a frame awaited) is fine
     try:
         while s.sock.recv(65536):
             pass
