@@ -3,8 +3,8 @@ etcd or from the database for 20 s while the workload runs; the other two broker
 The engines listen on loopback and on the test bridge's addresses (tests/cluster/netns.py).
 
 The first test proves the cut itself, with no broker: it applies to a connection already open,
-it spares the addresses not named, and healing restores the same connection. The scenarios
-skip until `mq serve` has `--cluster`; all of them skip where network namespaces are refused.
+it spares the addresses not named, and healing restores the same connection. All of them
+skip, saying why, where network namespaces are refused.
 """
 
 from __future__ import annotations

@@ -7,7 +7,8 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 
 import pytest
 
@@ -53,6 +54,18 @@ class Node:
         await self.etcd.close()
 
 
+@asynccontextmanager
+async def two_sharing(etcd_node: EtcdNode, cluster_name: str) -> AsyncIterator[list[Node]]:
+    """Members b1 and b2, once both own slots; stopped (leaving) at the end."""
+    nodes = [Node(etcd_node.endpoint, cluster_name, f"b{i}") for i in (1, 2)]
+    try:
+        await until(lambda: all(n.owned() > 0 for n in nodes), "two brokers own slots")
+        yield nodes
+    finally:
+        for n in nodes:
+            await n.stop()
+
+
 def test_brokers_share_the_slots_and_a_leaver_gives_away_only_its_own(
         etcd_node: EtcdNode, cluster_name: str) -> None:
     async def scenario() -> None:
@@ -91,17 +104,12 @@ def test_brokers_share_the_slots_and_a_leaver_gives_away_only_its_own(
 
 def test_a_drained_broker_ends_up_with_no_slots(etcd_node: EtcdNode, cluster_name: str) -> None:
     async def scenario() -> None:
-        nodes = [Node(etcd_node.endpoint, cluster_name, f"b{i}") for i in (1, 2)]
-        try:
-            await until(lambda: all(n.owned() > 0 for n in nodes), "two brokers own slots")
+        async with two_sharing(etcd_node, cluster_name) as nodes:
             await nodes[0].etcd.put(Keys(cluster_name).leaving("b2"), b"")
             await until(lambda: nodes[0].owned() == SLOTS and nodes[1].owned() == 0,
                         "b2 is drained")
             view = nodes[1].view
             assert view is not None and view.map.brokers["b2"].leaving
-        finally:
-            for n in nodes:
-                await n.stop()
 
     asyncio.run(scenario())
 
@@ -109,9 +117,7 @@ def test_a_drained_broker_ends_up_with_no_slots(etcd_node: EtcdNode, cluster_nam
 def test_a_member_whose_lease_lapsed_drops_its_slots_and_joins_again_under_a_new_lease(
         etcd_node: EtcdNode, cluster_name: str) -> None:
     async def scenario() -> None:
-        nodes = [Node(etcd_node.endpoint, cluster_name, f"b{i}") for i in (1, 2)]
-        try:
-            await until(lambda: all(n.owned() > 0 for n in nodes), "two brokers own slots")
+        async with two_sharing(etcd_node, cluster_name) as nodes:
             b2 = nodes[1]
             old = b2.member.lease
             assert old is not None
@@ -120,9 +126,6 @@ def test_a_member_whose_lease_lapsed_drops_its_slots_and_joins_again_under_a_new
             await until(lambda: b2.member.lease not in (None, old) and b2.owned() > 0,
                         "b2 joins again under a new lease and gets slots again")
             assert b2.lapses == 1
-        finally:
-            for n in nodes:
-                await n.stop()
 
     asyncio.run(scenario())
 
@@ -130,9 +133,7 @@ def test_a_member_whose_lease_lapsed_drops_its_slots_and_joins_again_under_a_new
 def test_a_member_that_steps_out_gives_its_slots_away_and_gets_some_back_on_rejoin(
         etcd_node: EtcdNode, cluster_name: str) -> None:
     async def scenario() -> None:
-        nodes = [Node(etcd_node.endpoint, cluster_name, f"b{i}") for i in (1, 2)]
-        try:
-            await until(lambda: all(n.owned() > 0 for n in nodes), "two brokers own slots")
+        async with two_sharing(etcd_node, cluster_name) as nodes:
             b2 = nodes[1]
             await b2.member.step_out()
             assert b2.member.lease is None and not b2.member.in_cluster
@@ -143,9 +144,6 @@ def test_a_member_that_steps_out_gives_its_slots_away_and_gets_some_back_on_rejo
             b2.member.rejoin()
             await until(lambda: b2.owned() > 0, "b2 is a member again and gets slots")
             assert b2.lapses == 0  # stepping out is no lapse
-        finally:
-            for n in nodes:
-                await n.stop()
 
     asyncio.run(scenario())
 
@@ -168,9 +166,7 @@ def test_the_cli_shows_the_cluster_and_drains_a_broker(etcd_node: EtcdNode,
         return proc.returncode or 0, out.decode(), err.decode()
 
     async def scenario() -> None:
-        nodes = [Node(etcd_node.endpoint, cluster_name, f"b{i}") for i in (1, 2)]
-        try:
-            await until(lambda: all(n.owned() > 0 for n in nodes), "two brokers own slots")
+        async with two_sharing(etcd_node, cluster_name):
             code, out, _ = await mq("status", "--json")
             status = json.loads(out)
             assert code == 0 and set(status["brokers"]) == {"b1", "b2"}
@@ -182,8 +178,5 @@ def test_the_cli_shows_the_cluster_and_drains_a_broker(etcd_node: EtcdNode,
                                                       "be stopped")
             code, _, err = await mq("drain", "nobody")
             assert code == 1 and "no broker 'nobody'" in err
-        finally:
-            for n in nodes:
-                await n.stop()
 
     asyncio.run(scenario())
