@@ -25,13 +25,18 @@ ROUNDS = 3
 WITHIN_S = 60.0
 
 
-def test_a_client_on_a_seed_list_rides_out_a_broker_kill(brokers: dict[str, BrokerProcess]) -> None:  # noqa: F811
-    b1 = TextSession(brokers["b1"].port)
+def settled(running: dict[str, BrokerProcess]) -> tuple[str, str]:
+    """Once both brokers serve every slot between them: a queue b2 owns, and the seed list."""
+    b1 = TextSession(running["b1"].port)
     until(lambda: len(owners(b1)) == SLOTS and len(set(owners(b1).values())) == 2, "the map")
-    until(lambda: sum(int(str(server_stats(p)["slots_owned"])) for p in brokers.values()) == SLOTS,
+    until(lambda: sum(int(str(server_stats(p)["slots_owned"])) for p in running.values()) == SLOTS,
           "every slot served")
     at_b2 = next(q for q in QUEUES if owners(b1)[slot_of(q)] == "b2")
-    seeds = ",".join(f"127.0.0.1:{p.port}" for p in brokers.values())
+    return at_b2, ",".join(f"127.0.0.1:{p.port}" for p in running.values())
+
+
+def test_a_client_on_a_seed_list_rides_out_a_broker_kill(brokers: dict[str, BrokerProcess]) -> None:  # noqa: F811
+    at_b2, seeds = settled(brokers)
 
     async def scenario() -> tuple[set[bytes], list[bytes], set[bytes]]:
         confirmed: set[bytes] = set()
@@ -77,12 +82,7 @@ def test_a_client_on_a_seed_list_rides_out_a_broker_kill(brokers: dict[str, Brok
 
 def test_a_subscription_follows_its_queue_when_its_broker_dies(
         brokers: dict[str, BrokerProcess]) -> None:  # noqa: F811
-    b1 = TextSession(brokers["b1"].port)
-    until(lambda: len(owners(b1)) == SLOTS and len(set(owners(b1).values())) == 2, "the map")
-    until(lambda: sum(int(str(server_stats(p)["slots_owned"])) for p in brokers.values()) == SLOTS,
-          "every slot served")
-    at_b2 = next(q for q in QUEUES if owners(b1)[slot_of(q)] == "b2")
-    seeds = ",".join(f"127.0.0.1:{p.port}" for p in brokers.values())
+    at_b2, seeds = settled(brokers)
 
     async def scenario() -> list[bytes]:
         got: list[bytes] = []
