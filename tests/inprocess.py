@@ -95,9 +95,13 @@ class InProcessBroker:
         while not condition():
             await asyncio.sleep(0.001)
 
-    def wait_for_connections(self, count: int) -> None:
-        """Return once the broker holds exactly `count` connections (it saw a close)."""
-        self._call(self._until(lambda: len(self.server.rounds.connections) == count))
+    def wait_for_connections(self, count: int, opened: int | None = None) -> None:
+        """Return once the broker holds exactly `count` connections (it saw a close), and, if
+        given, once it has accepted `opened` connections since it started: a client that
+        connected and closed at once may still wait in the kernel's accept queue."""
+        server = self.server
+        self._call(self._until(lambda: len(server.rounds.connections) == count and (
+            opened is None or server.traffic.opened >= opened)))
 
     def _call(self, work: Any) -> Any:
         assert self._loop is not None

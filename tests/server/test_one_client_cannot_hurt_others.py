@@ -201,12 +201,13 @@ def test_unfinished_frames_of_all_clients_are_bounded(db: Path) -> None:
 @pytest.mark.parametrize(("close", "clients"), [("fin", 200), ("reset", 1_100)])
 def test_waiting_gets_of_closed_connections_are_let_go(broker: InProcessBroker, close: str,
                                                         clients: int) -> None:
+    opened = broker.server.traffic.opened + clients
     for _ in range(clients):
         t = TextSession(broker.port)
         t.send("GET nothing 30 300")
         if close == "reset":  # gone without a FIN: the broker sees no EOF, only the loss
             t.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
         t.close()
-    broker.wait_for_connections(0)
+    broker.wait_for_connections(0, opened)
     assert broker.server.delivery.waiters.count == 0
     assert broker.server.delivery.waiters.retained <= 1_000
